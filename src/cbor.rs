@@ -1,0 +1,278 @@
+//! CBOR codec helpers for the `_cbor` view of a method.
+//!
+//! A request is a map whose text keys are the parameter names. [`ArgMap::parse`] walks
+//! the map once, records where each known key's value starts, and checks that the whole
+//! buffer is one well-formed map; [`ArgMap::get`] then decodes a value in place, so
+//! `&str` and `&[u8]` arguments borrow from the request buffer (zero-copy).
+//!
+//! Rules: an empty buffer is an empty map; unknown keys (and non-text keys) are ignored;
+//! a duplicate known key, a missing key, or a value of the wrong type is an error that
+//! names the key; anything after the map is an error.
+
+use minicbor::data::Type;
+use minicbor::Decoder;
+
+use crate::CallError;
+
+/// Where each expected key's value sits in a request buffer.
+pub struct ArgMap<'b, const N: usize> {
+    req: &'b [u8],
+    keys: [&'static str; N],
+    at: [Option<usize>; N],
+}
+
+fn malformed(e: minicbor::decode::Error) -> CallError {
+    CallError::new(format!("malformed CBOR request: {e}"))
+}
+
+impl<'b, const N: usize> ArgMap<'b, N> {
+    /// Indexes `req` for the parameters `keys`.
+    pub fn parse(req: &'b [u8], keys: [&'static str; N]) -> Result<Self, CallError> {
+        let mut map = ArgMap {
+            req,
+            keys,
+            at: [None; N],
+        };
+        if req.is_empty() {
+            return Ok(map);
+        }
+        let mut d = Decoder::new(req);
+        if !matches!(d.datatype().map_err(malformed)?, Type::Map | Type::MapIndef) {
+            return Err(CallError::new(
+                "malformed CBOR request: expected a map of arguments",
+            ));
+        }
+        let mut remaining = d.map().map_err(malformed)?;
+        loop {
+            match remaining {
+                Some(0) => break,
+                Some(ref mut n) => *n -= 1,
+                None if d.datatype().map_err(malformed)? == Type::Break => {
+                    d.skip().map_err(malformed)?;
+                    break;
+                }
+                None => {}
+            }
+            let key = match d.datatype().map_err(malformed)? {
+                Type::String => Some(d.str().map_err(malformed)?),
+                _ => {
+                    d.skip().map_err(malformed)?;
+                    None
+                }
+            };
+            let slot = key.and_then(|k| map.keys.iter().position(|&want| want == k));
+            if let Some(i) = slot {
+                if map.at[i].is_some() {
+                    return Err(CallError::new(format!("duplicate key `{}`", map.keys[i])));
+                }
+                map.at[i] = Some(d.position());
+                let key = map.keys[i];
+                d.skip().map_err(|e| {
+                    CallError::new(format!("malformed CBOR request: key `{key}`: {e}"))
+                })?;
+            } else {
+                d.skip().map_err(malformed)?;
+            }
+        }
+        if d.position() != req.len() {
+            return Err(CallError::new(
+                "malformed CBOR request: trailing bytes after the map",
+            ));
+        }
+        Ok(map)
+    }
+
+    /// Decodes the argument `keys[i]`; an error if it is missing or of the wrong type.
+    pub fn get<T: FromCbor<'b>>(&self, i: usize) -> Result<T, CallError> {
+        self.opt(i)?
+            .ok_or_else(|| CallError::new(format!("missing key `{}`", self.keys[i])))
+    }
+
+    /// Decodes the optional argument `keys[i]`: `None` when absent or null.
+    pub fn opt<T: FromCbor<'b>>(&self, i: usize) -> Result<Option<T>, CallError> {
+        let Some(pos) = self.at[i] else {
+            return Ok(None);
+        };
+        let mut d = Decoder::new(self.req);
+        d.set_position(pos);
+        if d.datatype().ok() == Some(Type::Null) {
+            return Ok(None);
+        }
+        T::decode(&mut d).map(Some).map_err(|_| {
+            CallError::new(format!("key `{}`: expected {}", self.keys[i], T::EXPECTED))
+        })
+    }
+}
+
+/// A parameter type decodable from a CBOR value, borrowing from the buffer where it can.
+pub trait FromCbor<'b>: Sized {
+    /// What the error message says was expected.
+    const EXPECTED: &'static str;
+    /// Decodes one value.
+    fn decode(d: &mut Decoder<'b>) -> Result<Self, minicbor::decode::Error>;
+}
+
+impl<'b> FromCbor<'b> for &'b str {
+    const EXPECTED: &'static str = "a text string";
+    fn decode(d: &mut Decoder<'b>) -> Result<Self, minicbor::decode::Error> {
+        d.str()
+    }
+}
+
+impl<'b> FromCbor<'b> for &'b [u8] {
+    const EXPECTED: &'static str = "a byte string";
+    fn decode(d: &mut Decoder<'b>) -> Result<Self, minicbor::decode::Error> {
+        d.bytes()
+    }
+}
+
+impl<'b> FromCbor<'b> for bool {
+    const EXPECTED: &'static str = "a bool";
+    fn decode(d: &mut Decoder<'b>) -> Result<Self, minicbor::decode::Error> {
+        d.bool()
+    }
+}
+
+macro_rules! from_cbor {
+    ($($t:ty => $dec:ident, $what:literal),*) => {$(
+        impl<'b> FromCbor<'b> for $t {
+            const EXPECTED: &'static str = $what;
+            fn decode(d: &mut Decoder<'b>) -> Result<Self, minicbor::decode::Error> { d.$dec() }
+        }
+    )*};
+}
+from_cbor!(
+    u8 => u8, "an unsigned integer (u8)", u16 => u16, "an unsigned integer (u16)",
+    u32 => u32, "an unsigned integer (u32)", u64 => u64, "an unsigned integer (u64)",
+    i8 => i8, "an integer (i8)", i16 => i16, "an integer (i16)",
+    i32 => i32, "an integer (i32)", i64 => i64, "an integer (i64)",
+    f32 => f32, "a float (f32)", f64 => f64, "a float"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use minicbor::Encoder;
+
+    fn req(build: impl FnOnce(&mut Encoder<&mut Vec<u8>>)) -> Vec<u8> {
+        let mut v = Vec::new();
+        build(&mut Encoder::new(&mut v));
+        v
+    }
+
+    #[test]
+    fn decodes_borrowed_args_and_ignores_unknown_keys() {
+        let buf = req(|e| {
+            e.map(3)
+                .unwrap()
+                .str("zz")
+                .unwrap()
+                .array(2)
+                .unwrap()
+                .u8(1)
+                .unwrap()
+                .u8(2)
+                .unwrap();
+            e.str("text").unwrap().str("hi").unwrap();
+            e.u8(9).unwrap().str("non-text key").unwrap();
+        });
+        let m = ArgMap::parse(&buf, ["text", "n"]).unwrap();
+        let text: &str = m.get(0).unwrap();
+        assert_eq!(text, "hi");
+        let r = buf.as_ptr_range();
+        assert!(
+            r.contains(&text.as_ptr()),
+            "zero-copy: the str borrows the request buffer"
+        );
+        assert_eq!(m.get::<u32>(1).unwrap_err().message(), "missing key `n`");
+        assert_eq!(m.opt::<u32>(1).unwrap(), None);
+    }
+
+    #[test]
+    fn indefinite_map_and_null_option() {
+        let buf = req(|e| {
+            e.begin_map()
+                .unwrap()
+                .str("n")
+                .unwrap()
+                .null()
+                .unwrap()
+                .end()
+                .unwrap();
+        });
+        let m = ArgMap::parse(&buf, ["n"]).unwrap();
+        assert_eq!(m.opt::<u64>(0).unwrap(), None);
+        assert!(m.get::<u64>(0).is_err());
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let wrong_type = req(|e| {
+            e.map(1).unwrap().str("n").unwrap().str("seven").unwrap();
+        });
+        let m = ArgMap::parse(&wrong_type, ["n"]).unwrap();
+        assert_eq!(
+            m.get::<u64>(0).unwrap_err().message(),
+            "key `n`: expected an unsigned integer (u64)"
+        );
+
+        let dup = req(|e| {
+            e.map(2)
+                .unwrap()
+                .str("n")
+                .unwrap()
+                .u8(1)
+                .unwrap()
+                .str("n")
+                .unwrap()
+                .u8(2)
+                .unwrap();
+        });
+        assert_eq!(
+            ArgMap::parse(&dup, ["n"]).err().unwrap().message(),
+            "duplicate key `n`"
+        );
+
+        let not_map = req(|e| {
+            e.array(0).unwrap();
+        });
+        assert!(ArgMap::parse(&not_map, ["n"])
+            .err()
+            .unwrap()
+            .message()
+            .contains("expected a map"));
+
+        let mut trailing = req(|e| {
+            e.map(0).unwrap();
+        });
+        trailing.push(0);
+        assert!(ArgMap::parse(&trailing, ["n"])
+            .err()
+            .unwrap()
+            .message()
+            .contains("trailing"));
+
+        // A map that declares more entries than the buffer holds, and a truncated string.
+        for bad in [
+            &[0xbb, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff][..],
+            &[0xa1, 0x64, b't', b'e'],
+        ] {
+            assert!(ArgMap::parse(bad, ["text"])
+                .err()
+                .unwrap()
+                .message()
+                .starts_with("malformed CBOR request"));
+        }
+        // Invalid UTF-8 in a text value is a type error on that key, not a crash.
+        let bad_utf8 = [0xa1, 0x61, b't', 0x62, 0xff, 0xfe];
+        let m = ArgMap::parse(&bad_utf8, ["t"]).unwrap();
+        assert!(m.get::<&str>(0).is_err());
+    }
+
+    #[test]
+    fn empty_buffer_is_an_empty_map() {
+        let m = ArgMap::parse(&[], ["a"]).unwrap();
+        assert!(m.get::<i64>(0).is_err());
+        assert!(ArgMap::<0>::parse(&[0xa0], []).is_ok());
+    }
+}

@@ -1,0 +1,265 @@
+//! Context lifecycle: create, submit, destroy.
+//!
+//! A context is a [`Core`] (ring, wake words, flags; not generic) shared by the
+//! registry, the host threads that call into it and its worker thread, which alone
+//! holds the library value. Destroy is synchronous and ordered so that every accepted
+//! request is answered exactly once:
+//!
+//! 1. mark the registry slot closing: new calls (and a second destroy) are refused;
+//! 2. set `closed` and wake producers blocked on a full ring: they give up, refused;
+//! 3. wait until no call is inside the context (its registry users reach 0): from now
+//!    on nobody can push;
+//! 4. set `stop` and wake the worker, which drains the ring, answering each request,
+//!    runs teardown and exits; join it;
+//! 5. free the slot: the handle is stale from here on.
+
+use std::any::TypeId;
+use std::cell::Cell;
+use std::ffi::{c_int, c_void};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::abi::{ffid_ctx, Callback, Refusal, RET_ERR, RET_OK};
+use crate::envelope::Envelope;
+use crate::registry;
+use crate::ring::{ArrayRing, Ring};
+use crate::sync::{AtomicBool, Ordering};
+use crate::wake::{SpaceWait, WakeBackend, WorkerWake};
+use crate::{BackPressure, Library, Options, Request, UserData, WakeKind};
+
+/// The shared, library-independent part of a context.
+pub(crate) struct Core {
+    pub(crate) ring: ArrayRing<Envelope>,
+    pub(crate) wake: WorkerWake,
+    pub(crate) space: SpaceWait,
+    /// Intake stopped: blocked producers give up (destroy step 2).
+    closed: AtomicBool,
+    /// The worker exits once the ring is empty (destroy step 4).
+    pub(crate) stop: AtomicBool,
+    library: TypeId,
+    policy: BackPressure,
+    pub(crate) spin: Duration,
+    worker: Mutex<Option<JoinHandle<()>>>,
+}
+
+thread_local! {
+    /// Set on worker threads: calls made from a handler or callback must never block,
+    /// and destroy must not run there (it would wait for itself).
+    static ON_WORKER: Cell<bool> = const { Cell::new(false) };
+}
+
+pub(crate) fn mark_worker_thread() {
+    ON_WORKER.with(|w| w.set(true));
+}
+
+fn on_worker_thread() -> bool {
+    ON_WORKER.with(|w| w.get())
+}
+
+impl Core {
+    /// Pushes an envelope, applying the back-pressure policy; wakes the worker if parked.
+    #[inline]
+    fn push(&self, mut env: Envelope) -> Result<(), Refusal> {
+        let backoff = crossbeam_utils::Backoff::new();
+        loop {
+            match self.ring.push(env) {
+                Ok(()) => {
+                    self.wake.notify();
+                    return Ok(());
+                }
+                Err(back) => env = back,
+            }
+            if self.policy == BackPressure::Reject || on_worker_thread() {
+                return Err(Refusal::Busy);
+            }
+            if self.closed.load(Ordering::Acquire) {
+                return Err(Refusal::Err);
+            }
+            if backoff.is_completed() {
+                self.space
+                    .wait(|| self.ring.is_full() && !self.closed.load(Ordering::Relaxed));
+            } else {
+                backoff.snooze();
+            }
+        }
+    }
+
+    /// Wait for a slot to free: called by the worker after it popped a batch.
+    pub(crate) fn space_freed(&self) {
+        self.space.notify();
+    }
+
+    /// The eventfd the worker sleeps on, when that is its wake backend.
+    #[cfg(target_os = "linux")]
+    #[allow(dead_code)] // reached by library authors' reactors; kept on the core
+    pub(crate) fn wake_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.wake.fd()
+    }
+}
+
+/// Creates a context for library `L`: starts its worker, which runs `L::construct` on
+/// `config()` and reports the outcome through `callback`. Returns null, with no
+/// callback, when the callback is null, `config` refuses, the options are invalid, or
+/// no thread or registry slot can be had.
+pub fn create<L: Library>(
+    callback: Option<Callback>,
+    user_data: *mut c_void,
+    options: Option<Options>,
+    config: impl FnOnce() -> Result<L::Config, Refusal>,
+) -> *mut ffid_ctx {
+    let (Some(callback), Some(options)) = (callback, options) else {
+        return std::ptr::null_mut();
+    };
+    let Ok(config) = config() else {
+        return std::ptr::null_mut();
+    };
+    let backend = match options.wake {
+        WakeKind::Futex => WakeBackend::Futex,
+        WakeKind::EventFd => match WakeBackend::eventfd() {
+            Ok(b) => b,
+            Err(_) => return std::ptr::null_mut(),
+        },
+    };
+    let core = Arc::new(Core {
+        ring: ArrayRing::new(options.ring_capacity),
+        wake: WorkerWake::new(backend),
+        space: SpaceWait::new(),
+        closed: AtomicBool::new(false),
+        stop: AtomicBool::new(false),
+        library: TypeId::of::<L>(),
+        policy: options.backpressure,
+        spin: options.spin,
+        worker: Mutex::new(None),
+    });
+    let Some(handle) = registry::insert(core.clone()) else {
+        return std::ptr::null_mut();
+    };
+    let user_data = UserData(user_data);
+    let worker_core = core.clone();
+    let spawned = std::thread::Builder::new()
+        .name(format!("ffid-{}", L::NAME))
+        .spawn(move || crate::worker::run::<L>(worker_core, callback, user_data, config));
+    match spawned {
+        Ok(join) => *core.worker.lock().unwrap_or_else(|e| e.into_inner()) = Some(join),
+        Err(_) => {
+            // Nothing was accepted yet and the handle never reached the host.
+            let _ = registry::close(handle, |_| true);
+            registry::remove(handle);
+            return std::ptr::null_mut();
+        }
+    }
+    handle.cast()
+}
+
+/// Submits one call of method `method` of library `L`. Returns `RET_OK` when accepted
+/// (exactly one terminal callback follows) or the refusal's code (no callback).
+///
+/// `request` builds the request from the host's arguments; it runs on the calling
+/// thread after the callback check and before the context is entered.
+#[inline]
+pub fn submit<L: Library>(
+    ctx: *mut ffid_ctx,
+    callback: Option<Callback>,
+    user_data: *mut c_void,
+    method: u16,
+    request: impl FnOnce() -> Result<Request, Refusal>,
+) -> c_int {
+    let Some(callback) = callback else {
+        return Refusal::MissingCallback.code();
+    };
+    debug_assert!(
+        (method as usize) < L::METHODS.len(),
+        "method id out of range for {}",
+        L::NAME
+    );
+    let request = match request() {
+        Ok(r) => r,
+        Err(refusal) => return refusal.code(),
+    };
+    let Some(guard) = registry::acquire(ctx.cast()) else {
+        return RET_ERR;
+    };
+    let core = guard.core();
+    if core.library != TypeId::of::<L>() {
+        return RET_ERR;
+    }
+    let env = Envelope {
+        callback,
+        user_data,
+        method,
+        kind: request.kind,
+        payload: request.payload,
+    };
+    match core.push(env) {
+        Ok(()) => RET_OK,
+        Err(refusal) => refusal.code(),
+    }
+}
+
+/// [`submit`] for a `_cbor` export: copies the request buffer (`req` may be null only
+/// when `len == 0`).
+///
+/// # Safety
+/// If `len > 0`, `req` is null or points to `len` readable bytes for the duration of
+/// this call.
+#[inline]
+pub unsafe fn submit_cbor<L: Library>(
+    ctx: *mut ffid_ctx,
+    callback: Option<Callback>,
+    user_data: *mut c_void,
+    method: u16,
+    req: *const u8,
+    len: usize,
+) -> c_int {
+    // SAFETY: forwarded to the caller.
+    submit::<L>(ctx, callback, user_data, method, || {
+        Ok(Request::cbor(unsafe { crate::abi::bytes_field(req, len) }?))
+    })
+}
+
+/// Destroys a context of library `L` (see the module docs for the order of events).
+/// Returns `RET_ERR` for a stale, invalid or foreign handle, for a second destroy, and
+/// when called on a worker thread (from inside a handler or callback).
+pub fn destroy<L: Library>(ctx: *mut ffid_ctx) -> c_int {
+    if on_worker_thread() {
+        return RET_ERR;
+    }
+    let handle = ctx.cast();
+    let Some(core) = registry::close(handle, |core| core.library == TypeId::of::<L>()) else {
+        return RET_ERR;
+    };
+    core.closed.store(true, Ordering::SeqCst);
+    core.space_freed();
+    while !registry::drained(handle) {
+        std::thread::yield_now();
+    }
+    core.stop.store(true, Ordering::SeqCst);
+    core.wake.notify();
+    if let Some(join) = core.worker.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        // The worker catches handler and teardown panics; a join error can only come
+        // from a panic in a library's `Drop`, and the context is gone either way.
+        let _ = join.join();
+    }
+    registry::remove(handle);
+    RET_OK
+}
+
+/// A snapshot of a context's counters (cheap: a few relaxed loads).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Requests queued and not yet popped by the worker.
+    pub queued: usize,
+    /// Times a producer woke the parked worker (each is one syscall).
+    pub worker_wakes: u64,
+}
+
+/// Reads a live context's counters; `None` for a stale or invalid handle.
+pub fn stats(ctx: *mut ffid_ctx) -> Option<Stats> {
+    let guard = registry::acquire(ctx.cast())?;
+    let core = guard.core();
+    Some(Stats {
+        queued: core.ring.len(),
+        worker_wakes: core.wake.wakes(),
+    })
+}

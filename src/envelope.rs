@@ -1,0 +1,262 @@
+//! The request envelope: what one accepted call carries from the host thread to the worker.
+//!
+//! An [`Envelope`] is stored by value in a ring slot. Its payload is a byte buffer that
+//! lives inline up to [`INLINE_CAPACITY`] bytes and costs exactly one heap allocation
+//! above that. Both request kinds use it:
+//!
+//! - CBOR: the host's request bytes, copied as they are (decoded on the worker,
+//!   zero-copy, borrowing from this buffer).
+//! - native: the fields of the host's args struct, copied in declaration order by a
+//!   [`FieldWriter`]: scalars as their native-endian bytes (a struct of scalars is thus
+//!   a plain memcpy of its fields), strings and byte fields as a length then the bytes.
+//!   The host keeps ownership of its struct and strings; the copy is what makes the call
+//!   asynchronous. [`FieldReader`] reads the fields back in the same order.
+
+use std::ffi::{c_int, c_void};
+
+use crate::abi::Callback;
+use crate::CallError;
+
+/// Payloads up to this many bytes travel inside the ring slot (no allocation).
+pub const INLINE_CAPACITY: usize = 64;
+
+/// The request bytes, inline or on the heap.
+pub(crate) enum Payload {
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE_CAPACITY],
+    },
+    Heap(Box<[u8]>),
+}
+
+impl Payload {
+    /// Copies `src`: inline when it fits, else one allocation.
+    pub(crate) fn copy_from(src: &[u8]) -> Payload {
+        if src.len() <= INLINE_CAPACITY {
+            let mut bytes = [0u8; INLINE_CAPACITY];
+            bytes[..src.len()].copy_from_slice(src);
+            Payload::Inline {
+                len: src.len() as u8,
+                bytes,
+            }
+        } else {
+            Payload::Heap(src.into())
+        }
+    }
+
+    /// Builds a payload from native fields. `write` runs twice: once to measure, once to
+    /// fill a buffer of exactly that size, so a large payload costs one allocation.
+    pub(crate) fn from_fields(write: impl Fn(&mut FieldWriter<'_>)) -> Payload {
+        let mut measure = FieldWriter { out: None, pos: 0 };
+        write(&mut measure);
+        let len = measure.pos;
+        let mut payload = if len <= INLINE_CAPACITY {
+            Payload::Inline {
+                len: len as u8,
+                bytes: [0u8; INLINE_CAPACITY],
+            }
+        } else {
+            Payload::Heap(vec![0u8; len].into_boxed_slice())
+        };
+        let mut fill = FieldWriter {
+            out: Some(payload.as_mut_slice()),
+            pos: 0,
+        };
+        write(&mut fill);
+        debug_assert_eq!(
+            fill.pos, len,
+            "field writer wrote a different size the second time"
+        );
+        payload
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            Payload::Inline { len, bytes } => &bytes[..*len as usize],
+            Payload::Heap(b) => b,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        match self {
+            Payload::Inline { len, bytes } => &mut bytes[..*len as usize],
+            Payload::Heap(b) => b,
+        }
+    }
+}
+
+/// Which view of a method the request uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Native,
+    Cbor,
+}
+
+/// One accepted request.
+pub(crate) struct Envelope {
+    pub(crate) callback: Callback,
+    pub(crate) user_data: *mut c_void,
+    pub(crate) method: u16,
+    pub(crate) kind: Kind,
+    pub(crate) payload: Payload,
+}
+
+// SAFETY: the envelope owns its payload; `user_data` is an opaque token that the host,
+// by the documented contract of every call function, allows to be handed back to its
+// callback on the context's worker thread. The runtime never dereferences it.
+unsafe impl Send for Envelope {}
+
+impl Envelope {
+    /// Invokes the host's callback with this request's `user_data`.
+    pub(crate) fn answer(&self, ret: c_int, msg: &[u8]) {
+        crate::reply::deliver(self.callback, self.user_data, ret, msg);
+    }
+}
+
+/// A scalar that crosses the native boundary as its native-endian bytes.
+pub trait Scalar: Copy {
+    /// Size in bytes.
+    const SIZE: usize;
+    /// Writes the native-endian bytes into `out` (`out.len() == SIZE`).
+    fn put(self, out: &mut [u8]);
+    /// Reads a value from `SIZE` native-endian bytes.
+    fn get(bytes: &[u8]) -> Self;
+}
+
+macro_rules! scalar {
+    ($($t:ty),*) => {$(
+        impl Scalar for $t {
+            const SIZE: usize = std::mem::size_of::<$t>();
+            fn put(self, out: &mut [u8]) { out.copy_from_slice(&self.to_ne_bytes()) }
+            fn get(bytes: &[u8]) -> Self {
+                <$t>::from_ne_bytes(bytes.try_into().expect("caller passes SIZE bytes"))
+            }
+        }
+    )*};
+}
+scalar!(u8, i8, u16, i16, u32, i32, u64, i64, f32, f64);
+
+impl Scalar for bool {
+    const SIZE: usize = 1;
+    fn put(self, out: &mut [u8]) {
+        out[0] = self as u8;
+    }
+    fn get(bytes: &[u8]) -> Self {
+        bytes[0] != 0
+    }
+}
+
+/// Copies native fields into a payload (host side). Used through
+/// [`crate::Submit::native`]; a proc-macro emits the same calls.
+pub struct FieldWriter<'a> {
+    /// `None` while measuring.
+    out: Option<&'a mut [u8]>,
+    pos: usize,
+}
+
+impl FieldWriter<'_> {
+    fn put_raw(&mut self, n: usize, fill: impl FnOnce(&mut [u8])) {
+        if let Some(out) = self.out.as_deref_mut() {
+            fill(&mut out[self.pos..self.pos + n]);
+        }
+        self.pos += n;
+    }
+
+    /// Appends a scalar.
+    pub fn scalar<T: Scalar>(&mut self, v: T) -> &mut Self {
+        self.put_raw(T::SIZE, |o| v.put(o));
+        self
+    }
+
+    /// Appends a byte field (length, then bytes).
+    pub fn bytes(&mut self, b: &[u8]) -> &mut Self {
+        self.scalar(b.len() as u64);
+        self.put_raw(b.len(), |o| o.copy_from_slice(b));
+        self
+    }
+
+    /// Appends a string field (validated UTF-8 by the type).
+    pub fn str(&mut self, s: &str) -> &mut Self {
+        self.bytes(s.as_bytes())
+    }
+}
+
+/// Reads native fields back on the worker, in the order they were written. Borrowed
+/// fields point into the request's payload.
+pub struct FieldReader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> FieldReader<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        FieldReader { rest: bytes }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], CallError> {
+        if self.rest.len() < n {
+            // Only reachable when an export's writer and its handler's reader disagree.
+            return Err(CallError::new("native arguments do not match the method"));
+        }
+        let (head, tail) = self.rest.split_at(n);
+        self.rest = tail;
+        Ok(head)
+    }
+
+    /// Reads a scalar.
+    pub fn scalar<T: Scalar>(&mut self) -> Result<T, CallError> {
+        self.take(T::SIZE).map(T::get)
+    }
+
+    /// Reads a byte field, borrowed from the payload.
+    pub fn bytes(&mut self) -> Result<&'a [u8], CallError> {
+        let len = self.scalar::<u64>()?;
+        let len = usize::try_from(len).map_err(|_| CallError::new("native byte field too long"))?;
+        self.take(len)
+    }
+
+    /// Reads a string field, borrowed from the payload. The writer only takes `&str`, so
+    /// this check cannot fail for a well-formed export; it is kept because it is cheap
+    /// and it keeps this module free of `unsafe`.
+    pub fn str(&mut self) -> Result<&'a str, CallError> {
+        std::str::from_utf8(self.bytes()?)
+            .map_err(|_| CallError::new("native string field is not UTF-8"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_round_trip_inline_and_heap() {
+        for text_len in [0usize, 3, 40, 1000] {
+            let text = "x".repeat(text_len);
+            let p = Payload::from_fields(|w| {
+                w.scalar(-5i64).scalar(2.5f64).str(&text).scalar(true);
+            });
+            assert_eq!(
+                matches!(p, Payload::Inline { .. }),
+                8 + 8 + 8 + text_len + 1 <= INLINE_CAPACITY
+            );
+            let mut r = FieldReader::new(p.as_slice());
+            assert_eq!(r.scalar::<i64>().unwrap(), -5);
+            assert_eq!(r.scalar::<f64>().unwrap(), 2.5);
+            assert_eq!(r.str().unwrap(), text);
+            assert!(r.scalar::<bool>().unwrap());
+            assert!(
+                r.scalar::<u8>().is_err(),
+                "reading past the end is an error, not a panic"
+            );
+        }
+    }
+
+    #[test]
+    fn copy_from_keeps_bytes() {
+        for n in [0usize, 1, INLINE_CAPACITY, INLINE_CAPACITY + 1, 70_000] {
+            let src: Vec<u8> = (0..n).map(|i| i as u8).collect();
+            let p = Payload::copy_from(&src);
+            assert_eq!(p.as_slice(), &src[..]);
+            assert_eq!(matches!(p, Payload::Heap(_)), n > INLINE_CAPACITY);
+        }
+    }
+}

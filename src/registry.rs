@@ -1,0 +1,233 @@
+//! The handle registry: turns the host's opaque `ffid_ctx*` into a live context, or a
+//! refusal, without ever dereferencing the host's pointer.
+//!
+//! A handle's bits are `generation << 32 | (slot index + 1)`: never null, and a garbage
+//! value points at no slot or at a slot of another generation. Slots live in chunks that
+//! are allocated on demand and never freed, so a lookup can always read a slot safely.
+//!
+//! Each slot has one state word: `generation << 32 | CLOSING | users`. A call enters by
+//! CAS-incrementing `users` while the generation matches and `CLOSING` is clear, and
+//! leaves by decrementing it ([`Guard`]). `destroy` sets `CLOSING` (refusing new calls),
+//! waits for `users` to drain, and only then frees the context and bumps the generation,
+//! so a context is never freed under a call, and a handle used after destroy is refused.
+//! A generation is 32 bits: a slot would have to be reused 2^32 times for a stale handle
+//! to alias a live one.
+
+use std::ffi::c_void;
+use std::sync::{Arc, Mutex};
+
+use crate::context::Core;
+use crate::sync::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicPtr;
+
+const CHUNK_SLOTS: usize = 256;
+const CHUNKS: usize = 256;
+/// Contexts alive at once in one process (per copy of this crate).
+pub const MAX_CONTEXTS: usize = CHUNK_SLOTS * CHUNKS;
+
+const CLOSING: u64 = 1 << 31;
+const USERS: u64 = CLOSING - 1;
+
+struct Slot {
+    state: AtomicU64,
+    core: AtomicPtr<Core>,
+}
+
+type Chunk = [Slot; CHUNK_SLOTS];
+
+static CHUNK_TABLE: [AtomicPtr<Chunk>; CHUNKS] =
+    [const { AtomicPtr::new(std::ptr::null_mut()) }; CHUNKS];
+
+/// Cold-path bookkeeping: which slots are free. Lookups never take this lock.
+struct FreeList {
+    next_fresh: usize,
+    free: Vec<usize>,
+}
+
+static FREE: Mutex<FreeList> = Mutex::new(FreeList {
+    next_fresh: 0,
+    free: Vec::new(),
+});
+
+fn slot(index: usize) -> Option<&'static Slot> {
+    let chunk = CHUNK_TABLE
+        .get(index / CHUNK_SLOTS)?
+        .load(Ordering::Acquire);
+    // SAFETY: a non-null chunk pointer was published (Release) after the chunk was fully
+    // initialised, and chunks are never freed, so the reference is valid for 'static.
+    let chunk = unsafe { chunk.as_ref() }?;
+    Some(&chunk[index % CHUNK_SLOTS])
+}
+
+fn decode(handle: *mut c_void) -> Option<(usize, u32)> {
+    let bits = handle as usize as u64;
+    let index = (bits & 0xffff_ffff).checked_sub(1)? as usize;
+    Some((index, (bits >> 32) as u32))
+}
+
+fn encode(index: usize, generation: u32) -> *mut c_void {
+    (((generation as u64) << 32) | (index as u64 + 1)) as usize as *mut c_void
+}
+
+/// Registers a context and returns its handle, or `None` when the registry is full.
+pub(crate) fn insert(core: Arc<Core>) -> Option<*mut c_void> {
+    let index = {
+        let mut free = FREE.lock().unwrap_or_else(|e| e.into_inner());
+        match free.free.pop() {
+            Some(i) => i,
+            None if free.next_fresh < MAX_CONTEXTS => {
+                let i = free.next_fresh;
+                let table = &CHUNK_TABLE[i / CHUNK_SLOTS];
+                if table.load(Ordering::Relaxed).is_null() {
+                    let chunk: Box<Chunk> = Box::new(std::array::from_fn(|_| Slot {
+                        // Generation 1, CLOSING: nothing can enter until `insert` publishes a core.
+                        state: AtomicU64::new(1 << 32 | CLOSING),
+                        core: AtomicPtr::new(std::ptr::null_mut()),
+                    }));
+                    table.store(Box::into_raw(chunk), Ordering::Release);
+                }
+                free.next_fresh += 1;
+                i
+            }
+            None => return None,
+        }
+    };
+    let slot = slot(index).expect("allocated above");
+    slot.core
+        .store(Arc::into_raw(core).cast_mut(), Ordering::Relaxed);
+    // The generation was bumped when the slot was freed; publishing users = 0 with the
+    // Release store makes `core` visible to any lookup that sees this generation.
+    let generation = (slot.state.load(Ordering::Relaxed) >> 32) as u32;
+    slot.state
+        .store((generation as u64) << 32, Ordering::Release);
+    Some(encode(index, generation))
+}
+
+/// A call's hold on a live context: while it exists the context is not freed.
+pub(crate) struct Guard {
+    slot: &'static Slot,
+    core: *const Core,
+}
+
+impl Guard {
+    pub(crate) fn core(&self) -> &Core {
+        // SAFETY: `users > 0` while this guard lives, and `remove` waits for users to
+        // reach 0 before it releases the Arc that `core` points into.
+        unsafe { &*self.core }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.slot.state.fetch_sub(1, Ordering::Release);
+    }
+}
+
+/// Enters a live, not-closing context. `None` for a null, garbage, stale or closing handle.
+#[inline]
+pub(crate) fn acquire(handle: *mut c_void) -> Option<Guard> {
+    let (index, generation) = decode(handle)?;
+    let slot = slot(index)?;
+    let mut state = slot.state.load(Ordering::Relaxed);
+    loop {
+        if (state >> 32) as u32 != generation || state & CLOSING != 0 || state & USERS == USERS {
+            return None;
+        }
+        match slot.state.compare_exchange_weak(
+            state,
+            state + 1,
+            Ordering::Acquire,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => break,
+            Err(now) => state = now,
+        }
+    }
+    let core = slot.core.load(Ordering::Relaxed);
+    Some(Guard { slot, core })
+}
+
+/// Marks a context closing (later `acquire`s fail) and returns it, if the handle is live,
+/// `accept` approves the context, and no other `close` won. Finish with [`remove`].
+pub(crate) fn close(handle: *mut c_void, accept: impl FnOnce(&Core) -> bool) -> Option<Arc<Core>> {
+    // Entering first keeps the core alive while `accept` looks at it.
+    let guard = acquire(handle)?;
+    if !accept(guard.core()) {
+        return None;
+    }
+    let mut state = guard.slot.state.load(Ordering::Relaxed);
+    loop {
+        if state & CLOSING != 0 {
+            return None;
+        }
+        match guard.slot.state.compare_exchange_weak(
+            state,
+            state | CLOSING,
+            Ordering::Acquire,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => break,
+            Err(now) => state = now,
+        }
+    }
+    // SAFETY: the slot holds one strong count (from `insert`) and our guard keeps it
+    // alive; we add one count for the caller and hand it over in the returned Arc.
+    unsafe {
+        Arc::increment_strong_count(guard.core);
+        Some(Arc::from_raw(guard.core))
+    }
+}
+
+/// True once no call holds the closing context at `handle`.
+pub(crate) fn drained(handle: *mut c_void) -> bool {
+    let (index, _) = decode(handle).expect("closed handles decode");
+    slot(index)
+        .expect("closed handles have a slot")
+        .state
+        .load(Ordering::Acquire)
+        & USERS
+        == 0
+}
+
+/// Frees the slot of a closed, drained context: drops the registry's reference, bumps the
+/// generation (the handle is stale from now on) and recycles the index.
+pub(crate) fn remove(handle: *mut c_void) {
+    let (index, generation) = decode(handle).expect("closed handles decode");
+    let slot = slot(index).expect("closed handles have a slot");
+    debug_assert!(drained(handle));
+    let core = slot.core.swap(std::ptr::null_mut(), Ordering::Relaxed);
+    let next = match generation.wrapping_add(1) {
+        0 => 1,
+        g => g,
+    };
+    slot.state
+        .store((next as u64) << 32 | CLOSING, Ordering::Release);
+    // SAFETY: this is the strong count `insert` leaked; users is 0 and CLOSING keeps it 0.
+    drop(unsafe { Arc::from_raw(core) });
+    FREE.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .free
+        .push(index);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_handles_decode_to_nothing_live() {
+        for bits in [0usize, 1, 0xdead_beef, usize::MAX, 0x7fff_ffff_0000_0001] {
+            assert!(acquire(bits as *mut c_void).is_none(), "{bits:#x}");
+            assert!(close(bits as *mut c_void, |_| true).is_none(), "{bits:#x}");
+        }
+    }
+
+    #[test]
+    fn encode_decode_round_trip() {
+        for (i, g) in [(0usize, 1u32), (255, 7), (MAX_CONTEXTS - 1, u32::MAX)] {
+            let h = encode(i, g);
+            assert!(!h.is_null());
+            assert_eq!(decode(h), Some((i, g)));
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! The wake protocol between producers (host threads) and the worker.
+//!
+//! # Worker wake: announce, recheck, park
+//!
+//! The worker's state word is `RUNNING` or `PARKED`. A producer pays for a wake (a
+//! syscall) only when the worker has announced that it is parking; while the worker is
+//! busy or spinning, a submit costs a fence and one load of a cache line the worker does
+//! not write.
+//!
+//! ```text
+//! worker                                   producer
+//! ------                                   --------
+//! state = PARKED            (W1)           ring.push(request)        (P1)
+//! fence(SeqCst)                            fence(SeqCst)
+//! if work is visible        (W2)           if state == PARKED        (P2)
+//!     state = RUNNING; go on                   if swap(state, RUNNING) == PARKED
+//! else sleep while state == PARKED                 wake the worker
+//! ```
+//!
+//! No lost wakeup: the two fences are totally ordered. If the worker's fence comes first,
+//! P2 sees W1 (`PARKED`) and wakes it; if the producer's comes first, W2 sees P1 and the
+//! worker does not sleep. The `swap` makes exactly one of several racing producers issue
+//! the wake. The sleep itself re-validates `state == PARKED` atomically with going to
+//! sleep (futex semantics, or a counting eventfd), so a wake between W2 and the sleep is
+//! not lost either. Spurious returns are harmless: the worker loops.
+//!
+//! # Space wait (back-pressure `Block`)
+//!
+//! The mirror image, with the roles swapped: a producer that finds the ring full reads
+//! the `epoch`, registers in `waiters`, fences, rechecks "still full", and sleeps while
+//! `epoch` is unchanged. The worker, after freeing slots, fences and, only if `waiters`
+//! is non-zero, bumps `epoch` and wakes all sleepers. Same argument: either the
+//! producer's recheck sees the freed slot, or the worker sees the registration.
+
+use crossbeam_utils::CachePadded;
+
+use crate::sync::{fence, AtomicU32, AtomicU64, Ordering};
+
+const RUNNING: u32 = 0;
+const PARKED: u32 = 1;
+
+/// How a parked worker sleeps and is woken.
+pub(crate) enum WakeBackend {
+    /// A futex on the state word (via `parking_lot_core`, which uses futex on Linux).
+    Futex,
+    /// A Linux eventfd, pollable by a reactor that shares the worker thread.
+    #[cfg(target_os = "linux")]
+    EventFd(std::os::fd::OwnedFd),
+}
+
+impl WakeBackend {
+    /// Creates the eventfd backend. Fails where eventfd does not exist.
+    pub(crate) fn eventfd() -> std::io::Result<WakeBackend> {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::FromRawFd;
+            // SAFETY: plain syscall with constant flags; the result is checked below.
+            let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // SAFETY: `fd` is a freshly created descriptor that nothing else owns.
+            Ok(WakeBackend::EventFd(unsafe {
+                std::os::fd::OwnedFd::from_raw_fd(fd)
+            }))
+        }
+        #[cfg(not(target_os = "linux"))]
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "eventfd needs Linux",
+        ))
+    }
+}
+
+/// The worker's parking word and the backend that sleeps on it.
+pub(crate) struct WorkerWake {
+    /// Written by the worker around parking and by the one producer that wakes it; read
+    /// by every producer on every submit, so it sits alone on its cache line.
+    state: CachePadded<AtomicU32>,
+    backend: WakeBackend,
+    /// Wakes issued (each one is a syscall). Touched only on the cold path.
+    wakes: AtomicU64,
+}
+
+impl WorkerWake {
+    pub(crate) fn new(backend: WakeBackend) -> Self {
+        WorkerWake {
+            state: CachePadded::new(AtomicU32::new(RUNNING)),
+            backend,
+            wakes: AtomicU64::new(0),
+        }
+    }
+
+    /// Worker side: announces parking, rechecks `has_work`, and sleeps until woken.
+    /// Returns without sleeping when `has_work` is already true.
+    pub(crate) fn park(&self, has_work: impl Fn() -> bool) {
+        self.state.store(PARKED, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if has_work() {
+            // A producer may have swapped to RUNNING and be about to wake us anyway; the
+            // stray wake only makes a later park return once, spuriously.
+            self.state.store(RUNNING, Ordering::Relaxed);
+            return;
+        }
+        while self.state.load(Ordering::Acquire) == PARKED {
+            self.sleep();
+        }
+    }
+
+    /// Producer side: call after publishing work (or a stop request).
+    #[inline]
+    pub(crate) fn notify(&self) {
+        fence(Ordering::SeqCst);
+        if self.state.load(Ordering::Relaxed) == PARKED
+            && self.state.swap(RUNNING, Ordering::AcqRel) == PARKED
+        {
+            self.wakes.fetch_add(1, Ordering::Relaxed);
+            self.wake();
+        }
+    }
+
+    /// Wakes issued so far.
+    pub(crate) fn wakes(&self) -> u64 {
+        self.wakes.load(Ordering::Relaxed)
+    }
+
+    /// The pollable descriptor of the eventfd backend, if that is the backend.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn fd(&self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        match &self.backend {
+            WakeBackend::EventFd(fd) => Some(fd.as_raw_fd()),
+            WakeBackend::Futex => None,
+        }
+    }
+
+    fn key(&self) -> usize {
+        &*self.state as *const AtomicU32 as usize
+    }
+
+    fn sleep(&self) {
+        match &self.backend {
+            WakeBackend::Futex => {
+                // SAFETY: the key is the address of our own state word, unique for the
+                // life of this context; the validate closure only loads that atomic and
+                // the other callbacks do nothing, so none of them can panic or re-enter
+                // the parking lot.
+                unsafe {
+                    parking_lot_core::park(
+                        self.key(),
+                        || self.state.load(Ordering::Relaxed) == PARKED,
+                        || {},
+                        |_, _| {},
+                        parking_lot_core::DEFAULT_PARK_TOKEN,
+                        None,
+                    );
+                }
+            }
+            #[cfg(target_os = "linux")]
+            WakeBackend::EventFd(fd) => {
+                use std::os::fd::AsRawFd;
+                let mut count = 0u64;
+                // SAFETY: reads 8 bytes into a local u64 from a descriptor we own. A
+                // blocking read returns once the counter is non-zero (a wake happened
+                // after the announce, or a stray one is left over: both fine, the caller
+                // loops on the state word). EINTR also just loops.
+                unsafe { libc::read(fd.as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
+            }
+        }
+    }
+
+    fn wake(&self) {
+        match &self.backend {
+            WakeBackend::Futex => {
+                // SAFETY: same key as `sleep`; the callback does nothing.
+                unsafe {
+                    parking_lot_core::unpark_one(self.key(), |_| {
+                        parking_lot_core::DEFAULT_UNPARK_TOKEN
+                    })
+                };
+            }
+            #[cfg(target_os = "linux")]
+            WakeBackend::EventFd(fd) => {
+                use std::os::fd::AsRawFd;
+                let one = 1u64;
+                // SAFETY: writes 8 bytes from a local u64 to a descriptor we own; an
+                // eventfd write only fails on counter overflow, which 1 per wake cannot reach.
+                unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+            }
+        }
+    }
+}
+
+/// Producers waiting for a free slot (back-pressure `Block`).
+pub(crate) struct SpaceWait {
+    waiters: CachePadded<AtomicU32>,
+    epoch: AtomicU32,
+}
+
+impl SpaceWait {
+    pub(crate) fn new() -> Self {
+        SpaceWait {
+            waiters: CachePadded::new(AtomicU32::new(0)),
+            epoch: AtomicU32::new(0),
+        }
+    }
+
+    /// Producer side: sleeps until the worker frees space or `notify` is called for
+    /// another reason, unless `still_blocked` turns false after registering.
+    pub(crate) fn wait(&self, still_blocked: impl Fn() -> bool) {
+        let epoch = self.epoch.load(Ordering::Acquire);
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if still_blocked() {
+            let key = &self.epoch as *const AtomicU32 as usize;
+            // SAFETY: the key is this context's epoch word; validate only loads it.
+            unsafe {
+                parking_lot_core::park(
+                    key,
+                    || self.epoch.load(Ordering::Relaxed) == epoch,
+                    || {},
+                    |_, _| {},
+                    parking_lot_core::DEFAULT_PARK_TOKEN,
+                    None,
+                );
+            }
+        }
+        self.waiters.fetch_sub(1, Ordering::Release);
+    }
+
+    /// Worker (after popping) or destroy (after closing): wakes every waiting producer,
+    /// at the cost of one load when nobody waits.
+    #[inline]
+    pub(crate) fn notify(&self) {
+        fence(Ordering::SeqCst);
+        if self.waiters.load(Ordering::Relaxed) > 0 {
+            self.epoch.fetch_add(1, Ordering::Release);
+            let key = &self.epoch as *const AtomicU32 as usize;
+            // SAFETY: same key as `wait`; the callback does nothing.
+            unsafe { parking_lot_core::unpark_all(key, parking_lot_core::DEFAULT_UNPARK_TOKEN) };
+        }
+    }
+}
