@@ -97,6 +97,10 @@ typedef struct ffid_ctx ffid_ctx;
 #define FFID_WAKE_FUTEX 0   /* futex word (default) */
 #define FFID_WAKE_EVENTFD 1 /* Linux eventfd */
 
+/* Values of ffid_options.ring */
+#define FFID_RING_TAGGED 0      /* producers tag slots, the worker never writes them (default) */
+#define FFID_RING_ARRAY_QUEUE 1 /* crossbeam-queue's ArrayQueue, for comparison */
+
 /* Runtime options for <lib>_create_with_options. Always fill with ffid_options_init
  * first, then change fields: struct_size identifies the layout the host compiled. */
 typedef struct ffid_options {
@@ -105,6 +109,7 @@ typedef struct ffid_options {
     uint32_t spin_ns;       /* idle worker busy-spins this long before parking; default 50000 */
     uint32_t backpressure;  /* FFID_BACKPRESSURE_* */
     uint32_t wake;          /* FFID_WAKE_* */
+    uint32_t ring;          /* FFID_RING_* */
 } ffid_options;
 
 /* Fills *opts with the defaults. Returns FFID_RET_OK, or FFID_RET_ERR for NULL.

@@ -40,6 +40,11 @@ pub const WAKE_FUTEX: u32 = 0;
 /// Wake backend value for [`ffid_options::wake`]: Linux `eventfd`.
 pub const WAKE_EVENTFD: u32 = 1;
 
+/// Ring value for [`ffid_options::ring`]: the tagged ring (default).
+pub const RING_TAGGED: u32 = 0;
+/// Ring value for [`ffid_options::ring`]: `crossbeam-queue`'s `ArrayQueue`.
+pub const RING_ARRAY_QUEUE: u32 = 1;
+
 /// Runtime options a host may pass at create time. Initialise with [`ffid_options_init`]
 /// and then change fields; `struct_size` lets later versions add fields compatibly.
 #[allow(non_camel_case_types)]
@@ -56,6 +61,8 @@ pub struct ffid_options {
     pub backpressure: u32,
     /// [`WAKE_FUTEX`] (default) or [`WAKE_EVENTFD`].
     pub wake: u32,
+    /// [`RING_TAGGED`] (default) or [`RING_ARRAY_QUEUE`].
+    pub ring: u32,
 }
 
 /// Human-readable name of a status code (`"OK"`, `"ERR"`, ...); `"UNKNOWN"` otherwise.
@@ -101,6 +108,7 @@ pub enum Refusal {
 
 impl Refusal {
     /// The status code an export returns for this refusal.
+    #[inline]
     pub fn code(self) -> c_int {
         match self {
             Refusal::MissingCallback => RET_MISSING_CALLBACK,
@@ -115,6 +123,7 @@ impl Refusal {
 /// # Safety
 /// `args` is null or points to a valid, initialised `T` that stays alive and unchanged
 /// for `'a` (exports use `'a` = the duration of the export call).
+#[inline]
 pub unsafe fn args_ref<'a, T>(args: *const T) -> Result<&'a T, Refusal> {
     // SAFETY: null is handled by `as_ref`; otherwise the caller guarantees validity.
     unsafe { args.as_ref() }.ok_or(Refusal::Err)
@@ -124,6 +133,7 @@ pub unsafe fn args_ref<'a, T>(args: *const T) -> Result<&'a T, Refusal> {
 ///
 /// # Safety
 /// `s` is null or points to a NUL-terminated string alive for `'a`.
+#[inline]
 pub unsafe fn str_field<'a>(s: *const c_char) -> Result<&'a str, Refusal> {
     if s.is_null() {
         return Err(Refusal::Err);
@@ -137,6 +147,7 @@ pub unsafe fn str_field<'a>(s: *const c_char) -> Result<&'a str, Refusal> {
 ///
 /// # Safety
 /// If `len > 0`, `p` points to `len` readable bytes alive for `'a`.
+#[inline]
 pub unsafe fn bytes_field<'a>(p: *const u8, len: usize) -> Result<&'a [u8], Refusal> {
     if len == 0 {
         return Ok(&[]);

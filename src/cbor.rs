@@ -263,10 +263,16 @@ mod tests {
                 .message()
                 .starts_with("malformed CBOR request"));
         }
-        // Invalid UTF-8 in a text value is a type error on that key, not a crash.
+        // Invalid UTF-8 in a known key's text value: an error naming the key, not a crash.
         let bad_utf8 = [0xa1, 0x61, b't', 0x62, 0xff, 0xfe];
-        let m = ArgMap::parse(&bad_utf8, ["t"]).unwrap();
-        assert!(m.get::<&str>(0).is_err());
+        let e = ArgMap::parse(&bad_utf8, ["t"]).err().unwrap();
+        assert!(
+            e.message()
+                .starts_with("malformed CBOR request: key `t`: invalid utf-8"),
+            "{e}"
+        );
+        // ... and in an unknown key's value it is still malformed input.
+        assert!(ArgMap::parse(&bad_utf8, ["other"]).is_err());
     }
 
     #[test]

@@ -23,14 +23,14 @@ use std::time::Duration;
 use crate::abi::{ffid_ctx, Callback, Refusal, RET_ERR, RET_OK};
 use crate::envelope::Envelope;
 use crate::registry;
-use crate::ring::{ArrayRing, Ring};
+use crate::ring::{ArrayRing, Ingress, Ring, TagRing};
 use crate::sync::{AtomicBool, Ordering};
 use crate::wake::{SpaceWait, WakeBackend, WorkerWake};
-use crate::{BackPressure, Library, Options, Request, UserData, WakeKind};
+use crate::{BackPressure, Library, Options, Request, RingKind, UserData, WakeKind};
 
 /// The shared, library-independent part of a context.
 pub(crate) struct Core {
-    pub(crate) ring: ArrayRing<Envelope>,
+    pub(crate) ring: Ingress<Envelope>,
     pub(crate) wake: WorkerWake,
     pub(crate) space: SpaceWait,
     /// Intake stopped: blocked producers give up (destroy step 2).
@@ -122,7 +122,10 @@ pub fn create<L: Library>(
         },
     };
     let core = Arc::new(Core {
-        ring: ArrayRing::new(options.ring_capacity),
+        ring: match options.ring {
+            RingKind::Tagged => Ingress::Tag(TagRing::new(options.ring_capacity)),
+            RingKind::ArrayQueue => Ingress::Array(ArrayRing::new(options.ring_capacity)),
+        },
         wake: WorkerWake::new(backend),
         space: SpaceWait::new(),
         closed: AtomicBool::new(false),

@@ -31,6 +31,7 @@ pub(crate) enum Payload {
 
 impl Payload {
     /// Copies `src`: inline when it fits, else one allocation.
+    #[inline]
     pub(crate) fn copy_from(src: &[u8]) -> Payload {
         if src.len() <= INLINE_CAPACITY {
             let mut bytes = [0u8; INLINE_CAPACITY];
@@ -46,6 +47,7 @@ impl Payload {
 
     /// Builds a payload from native fields. `write` runs twice: once to measure, once to
     /// fill a buffer of exactly that size, so a large payload costs one allocation.
+    #[inline]
     pub(crate) fn from_fields(write: impl Fn(&mut FieldWriter<'_>)) -> Payload {
         let mut measure = FieldWriter { out: None, pos: 0 };
         write(&mut measure);
@@ -70,12 +72,16 @@ impl Payload {
         payload
     }
 
+    #[inline]
+
     pub(crate) fn as_slice(&self) -> &[u8] {
         match self {
             Payload::Inline { len, bytes } => &bytes[..*len as usize],
             Payload::Heap(b) => b,
         }
     }
+
+    #[inline]
 
     fn as_mut_slice(&mut self) -> &mut [u8] {
         match self {
@@ -92,7 +98,9 @@ pub(crate) enum Kind {
     Cbor,
 }
 
-/// One accepted request.
+/// One accepted request. `repr(C)` keeps the header first, so the ring slot's first
+/// cache line holds the header and a small inline payload.
+#[repr(C)]
 pub(crate) struct Envelope {
     pub(crate) callback: Callback,
     pub(crate) user_data: *mut c_void,
@@ -108,6 +116,7 @@ unsafe impl Send for Envelope {}
 
 impl Envelope {
     /// Invokes the host's callback with this request's `user_data`.
+    #[inline]
     pub(crate) fn answer(&self, ret: c_int, msg: &[u8]) {
         crate::reply::deliver(self.callback, self.user_data, ret, msg);
     }
@@ -127,7 +136,9 @@ macro_rules! scalar {
     ($($t:ty),*) => {$(
         impl Scalar for $t {
             const SIZE: usize = std::mem::size_of::<$t>();
+            #[inline]
             fn put(self, out: &mut [u8]) { out.copy_from_slice(&self.to_ne_bytes()) }
+            #[inline]
             fn get(bytes: &[u8]) -> Self {
                 <$t>::from_ne_bytes(bytes.try_into().expect("caller passes SIZE bytes"))
             }
@@ -138,9 +149,11 @@ scalar!(u8, i8, u16, i16, u32, i32, u64, i64, f32, f64);
 
 impl Scalar for bool {
     const SIZE: usize = 1;
+    #[inline]
     fn put(self, out: &mut [u8]) {
         out[0] = self as u8;
     }
+    #[inline]
     fn get(bytes: &[u8]) -> Self {
         bytes[0] != 0
     }
@@ -155,6 +168,7 @@ pub struct FieldWriter<'a> {
 }
 
 impl FieldWriter<'_> {
+    #[inline]
     fn put_raw(&mut self, n: usize, fill: impl FnOnce(&mut [u8])) {
         if let Some(out) = self.out.as_deref_mut() {
             fill(&mut out[self.pos..self.pos + n]);
@@ -163,12 +177,14 @@ impl FieldWriter<'_> {
     }
 
     /// Appends a scalar.
+    #[inline]
     pub fn scalar<T: Scalar>(&mut self, v: T) -> &mut Self {
         self.put_raw(T::SIZE, |o| v.put(o));
         self
     }
 
     /// Appends a byte field (length, then bytes).
+    #[inline]
     pub fn bytes(&mut self, b: &[u8]) -> &mut Self {
         self.scalar(b.len() as u64);
         self.put_raw(b.len(), |o| o.copy_from_slice(b));
@@ -176,6 +192,7 @@ impl FieldWriter<'_> {
     }
 
     /// Appends a string field (validated UTF-8 by the type).
+    #[inline]
     pub fn str(&mut self, s: &str) -> &mut Self {
         self.bytes(s.as_bytes())
     }
@@ -188,9 +205,12 @@ pub struct FieldReader<'a> {
 }
 
 impl<'a> FieldReader<'a> {
+    #[inline]
     pub(crate) fn new(bytes: &'a [u8]) -> Self {
         FieldReader { rest: bytes }
     }
+
+    #[inline]
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], CallError> {
         if self.rest.len() < n {
@@ -203,11 +223,13 @@ impl<'a> FieldReader<'a> {
     }
 
     /// Reads a scalar.
+    #[inline]
     pub fn scalar<T: Scalar>(&mut self) -> Result<T, CallError> {
         self.take(T::SIZE).map(T::get)
     }
 
     /// Reads a byte field, borrowed from the payload.
+    #[inline]
     pub fn bytes(&mut self) -> Result<&'a [u8], CallError> {
         let len = self.scalar::<u64>()?;
         let len = usize::try_from(len).map_err(|_| CallError::new("native byte field too long"))?;
@@ -217,6 +239,7 @@ impl<'a> FieldReader<'a> {
     /// Reads a string field, borrowed from the payload. The writer only takes `&str`, so
     /// this check cannot fail for a well-formed export; it is kept because it is cheap
     /// and it keeps this module free of `unsafe`.
+    #[inline]
     pub fn str(&mut self) -> Result<&'a str, CallError> {
         std::str::from_utf8(self.bytes()?)
             .map_err(|_| CallError::new("native string field is not UTF-8"))

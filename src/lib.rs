@@ -177,6 +177,16 @@ pub enum WakeKind {
     EventFd,
 }
 
+/// Which ring implementation carries a context's requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum RingKind {
+    /// The default: producers tag slots, the worker never writes them (see `ring.rs`).
+    #[default]
+    Tagged,
+    /// `crossbeam-queue`'s `ArrayQueue`, for comparison.
+    ArrayQueue,
+}
+
 /// Per-context runtime options.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {
@@ -188,6 +198,8 @@ pub struct Options {
     pub backpressure: BackPressure,
     /// Wake backend. Default [`WakeKind::Futex`].
     pub wake: WakeKind,
+    /// Ring implementation. Default [`RingKind::Tagged`].
+    pub ring: RingKind,
 }
 
 impl Default for Options {
@@ -197,6 +209,7 @@ impl Default for Options {
             spin: Duration::from_micros(50),
             backpressure: BackPressure::Block,
             wake: WakeKind::Futex,
+            ring: RingKind::Tagged,
         }
     }
 }
@@ -215,6 +228,10 @@ impl Options {
             wake: match self.wake {
                 WakeKind::Futex => abi::WAKE_FUTEX,
                 WakeKind::EventFd => abi::WAKE_EVENTFD,
+            },
+            ring: match self.ring {
+                RingKind::Tagged => abi::RING_TAGGED,
+                RingKind::ArrayQueue => abi::RING_ARRAY_QUEUE,
             },
         }
     }
@@ -237,6 +254,11 @@ impl Options {
             wake: match o.wake {
                 abi::WAKE_FUTEX => WakeKind::Futex,
                 abi::WAKE_EVENTFD => WakeKind::EventFd,
+                _ => return None,
+            },
+            ring: match o.ring {
+                abi::RING_TAGGED => RingKind::Tagged,
+                abi::RING_ARRAY_QUEUE => RingKind::ArrayQueue,
                 _ => return None,
             },
         })
@@ -274,6 +296,7 @@ mod tests {
             spin: Duration::ZERO,
             backpressure: BackPressure::Reject,
             wake: WakeKind::EventFd,
+            ring: RingKind::ArrayQueue,
         };
         assert_eq!(Options::from_c(&o.to_c()), Some(o));
         let mut bad = Options::default().to_c();

@@ -49,6 +49,8 @@ static FREE: Mutex<FreeList> = Mutex::new(FreeList {
     free: Vec::new(),
 });
 
+#[inline]
+
 fn slot(index: usize) -> Option<&'static Slot> {
     let chunk = CHUNK_TABLE
         .get(index / CHUNK_SLOTS)?
@@ -58,6 +60,8 @@ fn slot(index: usize) -> Option<&'static Slot> {
     let chunk = unsafe { chunk.as_ref() }?;
     Some(&chunk[index % CHUNK_SLOTS])
 }
+
+#[inline]
 
 fn decode(handle: *mut c_void) -> Option<(usize, u32)> {
     let bits = handle as usize as u64;
@@ -110,6 +114,7 @@ pub(crate) struct Guard {
 }
 
 impl Guard {
+    #[inline]
     pub(crate) fn core(&self) -> &Core {
         // SAFETY: `users > 0` while this guard lives, and `remove` waits for users to
         // reach 0 before it releases the Arc that `core` points into.
@@ -118,6 +123,7 @@ impl Guard {
 }
 
 impl Drop for Guard {
+    #[inline]
     fn drop(&mut self) {
         self.slot.state.fetch_sub(1, Ordering::Release);
     }

@@ -15,6 +15,7 @@ use crate::CallError;
 
 /// Invokes the host's callback. The bytes must end with the NUL terminator, which is
 /// not counted in `len`.
+#[inline]
 pub(crate) fn deliver(callback: Callback, user_data: *mut c_void, ret: c_int, msg_nul: &[u8]) {
     debug_assert_eq!(msg_nul.last(), Some(&0));
     // SAFETY: `callback` is the non-null function pointer the host gave with this request
@@ -37,12 +38,15 @@ impl Reply {
         }
     }
 
+    #[inline]
+
     pub(crate) fn start(&mut self, kind: Kind) {
         self.buf.clear();
         self.kind = kind;
     }
 
     /// Answers with a value.
+    #[inline]
     pub fn value<T: Answer + ?Sized>(&mut self, v: &T) -> Result<(), CallError> {
         self.buf.clear();
         match self.kind {
@@ -55,6 +59,7 @@ impl Reply {
     }
 
     /// Answers with a handler's `Result`: `Ok` as [`Reply::value`], `Err` as an error.
+    #[inline]
     pub fn result<T: Answer, E: Display>(&mut self, r: Result<T, E>) -> Result<(), CallError> {
         match r {
             Ok(v) => self.value(&v),
@@ -63,6 +68,7 @@ impl Reply {
     }
 
     /// The answer bytes with the NUL terminator appended.
+    #[inline]
     pub(crate) fn ok_bytes(&mut self) -> &[u8] {
         if self.kind == Kind::Cbor && self.buf.is_empty() {
             self.buf.push(0xf6); // CBOR null: the empty answer of a CBOR call
@@ -72,6 +78,7 @@ impl Reply {
     }
 
     /// An error message with the NUL terminator appended, never empty.
+    #[inline]
     pub(crate) fn err_bytes(&mut self, msg: &str) -> &[u8] {
         self.buf.clear();
         let msg = if msg.is_empty() { "unknown error" } else { msg };
@@ -95,9 +102,11 @@ pub trait Answer {
 }
 
 impl Answer for str {
+    #[inline]
     fn native(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(self.as_bytes());
     }
+    #[inline]
     fn cbor(
         &self,
         e: &mut Encoder<&mut Vec<u8>>,
@@ -107,9 +116,11 @@ impl Answer for str {
 }
 
 impl Answer for String {
+    #[inline]
     fn native(&self, out: &mut Vec<u8>) {
         self.as_str().native(out)
     }
+    #[inline]
     fn cbor(
         &self,
         e: &mut Encoder<&mut Vec<u8>>,
@@ -119,9 +130,11 @@ impl Answer for String {
 }
 
 impl Answer for [u8] {
+    #[inline]
     fn native(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(self);
     }
+    #[inline]
     fn cbor(
         &self,
         e: &mut Encoder<&mut Vec<u8>>,
@@ -131,9 +144,11 @@ impl Answer for [u8] {
 }
 
 impl Answer for Vec<u8> {
+    #[inline]
     fn native(&self, out: &mut Vec<u8>) {
         self.as_slice().native(out)
     }
+    #[inline]
     fn cbor(
         &self,
         e: &mut Encoder<&mut Vec<u8>>,
@@ -143,9 +158,11 @@ impl Answer for Vec<u8> {
 }
 
 impl Answer for bool {
+    #[inline]
     fn native(&self, out: &mut Vec<u8>) {
         out.push(*self as u8);
     }
+    #[inline]
     fn cbor(
         &self,
         e: &mut Encoder<&mut Vec<u8>>,
@@ -156,7 +173,9 @@ impl Answer for bool {
 
 /// No value: `len == 0` natively, CBOR null on the wire.
 impl Answer for () {
+    #[inline]
     fn native(&self, _: &mut Vec<u8>) {}
+    #[inline]
     fn cbor(
         &self,
         e: &mut Encoder<&mut Vec<u8>>,
@@ -169,7 +188,9 @@ macro_rules! int_answer {
     ($($t:ty => $enc:ident),*) => {$(
         /// Natively its native-endian bytes; an integer on the CBOR wire.
         impl Answer for $t {
+            #[inline]
             fn native(&self, out: &mut Vec<u8>) { out.extend_from_slice(&self.to_ne_bytes()) }
+            #[inline]
             fn cbor(&self, e: &mut Encoder<&mut Vec<u8>>) -> Result<(), minicbor::encode::Error<std::convert::Infallible>> {
                 e.$enc(*self).map(drop)
             }
@@ -179,9 +200,11 @@ macro_rules! int_answer {
 int_answer!(u8 => u8, u16 => u16, u32 => u32, u64 => u64, i8 => i8, i16 => i16, i32 => i32, i64 => i64, f32 => f32, f64 => f64);
 
 impl<T: Answer + ?Sized> Answer for &T {
+    #[inline]
     fn native(&self, out: &mut Vec<u8>) {
         (**self).native(out)
     }
+    #[inline]
     fn cbor(
         &self,
         e: &mut Encoder<&mut Vec<u8>>,

@@ -42,7 +42,9 @@ pub(crate) fn run<L: Library>(
 
     loop {
         let mut handled = 0;
-        while let Some(env) = core.ring.pop() {
+        // SAFETY: this thread is the context's only consumer: the worker is the one
+        // thread that pops, for the whole life of the ring.
+        while let Some(env) = unsafe { core.ring.pop() } {
             handle::<L>(&mut library, &env, &mut reply);
             handled += 1;
             if handled == BATCH {
@@ -73,10 +75,17 @@ pub(crate) fn run<L: Library>(
     }
 }
 
-/// Busy-waits up to `budget` for `ready`. Time is read every few dozen iterations only.
+/// Busy-waits up to `budget` for `ready`. The clock is read only after a first round of
+/// polls (a request that arrives at once costs no clock read) and then every few dozen.
 fn spin_until(budget: Duration, ready: impl Fn() -> bool) -> bool {
     if budget.is_zero() {
         return false;
+    }
+    for _ in 0..64 {
+        if ready() {
+            return true;
+        }
+        std::hint::spin_loop();
     }
     let start = Instant::now();
     loop {
