@@ -1,3 +1,251 @@
-fn main() {
-    println!("{}", echo::echo_x());
+//! One host thread: call + wait for the callback, through the C ABI of `echo`, beside
+//! the floor (a bare atomic ping-pong between two threads) and a plain baseline (std
+//! `mpsc` channel + worker thread answering through the same kind of completion flag).
+//!
+//! `hot`: the worker is spinning when the call arrives. `cold`: the host sleeps 200 µs
+//! (untimed) before each call so the worker has parked (spin budget 0 for ffi-dispatch;
+//! std's `recv` blocks after its own brief spin). Compare ratios within one run only.
+
+use std::ffi::{c_char, c_int, c_void};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use crossbeam_utils::CachePadded;
+use echo::*;
+use ffi_dispatch::{ffid_ctx, Options, RingKind, RET_OK};
+
+const COLD_GAP: Duration = Duration::from_micros(200);
+
+/// The completion record a latency-sensitive host keeps: one cache line.
+#[derive(Default)]
+struct Completion {
+    done: CachePadded<AtomicU32>,
 }
+
+unsafe extern "C" fn complete(ret: c_int, msg: *const c_char, len: usize, ud: *mut c_void) {
+    debug_assert!(ret == RET_OK && len >= 1);
+    let _ = msg;
+    // SAFETY: `ud` is the bench's `Completion`, alive for the whole bench.
+    unsafe { &*(ud as *const Completion) }
+        .done
+        .store(1, Ordering::Release);
+}
+
+fn wait(c: &Completion) {
+    while c.done.load(Ordering::Acquire) == 0 {
+        std::hint::spin_loop();
+    }
+    c.done.store(0, Ordering::Relaxed);
+}
+
+fn make(options: Options) -> *mut ffid_ctx {
+    let created = Completion::default();
+    let cfg = EchoConfig {
+        prefix: c"bench".as_ptr(),
+    };
+    let opts = options.to_c();
+    // SAFETY: valid callback, config and options; `created` outlives its callback.
+    let ctx = unsafe {
+        echo_create_with_options(
+            Some(complete),
+            &created as *const _ as *mut c_void,
+            &cfg,
+            &opts,
+        )
+    };
+    assert!(!ctx.is_null());
+    wait(&created);
+    ctx
+}
+
+/// Times `iters` round trips of `one`, each after `gap` (untimed) when given.
+fn timed(iters: u64, gap: Option<Duration>, mut one: impl FnMut()) -> Duration {
+    match gap {
+        None => {
+            let start = Instant::now();
+            for _ in 0..iters {
+                one();
+            }
+            start.elapsed()
+        }
+        Some(gap) => (0..iters)
+            .map(|_| {
+                std::thread::sleep(gap);
+                let start = Instant::now();
+                one();
+                start.elapsed()
+            })
+            .sum(),
+    }
+}
+
+fn floor(c: &mut Criterion) {
+    let ball = Arc::new(CachePadded::new(AtomicU64::new(0)));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (b, s) = (ball.clone(), stop.clone());
+    let pong = std::thread::spawn(move || {
+        while !s.load(Ordering::Relaxed) {
+            if b.load(Ordering::Acquire) == 1 {
+                b.store(0, Ordering::Release);
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+    });
+    c.bench_function("floor/atomic ping-pong", |bench| {
+        bench.iter_custom(|iters| {
+            timed(iters, None, || {
+                ball.store(1, Ordering::Release);
+                while ball.load(Ordering::Acquire) != 0 {
+                    std::hint::spin_loop();
+                }
+            })
+        })
+    });
+    stop.store(true, Ordering::Relaxed);
+    pong.join().unwrap();
+}
+
+fn scalar_request() -> Vec<u8> {
+    let mut v = Vec::new();
+    let mut e = minicbor::Encoder::new(&mut v);
+    e.map(3)
+        .unwrap()
+        .str("a")
+        .unwrap()
+        .i64(41)
+        .unwrap()
+        .str("b")
+        .unwrap()
+        .i64(1)
+        .unwrap();
+    e.str("x").unwrap().f64(0.5).unwrap();
+    v
+}
+
+fn ffi_dispatch_lanes(c: &mut Criterion, state: &str, gap: Option<Duration>) {
+    let spin = if gap.is_some() {
+        Duration::ZERO
+    } else {
+        Options::default().spin
+    };
+    let mut group = c.benchmark_group(format!("roundtrip/{state}"));
+    if gap.is_some() {
+        group
+            .sample_size(20)
+            .measurement_time(Duration::from_secs(4));
+    }
+    for (name, ring) in [
+        ("tagged", RingKind::Tagged),
+        ("array_queue", RingKind::ArrayQueue),
+    ] {
+        let ctx = make(Options {
+            spin,
+            ring,
+            ..Options::default()
+        });
+        let done = Completion::default();
+        let ud = &done as *const Completion as *mut c_void;
+        let args = EchoScalarCheckArgs {
+            a: 41,
+            b: 1,
+            x: 0.5,
+        };
+        group.bench_function(format!("native scalar_check ({name})"), |bench| {
+            bench.iter_custom(|iters| {
+                timed(iters, gap, || {
+                    // SAFETY: valid args and user data for the duration of the call.
+                    assert_eq!(
+                        unsafe { echo_scalar_check(ctx, Some(complete), ud, black_box(&args)) },
+                        RET_OK
+                    );
+                    wait(&done);
+                })
+            })
+        });
+        let req = scalar_request();
+        group.bench_function(format!("cbor scalar_check ({name})"), |bench| {
+            bench.iter_custom(|iters| {
+                timed(iters, gap, || {
+                    // SAFETY: `req` holds `req.len()` bytes for the duration of the call.
+                    let ret = unsafe {
+                        echo_scalar_check_cbor(ctx, Some(complete), ud, req.as_ptr(), req.len())
+                    };
+                    assert_eq!(ret, RET_OK);
+                    wait(&done);
+                })
+            })
+        });
+        assert_eq!(echo_destroy(ctx), RET_OK);
+    }
+    group.finish();
+}
+
+/// The naive baseline: requests over std `mpsc` to a worker thread blocked in `recv`.
+fn mpsc_baseline(c: &mut Criterion, state: &str, gap: Option<Duration>) {
+    struct Req {
+        a: i64,
+        b: i64,
+        x: f64,
+        done: *const Completion,
+        answer: *const AtomicBool,
+    }
+    // SAFETY: the pointers refer to the bench's own records, alive until the worker exits.
+    unsafe impl Send for Req {}
+    let (tx, rx) = mpsc::channel::<Req>();
+    let worker = std::thread::spawn(move || {
+        while let Ok(r) = rx.recv() {
+            let ok = ((r.a + r.b + r.x as i64) & 1) == 0;
+            // SAFETY: see `Req`.
+            unsafe {
+                (*r.answer).store(ok, Ordering::Relaxed);
+                (*r.done).done.store(1, Ordering::Release);
+            }
+        }
+    });
+    let done = Completion::default();
+    let answer = AtomicBool::new(false);
+    let mut group = c.benchmark_group(format!("roundtrip/{state}"));
+    if gap.is_some() {
+        group
+            .sample_size(20)
+            .measurement_time(Duration::from_secs(4));
+    }
+    group.bench_function("baseline std mpsc + worker", |bench| {
+        bench.iter_custom(|iters| {
+            timed(iters, gap, || {
+                tx.send(Req {
+                    a: 41,
+                    b: 1,
+                    x: 0.5,
+                    done: &done,
+                    answer: &answer,
+                })
+                .unwrap();
+                wait(&done);
+            })
+        })
+    });
+    group.finish();
+    drop(tx);
+    worker.join().unwrap();
+}
+
+fn roundtrip(c: &mut Criterion) {
+    // The floor first, before any worker thread exists.
+    floor(c);
+    ffi_dispatch_lanes(c, "hot", None);
+    mpsc_baseline(c, "hot", None);
+    ffi_dispatch_lanes(c, "cold", Some(COLD_GAP));
+    mpsc_baseline(c, "cold", Some(COLD_GAP));
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    targets = roundtrip
+}
+criterion_main!(benches);

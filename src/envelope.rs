@@ -73,7 +73,6 @@ impl Payload {
     }
 
     #[inline]
-
     pub(crate) fn as_slice(&self) -> &[u8] {
         match self {
             Payload::Inline { len, bytes } => &bytes[..*len as usize],
@@ -82,7 +81,6 @@ impl Payload {
     }
 
     #[inline]
-
     fn as_mut_slice(&mut self) -> &mut [u8] {
         match self {
             Payload::Inline { len, bytes } => &mut bytes[..*len as usize],
@@ -211,7 +209,6 @@ impl<'a> FieldReader<'a> {
     }
 
     #[inline]
-
     fn take(&mut self, n: usize) -> Result<&'a [u8], CallError> {
         if self.rest.len() < n {
             // Only reachable when an export's writer and its handler's reader disagree.
@@ -257,10 +254,9 @@ mod tests {
             let p = Payload::from_fields(|w| {
                 w.scalar(-5i64).scalar(2.5f64).str(&text).scalar(true);
             });
-            assert_eq!(
-                matches!(p, Payload::Inline { .. }),
-                8 + 8 + 8 + text_len + 1 <= INLINE_CAPACITY
-            );
+            // i64 + f64 + (length + text) + bool
+            let size = 8 + 8 + (8 + text_len) + 1;
+            assert_eq!(matches!(p, Payload::Inline { .. }), size <= INLINE_CAPACITY);
             let mut r = FieldReader::new(p.as_slice());
             assert_eq!(r.scalar::<i64>().unwrap(), -5);
             assert_eq!(r.scalar::<f64>().unwrap(), 2.5);

@@ -50,7 +50,6 @@ static FREE: Mutex<FreeList> = Mutex::new(FreeList {
 });
 
 #[inline]
-
 fn slot(index: usize) -> Option<&'static Slot> {
     let chunk = CHUNK_TABLE
         .get(index / CHUNK_SLOTS)?
@@ -62,7 +61,6 @@ fn slot(index: usize) -> Option<&'static Slot> {
 }
 
 #[inline]
-
 fn decode(handle: *mut c_void) -> Option<(usize, u32)> {
     let bits = handle as usize as u64;
     let index = (bits & 0xffff_ffff).checked_sub(1)? as usize;

@@ -39,7 +39,6 @@ impl Reply {
     }
 
     #[inline]
-
     pub(crate) fn start(&mut self, kind: Kind) {
         self.buf.clear();
         self.kind = kind;

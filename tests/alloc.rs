@@ -1,0 +1,190 @@
+//! Allocation accounting with a counting global allocator: in steady state a native
+//! scalar call and a CBOR call whose request fits inline allocate nothing, on any thread
+//! (host or worker); a large payload costs exactly its one copy.
+//!
+//! One `#[test]` only: the counter is process-wide, and parallel tests would add noise.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::ffi::{c_char, c_int, c_void};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use echo::*;
+use ffi_dispatch::{ffid_ctx, RET_OK};
+
+struct Counting;
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded contract.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded contract.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded contract.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// A completion record the callback fills; no allocation in the callback.
+#[derive(Default)]
+struct Done {
+    flag: AtomicU32,
+    ret: AtomicU32,
+    first: AtomicU32,
+}
+
+unsafe extern "C" fn on_done(ret: c_int, msg: *const c_char, len: usize, ud: *mut c_void) {
+    // SAFETY: `ud` is the `Done` passed with the call, alive until the flag is set.
+    let done = unsafe { &*(ud as *const Done) };
+    // SAFETY: the runtime passes `len` readable bytes.
+    let first = if len > 0 {
+        unsafe { *msg.cast::<u8>() }
+    } else {
+        0xff
+    };
+    done.first.store(first as u32, Ordering::Relaxed);
+    done.ret.store(ret as u32, Ordering::Relaxed);
+    done.flag.store(1, Ordering::Release);
+}
+
+/// Makes one synchronous call and returns the first answer byte.
+fn call(submit: impl FnOnce(*mut c_void) -> c_int) -> u8 {
+    let done = Done::default();
+    assert_eq!(submit(&done as *const Done as *mut c_void), RET_OK);
+    while done.flag.load(Ordering::Acquire) == 0 {
+        std::hint::spin_loop();
+    }
+    assert_eq!(done.ret.load(Ordering::Relaxed), RET_OK as u32);
+    done.first.load(Ordering::Relaxed) as u8
+}
+
+/// Allocations per call over `n` calls, after a warm-up. The warm-up lets the worker
+/// park and be woken once: the first park in a process sets up `parking_lot_core`'s
+/// table (a one-time allocation, not a per-request one).
+fn allocations_per_call(n: u64, mut one: impl FnMut(u64)) -> f64 {
+    for i in 0..1000 {
+        one(i);
+        if i == 500 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    for i in 0..n {
+        one(i);
+    }
+    (ALLOCATIONS.load(Ordering::SeqCst) - before) as f64 / n as f64
+}
+
+fn scalar_request(a: i64, b: i64, x: f64) -> Vec<u8> {
+    let mut v = Vec::new();
+    let mut e = minicbor::Encoder::new(&mut v);
+    e.map(3)
+        .unwrap()
+        .str("a")
+        .unwrap()
+        .i64(a)
+        .unwrap()
+        .str("b")
+        .unwrap()
+        .i64(b)
+        .unwrap();
+    e.str("x").unwrap().f64(x).unwrap();
+    v
+}
+
+#[test]
+fn steady_state_allocations_per_call() {
+    let created = Done::default();
+    let cfg = EchoConfig {
+        prefix: c"alloc".as_ptr(),
+    };
+    // SAFETY: valid callback, config and user data that outlives the constructor callback.
+    let ctx: *mut ffid_ctx =
+        unsafe { echo_create(Some(on_done), &created as *const Done as *mut c_void, &cfg) };
+    assert!(!ctx.is_null());
+    while created.flag.load(Ordering::Acquire) == 0 {
+        std::hint::spin_loop();
+    }
+
+    let native = allocations_per_call(20_000, |i| {
+        let args = EchoScalarCheckArgs {
+            a: i as i64,
+            b: 1,
+            x: 0.5,
+        };
+        // SAFETY: valid args for the duration of the call.
+        let got = call(|ud| unsafe { echo_scalar_check(ctx, Some(on_done), ud, &args) });
+        assert_eq!(got, ((i as i64 + 1) & 1 == 0) as u8);
+    });
+
+    // Requests built before counting: the host's encoding is not the runtime's cost.
+    let requests: Vec<Vec<u8>> = (0..64).map(|i| scalar_request(i, 3, 1.25)).collect();
+    assert!(requests
+        .iter()
+        .all(|r| r.len() <= ffi_dispatch::INLINE_CAPACITY));
+    let cbor = allocations_per_call(20_000, |i| {
+        let req = &requests[(i % 64) as usize];
+        // SAFETY: `req` holds `req.len()` bytes for the duration of the call.
+        let got = call(|ud| unsafe {
+            echo_scalar_check_cbor(ctx, Some(on_done), ud, req.as_ptr(), req.len())
+        });
+        assert_eq!(
+            got,
+            if ((i % 64) as i64 + 3 + 1) & 1 == 0 {
+                0xf5
+            } else {
+                0xf4
+            }
+        );
+    });
+
+    let big = vec![7u8; 4096];
+    let big_native = allocations_per_call(5_000, |_| {
+        let args = EchoPayloadCheckArgs {
+            data: big.as_ptr(),
+            data_len: big.len(),
+        };
+        // SAFETY: `big` outlives the call.
+        call(|ud| unsafe { echo_payload_check(ctx, Some(on_done), ud, &args) });
+    });
+    let mut big_req = Vec::new();
+    minicbor::Encoder::new(&mut big_req)
+        .map(1)
+        .unwrap()
+        .str("data")
+        .unwrap()
+        .bytes(&big)
+        .unwrap();
+    let big_cbor = allocations_per_call(5_000, |_| {
+        // SAFETY: `big_req` outlives the call.
+        call(|ud| unsafe {
+            echo_payload_check_cbor(ctx, Some(on_done), ud, big_req.as_ptr(), big_req.len())
+        });
+    });
+
+    assert_eq!(echo_destroy(ctx), RET_OK);
+    println!("allocations per call: native scalar {native}, CBOR scalar {cbor}, 4 KiB native {big_native}, 4 KiB CBOR {big_cbor}");
+    assert_eq!(native, 0.0, "native scalar_check must not allocate");
+    assert_eq!(
+        cbor, 0.0,
+        "a CBOR call with an inline-sized request must not allocate"
+    );
+    assert_eq!(
+        big_native, 1.0,
+        "a large native payload costs exactly its one copy"
+    );
+    assert_eq!(
+        big_cbor, 1.0,
+        "a large CBOR payload costs exactly its one copy"
+    );
+}

@@ -1,0 +1,306 @@
+//! Rust-level tests of the runtime through the author API: a second library type next
+//! to `echo`, constructor failures, teardown order, wake accounting, and destroy racing
+//! submitters. Callbacks are Rust `extern "C"` functions.
+
+use std::ffi::{c_char, c_int, c_void};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ffi_dispatch::cbor::ArgMap;
+use ffi_dispatch::{
+    create, destroy, ffid_ctx, stats, submit, CallError, Callback, Library, Method, Options,
+    Request, RET_ERR, RET_OK,
+};
+
+/// What a callback saw.
+#[derive(Default)]
+struct Seen {
+    calls: AtomicU32,
+    ret: AtomicU32,
+    msg: Mutex<String>,
+}
+
+unsafe extern "C" fn record(ret: c_int, msg: *const c_char, len: usize, ud: *mut c_void) {
+    // SAFETY: `ud` is a `Seen` kept alive by the test until it has read the result.
+    let seen = unsafe { &*(ud as *const Seen) };
+    // SAFETY: the runtime passes `len` readable bytes followed by a NUL.
+    let bytes = unsafe { std::slice::from_raw_parts(msg.cast::<u8>(), len + 1) };
+    assert_eq!(bytes[len], 0, "msg[len] == 0");
+    *seen.msg.lock().unwrap() = String::from_utf8_lossy(&bytes[..len]).into_owned();
+    seen.ret.store(ret as u32, Ordering::Relaxed);
+    seen.calls.fetch_add(1, Ordering::Release);
+}
+
+const RECORD: Option<Callback> = Some(record);
+
+fn ud(seen: &Seen) -> *mut c_void {
+    seen as *const Seen as *mut c_void
+}
+
+fn wait(seen: &Seen) -> (u32, String) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while seen.calls.load(Ordering::Acquire) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no callback within 20 s"
+        );
+        std::thread::yield_now();
+    }
+    (
+        seen.ret.load(Ordering::Relaxed),
+        seen.msg.lock().unwrap().clone(),
+    )
+}
+
+/// A second library: a log of events shared with the test.
+struct Journal {
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+enum Start {
+    Ok,
+    Fail,
+    Panic,
+}
+
+impl Library for Journal {
+    const NAME: &'static str = "journal";
+    type Config = (Arc<Mutex<Vec<String>>>, Start);
+    const METHODS: &'static [Method<Self>] = &[Method {
+        name: "note",
+        native: |l, r, out| out.value(&l.note(r.str()?)),
+        cbor: |l, req, out| {
+            let m = ArgMap::parse(req, ["text"])?;
+            out.value(&l.note(m.get(0)?))
+        },
+    }];
+
+    fn construct((log, start): Self::Config) -> Result<Self, CallError> {
+        match start {
+            Start::Ok => Ok(Journal { log }),
+            Start::Fail => Err("no journal today".into()),
+            Start::Panic => panic!("journal constructor exploded"),
+        }
+    }
+
+    fn teardown(&mut self) {
+        self.log.lock().unwrap().push("teardown".into());
+    }
+}
+
+impl Journal {
+    fn note(&mut self, text: &str) -> u64 {
+        let mut log = self.log.lock().unwrap();
+        log.push(text.to_owned());
+        log.len() as u64
+    }
+}
+
+fn journal(
+    start: Start,
+    created: &Seen,
+    options: Options,
+) -> (*mut ffid_ctx, Arc<Mutex<Vec<String>>>) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let config = (log.clone(), start);
+    let ctx = create::<Journal>(RECORD, ud(created), Some(options), || Ok(config));
+    assert!(!ctx.is_null());
+    (ctx, log)
+}
+
+fn note(ctx: *mut ffid_ctx, seen: &Seen, text: &'static str) -> c_int {
+    submit::<Journal>(ctx, RECORD, ud(seen), 0, || {
+        Ok(Request::native(|w| {
+            w.str(text);
+        }))
+    })
+}
+
+#[test]
+fn a_handle_of_another_library_is_refused() {
+    let created = Seen::default();
+    let (jctx, _) = journal(Start::Ok, &created, Options::default());
+    assert_eq!(wait(&created).0, RET_OK as u32);
+
+    let stray = Seen::default();
+    // The journal's handle through echo's exports, and the reverse.
+    // SAFETY: valid pointers; the handle is only inspected.
+    let args = echo::EchoShoutArgs {
+        text: c"x".as_ptr(),
+    };
+    assert_eq!(
+        unsafe { echo::echo_shout(jctx, RECORD, ud(&stray), &args) },
+        RET_ERR
+    );
+    assert_eq!(echo::echo_destroy(jctx), RET_ERR);
+    let echo_created = Seen::default();
+    let cfg = echo::EchoConfig {
+        prefix: c"e".as_ptr(),
+    };
+    // SAFETY: valid config and callback.
+    let ectx = unsafe { echo::echo_create(RECORD, ud(&echo_created), &cfg) };
+    wait(&echo_created);
+    assert_eq!(note(ectx, &stray, "x"), RET_ERR);
+    assert_eq!(destroy::<Journal>(ectx), RET_ERR);
+
+    // Both still work afterwards.
+    let seen = Seen::default();
+    assert_eq!(note(jctx, &seen, "still mine"), RET_OK);
+    assert_eq!(
+        wait(&seen),
+        (
+            RET_OK as u32,
+            String::from_utf8(1u64.to_ne_bytes().to_vec()).unwrap()
+        )
+    );
+    assert_eq!(destroy::<Journal>(jctx), RET_OK);
+    assert_eq!(echo::echo_destroy(ectx), RET_OK);
+    assert_eq!(stray.calls.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn a_failed_constructor_fails_every_queued_call() {
+    for (start, expected) in [
+        (Start::Fail, "no journal today"),
+        (
+            Start::Panic,
+            "constructor panicked: journal constructor exploded",
+        ),
+    ] {
+        let created = Seen::default();
+        let (ctx, log) = journal(start, &created, Options::default());
+        let queued: Vec<Seen> = (0..100).map(|_| Seen::default()).collect();
+        for s in &queued {
+            assert_eq!(
+                note(ctx, s, "never"),
+                RET_OK,
+                "calls queue behind the constructor"
+            );
+        }
+        assert_eq!(wait(&created), (RET_ERR as u32, expected.to_owned()));
+        for s in &queued {
+            assert_eq!(
+                wait(s),
+                (RET_ERR as u32, format!("constructor failed: {expected}"))
+            );
+        }
+        assert_eq!(
+            destroy::<Journal>(ctx),
+            RET_OK,
+            "the handle must still be destroyed"
+        );
+        assert!(
+            log.lock().unwrap().is_empty(),
+            "no method and no teardown ran"
+        );
+        assert!(queued.iter().all(|s| s.calls.load(Ordering::SeqCst) == 1));
+    }
+}
+
+#[test]
+fn teardown_runs_after_the_last_request() {
+    let created = Seen::default();
+    let (ctx, log) = journal(Start::Ok, &created, Options::default());
+    let seen: Vec<Seen> = (0..50).map(|_| Seen::default()).collect();
+    for s in &seen {
+        assert_eq!(note(ctx, s, "n"), RET_OK);
+    }
+    assert_eq!(destroy::<Journal>(ctx), RET_OK);
+    let log = log.lock().unwrap();
+    assert_eq!(log.len(), 51);
+    assert_eq!(log.last().map(String::as_str), Some("teardown"));
+    assert!(seen.iter().all(|s| s.calls.load(Ordering::SeqCst) == 1));
+}
+
+/// A hot worker is never woken (no syscall per submit); a worker that parks at once
+/// needs a wake for calls that find it parked, and never more than one per call.
+#[test]
+fn wakes_only_when_the_worker_announced_parking() {
+    let hot = Options {
+        spin: Duration::from_secs(30),
+        ..Options::default()
+    };
+    let cold = Options {
+        spin: Duration::ZERO,
+        ..Options::default()
+    };
+    for (options, calls) in [(hot, 2000u64), (cold, 200)] {
+        let created = Seen::default();
+        let (ctx, _) = journal(Start::Ok, &created, options.clone());
+        wait(&created);
+        for i in 0..calls {
+            let seen = Seen::default();
+            assert_eq!(note(ctx, &seen, "w"), RET_OK);
+            wait(&seen);
+            if options.spin.is_zero() && i % 10 == 0 {
+                std::thread::sleep(Duration::from_millis(1)); // the worker parks
+            }
+        }
+        let wakes = stats(ctx).unwrap().worker_wakes;
+        assert_eq!(destroy::<Journal>(ctx), RET_OK);
+        if options.spin.is_zero() {
+            assert!(
+                (calls / 10..=calls).contains(&wakes),
+                "{wakes} wakes for {calls} calls"
+            );
+        } else {
+            assert_eq!(wakes, 0, "a spinning worker is never woken");
+        }
+    }
+}
+
+/// Submitters hammer a context while it is destroyed: accepted calls get exactly one
+/// callback, refused ones none, and destroy returns only after the last callback.
+#[test]
+fn destroy_racing_submitters_is_exactly_once() {
+    static CALLBACKS: AtomicUsize = AtomicUsize::new(0);
+    unsafe extern "C" fn count(_: c_int, _: *const c_char, _: usize, _: *mut c_void) {
+        CALLBACKS.fetch_add(1, Ordering::SeqCst);
+    }
+    for round in 0..20 {
+        CALLBACKS.store(0, Ordering::SeqCst);
+        let created = Seen::default();
+        let options = Options {
+            ring_capacity: 64,
+            ..Options::default()
+        };
+        let (ctx, _) = journal(Start::Ok, &created, options);
+        let ctx_bits = ctx as usize;
+        let submitters: Vec<_> = (0..3)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    let ctx = ctx_bits as *mut ffid_ctx;
+                    let mut accepted = 0usize;
+                    loop {
+                        let ret =
+                            submit::<Journal>(ctx, Some(count), std::ptr::null_mut(), 0, || {
+                                Ok(Request::native(|w| {
+                                    w.str("r");
+                                }))
+                            });
+                        match ret {
+                            RET_OK => accepted += 1,
+                            RET_ERR => return accepted, // destroyed (or being destroyed)
+                            other => panic!("unexpected status {other}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_micros(200 * (round % 5)));
+        assert_eq!(destroy::<Journal>(ctx), RET_OK);
+        let at_destroy = CALLBACKS.load(Ordering::SeqCst);
+        let accepted: usize = submitters.into_iter().map(|t| t.join().unwrap()).sum();
+        assert_eq!(
+            at_destroy, accepted,
+            "round {round}: every accepted call answered before destroy returned"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+        assert_eq!(
+            CALLBACKS.load(Ordering::SeqCst),
+            accepted,
+            "round {round}: nothing after destroy"
+        );
+    }
+}
