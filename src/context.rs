@@ -60,16 +60,23 @@ fn on_worker_thread() -> bool {
 impl Core {
     /// Pushes an envelope, applying the back-pressure policy; wakes the worker if parked.
     #[inline]
-    fn push(&self, mut env: Envelope) -> Result<(), Refusal> {
+    fn push(&self, env: Envelope) -> Result<(), Refusal> {
+        match self.ring.push(env) {
+            Ok(()) => {
+                self.wake.notify();
+                Ok(())
+            }
+            Err(env) => self.push_full(env),
+        }
+    }
+
+    /// The ring was full. Kept out of line so that the hot path carries none of it
+    /// (thread-local lookup, backoff, parking).
+    #[cold]
+    #[inline(never)]
+    fn push_full(&self, mut env: Envelope) -> Result<(), Refusal> {
         let backoff = crossbeam_utils::Backoff::new();
         loop {
-            match self.ring.push(env) {
-                Ok(()) => {
-                    self.wake.notify();
-                    return Ok(());
-                }
-                Err(back) => env = back,
-            }
             if self.policy == BackPressure::Reject || on_worker_thread() {
                 return Err(Refusal::Busy);
             }
@@ -81,6 +88,13 @@ impl Core {
                     .wait(|| self.ring.is_full() && !self.closed.load(Ordering::Relaxed));
             } else {
                 backoff.snooze();
+            }
+            match self.ring.push(env) {
+                Ok(()) => {
+                    self.wake.notify();
+                    return Ok(());
+                }
+                Err(back) => env = back,
             }
         }
     }
