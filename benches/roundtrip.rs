@@ -12,10 +12,14 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+use common::scalar_request;
 use criterion::{criterion_group, criterion_main, Criterion};
 use crossbeam_utils::CachePadded;
 use echo::*;
 use ffi_dispatch::{ffid_ctx, Options, RingKind, RET_OK};
+
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 const COLD_GAP: Duration = Duration::from_micros(200);
 
@@ -109,23 +113,6 @@ fn floor(c: &mut Criterion) {
     pong.join().unwrap();
 }
 
-fn scalar_request() -> Vec<u8> {
-    let mut v = Vec::new();
-    let mut e = minicbor::Encoder::new(&mut v);
-    e.map(3)
-        .unwrap()
-        .str("a")
-        .unwrap()
-        .i64(41)
-        .unwrap()
-        .str("b")
-        .unwrap()
-        .i64(1)
-        .unwrap();
-    e.str("x").unwrap().f64(0.5).unwrap();
-    v
-}
-
 fn ffi_dispatch_lanes(c: &mut Criterion, state: &str, gap: Option<Duration>) {
     let spin = if gap.is_some() {
         Duration::ZERO
@@ -166,7 +153,7 @@ fn ffi_dispatch_lanes(c: &mut Criterion, state: &str, gap: Option<Duration>) {
                 })
             })
         });
-        let req = scalar_request();
+        let req = scalar_request(41, 1, 0.5);
         group.bench_function(format!("cbor scalar_check ({name})"), |bench| {
             bench.iter_custom(|iters| {
                 timed(iters, gap, || {

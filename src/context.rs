@@ -99,16 +99,9 @@ impl Core {
         }
     }
 
-    /// Wait for a slot to free: called by the worker after it popped a batch.
+    /// Wakes producers blocked on a full ring: the worker calls it after popping a batch.
     pub(crate) fn space_freed(&self) {
         self.space.notify();
-    }
-
-    /// The eventfd the worker sleeps on, when that is its wake backend.
-    #[cfg(target_os = "linux")]
-    #[allow(dead_code)] // reached by library authors' reactors; kept on the core
-    pub(crate) fn wake_fd(&self) -> Option<std::os::fd::RawFd> {
-        self.wake.fd()
     }
 }
 
@@ -279,4 +272,13 @@ pub fn stats(ctx: *mut ffid_ctx) -> Option<Stats> {
         queued: core.ring.len(),
         worker_wakes: core.wake.wakes(),
     })
+}
+
+/// The eventfd a context's parked worker sleeps on, for a library whose worker thread
+/// also polls its own descriptors (epoll) and wants ingress in the same set. `None` for
+/// the futex backend, a stale handle, or a platform without eventfd. The descriptor
+/// stays owned by the context and is closed when it is destroyed.
+#[cfg(target_os = "linux")]
+pub fn wake_fd(ctx: *mut ffid_ctx) -> Option<std::os::fd::RawFd> {
+    registry::acquire(ctx.cast())?.core().wake.fd()
 }

@@ -50,6 +50,8 @@ use std::time::Duration;
 pub use abi::{
     ffid_ctx, Callback, Refusal, RET_BUSY, RET_ERR, RET_MISSING_CALLBACK, RET_OK, RET_STALE_WARN,
 };
+#[cfg(target_os = "linux")]
+pub use context::wake_fd;
 pub use context::{create, destroy, stats, submit, submit_cbor, Stats};
 pub use envelope::{FieldReader, FieldWriter, INLINE_CAPACITY};
 pub use registry::MAX_CONTEXTS;

@@ -8,8 +8,11 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::ffi::{c_char, c_int, c_void};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use common::scalar_request;
 use echo::*;
 use ffi_dispatch::{ffid_ctx, RET_OK};
+
+mod common;
 
 struct Counting;
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
@@ -83,23 +86,6 @@ fn allocations_per_call(n: u64, mut one: impl FnMut(u64)) -> f64 {
         one(i);
     }
     (ALLOCATIONS.load(Ordering::SeqCst) - before) as f64 / n as f64
-}
-
-fn scalar_request(a: i64, b: i64, x: f64) -> Vec<u8> {
-    let mut v = Vec::new();
-    let mut e = minicbor::Encoder::new(&mut v);
-    e.map(3)
-        .unwrap()
-        .str("a")
-        .unwrap()
-        .i64(a)
-        .unwrap()
-        .str("b")
-        .unwrap()
-        .i64(b)
-        .unwrap();
-    e.str("x").unwrap().f64(x).unwrap();
-    v
 }
 
 #[test]

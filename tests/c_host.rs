@@ -1,8 +1,8 @@
 //! Compiles the C host tests and the C host demo against the echo cdylib and runs them.
 //!
-//! `echo` is a dev-dependency, so cargo has built `libecho.so` next to this test's
-//! binary directory (`target/<profile>/`) before the test runs. The C compiler is found
-//! the way a build script finds it (the `cc` crate: `CC`, `CFLAGS`, then `cc`).
+//! `echo` is a dev-dependency, so cargo has built `libecho.so` before the test runs.
+//! The C compiler is found the way a build script finds it (the `cc` crate: `CC`,
+//! `CFLAGS`, then `cc`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,25 +11,28 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `target/<profile>`, where cargo put `libecho.so`.
+/// Where cargo put `libecho.so`: beside this test binary (`target/<profile>/deps`, where
+/// a dependency's cdylib lands) or one level up (where `cargo build -p echo` puts it).
 fn lib_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/<test>")
-        .to_path_buf();
-    let lib = dir.join(format!(
+    let name = format!(
         "{}echo{}",
         std::env::consts::DLL_PREFIX,
         std::env::consts::DLL_SUFFIX
-    ));
-    assert!(
-        lib.exists(),
-        "{} is missing: build the workspace (cargo test --workspace)",
-        lib.display()
     );
-    dir
+    let deps = exe.parent().expect("target/<profile>/deps").to_path_buf();
+    let up = deps.parent().map(Path::to_path_buf);
+    match [Some(deps.clone()), up]
+        .into_iter()
+        .flatten()
+        .find(|dir| dir.join(&name).exists())
+    {
+        Some(dir) => dir,
+        None => panic!(
+            "{name} is missing near {}: run cargo test --workspace",
+            deps.display()
+        ),
+    }
 }
 
 fn compile(source: &str, out_name: &str) -> PathBuf {

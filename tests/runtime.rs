@@ -250,6 +250,37 @@ fn wakes_only_when_the_worker_announced_parking() {
     }
 }
 
+#[test]
+fn the_eventfd_backend_exposes_its_descriptor() {
+    let created = Seen::default();
+    let options = Options {
+        wake: ffi_dispatch::WakeKind::EventFd,
+        spin: Duration::ZERO,
+        ..Options::default()
+    };
+    let (ctx, _) = journal(Start::Ok, &created, options);
+    wait(&created);
+    let fd = ffi_dispatch::wake_fd(ctx).expect("an eventfd context has a descriptor");
+    // SAFETY: fcntl on a descriptor the context owns; F_GETFD only reads its flags.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    assert!(flags >= 0, "a live descriptor");
+    let seen = Seen::default();
+    assert_eq!(note(ctx, &seen, "through eventfd"), RET_OK);
+    assert_eq!(wait(&seen).0, RET_OK as u32);
+    assert_eq!(destroy::<Journal>(ctx), RET_OK);
+    assert_eq!(ffi_dispatch::wake_fd(ctx), None, "stale handle");
+
+    let created = Seen::default();
+    let (futex, _) = journal(Start::Ok, &created, Options::default());
+    wait(&created);
+    assert_eq!(
+        ffi_dispatch::wake_fd(futex),
+        None,
+        "the futex backend has no descriptor"
+    );
+    assert_eq!(destroy::<Journal>(futex), RET_OK);
+}
+
 /// Submitters hammer a context while it is destroyed: accepted calls get exactly one
 /// callback, refused ones none, and destroy returns only after the last callback.
 #[test]
