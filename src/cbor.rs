@@ -149,7 +149,7 @@ from_cbor!(
     f32 => f32, "a float (f32)", f64 => f64, "a float"
 );
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use minicbor::Encoder;

@@ -243,7 +243,7 @@ impl<'a> FieldReader<'a> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 

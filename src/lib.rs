@@ -287,7 +287,7 @@ pub(crate) struct UserData(pub(crate) *mut c_void);
 // contract is that it may be passed back to its callback on the worker thread.
 unsafe impl Send for UserData {}
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 

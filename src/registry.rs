@@ -214,7 +214,7 @@ pub(crate) fn remove(handle: *mut c_void) {
         .push(index);
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 

@@ -10,10 +10,10 @@
 //! ```text
 //! worker                                   producer
 //! ------                                   --------
-//! state = PARKED            (W1)           ring.push(request)        (P1)
+//! swap(state, PARKED)       (W1)           ring.push(request)        (P1)
 //! fence(SeqCst)                            fence(SeqCst)
 //! if work is visible        (W2)           if state == PARKED        (P2)
-//!     state = RUNNING; go on                   if swap(state, RUNNING) == PARKED
+//!     swap(state, RUNNING); go on              if swap(state, RUNNING) == PARKED
 //! else sleep while state == PARKED                 wake the worker
 //! ```
 //!
@@ -22,7 +22,10 @@
 //! worker does not sleep. The `swap` makes exactly one of several racing producers issue
 //! the wake. The sleep itself re-validates `state == PARKED` atomically with going to
 //! sleep (futex semantics, or a counting eventfd), so a wake between W2 and the sleep is
-//! not lost either. Spurious returns are harmless: the worker loops.
+//! not lost either. Spurious returns are harmless: the worker loops. The worker's own
+//! writes are swaps so that every write to the word is a read-modify-write and the
+//! modification order is total even in loom's model (plain stores there lost a wakeup).
+//! `scripts/loom.sh` model-checks this protocol and the space wait below.
 //!
 //! # Space wait (back-pressure `Block`)
 //!
@@ -38,6 +41,54 @@ use crate::sync::{fence, AtomicU32, AtomicU64, Ordering};
 
 const RUNNING: u32 = 0;
 const PARKED: u32 = 1;
+
+/// Futex semantics over a key: `park` sleeps only if `validate` holds, checked
+/// atomically with going to sleep; `unpark_all` wakes every sleeper of the key.
+#[cfg(not(loom))]
+mod futex {
+    /// # Safety
+    /// `key` is an address owned by the caller for as long as anyone parks on it.
+    pub(super) unsafe fn park(key: usize, validate: impl FnOnce() -> bool) {
+        // SAFETY: forwarded key contract; the callbacks only load atomics and cannot
+        // panic or re-enter the parking lot.
+        unsafe {
+            parking_lot_core::park(
+                key,
+                validate,
+                || {},
+                |_, _| {},
+                parking_lot_core::DEFAULT_PARK_TOKEN,
+                None,
+            );
+        }
+    }
+    /// # Safety
+    /// As for `park`.
+    pub(super) unsafe fn unpark_all(key: usize) {
+        // SAFETY: forwarded key contract.
+        unsafe { parking_lot_core::unpark_all(key, parking_lot_core::DEFAULT_UNPARK_TOKEN) };
+    }
+}
+
+/// The model-checked stand-in: one lock and condition variable for all keys (a
+/// spurious wake of another key's sleeper is allowed by the protocol).
+#[cfg(loom)]
+mod futex {
+    use loom::sync::{Condvar, Mutex};
+    loom::lazy_static! {
+        static ref LOT: (Mutex<()>, Condvar) = (Mutex::new(()), Condvar::new());
+    }
+    pub(super) unsafe fn park(_key: usize, validate: impl FnOnce() -> bool) {
+        let guard = LOT.0.lock().unwrap();
+        if validate() {
+            drop(LOT.1.wait(guard).unwrap());
+        }
+    }
+    pub(super) unsafe fn unpark_all(_key: usize) {
+        let _guard = LOT.0.lock().unwrap();
+        LOT.1.notify_all();
+    }
+}
 
 /// How a parked worker sleeps and is woken.
 pub(crate) enum WakeBackend {
@@ -94,12 +145,16 @@ impl WorkerWake {
     /// Worker side: announces parking, rechecks `has_work`, and sleeps until woken.
     /// Returns without sleeping when `has_work` is already true.
     pub(crate) fn park(&self, has_work: impl Fn() -> bool) {
-        self.state.store(PARKED, Ordering::SeqCst);
+        // Both writes are read-modify-writes, not plain stores: they take their place in
+        // the state word's modification order after any producer's swap they race with
+        // (loom, which orders plain stores only partially against other threads' RMWs,
+        // finds a lost wakeup with plain stores here; see `loom_models`).
+        self.state.swap(PARKED, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         if has_work() {
             // A producer may have swapped to RUNNING and be about to wake us anyway; the
             // stray wake only makes a later park return once, spuriously.
-            self.state.store(RUNNING, Ordering::Relaxed);
+            self.state.swap(RUNNING, Ordering::Relaxed);
             return;
         }
         while self.state.load(Ordering::Acquire) == PARKED {
@@ -141,20 +196,8 @@ impl WorkerWake {
     fn sleep(&self) {
         match &self.backend {
             WakeBackend::Futex => {
-                // SAFETY: the key is the address of our own state word, unique for the
-                // life of this context; the validate closure only loads that atomic and
-                // the other callbacks do nothing, so none of them can panic or re-enter
-                // the parking lot.
-                unsafe {
-                    parking_lot_core::park(
-                        self.key(),
-                        || self.state.load(Ordering::Relaxed) == PARKED,
-                        || {},
-                        |_, _| {},
-                        parking_lot_core::DEFAULT_PARK_TOKEN,
-                        None,
-                    );
-                }
+                // SAFETY: the key is our own state word, alive as long as this context.
+                unsafe { futex::park(self.key(), || self.state.load(Ordering::Acquire) == PARKED) };
             }
             #[cfg(target_os = "linux")]
             WakeBackend::EventFd(fd) => {
@@ -172,12 +215,8 @@ impl WorkerWake {
     fn wake(&self) {
         match &self.backend {
             WakeBackend::Futex => {
-                // SAFETY: same key as `sleep`; the callback does nothing.
-                unsafe {
-                    parking_lot_core::unpark_one(self.key(), |_| {
-                        parking_lot_core::DEFAULT_UNPARK_TOKEN
-                    })
-                };
+                // SAFETY: same key as `sleep`; only the worker sleeps on it.
+                unsafe { futex::unpark_all(self.key()) };
             }
             #[cfg(target_os = "linux")]
             WakeBackend::EventFd(fd) => {
@@ -212,20 +251,18 @@ impl SpaceWait {
         self.waiters.fetch_add(1, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         if still_blocked() {
-            let key = &self.epoch as *const AtomicU32 as usize;
             // SAFETY: the key is this context's epoch word; validate only loads it.
             unsafe {
-                parking_lot_core::park(
-                    key,
-                    || self.epoch.load(Ordering::Relaxed) == epoch,
-                    || {},
-                    |_, _| {},
-                    parking_lot_core::DEFAULT_PARK_TOKEN,
-                    None,
-                );
-            }
+                futex::park(self.epoch_key(), || {
+                    self.epoch.load(Ordering::Relaxed) == epoch
+                })
+            };
         }
         self.waiters.fetch_sub(1, Ordering::Release);
+    }
+
+    fn epoch_key(&self) -> usize {
+        &self.epoch as *const AtomicU32 as usize
     }
 
     /// Worker (after popping) or destroy (after closing): wakes every waiting producer,
@@ -235,9 +272,89 @@ impl SpaceWait {
         fence(Ordering::SeqCst);
         if self.waiters.load(Ordering::Relaxed) > 0 {
             self.epoch.fetch_add(1, Ordering::Release);
-            let key = &self.epoch as *const AtomicU32 as usize;
-            // SAFETY: same key as `wait`; the callback does nothing.
-            unsafe { parking_lot_core::unpark_all(key, parking_lot_core::DEFAULT_UNPARK_TOKEN) };
+            // SAFETY: same key as `wait`.
+            unsafe { futex::unpark_all(self.epoch_key()) };
         }
+    }
+}
+
+/// Model checks of both protocols with the tagged ring (`scripts/loom.sh`). A lost
+/// wakeup shows up as loom reporting a deadlock; a lost request as a failed assert.
+#[cfg(all(test, loom))]
+mod loom_models {
+    use super::*;
+    use crate::ring::{Ring, TagRing};
+    use loom::sync::Arc;
+    use loom::thread;
+
+    /// Two producers push and notify while the worker drains and parks.
+    #[test]
+    fn worker_wake_loses_no_request_with_two_producers() {
+        loom::model(|| {
+            let ring = Arc::new(TagRing::<u32>::new(4));
+            let wake = Arc::new(WorkerWake::new(WakeBackend::Futex));
+            let producers: Vec<_> = (0..2)
+                .map(|i| {
+                    let (ring, wake) = (ring.clone(), wake.clone());
+                    thread::spawn(move || {
+                        ring.push(i).unwrap();
+                        wake.notify();
+                    })
+                })
+                .collect();
+            let mut got = Vec::new();
+            while got.len() < 2 {
+                // SAFETY: this thread is the only consumer.
+                match unsafe { ring.pop() } {
+                    Some(v) => got.push(v),
+                    None => wake.park(|| !ring.is_empty()),
+                }
+            }
+            got.sort_unstable();
+            assert_eq!(got, [0, 1]);
+            for p in producers {
+                p.join().unwrap();
+            }
+        });
+    }
+
+    /// Back-pressure `Block`: a producer facing a full ring waits for space and is
+    /// woken when the worker frees a slot; the worker is woken for its request.
+    #[test]
+    fn blocked_producer_is_woken_when_space_frees() {
+        loom::model(|| {
+            let ring = Arc::new(TagRing::<u32>::new(1));
+            let space = Arc::new(SpaceWait::new());
+            let wake = Arc::new(WorkerWake::new(WakeBackend::Futex));
+            ring.push(0).unwrap();
+            let producer = {
+                let (ring, space, wake) = (ring.clone(), space.clone(), wake.clone());
+                thread::spawn(move || {
+                    let mut value = 1;
+                    loop {
+                        match ring.push(value) {
+                            Ok(()) => return wake.notify(),
+                            Err(back) => {
+                                value = back;
+                                space.wait(|| ring.is_full());
+                            }
+                        }
+                    }
+                })
+            };
+            let mut got = Vec::new();
+            while got.len() < 2 {
+                // SAFETY: this thread is the only consumer.
+                match unsafe { ring.pop() } {
+                    Some(v) => {
+                        got.push(v);
+                        space.notify();
+                    }
+                    None => wake.park(|| !ring.is_empty()),
+                }
+            }
+            assert_eq!(got, [0, 1], "FIFO, nothing lost");
+            producer.join().unwrap();
+        });
     }
 }
