@@ -175,12 +175,14 @@ typedef struct {
 typedef struct {
     _Alignas(64) atomic_int done;
     int ret;
-    int answer; /* the bool answer, or -1 when the answer has another shape */
+    size_t len;
+    char first; /* the answer's first byte (a bool answer is one byte in both modes) */
 } completion;
 static void completion_cb(int ret, const char* msg, size_t len, void* ud) {
     completion* c = (completion*)ud;
     c->ret = ret;
-    c->answer = len == 1 ? (uint8_t)msg[0] : -1;
+    c->len = len;
+    c->first = len ? msg[0] : 0;
     atomic_store_explicit(&c->done, 1, memory_order_release);
 }
 
@@ -223,8 +225,7 @@ static void* lane(void* arg) {
             }
             while (accepted == FFID_RET_OK && !atomic_load_explicit(&c.done, memory_order_acquire)) cpu_relax();
             l->lat[i] = now_ns() - t0;
-            /* CBOR bools are 0xf5 / 0xf4 */
-            int got = l->cbor ? (c.answer == 0xf5 ? 1 : c.answer == 0xf4 ? 0 : -1) : c.answer;
+            int got = l->cbor ? cbor_read_bool(&c.first, c.len) : (c.len == 1 ? c.first : -1);
             if (accepted != FFID_RET_OK || c.ret != FFID_RET_OK || got != want) l->wrong++;
         }
     } else {
