@@ -7,7 +7,9 @@
 //!
 //! Rules: an empty buffer is an empty map; unknown keys (and non-text keys) are ignored;
 //! a duplicate known key, a missing key, or a value of the wrong type is an error that
-//! names the key; anything after the map is an error.
+//! names the key; anything after the map is an error. `Option` parameters accept null
+//! and an absent key alike. Records nest as maps under the same rules, `Vec<T>` is an
+//! array, and enums travel as their variant's name.
 
 use minicbor::data::Type;
 use minicbor::Decoder;
@@ -26,54 +28,21 @@ fn malformed(e: minicbor::decode::Error) -> CallError {
 }
 
 impl<'b, const N: usize> ArgMap<'b, N> {
-    /// Indexes `req` for the parameters `keys`.
+    /// Indexes `req` for the parameters `keys`: `req` must hold exactly one map (or
+    /// nothing, which counts as an empty map).
     pub fn parse(req: &'b [u8], keys: [&'static str; N]) -> Result<Self, CallError> {
-        let mut map = ArgMap {
-            req,
-            keys,
-            at: [None; N],
-        };
         if req.is_empty() {
-            return Ok(map);
+            return Ok(ArgMap {
+                req,
+                keys,
+                at: [None; N],
+            });
         }
         let mut d = Decoder::new(req);
-        if !matches!(d.datatype().map_err(malformed)?, Type::Map | Type::MapIndef) {
-            return Err(CallError::new(
-                "malformed CBOR request: expected a map of arguments",
-            ));
-        }
-        let mut remaining = d.map().map_err(malformed)?;
-        loop {
-            match remaining {
-                Some(0) => break,
-                Some(ref mut n) => *n -= 1,
-                None if d.datatype().map_err(malformed)? == Type::Break => {
-                    d.skip().map_err(malformed)?;
-                    break;
-                }
-                None => {}
-            }
-            let key = match d.datatype().map_err(malformed)? {
-                Type::String => Some(d.str().map_err(malformed)?),
-                _ => {
-                    d.skip().map_err(malformed)?;
-                    None
-                }
-            };
-            let slot = key.and_then(|k| map.keys.iter().position(|&want| want == k));
-            if let Some(i) = slot {
-                if map.at[i].is_some() {
-                    return Err(CallError::new(format!("duplicate key `{}`", map.keys[i])));
-                }
-                map.at[i] = Some(d.position());
-                let key = map.keys[i];
-                d.skip().map_err(|e| {
-                    CallError::new(format!("malformed CBOR request: key `{key}`: {e}"))
-                })?;
-            } else {
-                d.skip().map_err(malformed)?;
-            }
-        }
+        let map = Self::parse_at(&mut d, keys).map_err(|e| match e {
+            MapError::Malformed(e) => malformed(e),
+            MapError::Other(msg) => CallError::new(msg),
+        })?;
         if d.position() != req.len() {
             return Err(CallError::new(
                 "malformed CBOR request: trailing bytes after the map",
@@ -82,7 +51,83 @@ impl<'b, const N: usize> ArgMap<'b, N> {
         Ok(map)
     }
 
-    /// Decodes the argument `keys[i]`; an error if it is missing or of the wrong type.
+    /// Indexes the map at `d`'s position (a record nested in a request) and leaves `d`
+    /// after it.
+    pub fn parse_nested(d: &mut Decoder<'b>, keys: [&'static str; N]) -> Result<Self, minicbor::decode::Error> {
+        Self::parse_at(d, keys).map_err(|e| match e {
+            MapError::Malformed(e) => e,
+            MapError::Other(msg) => minicbor::decode::Error::message(msg),
+        })
+    }
+
+    fn parse_at(d: &mut Decoder<'b>, keys: [&'static str; N]) -> Result<Self, MapError> {
+        let mut map = ArgMap {
+            req: d.input(),
+            keys,
+            at: [None; N],
+        };
+        if !matches!(d.datatype()?, Type::Map | Type::MapIndef) {
+            return Err(MapError::Other("malformed CBOR request: expected a map".into()));
+        }
+        let mut remaining = d.map()?;
+        loop {
+            match remaining {
+                Some(0) => break,
+                Some(ref mut n) => *n -= 1,
+                None if d.datatype()? == Type::Break => {
+                    d.skip()?;
+                    break;
+                }
+                None => {}
+            }
+            let key = match d.datatype()? {
+                Type::String => Some(d.str()?),
+                _ => {
+                    d.skip()?;
+                    None
+                }
+            };
+            let slot = key.and_then(|k| map.keys.iter().position(|&want| want == k));
+            if let Some(i) = slot {
+                if map.at[i].is_some() {
+                    return Err(MapError::Other(format!("duplicate key `{}`", map.keys[i])));
+                }
+                map.at[i] = Some(d.position());
+                let key = map.keys[i];
+                d.skip().map_err(|e| {
+                    MapError::Other(format!("malformed CBOR request: key `{key}`: {e}"))
+                })?;
+            } else {
+                d.skip()?;
+            }
+        }
+        Ok(map)
+    }
+
+    /// Decodes the argument `keys[i]`. A missing key is an error, except for `Option`
+    /// parameters, for which it means `None` (as null does).
+    pub fn arg<T: FromCbor<'b>>(&self, i: usize) -> Result<T, CallError> {
+        let Some(pos) = self.at[i] else {
+            return T::absent()
+                .ok_or_else(|| CallError::new(format!("missing key `{}`", self.keys[i])));
+        };
+        let mut d = Decoder::new(self.req);
+        d.set_position(pos);
+        T::decode(&mut d).map_err(|e| {
+            if e.is_type_mismatch() {
+                CallError::new(format!("key `{}`: expected {}", self.keys[i], T::EXPECTED))
+            } else {
+                CallError::new(format!("key `{}`: {e}", self.keys[i]))
+            }
+        })
+    }
+
+    /// [`ArgMap::arg`] for a required argument, as a decode error (inside records).
+    pub fn field<T: FromCbor<'b>>(&self, i: usize) -> Result<T, minicbor::decode::Error> {
+        self.arg(i).map_err(|e| minicbor::decode::Error::message(e.message().to_owned()))
+    }
+
+    /// Decodes the argument `keys[i]`: an error if it is missing or of the wrong type.
     pub fn get<T: FromCbor<'b>>(&self, i: usize) -> Result<T, CallError> {
         self.opt(i)?
             .ok_or_else(|| CallError::new(format!("missing key `{}`", self.keys[i])))
@@ -90,26 +135,111 @@ impl<'b, const N: usize> ArgMap<'b, N> {
 
     /// Decodes the optional argument `keys[i]`: `None` when absent or null.
     pub fn opt<T: FromCbor<'b>>(&self, i: usize) -> Result<Option<T>, CallError> {
-        let Some(pos) = self.at[i] else {
-            return Ok(None);
-        };
-        let mut d = Decoder::new(self.req);
-        d.set_position(pos);
-        if d.datatype().ok() == Some(Type::Null) {
-            return Ok(None);
-        }
-        T::decode(&mut d).map(Some).map_err(|_| {
-            CallError::new(format!("key `{}`: expected {}", self.keys[i], T::EXPECTED))
-        })
+        self.arg::<Option<T>>(i)
+    }
+}
+
+enum MapError {
+    Malformed(minicbor::decode::Error),
+    Other(String),
+}
+
+impl From<minicbor::decode::Error> for MapError {
+    fn from(e: minicbor::decode::Error) -> Self {
+        MapError::Malformed(e)
     }
 }
 
 /// A parameter type decodable from a CBOR value, borrowing from the buffer where it can.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be decoded from a CBOR request",
+    label = "unsupported FFI type",
+    note = "supported: bool, fixed-size integers, f32, f64, &str, String, &[u8], Vec<u8>, Option<T>, Vec<T>, and types deriving `ffi_dispatch::Record` or `ffi_dispatch::Enum`"
+)]
 pub trait FromCbor<'b>: Sized {
     /// What the error message says was expected.
     const EXPECTED: &'static str;
     /// Decodes one value.
     fn decode(d: &mut Decoder<'b>) -> Result<Self, minicbor::decode::Error>;
+    /// The value of a missing key: `None` for `Option`, else no value (an error).
+    fn absent() -> Option<Self> {
+        None
+    }
+}
+
+impl<'b, T: FromCbor<'b>> FromCbor<'b> for Option<T> {
+    const EXPECTED: &'static str = T::EXPECTED;
+    fn decode(d: &mut Decoder<'b>) -> Result<Self, minicbor::decode::Error> {
+        if d.datatype()? == Type::Null {
+            d.skip()?;
+            return Ok(None);
+        }
+        T::decode(d).map(Some)
+    }
+    fn absent() -> Option<Self> {
+        Some(None)
+    }
+}
+
+impl<'b, T: FromCbor<'b> + crate::marshal::Element> FromCbor<'b> for Vec<T> {
+    const EXPECTED: &'static str = "an array";
+    fn decode(d: &mut Decoder<'b>) -> Result<Self, minicbor::decode::Error> {
+        let mut out = Vec::new();
+        match d.array()? {
+            // Every element takes at least one byte: a declared length beyond the buffer
+            // is malformed, and must not size an allocation.
+            Some(n) if n > (d.input().len() - d.position()) as u64 => {
+                Err(minicbor::decode::Error::end_of_input())
+            }
+            Some(n) => {
+                out.reserve(n as usize);
+                for _ in 0..n {
+                    out.push(T::decode(d)?);
+                }
+                Ok(out)
+            }
+            None => {
+                while d.datatype()? != Type::Break {
+                    out.push(T::decode(d)?);
+                }
+                d.skip()?;
+                Ok(out)
+            }
+        }
+    }
+}
+
+impl<'b> FromCbor<'b> for String {
+    const EXPECTED: &'static str = "a text string";
+    fn decode(d: &mut Decoder<'b>) -> Result<Self, minicbor::decode::Error> {
+        decode_text(d)
+    }
+}
+
+/// Decodes definite or indefinite (chunked) text.
+fn decode_text(d: &mut Decoder<'_>) -> Result<String, minicbor::decode::Error> {
+    if d.datatype()? == Type::StringIndef {
+        let mut s = String::new();
+        for chunk in d.str_iter()? {
+            s.push_str(chunk?);
+        }
+        return Ok(s);
+    }
+    d.str().map(str::to_owned)
+}
+
+impl<'b> FromCbor<'b> for Vec<u8> {
+    const EXPECTED: &'static str = "a byte string";
+    fn decode(d: &mut Decoder<'b>) -> Result<Self, minicbor::decode::Error> {
+        if d.datatype()? == Type::BytesIndef {
+            let mut v = Vec::new();
+            for chunk in d.bytes_iter()? {
+                v.extend_from_slice(chunk?);
+            }
+            return Ok(v);
+        }
+        d.bytes().map(<[u8]>::to_vec)
+    }
 }
 
 impl<'b> FromCbor<'b> for &'b str {

@@ -228,6 +228,22 @@ pub unsafe fn submit_cbor<L: Library>(
     })
 }
 
+/// The process-wide context that serves library `L`'s static methods, created on first
+/// use and kept for the life of the process. Null (every call refused) if it could not
+/// be created.
+pub fn static_context<L: Library<Config = Request>>(
+    cell: &'static std::sync::OnceLock<usize>,
+) -> *mut ffid_ctx {
+    unsafe extern "C" fn created(_: c_int, _: *const std::ffi::c_char, _: usize, _: *mut c_void) {}
+    let handle = *cell.get_or_init(|| {
+        let ctx = create::<L>(Some(created), std::ptr::null_mut(), Some(Options::default()), || {
+            Request::native_checked(|_| Ok(()))
+        });
+        ctx as usize
+    });
+    handle as *mut ffid_ctx
+}
+
 /// Destroys a context of library `L` (see the module docs for the order of events).
 /// Returns `RET_ERR` for a stale, invalid or foreign handle, for a second destroy, and
 /// when called on a worker thread (from inside a handler or callback).

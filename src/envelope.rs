@@ -14,7 +14,7 @@
 
 use std::ffi::{c_int, c_void};
 
-use crate::abi::Callback;
+use crate::abi::{Callback, Refusal};
 use crate::CallError;
 
 /// Payloads up to this many bytes travel inside the ring slot (no allocation).
@@ -45,12 +45,16 @@ impl Payload {
         }
     }
 
-    /// Builds a payload from native fields. `write` runs twice: once to measure, once to
-    /// fill a buffer of exactly that size, so a large payload costs one allocation.
+    /// Builds a payload from native fields. `write` runs twice: once to measure (and
+    /// check the host's input), once to fill a buffer of exactly that size, so a large
+    /// payload costs one allocation. A second pass that disagrees with the first (the
+    /// host changed its memory during the call) refuses instead of writing out of bounds.
     #[inline]
-    pub(crate) fn from_fields(write: impl Fn(&mut FieldWriter<'_>)) -> Payload {
+    pub(crate) fn from_fields(
+        write: impl Fn(&mut FieldWriter<'_>) -> Result<(), Refusal>,
+    ) -> Result<Payload, Refusal> {
         let mut measure = FieldWriter { out: None, pos: 0 };
-        write(&mut measure);
+        write(&mut measure)?;
         let len = measure.pos;
         let mut payload = if len <= INLINE_CAPACITY {
             Payload::Inline {
@@ -64,12 +68,11 @@ impl Payload {
             out: Some(payload.as_mut_slice()),
             pos: 0,
         };
-        write(&mut fill);
-        debug_assert_eq!(
-            fill.pos, len,
-            "field writer wrote a different size the second time"
-        );
-        payload
+        write(&mut fill)?;
+        if fill.pos != len {
+            return Err(Refusal::Err);
+        }
+        Ok(payload)
     }
 
     #[inline]
@@ -157,8 +160,8 @@ impl Scalar for bool {
     }
 }
 
-/// Copies native fields into a payload (host side). Used through
-/// [`crate::Submit::native`]; a proc-macro emits the same calls.
+/// Copies native fields into a payload (host side), through [`crate::Request::native`];
+/// the generated exports drive it through [`crate::marshal::Native::write`].
 pub struct FieldWriter<'a> {
     /// `None` while measuring.
     out: Option<&'a mut [u8]>,
@@ -166,12 +169,22 @@ pub struct FieldWriter<'a> {
 }
 
 impl FieldWriter<'_> {
+    /// Whether this is the measuring pass (the one that checks the host's input).
+    #[inline]
+    pub fn is_measuring(&self) -> bool {
+        self.out.is_none()
+    }
+
     #[inline]
     fn put_raw(&mut self, n: usize, fill: impl FnOnce(&mut [u8])) {
         if let Some(out) = self.out.as_deref_mut() {
-            fill(&mut out[self.pos..self.pos + n]);
+            // Out of room only if the host changed its memory between the two passes;
+            // `from_fields` then sees the position disagree and refuses.
+            if let Some(dst) = out.get_mut(self.pos..self.pos.saturating_add(n)) {
+                fill(dst);
+            }
         }
-        self.pos += n;
+        self.pos = self.pos.saturating_add(n);
     }
 
     /// Appends a scalar.
@@ -189,7 +202,7 @@ impl FieldWriter<'_> {
         self
     }
 
-    /// Appends a string field (validated UTF-8 by the type).
+    /// Appends a string field.
     #[inline]
     pub fn str(&mut self, s: &str) -> &mut Self {
         self.bytes(s.as_bytes())
@@ -206,6 +219,12 @@ impl<'a> FieldReader<'a> {
     #[inline]
     pub(crate) fn new(bytes: &'a [u8]) -> Self {
         FieldReader { rest: bytes }
+    }
+
+    /// Bytes not read yet.
+    #[inline]
+    pub fn remaining(&self) -> usize {
+        self.rest.len()
     }
 
     #[inline]
@@ -253,7 +272,9 @@ mod tests {
             let text = "x".repeat(text_len);
             let p = Payload::from_fields(|w| {
                 w.scalar(-5i64).scalar(2.5f64).str(&text).scalar(true);
-            });
+                Ok(())
+            })
+            .unwrap();
             // i64 + f64 + (length + text) + bool
             let size = 8 + 8 + (8 + text_len) + 1;
             assert_eq!(matches!(p, Payload::Inline { .. }), size <= INLINE_CAPACITY);

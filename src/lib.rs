@@ -35,9 +35,11 @@ pub mod abi;
 pub mod cbor;
 mod context;
 pub mod envelope;
+pub mod marshal;
 mod registry;
 pub mod reply;
 mod ring;
+pub mod schema;
 mod sync;
 mod wake;
 mod worker;
@@ -52,10 +54,26 @@ pub use abi::{
 };
 #[cfg(target_os = "linux")]
 pub use context::wake_fd;
-pub use context::{create, destroy, stats, submit, submit_cbor, Stats};
+pub use context::{create, destroy, static_context, stats, submit, submit_cbor, Stats};
 pub use envelope::{FieldReader, FieldWriter, INLINE_CAPACITY};
 pub use registry::MAX_CONTEXTS;
-pub use reply::{Answer, Reply};
+pub use reply::{Answer, NativeOut, Reply};
+
+/// Exposes a library: put it on the `impl` block of the library's type. See the crate
+/// docs and `examples/echo`.
+pub use ffi_dispatch_macros::library;
+/// Makes a struct with named fields a record that crosses both views: a `#[repr(C)]`
+/// mirror `<Name>C` natively, a map on the CBOR wire.
+pub use ffi_dispatch_macros::Record;
+/// Makes a fieldless enum cross both views: an `int32_t` natively, its variant's name
+/// as text on the CBOR wire.
+pub use ffi_dispatch_macros::Enum;
+
+/// What the generated code uses; not a stable API.
+#[doc(hidden)]
+pub mod __private {
+    pub use minicbor;
+}
 
 /// Whether a panicking handler is turned into an `ERR` answer (`true` with
 /// `panic = "unwind"`, the default) or aborts the process (`panic = "abort"`).
@@ -144,10 +162,21 @@ impl Request {
     /// A native request: `write` copies the args struct's fields (it runs twice, to size
     /// the buffer exactly; keep it a plain sequence of writes).
     pub fn native(write: impl Fn(&mut FieldWriter<'_>)) -> Request {
-        Request {
+        Request::native_checked(|w| {
+            write(w);
+            Ok(())
+        })
+        .expect("an infallible writer never refuses")
+    }
+    /// A native request whose writer checks the host's input (null pointers, UTF-8,
+    /// enum values) and may refuse. It runs twice, as for [`Request::native`].
+    pub fn native_checked(
+        write: impl Fn(&mut FieldWriter<'_>) -> Result<(), Refusal>,
+    ) -> Result<Request, Refusal> {
+        Ok(Request {
             kind: envelope::Kind::Native,
-            payload: envelope::Payload::from_fields(write),
-        }
+            payload: envelope::Payload::from_fields(write)?,
+        })
     }
     /// A CBOR request: the buffer is copied as it is and decoded on the worker.
     pub fn cbor(bytes: &[u8]) -> Request {
@@ -156,6 +185,22 @@ impl Request {
             payload: envelope::Payload::copy_from(bytes),
         }
     }
+    /// The arguments, for reading on the worker (a generated constructor does this with
+    /// the copied constructor arguments).
+    pub fn view(&self) -> ArgsView<'_> {
+        match self.kind {
+            envelope::Kind::Native => ArgsView::Native(FieldReader::new(self.payload.as_slice())),
+            envelope::Kind::Cbor => ArgsView::Cbor(self.payload.as_slice()),
+        }
+    }
+}
+
+/// A request's arguments in the view the host chose.
+pub enum ArgsView<'r> {
+    /// Native fields, in declaration order.
+    Native(FieldReader<'r>),
+    /// The CBOR request map.
+    Cbor(&'r [u8]),
 }
 
 /// What a full ring does to a producer.

@@ -9,8 +9,11 @@ use std::fmt::Display;
 
 use minicbor::Encoder;
 
+use std::mem::size_of;
+
 use crate::abi::Callback;
 use crate::envelope::Kind;
+use crate::marshal::{Arena, Element, Native};
 use crate::CallError;
 
 /// Invokes the host's callback. The bytes must end with the NUL terminator, which is
@@ -26,32 +29,86 @@ pub(crate) fn deliver(callback: Callback, user_data: *mut c_void, ret: c_int, ms
 
 /// The answer being built for the current request, in the request's view (native or CBOR).
 pub struct Reply {
-    buf: Vec<u8>,
+    out: NativeOut,
     kind: Kind,
+}
+
+/// Where a native answer is written: plain bytes, or a C mirror laid out in an arena.
+pub struct NativeOut {
+    buf: Vec<u8>,
+    arena: Arena,
+    /// `Some(len)` when the answer is the arena's first `len` bytes (a C mirror).
+    mirror_len: Option<usize>,
+}
+
+impl NativeOut {
+    /// Appends raw answer bytes.
+    #[inline]
+    pub fn bytes(&mut self, b: &[u8]) {
+        self.buf.extend_from_slice(b);
+    }
+
+    /// Answers with `v`'s C form: the callback's `msg` points to it, `len` is its size,
+    /// and everything it points to lives in the same arena until the callback returns.
+    pub fn mirror<T: Native>(&mut self, v: &T) {
+        let head = self.head::<T::Fields>(1, v.c_extra());
+        let c = v.to_c(&mut self.arena);
+        // SAFETY: `head` has room for one aligned `T::Fields`.
+        unsafe { head.write(c) };
+    }
+
+    /// Answers with a C array of `v`'s elements (`len` = `v.len() * sizeof(element)`).
+    pub fn mirror_slice<T: Element>(&mut self, v: &[T]) {
+        let extra = v.iter().map(Native::c_extra).sum();
+        let head = self.head::<T::Fields>(v.len(), extra);
+        for (i, item) in v.iter().enumerate() {
+            let c = item.to_c(&mut self.arena);
+            // SAFETY: `head` has room for `v.len()` elements and `i < v.len()`.
+            unsafe { head.add(i).write(c) };
+        }
+    }
+
+    /// Empties the arena for an answer of `n` values of `T` at its start (so `msg` is
+    /// the arena's base), a zero byte after them (`msg[len] == 0`: `reset` zero-fills),
+    /// and `extra` bytes of pointed-to data behind.
+    fn head<T: Copy>(&mut self, n: usize, extra: usize) -> *mut T {
+        assert!(std::mem::align_of::<T>() <= 8, "C forms are at most 8-byte aligned");
+        let len = n * size_of::<T>();
+        self.arena.reset(Arena::array_size::<u8>(len + 1) + extra);
+        self.mirror_len = Some(len);
+        // The arena's base is 8-byte aligned, which suffices for `T`.
+        self.arena.array::<u8>(len + 1).cast()
+    }
 }
 
 impl Reply {
     pub(crate) fn new() -> Self {
         Reply {
-            buf: Vec::with_capacity(256),
+            out: NativeOut {
+                buf: Vec::with_capacity(256),
+                arena: Arena::new(),
+                mirror_len: None,
+            },
             kind: Kind::Native,
         }
     }
 
     #[inline]
     pub(crate) fn start(&mut self, kind: Kind) {
-        self.buf.clear();
+        self.out.buf.clear();
+        self.out.mirror_len = None;
         self.kind = kind;
     }
 
     /// Answers with a value.
     #[inline]
     pub fn value<T: Answer + ?Sized>(&mut self, v: &T) -> Result<(), CallError> {
-        self.buf.clear();
+        self.out.buf.clear();
+        self.out.mirror_len = None;
         match self.kind {
-            Kind::Native => v.native(&mut self.buf),
+            Kind::Native => v.native(&mut self.out),
             Kind::Cbor => v
-                .cbor(&mut Encoder::new(&mut self.buf))
+                .cbor(&mut Encoder::new(&mut self.out.buf))
                 .map_err(|e| CallError::new(format!("encoding the result: {e}")))?,
         }
         Ok(())
@@ -66,33 +123,46 @@ impl Reply {
         }
     }
 
-    /// The answer bytes with the NUL terminator appended.
+    /// The answer bytes with the NUL terminator after them.
     #[inline]
     pub(crate) fn ok_bytes(&mut self) -> &[u8] {
-        if self.kind == Kind::Cbor && self.buf.is_empty() {
-            self.buf.push(0xf6); // CBOR null: the empty answer of a CBOR call
+        if let Some(len) = self.out.mirror_len {
+            // SAFETY: `lay_out` reserved at least `len + 1` initialised bytes at the
+            // arena's start and left byte `len` zero; the arena is not touched again
+            // until the next answer, after the callback has returned.
+            return unsafe { std::slice::from_raw_parts(self.out.arena.base(), len + 1) };
         }
-        self.buf.push(0);
-        &self.buf
+        let buf = &mut self.out.buf;
+        if self.kind == Kind::Cbor && buf.is_empty() {
+            buf.push(0xf6); // CBOR null: the empty answer of a CBOR call
+        }
+        buf.push(0);
+        buf
     }
 
     /// An error message with the NUL terminator appended, never empty.
     #[inline]
     pub(crate) fn err_bytes(&mut self, msg: &str) -> &[u8] {
-        self.buf.clear();
+        let buf = &mut self.out.buf;
+        buf.clear();
+        self.out.mirror_len = None;
         let msg = if msg.is_empty() { "unknown error" } else { msg };
         // A message with an interior NUL would be cut short by a C reader: replace it.
-        self.buf
-            .extend(msg.bytes().map(|b| if b == 0 { b' ' } else { b }));
-        self.buf.push(0);
-        &self.buf
+        buf.extend(msg.bytes().map(|b| if b == 0 { b' ' } else { b }));
+        buf.push(0);
+        buf
     }
 }
 
 /// A value a handler can answer with, in both views.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a method's result",
+    label = "unsupported FFI result type",
+    note = "supported: (), bool, fixed-size integers, f32, f64, &str, String, &[u8], Vec<u8>, Option<T>, Vec<T>, and types deriving `ffi_dispatch::Record` or `ffi_dispatch::Enum`"
+)]
 pub trait Answer {
     /// Raw bytes for the native view.
-    fn native(&self, out: &mut Vec<u8>);
+    fn native(&self, out: &mut NativeOut);
     /// CBOR for the CBOR view.
     fn cbor(
         &self,
@@ -102,8 +172,8 @@ pub trait Answer {
 
 impl Answer for str {
     #[inline]
-    fn native(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.as_bytes());
+    fn native(&self, out: &mut NativeOut) {
+        out.bytes(self.as_bytes());
     }
     #[inline]
     fn cbor(
@@ -116,7 +186,7 @@ impl Answer for str {
 
 impl Answer for String {
     #[inline]
-    fn native(&self, out: &mut Vec<u8>) {
+    fn native(&self, out: &mut NativeOut) {
         self.as_str().native(out)
     }
     #[inline]
@@ -130,8 +200,8 @@ impl Answer for String {
 
 impl Answer for [u8] {
     #[inline]
-    fn native(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self);
+    fn native(&self, out: &mut NativeOut) {
+        out.bytes(self);
     }
     #[inline]
     fn cbor(
@@ -144,7 +214,7 @@ impl Answer for [u8] {
 
 impl Answer for Vec<u8> {
     #[inline]
-    fn native(&self, out: &mut Vec<u8>) {
+    fn native(&self, out: &mut NativeOut) {
         self.as_slice().native(out)
     }
     #[inline]
@@ -158,8 +228,8 @@ impl Answer for Vec<u8> {
 
 impl Answer for bool {
     #[inline]
-    fn native(&self, out: &mut Vec<u8>) {
-        out.push(*self as u8);
+    fn native(&self, out: &mut NativeOut) {
+        out.bytes(&[*self as u8]);
     }
     #[inline]
     fn cbor(
@@ -173,7 +243,7 @@ impl Answer for bool {
 /// No value: `len == 0` natively, CBOR null on the wire.
 impl Answer for () {
     #[inline]
-    fn native(&self, _: &mut Vec<u8>) {}
+    fn native(&self, _: &mut NativeOut) {}
     #[inline]
     fn cbor(
         &self,
@@ -188,7 +258,7 @@ macro_rules! int_answer {
         /// Natively its native-endian bytes; an integer on the CBOR wire.
         impl Answer for $t {
             #[inline]
-            fn native(&self, out: &mut Vec<u8>) { out.extend_from_slice(&self.to_ne_bytes()) }
+            fn native(&self, out: &mut NativeOut) { out.bytes(&self.to_ne_bytes()) }
             #[inline]
             fn cbor(&self, e: &mut Encoder<&mut Vec<u8>>) -> Result<(), minicbor::encode::Error<std::convert::Infallible>> {
                 e.$enc(*self).map(drop)
@@ -200,7 +270,7 @@ int_answer!(u8 => u8, u16 => u16, u32 => u32, u64 => u64, i8 => i8, i16 => i16, 
 
 impl<T: Answer + ?Sized> Answer for &T {
     #[inline]
-    fn native(&self, out: &mut Vec<u8>) {
+    fn native(&self, out: &mut NativeOut) {
         (**self).native(out)
     }
     #[inline]
@@ -209,5 +279,54 @@ impl<T: Answer + ?Sized> Answer for &T {
         e: &mut Encoder<&mut Vec<u8>>,
     ) -> Result<(), minicbor::encode::Error<std::convert::Infallible>> {
         (**self).cbor(e)
+    }
+}
+
+/// Natively `None` is an empty answer (`len == 0`) and `Some(v)` is `v`'s answer; on the
+/// CBOR wire `None` is null. (Natively an empty string, byte string or array inside
+/// `Some` also has `len == 0`: use the CBOR view where that difference matters.)
+impl<T: Answer> Answer for Option<T> {
+    #[inline]
+    fn native(&self, out: &mut NativeOut) {
+        if let Some(v) = self {
+            v.native(out)
+        }
+    }
+    #[inline]
+    fn cbor(
+        &self,
+        e: &mut Encoder<&mut Vec<u8>>,
+    ) -> Result<(), minicbor::encode::Error<std::convert::Infallible>> {
+        match self {
+            Some(v) => v.cbor(e),
+            None => e.null().map(drop),
+        }
+    }
+}
+
+/// Natively a C array of the elements' C forms (`len` = count x element size); a CBOR
+/// array on the wire.
+impl<T: Element + Answer> Answer for [T] {
+    fn native(&self, out: &mut NativeOut) {
+        out.mirror_slice(self)
+    }
+    fn cbor(
+        &self,
+        e: &mut Encoder<&mut Vec<u8>>,
+    ) -> Result<(), minicbor::encode::Error<std::convert::Infallible>> {
+        e.array(self.len() as u64)?;
+        self.iter().try_for_each(|v| v.cbor(e))
+    }
+}
+
+impl<T: Element + Answer> Answer for Vec<T> {
+    fn native(&self, out: &mut NativeOut) {
+        self.as_slice().native(out)
+    }
+    fn cbor(
+        &self,
+        e: &mut Encoder<&mut Vec<u8>>,
+    ) -> Result<(), minicbor::encode::Error<std::convert::Infallible>> {
+        self.as_slice().cbor(e)
     }
 }

@@ -1,0 +1,616 @@
+//! Native marshalling: how each supported Rust type looks in C, and how it crosses.
+//!
+//! Every parameter or record field of type `T` occupies one, or two, consecutive fields
+//! of a `#[repr(C)]` struct, given by [`Native::Fields`]:
+//!
+//! | Rust | C fields |
+//! |---|---|
+//! | `bool`, `u8`..`u64`, `i8`..`i64`, `f32`, `f64` | the C scalar (`bool` is one byte) |
+//! | `&str`, `String` | `const char* x` (NUL-terminated UTF-8, not null) |
+//! | `&[u8]`, `Vec<u8>` | `const uint8_t* x; size_t x_len` (null only when `x_len == 0`) |
+//! | `Vec<T>` | `const T* x; size_t x_len`, `T` the element's C form |
+//! | record | its `#[repr(C)]` mirror, by value |
+//! | fieldless enum | the C enum (`int32_t`) |
+//! | `Option<scalar>` | `bool has_x; T x` |
+//! | `Option<&str>`, `Option<record>`, `Option<enum>` | a pointer, null for `None` |
+//! | `Option<bytes>`, `Option<Vec<T>>` | `x; x_len`, `x` null for `None` |
+//!
+//! Two directions use these fields. Into the library, an export copies the host's fields
+//! into the request payload with [`Native::write`] (checking pointers, UTF-8 and enum
+//! values on the host thread, so bad input is refused before it is queued), and the
+//! worker reads the value back with [`ReadNative::read`], borrowing strings and bytes
+//! from the payload. Out of the library, a record answer is laid out as its C mirror with
+//! [`Native::to_c`], whatever it points to placed in an [`Arena`] owned by the reply.
+//!
+//! The header renderer in [`crate::schema`] follows the same table; the proc-macros pick
+//! the one- or two-field shape by the same rules.
+
+use std::ffi::{c_char, CStr};
+use std::mem::{align_of, size_of};
+
+use crate::abi::Refusal;
+use crate::envelope::{FieldReader, FieldWriter};
+use crate::CallError;
+
+/// A type's native C form (see the module docs for the table).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot cross the native C boundary",
+    label = "unsupported FFI type",
+    note = "supported: bool, fixed-size integers, f32, f64, &str, String, &[u8], Vec<u8>, Option<T>, Vec<T>, and types deriving `ffi_dispatch::Record` or `ffi_dispatch::Enum`"
+)]
+pub trait Native: Sized {
+    /// The C field, or `(pointer, length)` / `(has, value)` for two-field types.
+    type Fields: Copy;
+
+    /// Host thread: checks the host's fields and copies the value into the payload.
+    ///
+    /// # Safety
+    /// Every pointer in `f` is null or valid as the header documents it (readable,
+    /// NUL-terminated strings, `len` elements) for the duration of the call.
+    unsafe fn write(f: Self::Fields, w: &mut FieldWriter<'_>) -> Result<(), Refusal>;
+
+    /// Bytes of [`Arena`] that [`Native::to_c`] takes for what the fields point to.
+    fn c_extra(&self) -> usize;
+
+    /// Lays the value out as its C fields; pointed-to data goes into `arena`, which has
+    /// room for [`Native::c_extra`] more bytes.
+    fn to_c(&self, arena: &mut Arena) -> Self::Fields;
+}
+
+/// Reads a value back from a native payload on the worker, borrowing where it can.
+pub trait ReadNative<'a>: Native {
+    /// Reads the value [`Native::write`] wrote.
+    fn read(r: &mut FieldReader<'a>) -> Result<Self, CallError>;
+}
+
+/// A type whose C form is one field, usable as an array element (`Vec<T>`).
+pub trait Element: Native {}
+
+/// A type with an `Option` form (see the module docs).
+pub trait Nullable: Native {
+    /// The C fields of `Option<Self>`.
+    type OptFields: Copy;
+    /// [`Native::write`] for `Option<Self>`: a presence byte, then the value.
+    ///
+    /// # Safety
+    /// As for [`Native::write`].
+    unsafe fn write_opt(f: Self::OptFields, w: &mut FieldWriter<'_>) -> Result<(), Refusal>;
+    /// [`Native::c_extra`] for `Option<Self>`.
+    fn opt_extra(v: Option<&Self>) -> usize;
+    /// [`Native::to_c`] for `Option<Self>`.
+    fn opt_to_c(v: Option<&Self>, arena: &mut Arena) -> Self::OptFields;
+}
+
+/// The two halves of a two-field C form: the generated structs name them
+/// `<<T as Native>::Fields as Pair>::A` and `::B`.
+pub trait Pair {
+    /// First field (`x` of `x; x_len`, `has_x` of `has_x; x`).
+    type A;
+    /// Second field.
+    type B;
+}
+impl<A, B> Pair for (A, B) {
+    type A = A;
+    type B = B;
+}
+
+/// A one-field C form. The generated structs assert it for every field they declare as
+/// one field, so a type alias can never smuggle a Rust tuple into a C struct.
+pub trait SingleField: Copy {}
+
+/// Compile-time check used by the generated code (see [`SingleField`]).
+pub const fn assert_single_field<T: SingleField>() {}
+
+/// Where an answer's C form keeps the data its pointers point to. Allocations are
+/// 8-byte aligned and sized in advance, so no pointer handed out moves before the
+/// callback returns.
+pub struct Arena {
+    words: Vec<u64>,
+    used: usize,
+}
+
+const fn round8(n: usize) -> usize {
+    (n + 7) & !7
+}
+
+impl Arena {
+    pub(crate) fn new() -> Self {
+        Arena {
+            words: Vec::new(),
+            used: 0,
+        }
+    }
+
+    /// Empties the arena and makes room for `bytes` (zero-filled).
+    pub(crate) fn reset(&mut self, bytes: usize) {
+        self.words.clear();
+        self.words.resize(round8(bytes) / 8, 0);
+        self.used = 0;
+    }
+
+    /// The start of the arena.
+    pub(crate) fn base(&self) -> *const u8 {
+        self.words.as_ptr().cast()
+    }
+
+    /// Takes `n` bytes (rounded up to 8). Panics, which the worker turns into an `ERR`
+    /// answer, if the sizes given to `reset` were short: a bug in a `c_extra`.
+    fn take(&mut self, n: usize) -> *mut u8 {
+        let end = self.used + round8(n);
+        assert!(
+            end <= self.words.len() * 8,
+            "arena overrun: c_extra and to_c disagree"
+        );
+        // SAFETY: `used <= end <= words.len() * 8`, so the offset stays inside the
+        // allocation; the buffer is not resized until the next `reset`.
+        let p = unsafe { self.words.as_mut_ptr().cast::<u8>().add(self.used) };
+        self.used = end;
+        p
+    }
+
+    /// Copies bytes into the arena (never null, even when empty).
+    pub fn put_bytes(&mut self, b: &[u8]) -> *const u8 {
+        let p = self.take(b.len());
+        // SAFETY: `take` returned `b.len()` writable bytes that `b` cannot overlap.
+        unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), p, b.len()) };
+        p
+    }
+
+    /// Copies a string and a NUL terminator into the arena.
+    pub fn put_str(&mut self, s: &str) -> *const c_char {
+        let p = self.take(s.len() + 1);
+        // SAFETY: `take` returned `s.len() + 1` writable, zero-filled bytes, so the
+        // byte after the copy is the terminator.
+        unsafe { std::ptr::copy_nonoverlapping(s.as_ptr(), p, s.len()) };
+        p.cast()
+    }
+
+    /// Room for `n` values of `T` (zero-filled); the caller writes them.
+    pub fn array<T: Copy>(&mut self, n: usize) -> *mut T {
+        assert!(align_of::<T>() <= 8, "C forms are at most 8-byte aligned");
+        self.take(n * size_of::<T>()).cast()
+    }
+
+    /// Places one value and returns its address.
+    pub fn put<T: Copy>(&mut self, v: T) -> *const T {
+        let p = self.array::<T>(1);
+        // SAFETY: `array` returned room for one aligned `T`.
+        unsafe { p.write(v) };
+        p
+    }
+
+    /// Arena bytes for `n` values of `T`, as [`Arena::array`] takes them.
+    pub const fn array_size<T>(n: usize) -> usize {
+        round8(n * size_of::<T>())
+    }
+}
+
+// ---- scalars ------------------------------------------------------------------------
+
+macro_rules! scalar_native {
+    ($($t:ty),*) => {$(
+        impl Native for $t {
+            type Fields = $t;
+            #[inline]
+            unsafe fn write(f: $t, w: &mut FieldWriter<'_>) -> Result<(), Refusal> {
+                w.scalar(f);
+                Ok(())
+            }
+            #[inline]
+            fn c_extra(&self) -> usize { 0 }
+            #[inline]
+            fn to_c(&self, _: &mut Arena) -> $t { *self }
+        }
+        impl<'a> ReadNative<'a> for $t {
+            #[inline]
+            fn read(r: &mut FieldReader<'a>) -> Result<Self, CallError> { r.scalar() }
+        }
+        impl SingleField for $t {}
+        impl Nullable for $t {
+            type OptFields = (bool, $t);
+            #[inline]
+            unsafe fn write_opt(f: (bool, $t), w: &mut FieldWriter<'_>) -> Result<(), Refusal> {
+                w.scalar(f.0);
+                if f.0 {
+                    w.scalar(f.1);
+                }
+                Ok(())
+            }
+            fn opt_extra(_: Option<&Self>) -> usize { 0 }
+            fn opt_to_c(v: Option<&Self>, _: &mut Arena) -> (bool, $t) {
+                v.map_or((false, <$t>::default()), |v| (true, *v))
+            }
+        }
+    )*};
+}
+scalar_native!(u8, i8, u16, i16, u32, i32, u64, i64, f32, f64);
+
+macro_rules! elements {
+    ($($t:ty),*) => {$( impl Element for $t {} )*};
+}
+// `u8` is not an element: `Vec<u8>` is a byte field.
+elements!(i8, u16, i16, u32, i32, u64, i64, f32, f64, bool);
+
+/// A C `bool` arrives as a byte: any non-zero byte is true (a Rust `bool` may only hold
+/// 0 or 1, which the host's memory does not promise).
+impl Native for bool {
+    type Fields = u8;
+    #[inline]
+    unsafe fn write(f: u8, w: &mut FieldWriter<'_>) -> Result<(), Refusal> {
+        w.scalar(f != 0);
+        Ok(())
+    }
+    fn c_extra(&self) -> usize {
+        0
+    }
+    fn to_c(&self, _: &mut Arena) -> u8 {
+        *self as u8
+    }
+}
+impl<'a> ReadNative<'a> for bool {
+    #[inline]
+    fn read(r: &mut FieldReader<'a>) -> Result<Self, CallError> {
+        r.scalar()
+    }
+}
+impl Nullable for bool {
+    type OptFields = (u8, u8);
+    unsafe fn write_opt(f: (u8, u8), w: &mut FieldWriter<'_>) -> Result<(), Refusal> {
+        w.scalar(f.0 != 0);
+        if f.0 != 0 {
+            w.scalar(f.1 != 0);
+        }
+        Ok(())
+    }
+    fn opt_extra(_: Option<&Self>) -> usize {
+        0
+    }
+    fn opt_to_c(v: Option<&Self>, _: &mut Arena) -> (u8, u8) {
+        v.map_or((0, 0), |v| (1, *v as u8))
+    }
+}
+
+impl<T> SingleField for *const T {}
+
+// ---- strings --------------------------------------------------------------------------
+
+/// Reads a host string: null and invalid UTF-8 refuse. The UTF-8 check runs in the
+/// measuring pass only; the worker's reader checks the copy again.
+///
+/// # Safety
+/// `p` is null or a NUL-terminated string, readable for the call.
+unsafe fn write_c_str(p: *const c_char, w: &mut FieldWriter<'_>) -> Result<(), Refusal> {
+    if p.is_null() {
+        return Err(Refusal::Err);
+    }
+    // SAFETY: non-null and NUL-terminated by the caller's contract.
+    let bytes = unsafe { CStr::from_ptr(p) }.to_bytes();
+    if w.is_measuring() && std::str::from_utf8(bytes).is_err() {
+        return Err(Refusal::Err);
+    }
+    w.bytes(bytes);
+    Ok(())
+}
+
+macro_rules! string_native {
+    ($t:ty) => {
+        impl Native for $t {
+            type Fields = *const c_char;
+            #[inline]
+            unsafe fn write(f: *const c_char, w: &mut FieldWriter<'_>) -> Result<(), Refusal> {
+                // SAFETY: forwarded contract.
+                unsafe { write_c_str(f, w) }
+            }
+            fn c_extra(&self) -> usize {
+                round8(self.len() + 1)
+            }
+            fn to_c(&self, arena: &mut Arena) -> *const c_char {
+                arena.put_str(self)
+            }
+        }
+        impl Element for $t {}
+        impl Nullable for $t {
+            type OptFields = *const c_char;
+            unsafe fn write_opt(f: *const c_char, w: &mut FieldWriter<'_>) -> Result<(), Refusal> {
+                w.scalar(!f.is_null());
+                if f.is_null() {
+                    return Ok(());
+                }
+                // SAFETY: forwarded contract.
+                unsafe { write_c_str(f, w) }
+            }
+            fn opt_extra(v: Option<&Self>) -> usize {
+                v.map_or(0, |v| v.c_extra())
+            }
+            fn opt_to_c(v: Option<&Self>, arena: &mut Arena) -> *const c_char {
+                v.map_or(std::ptr::null(), |v| v.to_c(arena))
+            }
+        }
+    };
+}
+string_native!(&str);
+string_native!(String);
+
+impl<'a> ReadNative<'a> for &'a str {
+    #[inline]
+    fn read(r: &mut FieldReader<'a>) -> Result<Self, CallError> {
+        r.str()
+    }
+}
+impl<'a> ReadNative<'a> for String {
+    fn read(r: &mut FieldReader<'a>) -> Result<Self, CallError> {
+        r.str().map(str::to_owned)
+    }
+}
+
+// ---- bytes ----------------------------------------------------------------------------
+
+macro_rules! bytes_native {
+    ($t:ty) => {
+        impl Native for $t {
+            type Fields = (*const u8, usize);
+            #[inline]
+            unsafe fn write(f: (*const u8, usize), w: &mut FieldWriter<'_>) -> Result<(), Refusal> {
+                // SAFETY: forwarded contract (`f.0` holds `f.1` bytes).
+                w.bytes(unsafe { crate::abi::bytes_field(f.0, f.1) }?);
+                Ok(())
+            }
+            fn c_extra(&self) -> usize {
+                round8(self.len())
+            }
+            fn to_c(&self, arena: &mut Arena) -> (*const u8, usize) {
+                (arena.put_bytes(self), self.len())
+            }
+        }
+        impl Nullable for $t {
+            type OptFields = (*const u8, usize);
+            unsafe fn write_opt(f: (*const u8, usize), w: &mut FieldWriter<'_>) -> Result<(), Refusal> {
+                w.scalar(!f.0.is_null());
+                if f.0.is_null() {
+                    return Ok(());
+                }
+                // SAFETY: forwarded contract.
+                unsafe { Self::write(f, w) }
+            }
+            fn opt_extra(v: Option<&Self>) -> usize {
+                v.map_or(0, |v| v.c_extra())
+            }
+            fn opt_to_c(v: Option<&Self>, arena: &mut Arena) -> (*const u8, usize) {
+                v.map_or((std::ptr::null(), 0), |v| v.to_c(arena))
+            }
+        }
+    };
+}
+bytes_native!(&[u8]);
+bytes_native!(Vec<u8>);
+
+impl<'a> ReadNative<'a> for &'a [u8] {
+    #[inline]
+    fn read(r: &mut FieldReader<'a>) -> Result<Self, CallError> {
+        r.bytes()
+    }
+}
+impl<'a> ReadNative<'a> for Vec<u8> {
+    fn read(r: &mut FieldReader<'a>) -> Result<Self, CallError> {
+        r.bytes().map(<[u8]>::to_vec)
+    }
+}
+
+// ---- Option ---------------------------------------------------------------------------
+
+impl<T: Nullable> Native for Option<T> {
+    type Fields = T::OptFields;
+    #[inline]
+    unsafe fn write(f: T::OptFields, w: &mut FieldWriter<'_>) -> Result<(), Refusal> {
+        // SAFETY: forwarded contract.
+        unsafe { T::write_opt(f, w) }
+    }
+    fn c_extra(&self) -> usize {
+        T::opt_extra(self.as_ref())
+    }
+    fn to_c(&self, arena: &mut Arena) -> T::OptFields {
+        T::opt_to_c(self.as_ref(), arena)
+    }
+}
+impl<'a, T: Nullable + ReadNative<'a>> ReadNative<'a> for Option<T> {
+    fn read(r: &mut FieldReader<'a>) -> Result<Self, CallError> {
+        if r.scalar::<bool>()? {
+            T::read(r).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+// ---- Vec<T> ---------------------------------------------------------------------------
+
+/// Writes `n` elements read from the host's array `p`.
+///
+/// # Safety
+/// `p` is null only when `n == 0`, else points to `n` valid elements.
+unsafe fn write_array<T: Element>(
+    p: *const T::Fields,
+    n: usize,
+    w: &mut FieldWriter<'_>,
+) -> Result<(), Refusal> {
+    if n > 0 && (p.is_null() || n > isize::MAX as usize / size_of::<T::Fields>().max(1)) {
+        return Err(Refusal::Err);
+    }
+    w.scalar(n as u64);
+    for i in 0..n {
+        // SAFETY: `i < n` elements are readable by the caller's contract.
+        unsafe { T::write(p.add(i).read(), w) }?;
+    }
+    Ok(())
+}
+
+impl<T: Element> Native for Vec<T> {
+    type Fields = (*const T::Fields, usize);
+    unsafe fn write(f: Self::Fields, w: &mut FieldWriter<'_>) -> Result<(), Refusal> {
+        // SAFETY: forwarded contract.
+        unsafe { write_array::<T>(f.0, f.1, w) }
+    }
+    fn c_extra(&self) -> usize {
+        slice_extra(self)
+    }
+    fn to_c(&self, arena: &mut Arena) -> Self::Fields {
+        (slice_to_c(self, arena), self.len())
+    }
+}
+impl<'a, T: Element + ReadNative<'a>> ReadNative<'a> for Vec<T> {
+    fn read(r: &mut FieldReader<'a>) -> Result<Self, CallError> {
+        let n = r.scalar::<u64>()?;
+        // Every element takes at least one payload byte: a length beyond the payload is
+        // not ours (and must not size an allocation).
+        if n > r.remaining() as u64 {
+            return Err(CallError::new("native array length exceeds the request"));
+        }
+        (0..n).map(|_| T::read(r)).collect()
+    }
+}
+impl<T: Element> Nullable for Vec<T> {
+    type OptFields = (*const T::Fields, usize);
+    unsafe fn write_opt(f: Self::OptFields, w: &mut FieldWriter<'_>) -> Result<(), Refusal> {
+        w.scalar(!f.0.is_null());
+        if f.0.is_null() {
+            return Ok(());
+        }
+        // SAFETY: forwarded contract.
+        unsafe { Self::write(f, w) }
+    }
+    fn opt_extra(v: Option<&Self>) -> usize {
+        v.map_or(0, |v| v.c_extra())
+    }
+    fn opt_to_c(v: Option<&Self>, arena: &mut Arena) -> Self::OptFields {
+        v.map_or((std::ptr::null(), 0), |v| v.to_c(arena))
+    }
+}
+
+/// [`Native::c_extra`] of a slice of elements laid out as a C array.
+pub fn slice_extra<T: Element>(v: &[T]) -> usize {
+    Arena::array_size::<T::Fields>(v.len()) + v.iter().map(Native::c_extra).sum::<usize>()
+}
+
+/// Lays out a slice of elements as a C array in the arena and returns its address.
+pub fn slice_to_c<T: Element>(v: &[T], arena: &mut Arena) -> *const T::Fields {
+    let array = arena.array::<T::Fields>(v.len());
+    for (i, item) in v.iter().enumerate() {
+        let c = item.to_c(arena);
+        // SAFETY: `array` has room for `v.len()` elements and `i < v.len()`.
+        unsafe { array.add(i).write(c) };
+    }
+    array
+}
+
+// ---- records and enums: helpers for the derives ---------------------------------------
+
+/// `Option<record>` / `Option<enum>` as a nullable pointer: the derives' `write_opt`.
+///
+/// # Safety
+/// `p` is null or points to a valid `T::Fields` whose own pointers obey the contract.
+pub unsafe fn write_opt_ptr<T: Native>(
+    p: *const T::Fields,
+    w: &mut FieldWriter<'_>,
+) -> Result<(), Refusal> {
+    w.scalar(!p.is_null());
+    if p.is_null() {
+        return Ok(());
+    }
+    // SAFETY: non-null, valid by the caller's contract.
+    unsafe { T::write(p.read(), w) }
+}
+
+/// [`Nullable::opt_extra`] for pointer-shaped options.
+pub fn opt_ptr_extra<T: Native>(v: Option<&T>) -> usize {
+    v.map_or(0, |v| Arena::array_size::<T::Fields>(1) + v.c_extra())
+}
+
+/// [`Nullable::opt_to_c`] for pointer-shaped options.
+pub fn opt_ptr_to_c<T: Native>(v: Option<&T>, arena: &mut Arena) -> *const T::Fields {
+    match v {
+        None => std::ptr::null(),
+        Some(v) => {
+            let slot = arena.array::<T::Fields>(1);
+            let c = v.to_c(arena);
+            // SAFETY: `slot` has room for one `T::Fields`.
+            unsafe { slot.write(c) };
+            slot
+        }
+    }
+}
+
+/// Checks an enum value from the host: unknown values refuse.
+pub fn enum_value(value: i32, known: &[i32]) -> Result<i32, Refusal> {
+    if known.contains(&value) {
+        Ok(value)
+    } else {
+        Err(Refusal::Err)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::envelope::Payload;
+
+    fn round_trip<T>(f: T::Fields) -> Result<T, String>
+    where
+        T: for<'a> ReadNative<'a>,
+    {
+        // SAFETY: the tests pass valid host-style fields.
+        let p = Payload::from_fields(|w| unsafe { T::write(f, w) }).map_err(|e| format!("{e:?}"))?;
+        let mut r = FieldReader::new(p.as_slice());
+        let v = T::read(&mut r).map_err(|e| e.to_string())?;
+        assert_eq!(r.remaining(), 0, "the reader takes exactly what the writer wrote");
+        Ok(v)
+    }
+
+    #[test]
+    fn strings_bytes_and_options_round_trip() {
+        assert_eq!(round_trip::<String>(c"héllo".as_ptr()).unwrap(), "héllo");
+        assert!(round_trip::<String>(std::ptr::null()).is_err(), "null string refused");
+        let bad = b"\xc3\x28\0";
+        assert!(round_trip::<String>(bad.as_ptr().cast()).is_err(), "bad UTF-8 refused");
+        assert_eq!(round_trip::<Option<String>>(std::ptr::null()).unwrap(), None);
+        assert_eq!(round_trip::<Vec<u8>>((b"abc".as_ptr(), 3)).unwrap(), b"abc");
+        assert_eq!(round_trip::<Vec<u8>>((std::ptr::null(), 0)).unwrap(), b"");
+        assert!(round_trip::<Vec<u8>>((std::ptr::null(), 1)).is_err());
+        assert!(round_trip::<Vec<u8>>((std::ptr::null(), usize::MAX)).is_err());
+        assert_eq!(round_trip::<Option<Vec<u8>>>((std::ptr::null(), 0)).unwrap(), None);
+        assert_eq!(
+            round_trip::<Option<Vec<u8>>>((b"".as_ptr(), 0)).unwrap(),
+            Some(vec![]),
+            "a non-null pointer with length 0 is Some(empty)"
+        );
+        assert_eq!(round_trip::<Option<i64>>((true, -3)).unwrap(), Some(-3));
+        assert_eq!(round_trip::<Option<i64>>((false, 99)).unwrap(), None);
+        assert_eq!(round_trip::<Option<bool>>((1, 7)).unwrap(), Some(true));
+        assert!(round_trip::<bool>(2).unwrap(), "any non-zero byte is true");
+    }
+
+    #[test]
+    fn vectors_round_trip_and_check_their_pointer() {
+        let words = [c"a".as_ptr(), c"bc".as_ptr()];
+        assert_eq!(round_trip::<Vec<String>>((words.as_ptr(), 2)).unwrap(), ["a", "bc"]);
+        let nums = [1i64, -2, 3];
+        assert_eq!(round_trip::<Vec<i64>>((nums.as_ptr(), 3)).unwrap(), nums);
+        assert!(round_trip::<Vec<i64>>((std::ptr::null(), 2)).is_err());
+        assert!(round_trip::<Vec<i64>>((std::ptr::null(), usize::MAX)).is_err());
+        assert_eq!(round_trip::<Option<Vec<i64>>>((std::ptr::null(), 5)).unwrap(), None);
+    }
+
+    #[test]
+    fn to_c_lays_out_inside_the_arena() {
+        let v = vec!["x".to_string(), "yz".to_string()];
+        let mut arena = Arena::new();
+        arena.reset(v.c_extra());
+        let (p, n) = v.to_c(&mut arena);
+        assert_eq!(n, 2);
+        // SAFETY: `p` points to two C strings in the arena, which is alive.
+        let got: Vec<&str> = (0..n)
+            .map(|i| unsafe { CStr::from_ptr(*p.add(i)) }.to_str().unwrap())
+            .collect();
+        assert_eq!(got, ["x", "yz"]);
+        assert_eq!(arena.used, arena.words.len() * 8, "c_extra was exact");
+    }
+}
