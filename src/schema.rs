@@ -249,6 +249,14 @@ fn elem_c(lib: &LibraryDesc, t: Ty) -> String {
     }
 }
 
+/// A read-only pointer to elements of `t`: `const T*`, or `const char* const*` for text.
+fn elem_ptr(lib: &LibraryDesc, t: Ty) -> String {
+    match t {
+        Ty::Str => "const char* const*".into(),
+        t => format!("const {}*", elem_c(lib, t)),
+    }
+}
+
 /// The C declaration(s) of one slot, per the table in `marshal.rs`.
 fn c_fields(lib: &LibraryDesc, name: &str, t: Ty) -> Vec<(String, String)> {
     let pair = |ptr: String, what: &str| {
@@ -267,7 +275,7 @@ fn c_fields(lib: &LibraryDesc, name: &str, t: Ty) -> Vec<(String, String)> {
             &format!("{name}_len bytes; may be NULL when {name}_len == 0"),
         ),
         Ty::Vec(inner) => pair(
-            format!("const {}*", elem_c(lib, inner())),
+            elem_ptr(lib, inner()),
             &format!("{name}_len elements; may be NULL when {name}_len == 0"),
         ),
         Ty::Record(r) => vec![(format!("{} {name}", c_type(lib, r.name)), String::new())],
@@ -285,7 +293,7 @@ fn c_fields(lib: &LibraryDesc, name: &str, t: Ty) -> Vec<(String, String)> {
                 &format!("NULL = absent, else {name}_len bytes"),
             ),
             Ty::Vec(e) => pair(
-                format!("const {}*", elem_c(lib, e())),
+                elem_ptr(lib, e()),
                 &format!("NULL = absent, else {name}_len elements"),
             ),
             Ty::Str => vec![(
@@ -293,7 +301,7 @@ fn c_fields(lib: &LibraryDesc, name: &str, t: Ty) -> Vec<(String, String)> {
                 "NULL = absent, else NUL-terminated UTF-8".into(),
             )],
             other => vec![(
-                format!("const {}* {name}", elem_c(lib, other)),
+                format!("{} {name}", elem_ptr(lib, other)),
                 "NULL = absent".into(),
             )],
         },
@@ -391,8 +399,11 @@ fn comment(out: &mut String, indent: &str, text: &str) {
 fn struct_def(out: &mut String, lib: &LibraryDesc, name: &str, fields: &[FieldDesc]) {
     writeln!(out, "typedef struct {name} {{").unwrap();
     for f in fields {
-        for (decl, note) in c_fields(lib, f.name, (f.ty)()) {
-            let note = match (f.doc.lines().next(), note.is_empty()) {
+        for (i, (decl, note)) in c_fields(lib, f.name, (f.ty)()).into_iter().enumerate() {
+            // The doc goes on the slot's value field: the second of `has_x; x`, else the first.
+            let flag = decl.starts_with("bool has_");
+            let doc = if (i == 0) != flag { f.doc.lines().next() } else { None };
+            let note = match (doc, note.is_empty()) {
                 (Some(d), true) => d.to_string(),
                 (Some(d), false) => format!("{d} ({note})"),
                 (None, _) => note,
@@ -407,19 +418,19 @@ fn struct_def(out: &mut String, lib: &LibraryDesc, name: &str, fields: &[FieldDe
     writeln!(out, "}} {name};").unwrap();
 }
 
-fn signature(lib: &LibraryDesc, f: &FnDesc) -> String {
+fn signature(lib: &LibraryDesc, f: &FnDesc, ctor: bool) -> String {
     let params: Vec<String> = f
         .params
         .iter()
         .map(|p| format!("{}: {}", p.name, notation(lib, (p.ty)())))
         .collect();
-    let ret = notation(lib, (f.ret)());
-    let ret = if f.fallible {
-        format!("{ret} or error")
-    } else {
-        ret
+    let ret = match (ctor, f.fallible) {
+        (true, true) => " -> context or error".to_string(),
+        (true, false) => String::new(),
+        (false, true) => format!(" -> {} or error", notation(lib, (f.ret)())),
+        (false, false) => format!(" -> {}", notation(lib, (f.ret)())),
     };
-    format!("{}({}) -> {ret}", f.name, params.join(", "))
+    format!("{}({}){ret}", f.name, params.join(", "))
 }
 
 /// Renders the library's C header. `regenerate` is the command that rewrites it, quoted
@@ -499,7 +510,7 @@ extern \"C\" {{
     if !doc.is_empty() {
         doc.push('\n');
     }
-    doc.push_str(&signature(lib, ctor));
+    doc.push_str(&signature(lib, ctor, true));
     doc.push_str(&format!(
         "\nReturns NULL, with no callback, when cb is NULL, an argument is invalid (NULL\n\
          pointer, text not UTF-8, malformed CBOR) or no worker could be started. Otherwise cb\n\
@@ -552,7 +563,7 @@ extern \"C\" {{
             if !doc.is_empty() {
                 doc.push('\n');
             }
-            doc.push_str(&signature(lib, f));
+            doc.push_str(&signature(lib, f, false));
             doc.push_str(&format!(
                 "\nNative answer: {}.",
                 native_answer(lib, (f.ret)())

@@ -47,7 +47,7 @@ fn take_role(f: &mut ImplItemFn) -> syn::Result<Option<Role>> {
     if matches!(attr.meta, syn::Meta::Path(_)) {
         return Ok(Some(Role::Method));
     }
-    let kind: syn::Ident = attr.parse_args()?;
+    let kind: syn::Ident = attr.parse_args_with(<syn::Ident as syn::ext::IdentExt>::parse_any)?;
     Ok(Some(match kind.to_string().as_str() {
         "ctor" => Role::Ctor,
         "static" => Role::Static,

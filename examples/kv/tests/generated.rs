@@ -1,0 +1,28 @@
+//! The checked-in header and CBOR schema are what the library's source renders now.
+//! Regenerate both with: FFID_BLESS=1 cargo test -p kv --test generated
+
+use std::path::Path;
+
+use ffi_dispatch::schema::{cddl, check_generated, header, Exports};
+
+const REGENERATE: &str = "FFID_BLESS=1 cargo test -p kv --test generated";
+
+#[test]
+fn header_is_current() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    check_generated(
+        &dir.join("include/kv.h"),
+        &header(kv::Kv::SCHEMA, REGENERATE),
+        REGENERATE,
+    );
+}
+
+#[test]
+fn cddl_schema_is_current() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    check_generated(
+        &dir.join("kv.cddl"),
+        &cddl(kv::Kv::SCHEMA, REGENERATE),
+        REGENERATE,
+    );
+}
