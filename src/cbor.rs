@@ -53,7 +53,10 @@ impl<'b, const N: usize> ArgMap<'b, N> {
 
     /// Indexes the map at `d`'s position (a record nested in a request) and leaves `d`
     /// after it.
-    pub fn parse_nested(d: &mut Decoder<'b>, keys: [&'static str; N]) -> Result<Self, minicbor::decode::Error> {
+    pub fn parse_nested(
+        d: &mut Decoder<'b>,
+        keys: [&'static str; N],
+    ) -> Result<Self, minicbor::decode::Error> {
         Self::parse_at(d, keys).map_err(|e| match e {
             MapError::Malformed(e) => e,
             MapError::Other(msg) => minicbor::decode::Error::message(msg),
@@ -67,7 +70,9 @@ impl<'b, const N: usize> ArgMap<'b, N> {
             at: [None; N],
         };
         if !matches!(d.datatype()?, Type::Map | Type::MapIndef) {
-            return Err(MapError::Other("malformed CBOR request: expected a map".into()));
+            return Err(MapError::Other(
+                "malformed CBOR request: expected a map".into(),
+            ));
         }
         let mut remaining = d.map()?;
         loop {
@@ -124,7 +129,8 @@ impl<'b, const N: usize> ArgMap<'b, N> {
 
     /// [`ArgMap::arg`] for a required argument, as a decode error (inside records).
     pub fn field<T: FromCbor<'b>>(&self, i: usize) -> Result<T, minicbor::decode::Error> {
-        self.arg(i).map_err(|e| minicbor::decode::Error::message(e.message().to_owned()))
+        self.arg(i)
+            .map_err(|e| minicbor::decode::Error::message(e.message().to_owned()))
     }
 
     /// Decodes the argument `keys[i]`: an error if it is missing or of the wrong type.

@@ -236,9 +236,12 @@ pub fn static_context<L: Library<Config = Request>>(
 ) -> *mut ffid_ctx {
     unsafe extern "C" fn created(_: c_int, _: *const std::ffi::c_char, _: usize, _: *mut c_void) {}
     let handle = *cell.get_or_init(|| {
-        let ctx = create::<L>(Some(created), std::ptr::null_mut(), Some(Options::default()), || {
-            Request::native_checked(|_| Ok(()))
-        });
+        let ctx = create::<L>(
+            Some(created),
+            std::ptr::null_mut(),
+            Some(Options::default()),
+            || Request::native_checked(|_| Ok(())),
+        );
         ctx as usize
     });
     handle as *mut ffid_ctx

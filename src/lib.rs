@@ -62,12 +62,12 @@ pub use reply::{Answer, NativeOut, Reply};
 /// Exposes a library: put it on the `impl` block of the library's type. See the crate
 /// docs and `examples/echo`.
 pub use ffi_dispatch_macros::library;
-/// Makes a struct with named fields a record that crosses both views: a `#[repr(C)]`
-/// mirror `<Name>C` natively, a map on the CBOR wire.
-pub use ffi_dispatch_macros::Record;
 /// Makes a fieldless enum cross both views: an `int32_t` natively, its variant's name
 /// as text on the CBOR wire.
 pub use ffi_dispatch_macros::Enum;
+/// Makes a struct with named fields a record that crosses both views: a `#[repr(C)]`
+/// mirror `<Name>C` natively, a map on the CBOR wire.
+pub use ffi_dispatch_macros::Record;
 
 /// What the generated code uses; not a stable API.
 #[doc(hidden)]

@@ -364,7 +364,10 @@ macro_rules! bytes_native {
         }
         impl Nullable for $t {
             type OptFields = (*const u8, usize);
-            unsafe fn write_opt(f: (*const u8, usize), w: &mut FieldWriter<'_>) -> Result<(), Refusal> {
+            unsafe fn write_opt(
+                f: (*const u8, usize),
+                w: &mut FieldWriter<'_>,
+            ) -> Result<(), Refusal> {
                 w.scalar(!f.0.is_null());
                 if f.0.is_null() {
                     return Ok(());
@@ -558,25 +561,42 @@ mod tests {
         T: for<'a> ReadNative<'a>,
     {
         // SAFETY: the tests pass valid host-style fields.
-        let p = Payload::from_fields(|w| unsafe { T::write(f, w) }).map_err(|e| format!("{e:?}"))?;
+        let p =
+            Payload::from_fields(|w| unsafe { T::write(f, w) }).map_err(|e| format!("{e:?}"))?;
         let mut r = FieldReader::new(p.as_slice());
         let v = T::read(&mut r).map_err(|e| e.to_string())?;
-        assert_eq!(r.remaining(), 0, "the reader takes exactly what the writer wrote");
+        assert_eq!(
+            r.remaining(),
+            0,
+            "the reader takes exactly what the writer wrote"
+        );
         Ok(v)
     }
 
     #[test]
     fn strings_bytes_and_options_round_trip() {
         assert_eq!(round_trip::<String>(c"héllo".as_ptr()).unwrap(), "héllo");
-        assert!(round_trip::<String>(std::ptr::null()).is_err(), "null string refused");
+        assert!(
+            round_trip::<String>(std::ptr::null()).is_err(),
+            "null string refused"
+        );
         let bad = b"\xc3\x28\0";
-        assert!(round_trip::<String>(bad.as_ptr().cast()).is_err(), "bad UTF-8 refused");
-        assert_eq!(round_trip::<Option<String>>(std::ptr::null()).unwrap(), None);
+        assert!(
+            round_trip::<String>(bad.as_ptr().cast()).is_err(),
+            "bad UTF-8 refused"
+        );
+        assert_eq!(
+            round_trip::<Option<String>>(std::ptr::null()).unwrap(),
+            None
+        );
         assert_eq!(round_trip::<Vec<u8>>((b"abc".as_ptr(), 3)).unwrap(), b"abc");
         assert_eq!(round_trip::<Vec<u8>>((std::ptr::null(), 0)).unwrap(), b"");
         assert!(round_trip::<Vec<u8>>((std::ptr::null(), 1)).is_err());
         assert!(round_trip::<Vec<u8>>((std::ptr::null(), usize::MAX)).is_err());
-        assert_eq!(round_trip::<Option<Vec<u8>>>((std::ptr::null(), 0)).unwrap(), None);
+        assert_eq!(
+            round_trip::<Option<Vec<u8>>>((std::ptr::null(), 0)).unwrap(),
+            None
+        );
         assert_eq!(
             round_trip::<Option<Vec<u8>>>((b"".as_ptr(), 0)).unwrap(),
             Some(vec![]),
@@ -591,12 +611,18 @@ mod tests {
     #[test]
     fn vectors_round_trip_and_check_their_pointer() {
         let words = [c"a".as_ptr(), c"bc".as_ptr()];
-        assert_eq!(round_trip::<Vec<String>>((words.as_ptr(), 2)).unwrap(), ["a", "bc"]);
+        assert_eq!(
+            round_trip::<Vec<String>>((words.as_ptr(), 2)).unwrap(),
+            ["a", "bc"]
+        );
         let nums = [1i64, -2, 3];
         assert_eq!(round_trip::<Vec<i64>>((nums.as_ptr(), 3)).unwrap(), nums);
         assert!(round_trip::<Vec<i64>>((std::ptr::null(), 2)).is_err());
         assert!(round_trip::<Vec<i64>>((std::ptr::null(), usize::MAX)).is_err());
-        assert_eq!(round_trip::<Option<Vec<i64>>>((std::ptr::null(), 5)).unwrap(), None);
+        assert_eq!(
+            round_trip::<Option<Vec<i64>>>((std::ptr::null(), 5)).unwrap(),
+            None
+        );
     }
 
     #[test]

@@ -72,7 +72,10 @@ impl NativeOut {
     /// the arena's base), a zero byte after them (`msg[len] == 0`: `reset` zero-fills),
     /// and `extra` bytes of pointed-to data behind.
     fn head<T: Copy>(&mut self, n: usize, extra: usize) -> *mut T {
-        assert!(std::mem::align_of::<T>() <= 8, "C forms are at most 8-byte aligned");
+        assert!(
+            std::mem::align_of::<T>() <= 8,
+            "C forms are at most 8-byte aligned"
+        );
         let len = n * size_of::<T>();
         self.arena.reset(Arena::array_size::<u8>(len + 1) + extra);
         self.mirror_len = Some(len);

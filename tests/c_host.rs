@@ -1,6 +1,8 @@
-//! Compiles the C host tests and the C host demo against the echo cdylib and runs them.
+//! Compiles the C host tests and the C host demo against the example cdylibs and runs
+//! them, and checks that the generated headers compile as C11 and as C++17.
 //!
-//! `echo` is a dev-dependency, so cargo has built `libecho.so` before the test runs.
+//! `echo` and `kv` are dev-dependencies, so cargo has built their cdylibs before the
+//! test runs.
 //! The C compiler is found the way a build script finds it (the `cc` crate: `CC`,
 //! `CFLAGS`, then `cc`).
 
@@ -11,12 +13,12 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Where cargo put `libecho.so`: beside this test binary (`target/<profile>/deps`, where
-/// a dependency's cdylib lands) or one level up (where `cargo build -p echo` puts it).
-fn lib_dir() -> PathBuf {
+/// Where cargo put `lib<lib>.so`: beside this test binary (`target/<profile>/deps`,
+/// where a dependency's cdylib lands) or one level up (where `cargo build -p` puts it).
+fn lib_dir(lib: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let name = format!(
-        "{}echo{}",
+        "{}{lib}{}",
         std::env::consts::DLL_PREFIX,
         std::env::consts::DLL_SUFFIX
     );
@@ -35,12 +37,12 @@ fn lib_dir() -> PathBuf {
     }
 }
 
-fn compile(source: &str, out_name: &str) -> PathBuf {
+/// The system's C (or C++) compiler with the project's include paths and strict flags.
+fn compiler(cpp: bool) -> Command {
     let root = root();
-    let lib_dir = lib_dir();
-    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(out_name);
     let target = env!("FFID_BUILD_TARGET");
     let compiler = cc::Build::new()
+        .cpp(cpp)
         .target(target)
         .host(target)
         .opt_level(1)
@@ -49,28 +51,37 @@ fn compile(source: &str, out_name: &str) -> PathBuf {
         .cargo_warnings(false)
         .get_compiler();
     let mut cmd = compiler.to_command();
+    cmd.arg(if cpp { "-std=c++17" } else { "-std=c11" });
     cmd.args([
-        "-std=c11",
         "-Wall",
         "-Wextra",
         "-Werror",
         "-pedantic",
         "-Wno-overlength-strings",
-    ])
-    .arg(format!("-I{}", root.join("include").display()))
-    .arg(format!(
-        "-I{}",
-        root.join("examples/echo/include").display()
-    ))
-    .arg(format!("-I{}", root.join("examples/echo/c").display()))
-    .arg(format!("-I{}", root.join("tests/c").display()))
-    .arg(root.join(source))
-    .arg(format!("-L{}", lib_dir.display()))
-    .arg("-lecho")
-    .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
-    .arg("-lpthread")
-    .arg("-o")
-    .arg(&out);
+    ]);
+    for dir in [
+        "include",
+        "examples/echo/include",
+        "examples/kv/include",
+        "examples/echo/c",
+        "tests/c",
+    ] {
+        cmd.arg(format!("-I{}", root.join(dir).display()));
+    }
+    cmd
+}
+
+fn compile(source: &str, out_name: &str, lib: &str) -> PathBuf {
+    let lib_dir = lib_dir(lib);
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(out_name);
+    let mut cmd = compiler(false);
+    cmd.arg(root().join(source))
+        .arg(format!("-L{}", lib_dir.display()))
+        .arg(format!("-l{lib}"))
+        .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
+        .arg("-lpthread")
+        .arg("-o")
+        .arg(&out);
     let status = cmd
         .status()
         .unwrap_or_else(|e| panic!("running the C compiler {cmd:?}: {e}"));
@@ -111,13 +122,44 @@ fn run(exe: &Path, env: &[(&str, &str)]) -> String {
 
 #[test]
 fn c_contract() {
-    let out = run(&compile("tests/c/contract.c", "contract"), &[]);
+    let out = run(&compile("tests/c/contract.c", "contract", "echo"), &[]);
     assert!(out.contains(" passed, 0 failed"));
 }
 
 #[test]
+fn c_kv() {
+    let out = run(&compile("tests/c/kv.c", "kv", "kv"), &[]);
+    assert!(out.contains(" passed, 0 failed"));
+}
+
+/// The generated headers compile, with every warning an error, as C11 and as C++17.
+#[test]
+fn generated_headers_compile_as_c11_and_cpp17() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    for (cpp, file) in [(false, "headers.c"), (true, "headers.cpp")] {
+        let src = dir.join(file);
+        std::fs::write(
+            &src,
+            "#include \"echo.h\"\n#include \"kv.h\"\n\
+             int main(void) { KvEntry e; EchoScalarCheckArgs a; (void)e; (void)a; \
+             return KV_KIND_COUNTER == 2 ? 0 : 1; }\n",
+        )
+        .expect("writing the header probe");
+        let mut cmd = compiler(cpp);
+        cmd.arg("-fsyntax-only").arg(&src);
+        let status = cmd
+            .status()
+            .unwrap_or_else(|e| panic!("running the compiler {cmd:?}: {e}"));
+        assert!(status.success(), "the headers do not compile: {cmd:?}");
+    }
+}
+
+#[test]
 fn c_concurrency() {
-    let out = run(&compile("tests/c/concurrency.c", "concurrency"), &[]);
+    let out = run(
+        &compile("tests/c/concurrency.c", "concurrency", "echo"),
+        &[],
+    );
     assert!(out.contains(" passed, 0 failed"));
 }
 
@@ -125,7 +167,7 @@ fn c_concurrency() {
 /// It verifies every answer and exits non-zero otherwise; its timings mean nothing here.
 #[test]
 fn c_host_demo_verifies_every_answer() {
-    let exe = compile("examples/echo/host.c", "echo-host");
+    let exe = compile("examples/echo/host.c", "echo-host", "echo");
     for ring in ["0", "1"] {
         let out = run(
             &exe,

@@ -26,7 +26,10 @@ pub fn record(item: TokenStream) -> syn::Result<TokenStream> {
         return Err(syn::Error::new_spanned(&input.ident, "#[derive(Record)] is for structs with named fields; use #[derive(Enum)] for fieldless enums"));
     };
     let Fields::Named(named) = &data.fields else {
-        return Err(syn::Error::new_spanned(&input.ident, "#[derive(Record)] needs named fields: they are the C fields and the CBOR keys"));
+        return Err(syn::Error::new_spanned(
+            &input.ident,
+            "#[derive(Record)] needs named fields: they are the C fields and the CBOR keys",
+        ));
     };
     let ident = &input.ident;
     let vis = &input.vis;
@@ -39,7 +42,11 @@ pub fn record(item: TokenStream) -> syn::Result<TokenStream> {
         let what = format!("field `{fname}` of `{name}`");
         let shape = classify(&f.ty, Slot::Field, &what)?;
         let clean = syn::Ident::new(fname.to_string().trim_start_matches("r#"), fname.span());
-        slots.push((CSlot::new(clean, &f.ty, shape), fname, with_lifetimes(&f.ty, "'static")));
+        slots.push((
+            CSlot::new(clean, &f.ty, shape),
+            fname,
+            with_lifetimes(&f.ty, "'static"),
+        ));
         docs.push(doc_of(&f.attrs));
     }
     let n = slots.len();
@@ -50,7 +57,9 @@ pub fn record(item: TokenStream) -> syn::Result<TokenStream> {
         let w = s.write(&f_val);
         quote!(#w)
     });
-    let extras = slots.iter().map(|(_, f, _)| quote!(+ ::ffi_dispatch::marshal::Native::c_extra(&self.#f)));
+    let extras = slots
+        .iter()
+        .map(|(_, f, _)| quote!(+ ::ffi_dispatch::marshal::Native::c_extra(&self.#f)));
     let to_c = slots.iter().map(|(s, f, _)| {
         let c = quote!(::ffi_dispatch::marshal::Native::to_c(&self.#f, arena));
         let v = format_ident!("__{}", s.name);
@@ -58,16 +67,22 @@ pub fn record(item: TokenStream) -> syn::Result<TokenStream> {
         (quote!(let #v = #c;), scatter)
     });
     let (to_c_lets, to_c_fields): (Vec<_>, Vec<_>) = to_c.unzip();
-    let reads = slots.iter().map(|(_, f, ty)| quote!(#f: <#ty as ::ffi_dispatch::marshal::ReadNative<'a>>::read(r)?,));
+    let reads = slots
+        .iter()
+        .map(|(_, f, ty)| quote!(#f: <#ty as ::ffi_dispatch::marshal::ReadNative<'a>>::read(r)?,));
     let keys: Vec<String> = slots.iter().map(|(s, _, _)| s.name.to_string()).collect();
-    let decodes = slots.iter().enumerate().map(|(i, (_, f, ty))| quote!(#f: __m.field::<#ty>(#i)?,));
+    let decodes = slots
+        .iter()
+        .enumerate()
+        .map(|(i, (_, f, ty))| quote!(#f: __m.field::<#ty>(#i)?,));
     let encodes = slots.iter().map(|(s, f, _)| {
         let key = s.name.to_string();
         quote!(e.str(#key)?; ::ffi_dispatch::Answer::cbor(&self.#f, e)?;)
     });
     let descs = slots.iter().zip(&docs).map(|((s, _, _), d)| s.describe(d));
     let doc = doc_of(&input.attrs);
-    let mirror_doc = format!("The C mirror of [`{name}`] (its C name carries the library's type prefix).");
+    let mirror_doc =
+        format!("The C mirror of [`{name}`] (its C name carries the library's type prefix).");
     let expected = format!("a map ({name})");
     Ok(quote! {
         #[doc = #mirror_doc]
@@ -155,7 +170,10 @@ pub fn enumeration(item: TokenStream) -> syn::Result<TokenStream> {
     let input: DeriveInput = syn::parse2(item)?;
     plain(&input, "an enum")?;
     let Data::Enum(data) = &input.data else {
-        return Err(syn::Error::new_spanned(&input.ident, "#[derive(Enum)] is for fieldless enums; use #[derive(Record)] for structs"));
+        return Err(syn::Error::new_spanned(
+            &input.ident,
+            "#[derive(Enum)] is for fieldless enums; use #[derive(Record)] for structs",
+        ));
     };
     let ident = &input.ident;
     let name = ident.to_string();
@@ -163,18 +181,24 @@ pub fn enumeration(item: TokenStream) -> syn::Result<TokenStream> {
     let mut variants = Vec::new();
     for v in &data.variants {
         if !matches!(v.fields, Fields::Unit) {
-            return Err(syn::Error::new_spanned(v, "#[derive(Enum)] variants carry no data (a C enum is an integer)"));
+            return Err(syn::Error::new_spanned(
+                v,
+                "#[derive(Enum)] variants carry no data (a C enum is an integer)",
+            ));
         }
         if let Some((_, expr)) = &v.discriminant {
             next = int_literal(expr)?;
         }
-        let value = i32::try_from(next).map_err(|_| syn::Error::new_spanned(v, "a C enum value must fit in int32_t"))?;
+        let value = i32::try_from(next)
+            .map_err(|_| syn::Error::new_spanned(v, "a C enum value must fit in int32_t"))?;
         variants.push((v.ident.clone(), value, doc_of(&v.attrs)));
         next += 1;
     }
     let values: Vec<i32> = variants.iter().map(|v| v.1).collect();
     let to_value = variants.iter().map(|(v, x, _)| quote!(#ident::#v => #x,));
-    let from_value = variants.iter().map(|(v, x, _)| quote!(#x => ::core::result::Result::Ok(#ident::#v),));
+    let from_value = variants
+        .iter()
+        .map(|(v, x, _)| quote!(#x => ::core::result::Result::Ok(#ident::#v),));
     let to_text = variants.iter().map(|(v, _, _)| {
         let s = v.to_string();
         quote!(#ident::#v => #s,)
@@ -189,7 +213,14 @@ pub fn enumeration(item: TokenStream) -> syn::Result<TokenStream> {
     });
     let doc = doc_of(&input.attrs);
     let names: Vec<String> = variants.iter().map(|v| v.0.to_string()).collect();
-    let expected = format!("one of {}", names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", "));
+    let expected = format!(
+        "one of {}",
+        names
+            .iter()
+            .map(|n| format!("\"{n}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let unknown_value = format!("unknown {name} value {{}}");
     Ok(quote! {
         impl #ident {
@@ -279,8 +310,18 @@ pub fn enumeration(item: TokenStream) -> syn::Result<TokenStream> {
 
 fn int_literal(expr: &syn::Expr) -> syn::Result<i64> {
     match expr {
-        syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(i), .. }) => i.base10_parse(),
-        syn::Expr::Unary(syn::ExprUnary { op: syn::UnOp::Neg(_), expr, .. }) => int_literal(expr).map(|v| -v),
-        _ => Err(syn::Error::new_spanned(expr, "an enum value must be an integer literal")),
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Int(i),
+            ..
+        }) => i.base10_parse(),
+        syn::Expr::Unary(syn::ExprUnary {
+            op: syn::UnOp::Neg(_),
+            expr,
+            ..
+        }) => int_literal(expr).map(|v| -v),
+        _ => Err(syn::Error::new_spanned(
+            expr,
+            "an enum value must be an integer literal",
+        )),
     }
 }

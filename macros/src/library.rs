@@ -42,7 +42,10 @@ fn take_role(f: &mut ImplItemFn) -> syn::Result<Option<Role>> {
     };
     let attr = f.attrs.remove(i);
     if let Some(dup) = f.attrs.iter().find(|a| a.path().is_ident("ffi")) {
-        return Err(syn::Error::new_spanned(dup, "one #[ffi] attribute per function"));
+        return Err(syn::Error::new_spanned(
+            dup,
+            "one #[ffi] attribute per function",
+        ));
     }
     if matches!(attr.meta, syn::Meta::Path(_)) {
         return Ok(Some(Role::Method));
@@ -69,14 +72,22 @@ fn analyse(f: &ImplItemFn, role: Role) -> syn::Result<Func> {
             "async fn is not supported: an exported function runs to completion on the worker thread",
         ));
     }
-    if !sig.generics.params.iter().all(|p| matches!(p, syn::GenericParam::Lifetime(_))) {
+    if !sig
+        .generics
+        .params
+        .iter()
+        .all(|p| matches!(p, syn::GenericParam::Lifetime(_)))
+    {
         return Err(syn::Error::new_spanned(
             &sig.generics,
             "exported functions cannot be generic: C needs one concrete signature",
         ));
     }
     let name = sig.ident.to_string();
-    if role != Role::Ctor && role != Role::Dtor && (RESERVED.contains(&name.as_str()) || name.ends_with("_cbor")) {
+    if role != Role::Ctor
+        && role != Role::Dtor
+        && (RESERVED.contains(&name.as_str()) || name.ends_with("_cbor"))
+    {
         return Err(syn::Error::new_spanned(
             &sig.ident,
             format!("`{name}` would clash with a generated export; rename it"),
@@ -115,18 +126,27 @@ fn analyse(f: &ImplItemFn, role: Role) -> syn::Result<Func> {
     for arg in &sig.inputs {
         let FnArg::Typed(pt) = arg else { continue };
         let Pat::Ident(pi) = &*pt.pat else {
-            return Err(syn::Error::new_spanned(&pt.pat, "parameters must be plain names: they become C fields and CBOR keys"));
+            return Err(syn::Error::new_spanned(
+                &pt.pat,
+                "parameters must be plain names: they become C fields and CBOR keys",
+            ));
         };
         let what = format!("parameter `{}` of `{name}`", pi.ident);
         let shape = classify(&pt.ty, Slot::Param, &what)?;
-        let ident = syn::Ident::new(pi.ident.to_string().trim_start_matches("r#"), pi.ident.span());
+        let ident = syn::Ident::new(
+            pi.ident.to_string().trim_start_matches("r#"),
+            pi.ident.span(),
+        );
         params.push(Param {
             slot: CSlot::new(ident, &pt.ty, shape),
             ty_expr: with_lifetimes(&pt.ty, "'_"),
         });
     }
     if role == Role::Dtor && !params.is_empty() {
-        return Err(syn::Error::new_spanned(&sig.inputs, "an #[ffi(dtor)] takes no parameters"));
+        return Err(syn::Error::new_spanned(
+            &sig.inputs,
+            "an #[ffi(dtor)] takes no parameters",
+        ));
     }
 
     let unit: Type = syn::parse_quote!(());
@@ -146,7 +166,10 @@ fn analyse(f: &ImplItemFn, role: Role) -> syn::Result<Func> {
         }
     } else if role == Role::Dtor {
         if !matches!(sig.output, ReturnType::Default) {
-            return Err(syn::Error::new_spanned(&sig.output, "an #[ffi(dtor)] returns nothing"));
+            return Err(syn::Error::new_spanned(
+                &sig.output,
+                "an #[ffi(dtor)] returns nothing",
+            ));
         }
     } else {
         classify(&ok_ty, Slot::Result, &format!("result of `{name}`"))?;
@@ -156,7 +179,11 @@ fn analyse(f: &ImplItemFn, role: Role) -> syn::Result<Func> {
         ident: sig.ident.clone(),
         doc: doc_of(&f.attrs),
         params,
-        ok_ty: if role == Role::Ctor { syn::parse_quote!(()) } else { ok_ty },
+        ok_ty: if role == Role::Ctor {
+            syn::parse_quote!(())
+        } else {
+            ok_ty
+        },
         fallible,
     })
 }
@@ -174,7 +201,12 @@ fn lib_name(attr: TokenStream, self_ty: &Type) -> syn::Result<String> {
             if meta.path.is_ident("name") {
                 let s: syn::LitStr = meta.value()?.parse()?;
                 let v = s.value();
-                if v.is_empty() || !v.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') || v.starts_with(|c: char| c.is_ascii_digit()) {
+                if v.is_empty()
+                    || !v
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                    || v.starts_with(|c: char| c.is_ascii_digit())
+                {
                     return Err(syn::Error::new_spanned(s, "the library name is a C identifier prefix: lower-case letters, digits and `_`"));
                 }
                 name = Some(v);
@@ -189,7 +221,11 @@ fn lib_name(attr: TokenStream, self_ty: &Type) -> syn::Result<String> {
         Some(n) => Ok(n),
         None => match self_ty {
             Type::Path(p) if p.path.get_ident().is_some() => {
-                let ident = p.path.get_ident().map(|i| i.to_string()).unwrap_or_default();
+                let ident = p
+                    .path
+                    .get_ident()
+                    .map(|i| i.to_string())
+                    .unwrap_or_default();
                 let mut snake = String::new();
                 for (i, c) in ident.chars().enumerate() {
                     if c.is_ascii_uppercase() && i > 0 {
@@ -199,7 +235,10 @@ fn lib_name(attr: TokenStream, self_ty: &Type) -> syn::Result<String> {
                 }
                 Ok(snake)
             }
-            _ => Err(syn::Error::new_spanned(self_ty, "put #[library] on `impl YourType`")),
+            _ => Err(syn::Error::new_spanned(
+                self_ty,
+                "put #[library] on `impl YourType`",
+            )),
         },
     }
 }
@@ -208,7 +247,9 @@ fn camel(s: &str) -> String {
     s.split('_')
         .map(|w| {
             let mut c = w.chars();
-            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
         })
         .collect()
 }
@@ -216,7 +257,10 @@ fn camel(s: &str) -> String {
 pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let mut imp: ItemImpl = syn::parse2(item)?;
     if imp.trait_.is_some() || !imp.generics.params.is_empty() {
-        return Err(syn::Error::new_spanned(&imp.self_ty, "put #[library] on a plain `impl YourType` block"));
+        return Err(syn::Error::new_spanned(
+            &imp.self_ty,
+            "put #[library] on a plain `impl YourType` block",
+        ));
     }
     let name = lib_name(attr, &imp.self_ty)?;
     let lib = Lib {
@@ -243,11 +287,17 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
     }
     let ctors: Vec<&Func> = funcs.iter().filter(|f| f.role == Role::Ctor).collect();
     if ctors.len() > 1 {
-        push_err(syn::Error::new_spanned(&ctors[1].ident, "a library has exactly one #[ffi(ctor)]; this is the second"));
+        push_err(syn::Error::new_spanned(
+            &ctors[1].ident,
+            "a library has exactly one #[ffi(ctor)]; this is the second",
+        ));
     }
     let dtors: Vec<&Func> = funcs.iter().filter(|f| f.role == Role::Dtor).collect();
     if dtors.len() > 1 {
-        push_err(syn::Error::new_spanned(&dtors[1].ident, "a library has at most one #[ffi(dtor)]; this is the second"));
+        push_err(syn::Error::new_spanned(
+            &dtors[1].ident,
+            "a library has at most one #[ffi(dtor)]; this is the second",
+        ));
     }
     if ctors.is_empty() {
         push_err(syn::Error::new(
@@ -340,7 +390,13 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         out.extend(call_exports(&lib, f, id as u16, &args_struct(f), None));
     }
     for (id, f) in statics.iter().enumerate() {
-        out.extend(call_exports(&lib, f, id as u16, &args_struct(f), Some(&statics_ty)));
+        out.extend(call_exports(
+            &lib,
+            f,
+            id as u16,
+            &args_struct(f),
+            Some(&statics_ty),
+        ));
     }
 
     // Descriptor.
@@ -422,7 +478,11 @@ fn method_entry(f: &Func, self_ty: &Type, on_self: bool) -> TokenStream {
         quote!(<#self_ty>::#ident(#args))
     };
     let reply = reply(f, call);
-    let r = if f.params.is_empty() { quote!(_) } else { quote!(__r) };
+    let r = if f.params.is_empty() {
+        quote!(_)
+    } else {
+        quote!(__r)
+    };
     let lib = if on_self { quote!(__lib) } else { quote!(_) };
     quote!(::ffi_dispatch::Method {
         name: #name,
@@ -459,7 +519,9 @@ fn construct_body(ctor: &Func, self_ty: &Type) -> TokenStream {
 /// The native request builder: reads the host's struct `args` into a `Request`.
 fn native_request(f: &Func, args: &syn::Ident) -> TokenStream {
     if f.params.is_empty() {
-        return quote!(::ffi_dispatch::Request::native_checked(|_| ::core::result::Result::Ok(())));
+        return quote!(::ffi_dispatch::Request::native_checked(|_| {
+            ::core::result::Result::Ok(())
+        }));
     }
     let v = quote!(__a);
     let writes = f.params.iter().map(|p| p.slot.write(&v));
@@ -495,10 +557,15 @@ fn ctor_exports(lib: &Lib, ctor: &Func, cfg: &syn::Ident) -> TokenStream {
         let ty = &p.ty_expr;
         quote!(__m.arg::<#ty>(#i).map_err(|_| ::ffi_dispatch::Refusal::Err)?;)
     });
-    let doc_create = format!("`ffid_ctx* {n}_create(...)`: creates a context; see `{n}.h`.\n\n{SAFETY_DOC}");
-    let doc_opts = format!("`{n}_create` with runtime options (`opts` may be null for the defaults).\n\n{SAFETY_DOC}");
+    let doc_create =
+        format!("`ffid_ctx* {n}_create(...)`: creates a context; see `{n}.h`.\n\n{SAFETY_DOC}");
+    let doc_opts = format!(
+        "`{n}_create` with runtime options (`opts` may be null for the defaults).\n\n{SAFETY_DOC}"
+    );
     let doc_cbor = format!("`{n}_create` with CBOR arguments.\n\n{SAFETY_DOC}");
-    let doc_destroy = format!("`int {n}_destroy(ffid_ctx* ctx)`: answers every accepted call, then frees the context.");
+    let doc_destroy = format!(
+        "`int {n}_destroy(ffid_ctx* ctx)`: answers every accepted call, then frees the context."
+    );
     quote! {
         #[doc = #doc_create]
         #[unsafe(no_mangle)]
@@ -556,12 +623,22 @@ fn static_cell(lib: &Lib) -> syn::Ident {
     format_ident!("__{}_STATIC_CONTEXT", lib.name.to_ascii_uppercase())
 }
 
-fn call_exports(lib: &Lib, f: &Func, id: u16, args_struct: &syn::Ident, statics: Option<&syn::Ident>) -> TokenStream {
+fn call_exports(
+    lib: &Lib,
+    f: &Func,
+    id: u16,
+    args_struct: &syn::Ident,
+    statics: Option<&syn::Ident>,
+) -> TokenStream {
     let n = &lib.name;
     let native_name = format_ident!("{n}_{}", f.ident);
     let cbor_name = format_ident!("{n}_{}_cbor", f.ident);
     let (target, ctx_param, ctx_expr) = match statics {
-        None => (lib.self_ty.clone(), quote!(ctx: *mut ::ffi_dispatch::ffid_ctx,), quote!(ctx)),
+        None => (
+            lib.self_ty.clone(),
+            quote!(ctx: *mut ::ffi_dispatch::ffid_ctx,),
+            quote!(ctx),
+        ),
         Some(s) => {
             let cell = static_cell(lib);
             (
@@ -578,7 +655,10 @@ fn call_exports(lib: &Lib, f: &Func, id: u16, args_struct: &syn::Ident, statics:
         (quote!(args: *const #args_struct,), quote!(unsafe))
     };
     let native = native_request(f, &args_ident);
-    let doc_native = format!("Native export of `{}`; see `{n}.h`.\n\n{SAFETY_DOC}", f.ident);
+    let doc_native = format!(
+        "Native export of `{}`; see `{n}.h`.\n\n{SAFETY_DOC}",
+        f.ident
+    );
     let doc_cbor = format!("CBOR export of `{}`; see `{n}.h`.\n\n{SAFETY_DOC}", f.ident);
     quote! {
         #[doc = #doc_native]

@@ -80,7 +80,11 @@ pub fn result_ok(ty: &Type) -> Option<&Type> {
 }
 
 fn spelled(ty: &Type) -> String {
-    quote::quote!(#ty).to_string().replace(" < ", "<").replace(" >", ">").replace("& ", "&")
+    quote::quote!(#ty)
+        .to_string()
+        .replace(" < ", "<")
+        .replace(" >", ">")
+        .replace("& ", "&")
 }
 
 fn err<T>(ty: &Type, what: &str, why: &str) -> syn::Result<T> {
@@ -107,10 +111,18 @@ pub fn classify(ty: &Type, slot: Slot, what: &str) -> syn::Result<Shape> {
         Type::Tuple(t) if t.elems.is_empty() && slot == Slot::Result => Ok(Shape::Single),
         Type::Reference(r) => {
             if r.mutability.is_some() {
-                return err(ty, what, "is a mutable borrow; the host's memory is read-only to the library");
+                return err(
+                    ty,
+                    what,
+                    "is a mutable borrow; the host's memory is read-only to the library",
+                );
             }
             if slot == Slot::Field {
-                return err(ty, what, "borrows; record fields must own their data (String, Vec<u8>)");
+                return err(
+                    ty,
+                    what,
+                    "borrows; record fields must own their data (String, Vec<u8>)",
+                );
             }
             match &*r.elem {
                 Type::Path(p) if p.path.is_ident("str") => Ok(Shape::Single),
@@ -121,7 +133,11 @@ pub fn classify(ty: &Type, slot: Slot, what: &str) -> syn::Result<Shape> {
                 }
                 Type::Slice(_) => err(ty, what, "is not supported as a parameter; take a Vec<T>"),
                 _ if slot == Slot::Result => classify(&r.elem, slot, what),
-                _ => err(ty, what, &format!("is not supported across the FFI; {SUPPORTED}")),
+                _ => err(
+                    ty,
+                    what,
+                    &format!("is not supported across the FFI; {SUPPORTED}"),
+                ),
             }
         }
         Type::Path(p) if p.qself.is_none() => {
@@ -130,7 +146,11 @@ pub fn classify(ty: &Type, slot: Slot, what: &str) -> syn::Result<Shape> {
             };
             match name.as_str() {
                 n if SCALARS.contains(&n) && args.is_empty() => Ok(Shape::Single),
-                "usize" | "isize" => err(ty, what, "has a platform-dependent size; use u32/u64 or i32/i64"),
+                "usize" | "isize" => err(
+                    ty,
+                    what,
+                    "has a platform-dependent size; use u32/u64 or i32/i64",
+                ),
                 "u128" | "i128" => err(ty, what, "has no portable C type; use two u64 fields"),
                 "char" => err(ty, what, "is not a C type; use &str or u32"),
                 "String" if args.is_empty() => Ok(Shape::Single),
@@ -166,8 +186,16 @@ pub fn classify(ty: &Type, slot: Slot, what: &str) -> syn::Result<Shape> {
                 _ => Ok(Shape::Single),
             }
         }
-        Type::Tuple(_) if slot != Slot::Result => err(ty, what, "is not supported; use a record (#[derive(ffi_dispatch::Record)])"),
-        _ => err(ty, what, &format!("is not supported across the FFI; {SUPPORTED}")),
+        Type::Tuple(_) if slot != Slot::Result => err(
+            ty,
+            what,
+            "is not supported; use a record (#[derive(ffi_dispatch::Record)])",
+        ),
+        _ => err(
+            ty,
+            what,
+            &format!("is not supported across the FFI; {SUPPORTED}"),
+        ),
     }
 }
 
@@ -177,9 +205,17 @@ fn element(ty: &Type, slot: Slot, what: &str) -> syn::Result<()> {
         || option_inner(ty).is_some()
         || matches!(ty, Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "Vec"));
     if nested {
-        return err(ty, what, "cannot be an array element; use a record holding it");
+        return err(
+            ty,
+            what,
+            "cannot be an array element; use a record holding it",
+        );
     }
-    let element_slot = if slot == Slot::Field { Slot::Field } else { Slot::Param };
+    let element_slot = if slot == Slot::Field {
+        Slot::Field
+    } else {
+        Slot::Param
+    };
     classify(ty, element_slot, what).map(drop)
 }
 

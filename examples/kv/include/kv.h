@@ -52,7 +52,7 @@ typedef struct KvEntry {
     const char* const* tags; /* Free-form labels. (tags_len elements; may be NULL when tags_len == 0) */
     size_t tags_len; /* length of tags */
     bool has_ttl_ms; /* false: ttl_ms is absent */
-    uint64_t ttl_ms;
+    uint64_t ttl_ms; /* Time to live in milliseconds, if any (kept, not enforced). */
     const char* note; /* An optional note. (NULL = absent, else NUL-terminated UTF-8) */
     KvMeta meta; /* Bookkeeping. */
 } KvEntry;

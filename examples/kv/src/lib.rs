@@ -261,7 +261,11 @@ impl Kv {
     fn insert(&mut self, mut e: Entry) -> Result<Option<Entry>, KvError> {
         Kv::check_key(&e.key)?;
         let previous = self.map.get(&e.key);
-        if previous.is_none() && self.max_entries.is_some_and(|m| self.map.len() >= m as usize) {
+        if previous.is_none()
+            && self
+                .max_entries
+                .is_some_and(|m| self.map.len() >= m as usize)
+        {
             return Err(KvError::Full(self.max_entries.unwrap_or(0)));
         }
         self.seq += 1;
