@@ -58,6 +58,11 @@ pub trait Native: Sized {
 }
 
 /// Reads a value back from a native payload on the worker, borrowing where it can.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be read from a native request",
+    label = "unsupported FFI parameter type",
+    note = "derive `ffi_dispatch::Record` or `ffi_dispatch::Enum` for your own types"
+)]
 pub trait ReadNative<'a>: Native {
     /// Reads the value [`Native::write`] wrote.
     fn read(r: &mut FieldReader<'a>) -> Result<Self, CallError>;

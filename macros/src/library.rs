@@ -329,7 +329,6 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         quote! {
             #[doc = #doc]
             #[repr(C)]
-            #[derive(Clone, Copy)]
             pub struct #struct_name { #(#decls)* }
         }
     };

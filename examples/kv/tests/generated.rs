@@ -1,11 +1,11 @@
 //! The checked-in header and CBOR schema are what the library's source renders now.
-//! Regenerate both with: FFID_BLESS=1 cargo test -p kv --test generated
+//! Regenerate both with: FFID_BLESS=1 cargo test --workspace --test generated
 
 use std::path::Path;
 
 use ffi_dispatch::schema::{cddl, check_generated, header, Exports};
 
-const REGENERATE: &str = "FFID_BLESS=1 cargo test -p kv --test generated";
+const REGENERATE: &str = "FFID_BLESS=1 cargo test --workspace --test generated";
 
 #[test]
 fn header_is_current() {
