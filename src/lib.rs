@@ -17,8 +17,41 @@
 //!
 //! Every method is reachable two ways from one definition: a native export (arguments
 //! in a C struct, raw result bytes) and a `_cbor` export (arguments as a CBOR map,
-//! decoded zero-copy; result as CBOR). See `examples/echo` for a complete library and
-//! `include/ffi_dispatch.h` for the C contract.
+//! decoded zero-copy; result as CBOR). The author writes ordinary Rust and annotates it:
+//!
+//! ```
+//! use ffi_dispatch::schema::{header, Exports};
+//!
+//! /// A running total.
+//! pub struct Counter {
+//!     total: u64,
+//! }
+//!
+//! #[ffi_dispatch::library(name = "counter")]
+//! impl Counter {
+//!     /// Starts at `start`.
+//!     #[ffi(ctor)]
+//!     fn create(start: u64) -> Counter {
+//!         Counter { total: start }
+//!     }
+//!     /// Adds `by`; an error on overflow.
+//!     #[ffi]
+//!     fn add(&mut self, by: u64) -> Result<u64, String> {
+//!         self.total = self.total.checked_add(by).ok_or("overflow")?;
+//!         Ok(self.total)
+//!     }
+//! }
+//!
+//! // The exports exist (`counter_create`, `counter_add`, `counter_add_cbor`, ...), and
+//! // the C header is rendered from the same definition:
+//! let h = header(Counter::SCHEMA, "(regenerate command)");
+//! assert!(h.contains("typedef struct CounterAddArgs {\n    uint64_t by;\n} CounterAddArgs;"));
+//! assert!(h.contains("int counter_add(ffid_ctx* ctx, ffid_callback cb, void* user_data, const CounterAddArgs* args);"));
+//! ```
+//!
+//! [`library`] documents the attribute, [`marshal`] the C form of each type, [`schema`]
+//! the header and CDDL generation; `examples/kv` is a complete library and
+//! `include/ffi_dispatch.h` the C contract.
 //!
 //! ## Panics
 //! A handler that panics answers `ERR` with a message starting `handler panicked:` and
@@ -59,8 +92,23 @@ pub use envelope::{FieldReader, FieldWriter, INLINE_CAPACITY};
 pub use registry::MAX_CONTEXTS;
 pub use reply::{Answer, NativeOut, Reply};
 
-/// Exposes a library: put it on the `impl` block of the library's type. See the crate
-/// docs and `examples/echo`.
+/// Exposes a library: put it on the `impl` block of the library's type.
+///
+/// `#[ffi_dispatch::library(name = "kv")]` (the name defaults to the type's name in
+/// snake case) over `impl Kv { ... }`, where:
+/// - exactly one `#[ffi(ctor)]` function builds the value (`-> Self` or
+///   `-> Result<Self, E: Display>`); its parameters become `<Prefix>Config`;
+/// - each `#[ffi]` method (`&self` or `&mut self`) becomes `<lib>_<m>` with a
+///   `<Prefix><M>Args` struct (none without parameters) and `<lib>_<m>_cbor`;
+/// - each `#[ffi(static)]` function is served by a process-wide context created on
+///   first use; its exports take no handle;
+/// - at most one `#[ffi(dtor)]` (`&mut self`) runs when the context is destroyed, after
+///   the last request.
+///
+/// Functions without `#[ffi]` are left alone. Doc comments reach the generated header.
+/// The generated items: the args structs, `impl Library`, `impl schema::Exports` and the
+/// `#[no_mangle]` exports (`<lib>_create`, `_create_with_options`, `_create_cbor`,
+/// `_destroy`, and two per function).
 pub use ffi_dispatch_macros::library;
 /// Makes a fieldless enum cross both views: an `int32_t` natively, its variant's name
 /// as text on the CBOR wire.

@@ -118,16 +118,25 @@ const fn round8(n: usize) -> usize {
     (n + 7) & !7
 }
 
+impl Default for Arena {
+    fn default() -> Self {
+        Arena::new()
+    }
+}
+
 impl Arena {
-    pub(crate) fn new() -> Self {
+    /// An empty arena (a host written in Rust uses one to build C forms with
+    /// [`Native::to_c`]).
+    pub fn new() -> Self {
         Arena {
             words: Vec::new(),
             used: 0,
         }
     }
 
-    /// Empties the arena and makes room for `bytes` (zero-filled).
-    pub(crate) fn reset(&mut self, bytes: usize) {
+    /// Empties the arena and makes room for `bytes` (zero-filled); pointers taken
+    /// before are invalid afterwards.
+    pub fn reset(&mut self, bytes: usize) {
         self.words.clear();
         self.words.resize(round8(bytes) / 8, 0);
         self.used = 0;
