@@ -357,6 +357,27 @@ impl<'a> ReadNative<'a> for String {
     }
 }
 
+/// `Option` of a `(pointer, length)` type: the same two fields, a null pointer for `None`.
+macro_rules! nullable_pair {
+    () => {
+        type OptFields = <Self as Native>::Fields;
+        unsafe fn write_opt(f: Self::OptFields, w: &mut FieldWriter<'_>) -> Result<(), Refusal> {
+            w.scalar(!f.0.is_null());
+            if f.0.is_null() {
+                return Ok(());
+            }
+            // SAFETY: forwarded contract.
+            unsafe { Self::write(f, w) }
+        }
+        fn opt_extra(v: Option<&Self>) -> usize {
+            v.map_or(0, Native::c_extra)
+        }
+        fn opt_to_c(v: Option<&Self>, arena: &mut Arena) -> Self::OptFields {
+            v.map_or((std::ptr::null(), 0), |v| v.to_c(arena))
+        }
+    };
+}
+
 // ---- bytes ----------------------------------------------------------------------------
 
 macro_rules! bytes_native {
@@ -377,24 +398,7 @@ macro_rules! bytes_native {
             }
         }
         impl Nullable for $t {
-            type OptFields = (*const u8, usize);
-            unsafe fn write_opt(
-                f: (*const u8, usize),
-                w: &mut FieldWriter<'_>,
-            ) -> Result<(), Refusal> {
-                w.scalar(!f.0.is_null());
-                if f.0.is_null() {
-                    return Ok(());
-                }
-                // SAFETY: forwarded contract.
-                unsafe { Self::write(f, w) }
-            }
-            fn opt_extra(v: Option<&Self>) -> usize {
-                v.map_or(0, |v| v.c_extra())
-            }
-            fn opt_to_c(v: Option<&Self>, arena: &mut Arena) -> (*const u8, usize) {
-                v.map_or((std::ptr::null(), 0), |v| v.to_c(arena))
-            }
+            nullable_pair!();
         }
     };
 }
@@ -486,21 +490,7 @@ impl<'a, T: Element + ReadNative<'a>> ReadNative<'a> for Vec<T> {
     }
 }
 impl<T: Element> Nullable for Vec<T> {
-    type OptFields = (*const T::Fields, usize);
-    unsafe fn write_opt(f: Self::OptFields, w: &mut FieldWriter<'_>) -> Result<(), Refusal> {
-        w.scalar(!f.0.is_null());
-        if f.0.is_null() {
-            return Ok(());
-        }
-        // SAFETY: forwarded contract.
-        unsafe { Self::write(f, w) }
-    }
-    fn opt_extra(v: Option<&Self>) -> usize {
-        v.map_or(0, |v| v.c_extra())
-    }
-    fn opt_to_c(v: Option<&Self>, arena: &mut Arena) -> Self::OptFields {
-        v.map_or((std::ptr::null(), 0), |v| v.to_c(arena))
-    }
+    nullable_pair!();
 }
 
 /// [`Native::c_extra`] of a slice of elements laid out as a C array.

@@ -92,6 +92,8 @@ pub struct FnDesc {
     pub ret: fn() -> Ty,
     /// Whether it returns a `Result` (may answer `ERR`).
     pub fallible: bool,
+    /// The C name of its args struct (unused without parameters).
+    pub args_struct: &'static str,
 }
 
 /// Everything a library exports.
@@ -202,18 +204,6 @@ fn screaming(s: &str) -> String {
         out.push(c.to_ascii_uppercase());
     }
     out
-}
-
-/// `scalar_check` -> `ScalarCheck`.
-pub fn camel(s: &str) -> String {
-    s.split('_')
-        .map(|w| {
-            let mut c = w.chars();
-            c.next()
-                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
-                .unwrap_or_default()
-        })
-        .collect()
 }
 
 /// The one-line type of a slot, in the notation of the docs (`str`, `[Entry]`, `u32?`).
@@ -449,7 +439,7 @@ fn signature(lib: &LibraryDesc, f: &FnDesc, ctor: bool) -> String {
 pub fn header(lib: &LibraryDesc, regenerate: &str) -> String {
     let mut o = String::new();
     let guard = format!("{}_H", lib.name.to_ascii_uppercase());
-    let (n, p) = (lib.name, lib.type_prefix);
+    let n = lib.name;
     writeln!(o, "/*").unwrap();
     writeln!(
         o,
@@ -535,8 +525,8 @@ extern \"C\" {{
     let cfg = if ctor.params.is_empty() {
         String::new()
     } else {
-        struct_def(&mut o, lib, &format!("{p}Config"), ctor.params);
-        format!(", const {p}Config* cfg")
+        struct_def(&mut o, lib, ctor.args_struct, ctor.params);
+        format!(", const {}* cfg", ctor.args_struct)
     };
     writeln!(
         o,
@@ -594,8 +584,8 @@ extern \"C\" {{
             let args = if f.params.is_empty() {
                 String::new()
             } else {
-                let s = format!("{p}{}Args", camel(f.name));
-                struct_def(&mut o, lib, &s, f.params);
+                let s = f.args_struct;
+                struct_def(&mut o, lib, s, f.params);
                 format!(", const {s}* args")
             };
             writeln!(
@@ -714,6 +704,21 @@ pub fn cddl(lib: &LibraryDesc, regenerate: &str) -> String {
         }
     }
     o
+}
+
+/// Checks a library's checked-in `include/<name>.h` and `<name>.cddl` under `dir` (see
+/// [`check_generated`]); `regenerate` is the command that rewrites them.
+pub fn check_library(lib: &LibraryDesc, dir: &std::path::Path, regenerate: &str) {
+    check_generated(
+        &dir.join("include").join(format!("{}.h", lib.name)),
+        &header(lib, regenerate),
+        regenerate,
+    );
+    check_generated(
+        &dir.join(format!("{}.cddl", lib.name)),
+        &cddl(lib, regenerate),
+        regenerate,
+    );
 }
 
 /// Compares a checked-in generated file with what the descriptor renders now. With

@@ -84,6 +84,7 @@ pub fn record(item: TokenStream) -> syn::Result<TokenStream> {
     let mirror_doc =
         format!("The C mirror of [`{name}`] (its C name carries the library's type prefix).");
     let expected = format!("a map ({name})");
+    let nullable = nullable_as_pointer(ident, &quote!(#mirror));
     Ok(quote! {
         #[doc = #mirror_doc]
         #[repr(C)]
@@ -117,19 +118,7 @@ pub fn record(item: TokenStream) -> syn::Result<TokenStream> {
 
         impl ::ffi_dispatch::marshal::Element for #ident {}
 
-        impl ::ffi_dispatch::marshal::Nullable for #ident {
-            type OptFields = *const #mirror;
-            unsafe fn write_opt(p: *const #mirror, w: &mut ::ffi_dispatch::FieldWriter<'_>) -> ::core::result::Result<(), ::ffi_dispatch::Refusal> {
-                // SAFETY: forwarded contract (`p` is null or a valid mirror).
-                unsafe { ::ffi_dispatch::marshal::write_opt_ptr::<Self>(p, w) }
-            }
-            fn opt_extra(v: ::core::option::Option<&Self>) -> usize {
-                ::ffi_dispatch::marshal::opt_ptr_extra(v)
-            }
-            fn opt_to_c(v: ::core::option::Option<&Self>, arena: &mut ::ffi_dispatch::marshal::Arena) -> *const #mirror {
-                ::ffi_dispatch::marshal::opt_ptr_to_c(v, arena)
-            }
-        }
+        #nullable
 
         impl<'b> ::ffi_dispatch::cbor::FromCbor<'b> for #ident {
             const EXPECTED: &'static str = #expected;
@@ -222,6 +211,7 @@ pub fn enumeration(item: TokenStream) -> syn::Result<TokenStream> {
             .join(", ")
     );
     let unknown_value = format!("unknown {name} value {{}}");
+    let nullable = nullable_as_pointer(ident, &quote!(i32));
     Ok(quote! {
         impl #ident {
             fn __ffi_value(&self) -> i32 {
@@ -257,19 +247,7 @@ pub fn enumeration(item: TokenStream) -> syn::Result<TokenStream> {
 
         impl ::ffi_dispatch::marshal::Element for #ident {}
 
-        impl ::ffi_dispatch::marshal::Nullable for #ident {
-            type OptFields = *const i32;
-            unsafe fn write_opt(p: *const i32, w: &mut ::ffi_dispatch::FieldWriter<'_>) -> ::core::result::Result<(), ::ffi_dispatch::Refusal> {
-                // SAFETY: forwarded contract (`p` is null or points to a value).
-                unsafe { ::ffi_dispatch::marshal::write_opt_ptr::<Self>(p, w) }
-            }
-            fn opt_extra(v: ::core::option::Option<&Self>) -> usize {
-                ::ffi_dispatch::marshal::opt_ptr_extra(v)
-            }
-            fn opt_to_c(v: ::core::option::Option<&Self>, arena: &mut ::ffi_dispatch::marshal::Arena) -> *const i32 {
-                ::ffi_dispatch::marshal::opt_ptr_to_c(v, arena)
-            }
-        }
+        #nullable
 
         impl<'b> ::ffi_dispatch::cbor::FromCbor<'b> for #ident {
             const EXPECTED: &'static str = #expected;
@@ -306,6 +284,25 @@ pub fn enumeration(item: TokenStream) -> syn::Result<TokenStream> {
             }
         }
     })
+}
+
+/// `Option<T>` of a record or enum: a nullable pointer to its C form.
+fn nullable_as_pointer(ident: &syn::Ident, fields: &TokenStream) -> TokenStream {
+    quote! {
+        impl ::ffi_dispatch::marshal::Nullable for #ident {
+            type OptFields = *const #fields;
+            unsafe fn write_opt(p: *const #fields, w: &mut ::ffi_dispatch::FieldWriter<'_>) -> ::core::result::Result<(), ::ffi_dispatch::Refusal> {
+                // SAFETY: forwarded contract (`p` is null or points to a valid C form).
+                unsafe { ::ffi_dispatch::marshal::write_opt_ptr::<Self>(p, w) }
+            }
+            fn opt_extra(v: ::core::option::Option<&Self>) -> usize {
+                ::ffi_dispatch::marshal::opt_ptr_extra(v)
+            }
+            fn opt_to_c(v: ::core::option::Option<&Self>, arena: &mut ::ffi_dispatch::marshal::Arena) -> *const #fields {
+                ::ffi_dispatch::marshal::opt_ptr_to_c(v, arena)
+            }
+        }
+    }
 }
 
 fn int_literal(expr: &syn::Expr) -> syn::Result<i64> {

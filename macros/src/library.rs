@@ -401,6 +401,11 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
     // Descriptor.
     let describe = |f: &Func| {
         let name = f.ident.to_string();
+        let args_struct = if f.role == Role::Ctor {
+            cfg_struct.to_string()
+        } else {
+            args_struct(f).to_string()
+        };
         let doc = &f.doc;
         let params = f.params.iter().map(|p| p.slot.describe(""));
         let ok = with_lifetimes(&f.ok_ty, "'static");
@@ -411,6 +416,7 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
             params: &[#(#params),*],
             ret: <#ok as ::ffi_dispatch::schema::Describe>::ty,
             fallible: #fallible,
+            args_struct: #args_struct,
         })
     };
     let (ctor_desc, method_descs, static_descs) = (

@@ -1,28 +1,13 @@
 //! The checked-in header and CBOR schema are what the library's source renders now.
-//! Regenerate both with: FFID_BLESS=1 cargo test --workspace --test generated
+//! Regenerate them (for every example) with: FFID_BLESS=1 cargo test --workspace --test generated
 
-use std::path::Path;
-
-use ffi_dispatch::schema::{cddl, check_generated, header, Exports};
-
-const REGENERATE: &str = "FFID_BLESS=1 cargo test --workspace --test generated";
+use ffi_dispatch::schema::{check_library, Exports};
 
 #[test]
-fn header_is_current() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    check_generated(
-        &dir.join("include/kv.h"),
-        &header(kv::Kv::SCHEMA, REGENERATE),
-        REGENERATE,
-    );
-}
-
-#[test]
-fn cddl_schema_is_current() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    check_generated(
-        &dir.join("kv.cddl"),
-        &cddl(kv::Kv::SCHEMA, REGENERATE),
-        REGENERATE,
+fn header_and_schema_are_current() {
+    check_library(
+        kv::Kv::SCHEMA,
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")),
+        "FFID_BLESS=1 cargo test --workspace --test generated",
     );
 }
