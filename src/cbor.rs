@@ -9,7 +9,9 @@
 //! a duplicate known key, a missing key, or a value of the wrong type is an error that
 //! names the key; anything after the map is an error. `Option` parameters accept null
 //! and an absent key alike. Records nest as maps under the same rules, `Vec<T>` is an
-//! array, and enums travel as their variant's name.
+//! array, and enums travel as their variant's name. `&str` and `&[u8]` parameters borrow
+//! from the request, so they need definite-length strings; `String` and `Vec<u8>` also
+//! take chunked (indefinite-length) ones.
 
 use minicbor::data::Type;
 use minicbor::Decoder;
