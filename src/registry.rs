@@ -1,8 +1,12 @@
 //! The handle registry: turns the host's opaque `ffid_ctx*` into a live context, or a
 //! refusal, without ever dereferencing the host's pointer.
 //!
-//! A handle's bits are `generation << 32 | (slot index + 1)`: never null, and a garbage
-//! value points at no slot or at a slot of another generation. Slots live in chunks that
+//! A handle's bits are `generation << 32 | tag << 17 | (slot index + 1)`: never null,
+//! and a garbage value points at no slot or at a slot of another generation. `tag` (15
+//! bits) tells this copy of the registry from another one in the same process (each
+//! cdylib built on this crate has its own), and every copy starts its generations at
+//! its own random value: a handle of another library is refused instead of aliasing one
+//! of ours (it would have to guess 47 bits). Slots live in chunks that
 //! are allocated on demand and never freed, so a lookup can always read a slot safely.
 //!
 //! Each slot has one state word: `generation << 32 | CLOSING | users`. A call enters by
@@ -60,15 +64,43 @@ fn slot(index: usize) -> Option<&'static Slot> {
     Some(&chunk[index % CHUNK_SLOTS])
 }
 
+const INDEX_BITS: u32 = 17;
+const INDEX_MASK: u64 = (1 << INDEX_BITS) - 1;
+const TAG_MASK: u64 = (1 << (32 - INDEX_BITS)) - 1;
+
+/// This copy of the registry's tag: a fold of the address it was loaded at, so two
+/// copies in one process differ (computed, not loaded: a few instructions per lookup).
+#[inline]
+fn registry_tag() -> u64 {
+    let a = std::ptr::addr_of!(CHUNK_TABLE) as u64;
+    ((a >> 12) ^ (a >> 27) ^ (a >> 42)) & TAG_MASK
+}
+
+/// The generation a new slot starts at: random per copy of the registry and per run.
+fn first_generation() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    // splitmix64 finaliser over the clock and the registry's address.
+    let mut z = nanos ^ (std::ptr::addr_of!(CHUNK_TABLE) as u64).rotate_left(32);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) & 0xffff_ffff | 1
+}
+
 #[inline]
 fn decode(handle: *mut c_void) -> Option<(usize, u32)> {
     let bits = handle as usize as u64;
-    let index = (bits & 0xffff_ffff).checked_sub(1)? as usize;
+    if (bits >> INDEX_BITS) & TAG_MASK != registry_tag() {
+        return None;
+    }
+    let index = (bits & INDEX_MASK).checked_sub(1)? as usize;
     Some((index, (bits >> 32) as u32))
 }
 
 fn encode(index: usize, generation: u32) -> *mut c_void {
-    (((generation as u64) << 32) | (index as u64 + 1)) as usize as *mut c_void
+    ((generation as u64) << 32 | registry_tag() << INDEX_BITS | (index as u64 + 1)) as usize
+        as *mut c_void
 }
 
 /// Registers a context and returns its handle, or `None` when the registry is full.
@@ -81,9 +113,10 @@ pub(crate) fn insert(core: Arc<Core>) -> Option<*mut c_void> {
                 let i = free.next_fresh;
                 let table = &CHUNK_TABLE[i / CHUNK_SLOTS];
                 if table.load(Ordering::Relaxed).is_null() {
+                    let generation = first_generation();
                     let chunk: Box<Chunk> = Box::new(std::array::from_fn(|_| Slot {
-                        // Generation 1, CLOSING: nothing can enter until `insert` publishes a core.
-                        state: AtomicU64::new(1 << 32 | CLOSING),
+                        // CLOSING: nothing can enter until `insert` publishes a core.
+                        state: AtomicU64::new(generation << 32 | CLOSING),
                         core: AtomicPtr::new(std::ptr::null_mut()),
                     }));
                     table.store(Box::into_raw(chunk), Ordering::Release);
@@ -232,6 +265,13 @@ mod tests {
             let h = encode(i, g);
             assert!(!h.is_null());
             assert_eq!(decode(h), Some((i, g)));
+            // The same slot and generation under another registry's tag is not ours.
+            let foreign = (h as usize ^ (1 << INDEX_BITS)) as *mut c_void;
+            assert_eq!(decode(foreign), None);
         }
+        assert!(
+            MAX_CONTEXTS as u64 <= INDEX_MASK,
+            "every index + 1 fits its bits"
+        );
     }
 }

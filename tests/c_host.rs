@@ -71,17 +71,17 @@ fn compiler(cpp: bool) -> Command {
     cmd
 }
 
-fn compile(source: &str, out_name: &str, lib: &str) -> PathBuf {
-    let lib_dir = lib_dir(lib);
+fn compile(source: &str, out_name: &str, libs: &[&str]) -> PathBuf {
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(out_name);
     let mut cmd = compiler(false);
-    cmd.arg(root().join(source))
-        .arg(format!("-L{}", lib_dir.display()))
-        .arg(format!("-l{lib}"))
-        .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
-        .arg("-lpthread")
-        .arg("-o")
-        .arg(&out);
+    cmd.arg(root().join(source));
+    for lib in libs {
+        let dir = lib_dir(lib);
+        cmd.arg(format!("-L{}", dir.display()))
+            .arg(format!("-l{lib}"))
+            .arg(format!("-Wl,-rpath,{}", dir.display()));
+    }
+    cmd.arg("-lpthread").arg("-o").arg(&out);
     let status = cmd
         .status()
         .unwrap_or_else(|e| panic!("running the C compiler {cmd:?}: {e}"));
@@ -90,7 +90,11 @@ fn compile(source: &str, out_name: &str, lib: &str) -> PathBuf {
 }
 
 fn run(exe: &Path, env: &[(&str, &str)]) -> String {
+    // cargo test puts target/<profile> on LD_LIBRARY_PATH, which outranks the rpath the
+    // programs were linked with: a stale `cargo build -p` copy there would be tested
+    // instead of the cdylib this test run built. Let the rpath decide.
     let output = Command::new(exe)
+        .env_remove("LD_LIBRARY_PATH")
         .envs(env.iter().copied())
         .env("RUST_BACKTRACE", "0")
         .output()
@@ -122,13 +126,13 @@ fn run(exe: &Path, env: &[(&str, &str)]) -> String {
 
 #[test]
 fn c_contract() {
-    let out = run(&compile("tests/c/contract.c", "contract", "echo"), &[]);
+    let out = run(&compile("tests/c/contract.c", "contract", &["echo"]), &[]);
     assert!(out.contains(" passed, 0 failed"));
 }
 
 #[test]
 fn c_kv() {
-    let out = run(&compile("tests/c/kv.c", "kv", "kv"), &[]);
+    let out = run(&compile("tests/c/kv.c", "kv", &["kv", "echo"]), &[]);
     assert!(out.contains(" passed, 0 failed"));
 }
 
@@ -157,7 +161,7 @@ fn generated_headers_compile_as_c11_and_cpp17() {
 #[test]
 fn c_concurrency() {
     let out = run(
-        &compile("tests/c/concurrency.c", "concurrency", "echo"),
+        &compile("tests/c/concurrency.c", "concurrency", &["echo"]),
         &[],
     );
     assert!(out.contains(" passed, 0 failed"));
@@ -167,7 +171,7 @@ fn c_concurrency() {
 /// It verifies every answer and exits non-zero otherwise; its timings mean nothing here.
 #[test]
 fn c_host_demo_verifies_every_answer() {
-    let exe = compile("examples/echo/host.c", "echo-host", "echo");
+    let exe = compile("examples/echo/host.c", "echo-host", &["echo"]);
     for ring in ["0", "1"] {
         let out = run(
             &exe,

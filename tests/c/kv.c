@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "echo_client.h" /* the CBOR writer and the waiter */
+#include "echo_client.h" /* the CBOR writer and the waiter; echo is linked in too */
 #include "kv.h"
 
 #define TIMEOUT_MS 10000
@@ -53,6 +53,13 @@ static ffid_ctx* make(const char* name, int max) {
     if (!ctx) return NULL;
     expect(&p, FFID_RET_OK);
     return ctx;
+}
+
+static void stray_cb(int ret, const char* msg, size_t len, void* user_data) {
+    (void)ret;
+    (void)msg;
+    (void)len;
+    atomic_fetch_add((atomic_int*)user_data, 1);
 }
 
 /* ---- inspectors ------------------------------------------------------------------ */
@@ -513,13 +520,6 @@ static void test_cbor_view(void) {
     CHECK(kv_destroy(ctx) == FFID_RET_OK);
 }
 
-static void stray_cb(int ret, const char* msg, size_t len, void* user_data) {
-    (void)ret;
-    (void)msg;
-    (void)len;
-    atomic_fetch_add((atomic_int*)user_data, 1);
-}
-
 /* Bad native input is refused on the calling thread: a non-zero return, no callback. */
 static void test_bad_native_input_is_refused(void) {
     ffid_ctx* ctx = make("s", 0);
@@ -560,8 +560,45 @@ static void test_bad_native_input_is_refused(void) {
     CHECK(kv_get(ctx, stray_cb, &stray, &get) == FFID_RET_ERR); /* destroyed */
 }
 
+/* A handle of another library in the same process (each cdylib has its own registry)
+ * is refused both ways with no callback, although both libraries have live contexts in
+ * their first slots. */
+static void test_foreign_handles_are_refused(void) {
+    ffid_ctx* kv = make("s", 0);
+    waiter w;
+    waiter_reset(&w);
+    EchoConfig ec = {"p"};
+    ffid_ctx* echo = echo_create(waiter_cb, &w, &ec);
+    CHECK(echo != NULL && waiter_wait(&w, TIMEOUT_MS) == 0 && w.ret == FFID_RET_OK);
+    atomic_int stray = 0;
+    KvGetArgs get = {"k"};
+    EchoShoutArgs shout = {"x"};
+    uint8_t empty_map = 0xa0;
+    CHECK(kv_get(echo, stray_cb, &stray, &get) == FFID_RET_ERR);
+    CHECK(kv_name(echo, stray_cb, &stray) == FFID_RET_ERR);
+    CHECK(kv_keys_cbor(echo, stray_cb, &stray, &empty_map, 1) == FFID_RET_ERR);
+    CHECK(kv_destroy(echo) == FFID_RET_ERR);
+    CHECK(echo_shout(kv, stray_cb, &stray, &shout) == FFID_RET_ERR);
+    CHECK(echo_count(kv, stray_cb, &stray) == FFID_RET_ERR);
+    CHECK(echo_count_cbor(kv, stray_cb, &stray, &empty_map, 1) == FFID_RET_ERR);
+    CHECK(echo_destroy(kv) == FFID_RET_ERR);
+    /* Both contexts are untouched. */
+    probe p;
+    probe_reset(&p, NULL, NULL);
+    CHECK(kv_name(kv, probe_cb, &p) == FFID_RET_OK);
+    expect(&p, FFID_RET_OK);
+    waiter_reset(&w);
+    CHECK(echo_shout(echo, waiter_cb, &w, &shout) == FFID_RET_OK);
+    CHECK(waiter_wait(&w, TIMEOUT_MS) == 0 && w.ret == FFID_RET_OK && strcmp(w.msg, "p: X") == 0);
+    CHECK(echo_destroy(echo) == FFID_RET_OK);
+    CHECK(kv_destroy(kv) == FFID_RET_OK);
+    CHECK(atomic_load(&stray) == 0);
+}
+
 int main(void) {
     static const test_case tests[] = {
+        /* First: each library's first context then sits in slot 0 of its registry. */
+        TEST_ENTRY(test_foreign_handles_are_refused),
         TEST_ENTRY(test_create),
         TEST_ENTRY(test_records_natively),
         TEST_ENTRY(test_arrays_and_nested_records),
