@@ -33,8 +33,91 @@ const CLOSING: u64 = 1 << 31;
 const USERS: u64 = CLOSING - 1;
 
 struct Slot {
-    state: AtomicU64,
+    state: SlotState,
     core: AtomicPtr<Core>,
+}
+
+/// A slot's state word, `generation << 32 | CLOSING | users`, and its transitions: the
+/// part of the registry that races (`loom_models` in `context.rs` checks it against
+/// destroy).
+pub(crate) struct SlotState(AtomicU64);
+
+impl SlotState {
+    /// A closing slot of `generation`: nothing enters until [`SlotState::open`].
+    pub(crate) fn new(generation: u64) -> Self {
+        SlotState(AtomicU64::new(generation << 32 | CLOSING))
+    }
+
+    fn generation(&self) -> u32 {
+        (self.0.load(Ordering::Relaxed) >> 32) as u32
+    }
+
+    /// Opens the slot for calls. The Release store publishes what was stored before it
+    /// (the core) to every `enter` that sees this generation.
+    pub(crate) fn open(&self) {
+        let generation = self.generation() as u64;
+        self.0.store(generation << 32, Ordering::Release);
+    }
+
+    /// A call enters: only while the generation matches and the slot is not closing.
+    #[inline]
+    pub(crate) fn enter(&self, generation: u32) -> bool {
+        let mut state = self.0.load(Ordering::Relaxed);
+        loop {
+            if (state >> 32) as u32 != generation || state & CLOSING != 0 || state & USERS == USERS
+            {
+                return false;
+            }
+            match self.0.compare_exchange_weak(
+                state,
+                state + 1,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => state = now,
+            }
+        }
+    }
+
+    /// A call leaves (Release: what it did inside is visible to `drained`).
+    #[inline]
+    pub(crate) fn leave(&self) {
+        self.0.fetch_sub(1, Ordering::Release);
+    }
+
+    /// Sets `CLOSING`; false if another close won. The caller holds a user count.
+    pub(crate) fn close(&self) -> bool {
+        let mut state = self.0.load(Ordering::Relaxed);
+        loop {
+            if state & CLOSING != 0 {
+                return false;
+            }
+            match self.0.compare_exchange_weak(
+                state,
+                state | CLOSING,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => state = now,
+            }
+        }
+    }
+
+    /// No call is inside (Acquire: the effects of every call that left are visible).
+    pub(crate) fn drained(&self) -> bool {
+        self.0.load(Ordering::Acquire) & USERS == 0
+    }
+
+    /// Retires a closed, drained slot: the next generation (never 0), still closing.
+    pub(crate) fn retire(&self, generation: u32) {
+        let next = match generation.wrapping_add(1) {
+            0 => 1,
+            g => g,
+        };
+        self.0.store((next as u64) << 32 | CLOSING, Ordering::Release);
+    }
 }
 
 type Chunk = [Slot; CHUNK_SLOTS];
@@ -115,8 +198,8 @@ pub(crate) fn insert(core: Arc<Core>) -> Option<*mut c_void> {
                 if table.load(Ordering::Relaxed).is_null() {
                     let generation = first_generation();
                     let chunk: Box<Chunk> = Box::new(std::array::from_fn(|_| Slot {
-                        // CLOSING: nothing can enter until `insert` publishes a core.
-                        state: AtomicU64::new(generation << 32 | CLOSING),
+                        // Closing: nothing can enter until `insert` publishes a core.
+                        state: SlotState::new(generation),
                         core: AtomicPtr::new(std::ptr::null_mut()),
                     }));
                     table.store(Box::into_raw(chunk), Ordering::Release);
@@ -130,11 +213,9 @@ pub(crate) fn insert(core: Arc<Core>) -> Option<*mut c_void> {
     let slot = slot(index).expect("allocated above");
     slot.core
         .store(Arc::into_raw(core).cast_mut(), Ordering::Relaxed);
-    // The generation was bumped when the slot was freed; publishing users = 0 with the
-    // Release store makes `core` visible to any lookup that sees this generation.
-    let generation = (slot.state.load(Ordering::Relaxed) >> 32) as u32;
-    slot.state
-        .store((generation as u64) << 32, Ordering::Release);
+    // The generation was bumped when the slot was freed; `open` publishes `core`.
+    let generation = slot.state.generation();
+    slot.state.open();
     Some(encode(index, generation))
 }
 
@@ -156,7 +237,7 @@ impl Guard {
 impl Drop for Guard {
     #[inline]
     fn drop(&mut self) {
-        self.slot.state.fetch_sub(1, Ordering::Release);
+        self.slot.state.leave();
     }
 }
 
@@ -165,20 +246,8 @@ impl Drop for Guard {
 pub(crate) fn acquire(handle: *mut c_void) -> Option<Guard> {
     let (index, generation) = decode(handle)?;
     let slot = slot(index)?;
-    let mut state = slot.state.load(Ordering::Relaxed);
-    loop {
-        if (state >> 32) as u32 != generation || state & CLOSING != 0 || state & USERS == USERS {
-            return None;
-        }
-        match slot.state.compare_exchange_weak(
-            state,
-            state + 1,
-            Ordering::Acquire,
-            Ordering::Relaxed,
-        ) {
-            Ok(_) => break,
-            Err(now) => state = now,
-        }
+    if !slot.state.enter(generation) {
+        return None;
     }
     let core = slot.core.load(Ordering::Relaxed);
     Some(Guard { slot, core })
@@ -192,20 +261,8 @@ pub(crate) fn close(handle: *mut c_void, accept: impl FnOnce(&Core) -> bool) -> 
     if !accept(guard.core()) {
         return None;
     }
-    let mut state = guard.slot.state.load(Ordering::Relaxed);
-    loop {
-        if state & CLOSING != 0 {
-            return None;
-        }
-        match guard.slot.state.compare_exchange_weak(
-            state,
-            state | CLOSING,
-            Ordering::Acquire,
-            Ordering::Relaxed,
-        ) {
-            Ok(_) => break,
-            Err(now) => state = now,
-        }
+    if !guard.slot.state.close() {
+        return None;
     }
     // SAFETY: the slot holds one strong count (from `insert`) and our guard keeps it
     // alive; we add one count for the caller and hand it over in the returned Arc.
@@ -221,9 +278,7 @@ pub(crate) fn drained(handle: *mut c_void) -> bool {
     slot(index)
         .expect("closed handles have a slot")
         .state
-        .load(Ordering::Acquire)
-        & USERS
-        == 0
+        .drained()
 }
 
 /// Frees the slot of a closed, drained context: drops the registry's reference, bumps the
@@ -233,12 +288,7 @@ pub(crate) fn remove(handle: *mut c_void) {
     let slot = slot(index).expect("closed handles have a slot");
     debug_assert!(drained(handle));
     let core = slot.core.swap(std::ptr::null_mut(), Ordering::Relaxed);
-    let next = match generation.wrapping_add(1) {
-        0 => 1,
-        g => g,
-    };
-    slot.state
-        .store((next as u64) << 32 | CLOSING, Ordering::Release);
+    slot.state.retire(generation);
     // SAFETY: this is the strong count `insert` leaked; users is 0 and CLOSING keeps it 0.
     drop(unsafe { Arc::from_raw(core) });
     FREE.lock()
