@@ -406,19 +406,9 @@ mod loom_models {
         }
     }
 
-    /// Counts loom's interleavings, printed after each model.
-    fn report(model: &str, runs: &std::sync::atomic::AtomicUsize) {
-        println!(
-            "{model}: {} interleavings",
-            runs.load(std::sync::atomic::Ordering::Relaxed)
-        );
-    }
-
     #[test]
     fn destroy_racing_two_submitters_answers_each_accepted_call_once() {
-        static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        loom::model(|| {
-            RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::sync::model("destroy racing 2 submitters", || {
             let ctx = Context::new();
             let worker = {
                 let ctx = ctx.clone();
@@ -437,14 +427,11 @@ mod loom_models {
             }
             ctx.check(2);
         });
-        report("destroy racing 2 submitters", &RUNS);
     }
 
     #[test]
     fn two_destroys_racing_a_submitter_free_once() {
-        static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        loom::model(|| {
-            RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::sync::model("two destroys racing 1 submitter", || {
             let ctx = Context::new();
             let worker = {
                 let ctx = ctx.clone();
@@ -466,6 +453,5 @@ mod loom_models {
             ctx.outcome[1].store(REFUSED, Ordering::Relaxed); // only request 0 exists
             ctx.check(2);
         });
-        report("two destroys racing 1 submitter", &RUNS);
     }
 }

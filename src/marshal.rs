@@ -221,18 +221,19 @@ macro_rules! scalar_native {
         }
         impl SingleField for $t {}
         impl Nullable for $t {
-            type OptFields = (bool, $t);
+            /// `has_x` is read as a byte (any non-zero byte is true), like `bool` fields.
+            type OptFields = (u8, $t);
             #[inline]
-            unsafe fn write_opt(f: (bool, $t), w: &mut FieldWriter<'_>) -> Result<(), Refusal> {
-                w.scalar(f.0);
-                if f.0 {
+            unsafe fn write_opt(f: (u8, $t), w: &mut FieldWriter<'_>) -> Result<(), Refusal> {
+                w.scalar(f.0 != 0);
+                if f.0 != 0 {
                     w.scalar(f.1);
                 }
                 Ok(())
             }
             fn opt_extra(_: Option<&Self>) -> usize { 0 }
-            fn opt_to_c(v: Option<&Self>, _: &mut Arena) -> (bool, $t) {
-                v.map_or((false, <$t>::default()), |v| (true, *v))
+            fn opt_to_c(v: Option<&Self>, _: &mut Arena) -> (u8, $t) {
+                v.map_or((0, <$t>::default()), |v| (1, *v))
             }
         }
     )*};
@@ -606,8 +607,9 @@ mod tests {
             Some(vec![]),
             "a non-null pointer with length 0 is Some(empty)"
         );
-        assert_eq!(round_trip::<Option<i64>>((true, -3)).unwrap(), Some(-3));
-        assert_eq!(round_trip::<Option<i64>>((false, 99)).unwrap(), None);
+        assert_eq!(round_trip::<Option<i64>>((1, -3)).unwrap(), Some(-3));
+        assert_eq!(round_trip::<Option<i64>>((0, 99)).unwrap(), None);
+        assert_eq!(round_trip::<Option<u16>>((7, 9)).unwrap(), Some(9), "any non-zero has-byte");
         assert_eq!(round_trip::<Option<bool>>((1, 7)).unwrap(), Some(true));
         assert!(round_trip::<bool>(2).unwrap(), "any non-zero byte is true");
     }

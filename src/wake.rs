@@ -290,7 +290,7 @@ mod loom_models {
     /// Two producers push and notify while the worker drains and parks.
     #[test]
     fn worker_wake_loses_no_request_with_two_producers() {
-        loom::model(|| {
+        crate::sync::model("worker wake, 2 producers", || {
             let ring = Arc::new(TagRing::<u32>::new(4));
             let wake = Arc::new(WorkerWake::new(WakeBackend::Futex));
             let producers: Vec<_> = (0..2)
@@ -322,7 +322,7 @@ mod loom_models {
     /// woken when the worker frees a slot; the worker is woken for its request.
     #[test]
     fn blocked_producer_is_woken_when_space_frees() {
-        loom::model(|| {
+        crate::sync::model("space wait, blocked producer", || {
             let ring = Arc::new(TagRing::<u32>::new(1));
             let space = Arc::new(SpaceWait::new());
             let wake = Arc::new(WorkerWake::new(WakeBackend::Futex));

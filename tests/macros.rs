@@ -317,7 +317,7 @@ fn optional_scalars_bytes_and_enums_natively() {
     let args = ShapesDescribeArgs {
         data: b"ab".as_ptr(),
         data_len: 2,
-        has_n: true,
+        has_n: 1,
         n: -9,
         has_flag: 3, // any non-zero byte is true
         flag: 1,
@@ -331,7 +331,7 @@ fn optional_scalars_bytes_and_enums_natively() {
     let absent = ShapesDescribeArgs {
         data: std::ptr::null(),
         data_len: 7, // ignored when the pointer is NULL: the option is absent
-        has_n: false,
+        has_n: 0,
         n: 1,
         has_flag: 0,
         flag: 1,

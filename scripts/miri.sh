@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs the Rust-side tests that exercise the unsafe code under Miri (nightly): the
+# runtime's unit tests (envelope ownership and inline payloads, rings, handle registry,
+# reply buffers and arenas, marshalling), `tests/macros.rs` (every generated export
+# driven with Rust callbacks, real worker threads) and `tests/runtime.rs`.
+#
+# Not run under Miri, and why:
+# - tests/c_host.rs: runs C programs (Miri interprets Rust only);
+# - tests/compile_fail.rs: runs the compiler;
+# - tests/alloc.rs: counts allocations per call over thousands of calls; it holds no
+#   unsafe code of its own beyond the allocator shim and is far too slow interpreted;
+# - runtime.rs's eventfd test: Miri does not model eventfd reads and writes by epoll
+#   hosts (the futex backend, the default, is covered);
+# - loom models: they need `--cfg loom` (scripts/loom.sh).
+# Isolation is off because the worker reads the clock (its spin budget) and the
+# registry seeds its generations from it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! cargo +nightly miri --version >/dev/null 2>&1; then
+    rustup toolchain install nightly --profile minimal --component miri,rust-src
+fi
+export MIRIFLAGS="-Zmiri-disable-isolation ${MIRIFLAGS:-}"
+cargo +nightly miri test -p ffi-dispatch --lib
+cargo +nightly miri test -p ffi-dispatch --test macros
+cargo +nightly miri test -p ffi-dispatch --test runtime -- --skip eventfd
