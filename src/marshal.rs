@@ -609,7 +609,11 @@ mod tests {
         );
         assert_eq!(round_trip::<Option<i64>>((1, -3)).unwrap(), Some(-3));
         assert_eq!(round_trip::<Option<i64>>((0, 99)).unwrap(), None);
-        assert_eq!(round_trip::<Option<u16>>((7, 9)).unwrap(), Some(9), "any non-zero has-byte");
+        assert_eq!(
+            round_trip::<Option<u16>>((7, 9)).unwrap(),
+            Some(9),
+            "any non-zero has-byte"
+        );
         assert_eq!(round_trip::<Option<bool>>((1, 7)).unwrap(), Some(true));
         assert!(round_trip::<bool>(2).unwrap(), "any non-zero byte is true");
     }

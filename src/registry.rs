@@ -116,7 +116,8 @@ impl SlotState {
             0 => 1,
             g => g,
         };
-        self.0.store((next as u64) << 32 | CLOSING, Ordering::Release);
+        self.0
+            .store((next as u64) << 32 | CLOSING, Ordering::Release);
     }
 }
 

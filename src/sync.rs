@@ -19,5 +19,8 @@ pub(crate) fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
         counter.fetch_add(1, Ordering::Relaxed);
         f();
     });
-    println!("loom model `{name}`: {} interleavings", runs.load(Ordering::Relaxed));
+    println!(
+        "loom model `{name}`: {} interleavings",
+        runs.load(Ordering::Relaxed)
+    );
 }
