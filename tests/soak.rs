@@ -208,7 +208,7 @@ fn soak_with_faults() {
         for t in 0..8u64 {
             let (contexts, stop) = (&contexts, &stop);
             s.spawn(move || {
-                let mut rng = Rng(0x1234_5678_9abc_def1 ^ (t + 1) * 0x9e37_79b9);
+                let mut rng = Rng(0x1234_5678_9abc_def1 ^ ((t + 1) * 0x9e37_79b9));
                 while !stop.load(SeqCst) {
                     let ctx = {
                         let list = contexts.lock().unwrap();
