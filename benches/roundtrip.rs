@@ -1,14 +1,15 @@
 //! One host thread: call + wait for the callback, through the C ABI of `echo`, beside
-//! the floor (a bare atomic ping-pong between two threads) and a plain baseline (std
-//! `mpsc` channel + worker thread answering through the same kind of completion flag).
+//! the floor (a bare atomic ping-pong between two threads) and two plain baselines (a
+//! std `mpsc` or `crossbeam-channel` channel + worker thread answering through the same
+//! kind of completion flag).
 //!
 //! `hot`: the worker is spinning when the call arrives. `cold`: the host sleeps 200 µs
 //! (untimed) before each call so the worker has parked (spin budget 0 for ffi-dispatch;
 //! std's `recv` blocks after its own brief spin). Compare ratios within one run only.
 
-use std::ffi::{c_char, c_int, c_void};
+use std::ffi::c_void;
 use std::hint::black_box;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -16,54 +17,14 @@ use common::scalar_request;
 use criterion::{criterion_group, criterion_main, Criterion};
 use crossbeam_utils::CachePadded;
 use echo::*;
-use ffi_dispatch::{ffid_ctx, Options, RingKind, RET_OK};
+use ffi_dispatch::{Options, RingKind, RET_OK};
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod shared;
+use shared::{complete, make, wait, Completion};
 
 const COLD_GAP: Duration = Duration::from_micros(200);
-
-/// The completion record a latency-sensitive host keeps: one cache line.
-#[derive(Default)]
-struct Completion {
-    done: CachePadded<AtomicU32>,
-}
-
-unsafe extern "C" fn complete(ret: c_int, msg: *const c_char, len: usize, ud: *mut c_void) {
-    debug_assert!(ret == RET_OK && len >= 1);
-    let _ = msg;
-    // SAFETY: `ud` is the bench's `Completion`, alive for the whole bench.
-    unsafe { &*(ud as *const Completion) }
-        .done
-        .store(1, Ordering::Release);
-}
-
-fn wait(c: &Completion) {
-    while c.done.load(Ordering::Acquire) == 0 {
-        std::hint::spin_loop();
-    }
-    c.done.store(0, Ordering::Relaxed);
-}
-
-fn make(options: Options) -> *mut ffid_ctx {
-    let created = Completion::default();
-    let cfg = EchoConfig {
-        prefix: c"bench".as_ptr(),
-    };
-    let opts = options.to_c();
-    // SAFETY: valid callback, config and options; `created` outlives its callback.
-    let ctx = unsafe {
-        echo_create_with_options(
-            Some(complete),
-            &created as *const _ as *mut c_void,
-            &cfg,
-            &opts,
-        )
-    };
-    assert!(!ctx.is_null());
-    wait(&created);
-    ctx
-}
 
 /// Times `iters` round trips of `one`, each after `gap` (untimed) when given.
 fn timed(iters: u64, gap: Option<Duration>, mut one: impl FnMut()) -> Duration {
@@ -171,28 +132,54 @@ fn ffi_dispatch_lanes(c: &mut Criterion, state: &str, gap: Option<Duration>) {
     group.finish();
 }
 
-/// The naive baseline: requests over std `mpsc` to a worker thread blocked in `recv`.
-fn mpsc_baseline(c: &mut Criterion, state: &str, gap: Option<Duration>) {
-    struct Req {
-        a: i64,
-        b: i64,
-        x: f64,
-        done: *const Completion,
-        answer: *const AtomicBool,
+/// A plain channel baseline's request: the same predicate, answered through the same
+/// kind of completion flag.
+struct Req {
+    a: i64,
+    b: i64,
+    x: f64,
+    done: *const Completion,
+    answer: *const AtomicBool,
+}
+// SAFETY: the pointers refer to the bench's own records, alive until the worker exits.
+unsafe impl Send for Req {}
+
+fn serve(r: Req) {
+    let ok = ((r.a + r.b + r.x as i64) & 1) == 0;
+    // SAFETY: see `Req`.
+    unsafe {
+        (*r.answer).store(ok, Ordering::Relaxed);
+        (*r.done).done.store(1, Ordering::Release);
     }
-    // SAFETY: the pointers refer to the bench's own records, alive until the worker exits.
-    unsafe impl Send for Req {}
-    let (tx, rx) = mpsc::channel::<Req>();
-    let worker = std::thread::spawn(move || {
-        while let Ok(r) = rx.recv() {
-            let ok = ((r.a + r.b + r.x as i64) & 1) == 0;
-            // SAFETY: see `Req`.
-            unsafe {
-                (*r.answer).store(ok, Ordering::Relaxed);
-                (*r.done).done.store(1, Ordering::Release);
-            }
-        }
+}
+
+/// The naive baselines: requests over a channel to a worker thread blocked in `recv`
+/// (std `mpsc`, then `crossbeam-channel`).
+fn channel_baselines(c: &mut Criterion, state: &str, gap: Option<Duration>) {
+    let (std_tx, std_rx) = mpsc::channel::<Req>();
+    let std_worker = std::thread::spawn(move || std_rx.iter().for_each(serve));
+    channel_baseline(c, state, gap, "baseline std mpsc + worker", |r| {
+        std_tx.send(r).unwrap()
     });
+    drop(std_tx);
+    std_worker.join().unwrap();
+
+    let (cb_tx, cb_rx) = crossbeam_channel::unbounded::<Req>();
+    let cb_worker = std::thread::spawn(move || cb_rx.iter().for_each(serve));
+    channel_baseline(c, state, gap, "baseline crossbeam-channel + worker", |r| {
+        cb_tx.send(r).unwrap()
+    });
+    drop(cb_tx);
+    cb_worker.join().unwrap();
+}
+
+fn channel_baseline(
+    c: &mut Criterion,
+    state: &str,
+    gap: Option<Duration>,
+    name: &str,
+    send: impl Fn(Req),
+) {
     let done = Completion::default();
     let answer = AtomicBool::new(false);
     let mut group = c.benchmark_group(format!("roundtrip/{state}"));
@@ -201,33 +188,30 @@ fn mpsc_baseline(c: &mut Criterion, state: &str, gap: Option<Duration>) {
             .sample_size(20)
             .measurement_time(Duration::from_secs(4));
     }
-    group.bench_function("baseline std mpsc + worker", |bench| {
+    group.bench_function(name, |bench| {
         bench.iter_custom(|iters| {
             timed(iters, gap, || {
-                tx.send(Req {
+                send(Req {
                     a: 41,
                     b: 1,
                     x: 0.5,
                     done: &done,
                     answer: &answer,
-                })
-                .unwrap();
+                });
                 wait(&done);
             })
         })
     });
     group.finish();
-    drop(tx);
-    worker.join().unwrap();
 }
 
 fn roundtrip(c: &mut Criterion) {
     // The floor first, before any worker thread exists.
     floor(c);
     ffi_dispatch_lanes(c, "hot", None);
-    mpsc_baseline(c, "hot", None);
+    channel_baselines(c, "hot", None);
     ffi_dispatch_lanes(c, "cold", Some(COLD_GAP));
-    mpsc_baseline(c, "cold", Some(COLD_GAP));
+    channel_baselines(c, "cold", Some(COLD_GAP));
 }
 
 criterion_group! {

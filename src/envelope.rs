@@ -17,8 +17,10 @@ use std::ffi::{c_int, c_void};
 use crate::abi::{Callback, Refusal};
 use crate::CallError;
 
-/// Payloads up to this many bytes travel inside the ring slot (no allocation).
-pub const INLINE_CAPACITY: usize = 64;
+/// Payloads up to this many bytes travel inside the ring slot (no allocation): as much as
+/// fits beside the header in one 128-byte slot (a 64-byte payload field plus its length
+/// prefix fits, as do the scalar calls).
+pub const INLINE_CAPACITY: usize = 88;
 
 /// The request bytes, inline or on the heap.
 pub(crate) enum Payload {
@@ -109,6 +111,9 @@ pub(crate) struct Envelope {
     pub(crate) kind: Kind,
     pub(crate) payload: Payload,
 }
+
+// An envelope and the ring's 8-byte tag fill one 128-byte slot, no more.
+const _: () = assert!(std::mem::size_of::<Envelope>() + 8 <= 128);
 
 // SAFETY: the envelope owns its payload; `user_data` is an opaque token that the host,
 // by the documented contract of every call function, allows to be handed back to its

@@ -1,0 +1,144 @@
+//! Submit throughput into one context from 1, 2, 4 and 8 producer threads.
+//!
+//! `submit`: the submit phase only. Each measured batch fits in the ring (no producer
+//! ever waits for space), so the figure is the cost of accepting a call; the worker
+//! drains between batches, untimed. `complete`: end to end, each thread keeping 64
+//! calls in flight, until every callback has arrived.
+
+use std::ffi::{c_char, c_int, c_void};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use echo::*;
+use ffi_dispatch::{ffid_ctx, Options, RET_OK};
+
+mod shared;
+
+const RING: usize = 1 << 16;
+const WINDOW: u64 = 64;
+
+static ANSWERED: AtomicU64 = AtomicU64::new(0);
+
+unsafe extern "C" fn count(ret: c_int, _: *const c_char, _: usize, _: *mut c_void) {
+    debug_assert_eq!(ret, RET_OK);
+    ANSWERED.fetch_add(1, Ordering::Release);
+}
+
+fn submit_one(ctx: *mut ffid_ctx, i: u64) {
+    let args = EchoScalarCheckArgs {
+        a: i as i64,
+        b: 1,
+        x: 0.5,
+    };
+    // SAFETY: `args` lives for the call; the context is live.
+    let rc = unsafe { echo_scalar_check(ctx, Some(count), std::ptr::null_mut(), &args) };
+    assert_eq!(rc, RET_OK);
+}
+
+fn drain(expected: u64) {
+    while ANSWERED.load(Ordering::Acquire) < expected {
+        std::thread::yield_now();
+    }
+}
+
+/// Runs `iters` calls split over `threads` producers; `body(ctx, n)` makes one
+/// producer's `n` calls and is what is timed (from the common start to the last
+/// producer's end).
+fn producers(
+    ctx: *mut ffid_ctx,
+    threads: u64,
+    n: u64,
+    body: impl Fn(*mut ffid_ctx, u64) + Sync,
+) -> Duration {
+    let barrier = Barrier::new(threads as usize + 1);
+    let ctx = ctx as usize;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let (barrier, body) = (&barrier, &body);
+                s.spawn(move || {
+                    barrier.wait();
+                    body(ctx as *mut ffid_ctx, n);
+                    Instant::now()
+                })
+            })
+            .collect();
+        barrier.wait();
+        let start = Instant::now();
+        let end = handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .max()
+            .unwrap();
+        end - start
+    })
+}
+
+fn submit(c: &mut Criterion) {
+    let ctx = shared::make(Options {
+        ring_capacity: RING,
+        ..Options::default()
+    });
+    let mut group = c.benchmark_group("submit");
+    group.throughput(Throughput::Elements(1));
+    for threads in [1u64, 2, 4, 8] {
+        group.bench_with_input(
+            BenchmarkId::new("submit phase", threads),
+            &threads,
+            |b, &t| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    let mut left = iters;
+                    while left > 0 {
+                        // A batch that fits in the ring, split over the producers.
+                        let per = (left.min(RING as u64 / 2) / t).max(1);
+                        let before = ANSWERED.load(Ordering::Acquire);
+                        total += producers(ctx, t, per, |ctx, n| {
+                            (0..n).for_each(|i| submit_one(ctx, i))
+                        });
+                        drain(before + per * t);
+                        left = left.saturating_sub(per * t);
+                    }
+                    total
+                })
+            },
+        );
+    }
+    for threads in [1u64, 2, 4, 8] {
+        group.bench_with_input(
+            BenchmarkId::new("complete, 64 in flight", threads),
+            &threads,
+            |b, &t| {
+                b.iter_custom(|iters| {
+                    let per = (iters / t).max(1);
+                    let start_count = ANSWERED.load(Ordering::Acquire);
+                    let start = Instant::now();
+                    // Each producer keeps at most WINDOW of its own calls unanswered; with a
+                    // shared counter it waits until the total in flight allows its next call.
+                    producers(ctx, t, per, |ctx, n| {
+                        for i in 0..n {
+                            let sent = start_count + i * t;
+                            while sent >= ANSWERED.load(Ordering::Acquire) + WINDOW * t {
+                                std::hint::spin_loop();
+                            }
+                            submit_one(ctx, i);
+                        }
+                    });
+                    drain(start_count + per * t);
+                    start.elapsed()
+                })
+            },
+        );
+    }
+    group.finish();
+    assert_eq!(echo_destroy(ctx), RET_OK);
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    targets = submit
+}
+criterion_main!(benches);
