@@ -59,6 +59,25 @@ fn codec(c: &mut Criterion) {
             m.arg::<&str>(0).unwrap().len()
         })
     });
+    for n in [64usize, 4096] {
+        let mut req = Vec::new();
+        Encoder::new(&mut req)
+            .map(1)
+            .unwrap()
+            .str("data")
+            .unwrap()
+            .bytes(&vec![7u8; n])
+            .unwrap();
+        group.bench_function(
+            format!("decode payload_check request {{data}} {n} B (borrowed)"),
+            |b| {
+                b.iter(|| {
+                    let m = ArgMap::parse(black_box(&req), ["data"]).unwrap();
+                    m.arg::<&[u8]>(0).unwrap().len()
+                })
+            },
+        );
+    }
     let mut put_many = Vec::new();
     {
         let mut e = Encoder::new(&mut put_many);

@@ -87,14 +87,19 @@ impl<'b, const N: usize> ArgMap<'b, N> {
                 }
                 None => {}
             }
-            let key = match d.datatype()? {
-                Type::String => Some(d.str()?),
-                _ => {
-                    d.skip()?;
-                    None
+            let slot = match map.known_short_key(d) {
+                Some(i) => Some(i),
+                None => {
+                    let key = match d.datatype()? {
+                        Type::String => Some(d.str()?),
+                        _ => {
+                            d.skip()?;
+                            None
+                        }
+                    };
+                    key.and_then(|k| map.keys.iter().position(|&want| want == k))
                 }
             };
-            let slot = key.and_then(|k| map.keys.iter().position(|&want| want == k));
             if let Some(i) = slot {
                 if map.at[i].is_some() {
                     return Err(MapError::Other(format!("duplicate key `{}`", map.keys[i])));
@@ -109,6 +114,24 @@ impl<'b, const N: usize> ArgMap<'b, N> {
             }
         }
         Ok(map)
+    }
+
+    /// The fast path of key lookup: a short definite text key (under 24 bytes, as
+    /// parameter names are) whose bytes equal an expected key is that key, with no UTF-8
+    /// check needed (the expected keys are valid UTF-8). On a match `d` moves past the
+    /// key; otherwise nothing moves and the caller decodes the key the general way.
+    #[inline]
+    fn known_short_key(&self, d: &mut Decoder<'b>) -> Option<usize> {
+        let pos = d.position();
+        let head = *self.req.get(pos)?;
+        if !(0x60..=0x77).contains(&head) {
+            return None;
+        }
+        let end = pos + 1 + (head & 0x1f) as usize;
+        let raw = self.req.get(pos + 1..end)?;
+        let i = self.keys.iter().position(|k| k.as_bytes() == raw)?;
+        d.set_position(end);
+        Some(i)
     }
 
     /// Decodes the argument `keys[i]`. A missing key is an error, except for `Option`

@@ -706,7 +706,6 @@ fn main() {
     print_row(&fl, floor_p50, None);
 
     let mut wrong = 0;
-    let ctx = make_context(&api, &knobs);
     for &setup in &knobs.setups {
         let calls = match setup {
             Setup::Scalar => knobs.calls,
@@ -715,11 +714,17 @@ fn main() {
         for &cbor in &knobs.modes {
             for lane in &knobs.lanes {
                 for &threads in &knobs.threads {
+                    // A fresh context per row, so that no row inherits another's state.
+                    let ctx = make_context(&api, &knobs);
                     let row = match lane.as_str() {
                         "sync" => run_sync(&api, ctx, setup, cbor, threads, calls),
                         "async" => run_async(&api, ctx, setup, cbor, threads, calls),
                         other => fail_hard(&format!("unknown lane {other}")),
                     };
+                    // SAFETY: a live context, no call in flight.
+                    if unsafe { (api.destroy)(ctx) } != 0 {
+                        fail_hard("echo_destroy failed");
+                    }
                     wrong += row.wrong;
                     let nim = if cbor {
                         None
@@ -730,10 +735,6 @@ fn main() {
                 }
             }
         }
-    }
-    // SAFETY: a live context, no call in flight.
-    if unsafe { (api.destroy)(ctx) } != 0 {
-        fail_hard("echo_destroy failed");
     }
     if wrong > 0 {
         eprintln!("WRONG: {wrong} replies were wrong or missing");
