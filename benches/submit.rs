@@ -21,19 +21,28 @@ const WINDOW: u64 = 64;
 
 static ANSWERED: AtomicU64 = AtomicU64::new(0);
 
-unsafe extern "C" fn count(ret: c_int, _: *const c_char, _: usize, _: *mut c_void) {
+unsafe extern "C" fn count(ret: c_int, _: *const c_char, _: usize, ud: *mut c_void) {
     debug_assert_eq!(ret, RET_OK);
+    if !ud.is_null() {
+        // SAFETY: a non-null `ud` is the submitting thread's own answer counter, alive
+        // until it has seen all its answers.
+        unsafe { &*(ud as *const AtomicU64) }.fetch_add(1, Ordering::Release);
+    }
     ANSWERED.fetch_add(1, Ordering::Release);
 }
 
 fn submit_one(ctx: *mut ffid_ctx, i: u64) {
+    submit_counted(ctx, i, std::ptr::null_mut());
+}
+
+fn submit_counted(ctx: *mut ffid_ctx, i: u64, ud: *mut c_void) {
     let args = EchoScalarCheckArgs {
         a: i as i64,
         b: 1,
         x: 0.5,
     };
     // SAFETY: `args` lives for the call; the context is live.
-    let rc = unsafe { echo_scalar_check(ctx, Some(count), std::ptr::null_mut(), &args) };
+    let rc = unsafe { echo_scalar_check(ctx, Some(count), ud, &args) };
     assert_eq!(rc, RET_OK);
 }
 
@@ -115,15 +124,20 @@ fn submit(c: &mut Criterion) {
                     let per = (iters / t).max(1);
                     let start_count = ANSWERED.load(Ordering::Acquire);
                     let start = Instant::now();
-                    // Each producer keeps at most WINDOW of its own calls unanswered; with a
-                    // shared counter it waits until the total in flight allows its next call.
+                    // Each producer keeps at most WINDOW of its own calls unanswered, and
+                    // yields while it waits: on 2 cores a spinning producer would starve
+                    // the worker it waits for.
                     producers(ctx, t, per, |ctx, n| {
+                        let answered = AtomicU64::new(0);
+                        let ud = &answered as *const AtomicU64 as *mut c_void;
                         for i in 0..n {
-                            let sent = start_count + i * t;
-                            while sent >= ANSWERED.load(Ordering::Acquire) + WINDOW * t {
-                                std::hint::spin_loop();
+                            while i >= answered.load(Ordering::Acquire) + WINDOW {
+                                std::thread::yield_now();
                             }
-                            submit_one(ctx, i);
+                            submit_counted(ctx, i, ud);
+                        }
+                        while answered.load(Ordering::Acquire) < n {
+                            std::thread::yield_now();
                         }
                     });
                     drain(start_count + per * t);

@@ -55,25 +55,39 @@ impl Payload {
     pub(crate) fn from_fields(
         write: impl Fn(&mut FieldWriter<'_>) -> Result<(), Refusal>,
     ) -> Result<Payload, Refusal> {
-        let mut measure = FieldWriter { out: None, pos: 0 };
-        write(&mut measure)?;
-        let len = measure.pos;
-        let mut payload = if len <= INLINE_CAPACITY {
-            Payload::Inline {
-                len: len as u8,
-                bytes: [0u8; INLINE_CAPACITY],
-            }
-        } else {
-            Payload::Heap(vec![0u8; len].into_boxed_slice())
-        };
-        let mut fill = FieldWriter {
-            out: Some(payload.as_mut_slice()),
+        let mut measure = FieldWriter {
+            out: Target::Measure,
             pos: 0,
         };
-        write(&mut fill)?;
-        if fill.pos != len {
-            return Err(Refusal::Err);
-        }
+        write(&mut measure)?;
+        let len = measure.pos;
+        let payload = if len <= INLINE_CAPACITY {
+            let mut bytes = [0u8; INLINE_CAPACITY];
+            let mut fill = FieldWriter {
+                out: Target::Inline(&mut bytes[..len]),
+                pos: 0,
+            };
+            write(&mut fill)?;
+            if fill.pos != len {
+                return Err(Refusal::Err);
+            }
+            Payload::Inline {
+                len: len as u8,
+                bytes,
+            }
+        } else {
+            // Appended, not zero-filled first: a large payload is written once.
+            let mut heap = Vec::with_capacity(len);
+            let mut fill = FieldWriter {
+                out: Target::Heap(&mut heap),
+                pos: 0,
+            };
+            write(&mut fill)?;
+            if fill.pos != len || heap.len() != len {
+                return Err(Refusal::Err);
+            }
+            Payload::Heap(heap.into_boxed_slice())
+        };
         Ok(payload)
     }
 
@@ -81,14 +95,6 @@ impl Payload {
     pub(crate) fn as_slice(&self) -> &[u8] {
         match self {
             Payload::Inline { len, bytes } => &bytes[..*len as usize],
-            Payload::Heap(b) => b,
-        }
-    }
-
-    #[inline]
-    fn as_mut_slice(&mut self) -> &mut [u8] {
-        match self {
-            Payload::Inline { len, bytes } => &mut bytes[..*len as usize],
             Payload::Heap(b) => b,
         }
     }
@@ -168,34 +174,54 @@ impl Scalar for bool {
 /// Copies native fields into a payload (host side), through [`crate::Request::native`];
 /// the generated exports drive it through [`crate::marshal::Native::write`].
 pub struct FieldWriter<'a> {
-    /// `None` while measuring.
-    out: Option<&'a mut [u8]>,
+    out: Target<'a>,
     pos: usize,
+}
+
+/// Where a [`FieldWriter`] pass writes.
+enum Target<'a> {
+    /// The first pass: only counts.
+    Measure,
+    /// An inline payload of exactly the measured size.
+    Inline(&'a mut [u8]),
+    /// A heap payload with capacity for the measured size, appended to.
+    Heap(&'a mut Vec<u8>),
 }
 
 impl FieldWriter<'_> {
     /// Whether this is the measuring pass (the one that checks the host's input).
     #[inline]
     pub fn is_measuring(&self) -> bool {
-        self.out.is_none()
+        matches!(self.out, Target::Measure)
     }
 
     #[inline]
-    fn put_raw(&mut self, n: usize, fill: impl FnOnce(&mut [u8])) {
-        if let Some(out) = self.out.as_deref_mut() {
-            // Out of room only if the host changed its memory between the two passes;
-            // `from_fields` then sees the position disagree and refuses.
-            if let Some(dst) = out.get_mut(self.pos..self.pos.saturating_add(n)) {
-                fill(dst);
+    fn put_raw(&mut self, src: &[u8]) {
+        match &mut self.out {
+            Target::Measure => {}
+            Target::Inline(out) => {
+                // Out of room only if the host changed its memory between the two
+                // passes; `from_fields` then sees the position disagree and refuses.
+                if let Some(dst) = out.get_mut(self.pos..self.pos.saturating_add(src.len())) {
+                    dst.copy_from_slice(src);
+                }
+            }
+            Target::Heap(out) => {
+                // Past the measured size only in the same case; never reallocate.
+                if out.len() + src.len() <= out.capacity() {
+                    out.extend_from_slice(src);
+                }
             }
         }
-        self.pos = self.pos.saturating_add(n);
+        self.pos = self.pos.saturating_add(src.len());
     }
 
     /// Appends a scalar.
     #[inline]
     pub fn scalar<T: Scalar>(&mut self, v: T) -> &mut Self {
-        self.put_raw(T::SIZE, |o| v.put(o));
+        let mut bytes = [0u8; 8];
+        v.put(&mut bytes[..T::SIZE]);
+        self.put_raw(&bytes[..T::SIZE]);
         self
     }
 
@@ -203,7 +229,7 @@ impl FieldWriter<'_> {
     #[inline]
     pub fn bytes(&mut self, b: &[u8]) -> &mut Self {
         self.scalar(b.len() as u64);
-        self.put_raw(b.len(), |o| o.copy_from_slice(b));
+        self.put_raw(b);
         self
     }
 
