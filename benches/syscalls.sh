@@ -2,8 +2,9 @@
 # Counts the system calls one round trip costs, with strace, on the latency driver's
 # sync native scalar lane (one host thread):
 #   hot:  the worker spins between calls (default budget): target 0 per call;
-#   cold: spin budget 0, the worker parks after every call: target the one wake
-#         (the producer's FUTEX_WAKE; the worker's own FUTEX_WAIT is its sleep).
+#   cold: spin budget 0, the worker parks after every call: target the one wake, so
+#         two futex calls per round trip: the producer's FUTEX_WAKE and the worker's
+#         FUTEX_WAIT (its sleep). The host itself makes none (it spins for its answer).
 # Fixed costs (loading the library, threads, the floor) cancel out: each case runs
 # twice, with N and 2N calls, and reports (count(2N) - count(N)) / N.
 set -euo pipefail
@@ -21,7 +22,7 @@ count() { # count <spin_ns|default> <calls> -> futex calls, other syscalls (whol
         FFID_DRIVER_THREADS=1 FFID_DRIVER_CALLS="$calls")
     [ "$spin" = default ] || env+=(FFID_DRIVER_SPIN_NS="$spin")
     env "${env[@]}" strace -f -c -o "$out" "$driver" >/dev/null
-    awk '$NF == "futex" { f = $4 } $NF == "total" { t = $3 } END { printf "%d %d\n", f, t - f }' "$out"
+    awk '$NF == "futex" { f = $4 } $NF == "total" { t = $4 } END { printf "%d %d\n", f, t - f }' "$out"
 }
 
 printf '%-6s %18s %18s\n' case "futex per call" "other per call"
