@@ -1,8 +1,8 @@
 //! The request envelope: what one accepted call carries from the host thread to the worker.
 //!
 //! An [`Envelope`] is stored by value in a ring slot. Its payload is a byte buffer that
-//! lives inline up to [`INLINE_CAPACITY`] bytes and costs exactly one heap allocation
-//! above that. Both request kinds use it:
+//! lives inline up to [`INLINE_CAPACITY`] bytes, and above that in a recycled heap buffer
+//! (see `pool`). Both request kinds use it:
 //!
 //! - CBOR: the host's request bytes, copied as they are (decoded on the worker,
 //!   zero-copy, borrowing from this buffer).
@@ -28,11 +28,76 @@ pub(crate) enum Payload {
         len: u8,
         bytes: [u8; INLINE_CAPACITY],
     },
-    Heap(Box<[u8]>),
+    /// A buffer from [`pool`], `len` = the payload's length.
+    Heap(Vec<u8>),
+}
+
+/// A heap payload's buffer goes back to the pool wherever the payload ends: answered by
+/// the worker, dropped with a destroyed ring, or refused before it was queued.
+impl Drop for Payload {
+    fn drop(&mut self) {
+        if let Payload::Heap(buf) = self {
+            pool::give(std::mem::take(buf));
+        }
+    }
+}
+
+/// Recycled heap payload buffers: host threads take them, and the worker gives them
+/// back after answering, so a steady stream of large calls neither allocates nor frees.
+/// Freeing on the worker what a host thread allocated is what the system allocator does
+/// worst: glibc trims and regrows its heap, and the page faults cost 50-500 µs here.
+/// Buffers come in power-of-two classes from 128 B to 256 KiB, each class keeping at most
+/// 512 KiB (and 2 to 64 buffers); larger payloads and a full class use the allocator.
+mod pool {
+    use std::sync::OnceLock;
+
+    use crossbeam_queue::ArrayQueue;
+
+    const MIN_SHIFT: u32 = 7;
+    const MAX_SHIFT: u32 = 18;
+    const CLASS_BYTES: usize = 512 * 1024;
+
+    fn classes() -> &'static [ArrayQueue<Vec<u8>>] {
+        static CLASSES: OnceLock<Vec<ArrayQueue<Vec<u8>>>> = OnceLock::new();
+        CLASSES.get_or_init(|| {
+            (MIN_SHIFT..=MAX_SHIFT)
+                .map(|shift| ArrayQueue::new((CLASS_BYTES >> shift).clamp(2, 64)))
+                .collect()
+        })
+    }
+
+    /// The class whose buffers hold `len` bytes, if pooled.
+    fn class_of(len: usize) -> Option<u32> {
+        (len <= 1 << MAX_SHIFT).then(|| len.next_power_of_two().trailing_zeros().max(MIN_SHIFT))
+    }
+
+    /// An empty buffer with room for `len` bytes.
+    pub(super) fn take(len: usize) -> Vec<u8> {
+        match class_of(len) {
+            Some(shift) => classes()[(shift - MIN_SHIFT) as usize]
+                .pop()
+                .map(|mut buf| {
+                    buf.clear();
+                    buf
+                })
+                .unwrap_or_else(|| Vec::with_capacity(1 << shift)),
+            None => Vec::with_capacity(len),
+        }
+    }
+
+    /// Keeps a buffer for reuse if it is one of the pool's sizes and its class has room.
+    pub(super) fn give(buf: Vec<u8>) {
+        let cap = buf.capacity();
+        if cap.is_power_of_two() {
+            if let Some(shift) = class_of(cap).filter(|&s| 1 << s == cap) {
+                let _ = classes()[(shift - MIN_SHIFT) as usize].push(buf);
+            }
+        }
+    }
 }
 
 impl Payload {
-    /// Copies `src`: inline when it fits, else one allocation.
+    /// Copies `src`: inline when it fits, else into a pooled buffer.
     #[inline]
     pub(crate) fn copy_from(src: &[u8]) -> Payload {
         if src.len() <= INLINE_CAPACITY {
@@ -43,13 +108,15 @@ impl Payload {
                 bytes,
             }
         } else {
-            Payload::Heap(src.into())
+            let mut buf = pool::take(src.len());
+            buf.extend_from_slice(src);
+            Payload::Heap(buf)
         }
     }
 
     /// Builds a payload from native fields. `write` runs twice: once to measure (and
     /// check the host's input), once to fill a buffer of exactly that size, so a large
-    /// payload costs one allocation. A second pass that disagrees with the first (the
+    /// payload is written once. A second pass that disagrees with the first (the
     /// host changed its memory during the call) refuses instead of writing out of bounds.
     #[inline]
     pub(crate) fn from_fields(
@@ -77,16 +144,19 @@ impl Payload {
             }
         } else {
             // Appended, not zero-filled first: a large payload is written once.
-            let mut heap = Vec::with_capacity(len);
+            let mut heap = Payload::Heap(pool::take(len));
+            let Payload::Heap(buf) = &mut heap else {
+                unreachable!()
+            };
             let mut fill = FieldWriter {
-                out: Target::Heap(&mut heap),
+                out: Target::Heap(buf, len),
                 pos: 0,
             };
             write(&mut fill)?;
-            if fill.pos != len || heap.len() != len {
+            if fill.pos != len || buf.len() != len {
                 return Err(Refusal::Err);
             }
-            Payload::Heap(heap.into_boxed_slice())
+            heap
         };
         Ok(payload)
     }
@@ -184,8 +254,8 @@ enum Target<'a> {
     Measure,
     /// An inline payload of exactly the measured size.
     Inline(&'a mut [u8]),
-    /// A heap payload with capacity for the measured size, appended to.
-    Heap(&'a mut Vec<u8>),
+    /// A heap payload appended to, up to the measured size.
+    Heap(&'a mut Vec<u8>, usize),
 }
 
 impl FieldWriter<'_> {
@@ -206,9 +276,9 @@ impl FieldWriter<'_> {
                     dst.copy_from_slice(src);
                 }
             }
-            Target::Heap(out) => {
+            Target::Heap(out, limit) => {
                 // Past the measured size only in the same case; never reallocate.
-                if out.len() + src.len() <= out.capacity() {
+                if out.len() + src.len() <= *limit {
                     out.extend_from_slice(src);
                 }
             }
