@@ -69,18 +69,18 @@ fn producers(
                 let (barrier, body) = (&barrier, &body);
                 s.spawn(move || {
                     barrier.wait();
+                    let start = Instant::now();
                     body(ctx as *mut ffid_ctx, n);
-                    Instant::now()
+                    (start, Instant::now())
                 })
             })
             .collect();
         barrier.wait();
-        let start = Instant::now();
-        let end = handles
-            .into_iter()
-            .map(|h| h.join().unwrap())
-            .max()
-            .unwrap();
+        // From the first producer's start to the last one's end.
+        let spans: Vec<(Instant, Instant)> =
+            handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let start = spans.iter().map(|s| s.0).min().unwrap();
+        let end = spans.iter().map(|s| s.1).max().unwrap();
         end - start
     })
 }
