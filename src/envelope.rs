@@ -127,7 +127,16 @@ impl Payload {
             pos: 0,
         };
         write(&mut measure)?;
-        let len = measure.pos;
+        Payload::fill(measure.pos, write)
+    }
+
+    /// The filling pass alone, for arguments whose size is known in advance (only
+    /// scalars): `write` runs once, and must write exactly `len` bytes.
+    #[inline]
+    pub(crate) fn fill(
+        len: usize,
+        write: impl Fn(&mut FieldWriter<'_>) -> Result<(), Refusal>,
+    ) -> Result<Payload, Refusal> {
         let payload = if len <= INLINE_CAPACITY {
             let mut bytes = [0u8; INLINE_CAPACITY];
             let mut fill = FieldWriter {

@@ -226,6 +226,19 @@ impl Request {
             payload: envelope::Payload::from_fields(write)?,
         })
     }
+    /// [`Request::native_checked`] for arguments whose payload size is known in advance
+    /// (all scalars: the sum of their [`envelope::Scalar::SIZE`]): `write` runs once and
+    /// must write exactly `len` bytes, else the call is refused.
+    #[inline]
+    pub fn native_fixed(
+        len: usize,
+        write: impl Fn(&mut FieldWriter<'_>) -> Result<(), Refusal>,
+    ) -> Result<Request, Refusal> {
+        Ok(Request {
+            kind: envelope::Kind::Native,
+            payload: envelope::Payload::fill(len, write)?,
+        })
+    }
     /// A CBOR request: the buffer is copied as it is and decoded on the worker.
     pub fn cbor(bytes: &[u8]) -> Request {
         Request {

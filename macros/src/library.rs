@@ -19,6 +19,8 @@ enum Role {
 
 struct Param {
     slot: CSlot,
+    /// A plain scalar (its payload size is known at compile time).
+    scalar: bool,
     /// The type as an expression path sees it (lifetimes `'_`).
     ty_expr: Type,
 }
@@ -138,6 +140,7 @@ fn analyse(f: &ImplItemFn, role: Role) -> syn::Result<Func> {
             pi.ident.span(),
         );
         params.push(Param {
+            scalar: crate::types::is_scalar(&pt.ty),
             slot: CSlot::new(ident, &pt.ty, shape),
             ty_expr: with_lifetimes(&pt.ty, "'_"),
         });
@@ -530,13 +533,27 @@ fn native_request(f: &Func, args: &syn::Ident) -> TokenStream {
     }
     let v = quote!(__a);
     let writes = f.params.iter().map(|p| p.slot.write(&v));
+    // Scalars only: the size is a constant, so one writing pass does (the hot path of
+    // calls like `scalar_check`).
+    let build = if f.params.iter().all(|p| p.scalar) {
+        let sizes = f.params.iter().map(|p| {
+            let ty = &p.slot.ty_static;
+            quote!(+ <#ty as ::ffi_dispatch::envelope::Scalar>::SIZE)
+        });
+        quote!(::ffi_dispatch::Request::native_fixed(0 #(#sizes)*, |__w| {
+            #(#writes)*
+            ::core::result::Result::Ok(())
+        }))
+    } else {
+        quote!(::ffi_dispatch::Request::native_checked(|__w| {
+            #(#writes)*
+            ::core::result::Result::Ok(())
+        }))
+    };
     quote! {{
         // SAFETY: the export's contract: `args` is null or a valid struct for the call.
         let __a = unsafe { ::ffi_dispatch::abi::args_ref(#args) }?;
-        ::ffi_dispatch::Request::native_checked(|__w| {
-            #(#writes)*
-            ::core::result::Result::Ok(())
-        })
+        #build
     }}
 }
 

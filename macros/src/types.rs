@@ -94,7 +94,7 @@ fn err<T>(ty: &Type, what: &str, why: &str) -> syn::Result<T> {
     ))
 }
 
-fn is_scalar(ty: &Type) -> bool {
+pub fn is_scalar(ty: &Type) -> bool {
     matches!(ty, Type::Path(p) if p.qself.is_none() && p.path.get_ident().is_some_and(|i| SCALARS.contains(&i.to_string().as_str())))
 }
 
