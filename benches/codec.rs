@@ -2,7 +2,6 @@
 //! worker does, zero-copy) and encoding their results.
 
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use ffi_dispatch::cbor::ArgMap;
@@ -11,6 +10,7 @@ use minicbor::Encoder;
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod shared;
 
 fn entry() -> kv::Entry {
     kv::Entry {
@@ -116,7 +116,7 @@ fn codec(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    config = shared::config();
     targets = codec
 }
 criterion_main!(benches);

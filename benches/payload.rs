@@ -2,7 +2,7 @@
 //! host thread, worker hot.
 
 use std::ffi::c_void;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use echo::*;
@@ -70,7 +70,7 @@ fn payload(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    config = shared::config();
     targets = payload
 }
 criterion_main!(benches);

@@ -216,7 +216,7 @@ fn roundtrip(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    config = shared::config();
     targets = roundtrip
 }
 criterion_main!(benches);

@@ -152,7 +152,7 @@ fn submit(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    config = shared::config();
     targets = submit
 }
 criterion_main!(benches);

@@ -50,3 +50,11 @@ pub fn make(options: Options) -> *mut ffid_ctx {
     wait(&created);
     ctx
 }
+
+/// The benches' criterion settings: short warm-up and measurement (these machines are
+/// small; compare ratios within one run).
+pub fn config() -> criterion::Criterion {
+    criterion::Criterion::default()
+        .warm_up_time(std::time::Duration::from_secs(1))
+        .measurement_time(std::time::Duration::from_secs(3))
+}
