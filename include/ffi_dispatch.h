@@ -35,11 +35,17 @@
  *     copy it to keep it. msg is never NULL and msg[len] == 0, so a text answer can be
  *     read as a C string. On FFID_RET_ERR it is a non-empty UTF-8 message.
  *   ffid_ctx*: an opaque handle, never a real pointer. It stays valid until
- *     <lib>_destroy returns; afterwards every use is refused with FFID_RET_ERR.
+ *     <lib>_destroy returns; afterwards every use is refused with FFID_RET_ERR. It is
+ *     meaningful only to the library that made it: another library in the same process
+ *     refuses it.
  *
  * ANSWERS
- *   native: a string as its UTF-8 bytes, an integer as its 8 native-endian bytes
- *     (memcpy into an int64_t/uint64_t), a bool as 1 byte (0 or 1), no value as len == 0.
+ *   native: a string as its UTF-8 bytes, an integer or float as its native-endian bytes
+ *     (len == its size: memcpy it out), a bool as 1 byte (0 or 1), an enum as an int32_t,
+ *     no value as len == 0; a record as a pointer to its C struct (len == sizeof) and an
+ *     array as a pointer to its elements (len == count * sizeof), everything they point
+ *     to valid only during the callback. Each library's header says what each method
+ *     answers.
  *   CBOR: the encoded return value; no value is CBOR null (the single byte 0xf6).
  *   CBOR requests are maps keyed by parameter name; unknown keys are ignored; a missing,
  *   duplicate or mistyped key is answered FFID_RET_ERR naming the key. Malformed CBOR is
