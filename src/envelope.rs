@@ -1,6 +1,6 @@
 //! The request envelope: what one accepted call carries from the host thread to the worker.
 //!
-//! An [`Envelope`] is stored by value in a ring slot. Its payload is a byte buffer that
+//! An `Envelope` is stored by value in a ring slot. Its payload is a byte buffer that
 //! lives inline up to [`INLINE_CAPACITY`] bytes, and above that in a recycled heap buffer
 //! (see `pool`). Both request kinds use it:
 //!
