@@ -137,36 +137,25 @@ impl Payload {
         len: usize,
         write: impl Fn(&mut FieldWriter<'_>) -> Result<(), Refusal>,
     ) -> Result<Payload, Refusal> {
-        let payload = if len <= INLINE_CAPACITY {
-            let mut bytes = [0u8; INLINE_CAPACITY];
-            let mut fill = FieldWriter {
-                out: Target::Inline(&mut bytes[..len]),
-                pos: 0,
-            };
-            write(&mut fill)?;
-            if fill.pos != len {
-                return Err(Refusal::Err);
-            }
+        // Inline: zeroed bytes, overwritten. Heap: a pooled buffer appended to, not
+        // zero-filled first, so a large payload is written once.
+        let mut payload = if len <= INLINE_CAPACITY {
             Payload::Inline {
                 len: len as u8,
-                bytes,
+                bytes: [0u8; INLINE_CAPACITY],
             }
         } else {
-            // Appended, not zero-filled first: a large payload is written once.
-            let mut heap = Payload::Heap(pool::take(len));
-            let Payload::Heap(buf) = &mut heap else {
-                unreachable!()
-            };
-            let mut fill = FieldWriter {
-                out: Target::Heap(buf, len),
-                pos: 0,
-            };
-            write(&mut fill)?;
-            if fill.pos != len || buf.len() != len {
-                return Err(Refusal::Err);
-            }
-            heap
+            Payload::Heap(pool::take(len))
         };
+        let out = match &mut payload {
+            Payload::Inline { bytes, .. } => Target::Inline(&mut bytes[..len]),
+            Payload::Heap(buf) => Target::Heap(buf, len),
+        };
+        let mut fill = FieldWriter { out, pos: 0 };
+        write(&mut fill)?;
+        if fill.pos != len || payload.as_slice().len() != len {
+            return Err(Refusal::Err);
+        }
         Ok(payload)
     }
 
@@ -362,9 +351,10 @@ impl<'a> FieldReader<'a> {
         self.take(len)
     }
 
-    /// Reads a string field, borrowed from the payload. The writer only takes `&str`, so
-    /// this check cannot fail for a well-formed export; it is kept because it is cheap
-    /// and it keeps this module free of `unsafe`.
+    /// Reads a string field, borrowed from the payload. The export checks UTF-8 in its
+    /// measuring pass and copies the bytes in the filling pass; this check is what stops
+    /// a host that changed its string between the two passes (a contract breach) from
+    /// handing the handler invalid UTF-8.
     #[inline]
     pub fn str(&mut self) -> Result<&'a str, CallError> {
         std::str::from_utf8(self.bytes()?)

@@ -53,10 +53,7 @@ pub fn record(item: TokenStream) -> syn::Result<TokenStream> {
     let decls = slots.iter().map(|(s, _, _)| s.decl());
     let checks = slots.iter().map(|(s, _, _)| s.check());
     let f_val = quote!(f);
-    let writes = slots.iter().map(|(s, _, _)| {
-        let w = s.write(&f_val);
-        quote!(#w)
-    });
+    let writes = slots.iter().map(|(s, _, _)| s.write(&f_val));
     let extras = slots
         .iter()
         .map(|(_, f, _)| quote!(+ ::ffi_dispatch::marshal::Native::c_extra(&self.#f)));
