@@ -53,9 +53,46 @@
  *
  * THREADS
  *   Call functions may be called from any thread, concurrently. Requests from one thread
- *   to one context are handled in the order they were accepted. Callbacks run on the
- *   context's worker thread, one at a time; a callback may call into the library again
- *   (never blocking: a full ring gives FFID_RET_BUSY), but must not destroy a context.
+ *   to one context are handled in the order they were accepted. Terminal callbacks run
+ *   on the context's worker thread, one at a time - except a deferred method's (its
+ *   header says so), which runs on whichever thread the library completes it, and
+ *   FFID_RET_STALE_WARN pings, which come from the context's monitor thread while the
+ *   request runs. So a cb used with deferred methods or pings must be thread-safe. A
+ *   callback may call into the library again (never blocking: a full ring gives
+ *   FFID_RET_BUSY), but must not destroy a context.
+ *   A context has up to three threads: the worker, the event thread (listeners) and
+ *   the monitor (pings, diagnostics; only when some interval is configured). The thread
+ *   hooks in ffid_options run first and last on each.
+ *
+ * PROGRESS PINGS
+ *   While a request runs longer than ffid_options.stale_ping_ms (default 5000), its cb
+ *   gets FFID_RET_STALE_WARN every interval, msg = the elapsed milliseconds as decimal
+ *   text (measured from when the monitor first saw it running, so low by at most an
+ *   eighth of the interval). Pings are non-terminal, never follow the terminal callback,
+ *   and never cancel anything. Deferred requests are pinged the same way until answered.
+ *
+ * REQUEST IDS AND CANCELLATION
+ *   <lib>_last_request_id() returns the id of the last call the calling thread had
+ *   accepted; <lib>_cancel(ctx, id) answers a request the worker has not started
+ *   FFID_RET_ERR "cancelled" without running it. Ids are per context, increasing from 1;
+ *   the FFID_RING_ARRAY_QUEUE ring gives none (0), and cancel then refuses.
+ *
+ * EVENTS
+ *   A library's events reach listeners added with <lib>_add_<event>_listener (the
+ *   event's C struct), ..._listener_cbor (its CBOR) or <lib>_add_event_listener (every
+ *   event as {"event": name, "payload": ...}). Listeners run on the event thread in
+ *   emission order; msg is valid during the call only. A slow listener delays only other
+ *   listeners, never the worker. When the event ring is full the new event is dropped and
+ *   counted (FFID_EVENTS_DROP_NEWEST) or the emitter waits (FFID_EVENTS_BLOCK). After
+ *   <lib>_destroy returns no listener is called again; events queued before destroy are
+ *   delivered first.
+ *
+ * DIAGNOSTICS
+ *   ffid_options.diagnostic, if set, is called on the monitor thread with ret = a
+ *   FFID_DIAG_* code and msg a human-readable text: FFID_DIAG_NOT_RESPONDING once when
+ *   the worker has spent not_responding_ms in one handler, FFID_DIAG_RESPONDING when it
+ *   moves on, FFID_DIAG_LISTENER_STUCK once per listener call that lasts
+ *   listener_stuck_ms.
  *
  * LIFECYCLE
  *   <lib>_create(cb, user_data, cfg) returns a handle at once, or NULL (and no callback)
@@ -64,7 +101,9 @@
  *   right after create queue behind the constructor; if it failed they are answered
  *   FFID_RET_ERR, and the handle must still be destroyed.
  *   <lib>_destroy(ctx) is synchronous: it refuses new calls, answers every accepted call,
- *   runs the library's teardown, joins the worker and frees everything. It returns
+ *   runs the library's teardown, joins the worker, waits up to shutdown_timeout_ms for
+ *   deferred replies (then answers the rest FFID_RET_ERR), delivers queued events, joins
+ *   the other threads and frees everything. It returns
  *   FFID_RET_ERR for a handle that is not live (e.g. a second destroy) and when called
  *   from a worker thread (inside any callback).
  *
@@ -87,7 +126,7 @@ extern "C" {
 #define FFID_RET_OK 0               /* accepted / terminal success */
 #define FFID_RET_ERR 1              /* refused / terminal failure, msg says why */
 #define FFID_RET_MISSING_CALLBACK 2 /* refused: cb was NULL */
-#define FFID_RET_STALE_WARN 3       /* non-terminal progress ping (reserved) */
+#define FFID_RET_STALE_WARN 3       /* non-terminal progress ping, msg = elapsed ms */
 #define FFID_RET_BUSY 4             /* refused: ring full */
 
 /* The host's callback. msg/len: see POINTER OWNERSHIP above. */
@@ -107,8 +146,29 @@ typedef struct ffid_ctx ffid_ctx;
 #define FFID_RING_TAGGED 0      /* producers tag slots, the worker never writes them (default) */
 #define FFID_RING_ARRAY_QUEUE 1 /* crossbeam-queue's ArrayQueue, for comparison */
 
+/* Values of ffid_options.event_backpressure */
+#define FFID_EVENTS_DROP_NEWEST 0 /* a full event ring drops the new event, counted (default) */
+#define FFID_EVENTS_BLOCK 1       /* a full event ring makes the emitter wait */
+
+/* Diagnostic codes (the ret of ffid_options.diagnostic) */
+#define FFID_DIAG_NOT_RESPONDING 1 /* the worker is stuck in one handler */
+#define FFID_DIAG_RESPONDING 2     /* ... and has moved on */
+#define FFID_DIAG_LISTENER_STUCK 3 /* one listener call is taking too long */
+
+/* Thread roles (the role of ffid_thread_hook) */
+#define FFID_THREAD_WORKER 0
+#define FFID_THREAD_EVENTS 1
+#define FFID_THREAD_MONITOR 2
+
+/* Runs first (thread_start) or last (thread_stop) on each of a context's threads, e.g.
+ * to attach it to a VM. name: the thread's name, valid during the call. */
+typedef void (*ffid_thread_hook)(int role, const char* name, void* user_data);
+
 /* Runtime options for <lib>_create_with_options. Always fill with ffid_options_init
- * first, then change fields: struct_size identifies the layout the host compiled. */
+ * first, then change fields: struct_size identifies the layout the host compiled (the
+ * first layout, the six uint32_t up to ring, is still accepted). Function pointers and
+ * user_data here must stay valid until destroy returns; they are called on the
+ * context's threads. */
 typedef struct ffid_options {
     uint32_t struct_size;   /* sizeof(ffid_options), set by ffid_options_init */
     uint32_t ring_capacity; /* requests the ring holds; default 4096; 0 is invalid */
@@ -116,7 +176,45 @@ typedef struct ffid_options {
     uint32_t backpressure;  /* FFID_BACKPRESSURE_* */
     uint32_t wake;          /* FFID_WAKE_* */
     uint32_t ring;          /* FFID_RING_* */
+    uint32_t stale_ping_ms;       /* ping interval for running requests; default 5000; 0 = off */
+    uint32_t not_responding_ms;   /* FFID_DIAG_NOT_RESPONDING threshold; default 10000; 0 = off */
+    uint32_t listener_stuck_ms;   /* FFID_DIAG_LISTENER_STUCK threshold; default 1000; 0 = off */
+    uint32_t event_ring_capacity; /* events queued at most; default 1024; 0 is invalid */
+    uint32_t event_backpressure;  /* FFID_EVENTS_* */
+    uint32_t shutdown_timeout_ms; /* destroy waits this long for deferred replies; default 5000 */
+    ffid_callback diagnostic;     /* FFID_DIAG_* reports, on the monitor thread; may be NULL */
+    void* diagnostic_user_data;   /* passed to diagnostic */
+    ffid_thread_hook thread_start; /* may be NULL */
+    ffid_thread_hook thread_stop;  /* may be NULL */
+    void* hook_user_data;          /* passed to both hooks */
 } ffid_options;
+
+/* A context's counters. Set struct_size = sizeof(ffid_context_stats) before the call;
+ * the runtime writes at most that many bytes. Cheap to poll: relaxed loads. */
+typedef struct ffid_context_stats {
+    uint32_t struct_size;      /* set by the host */
+    uint32_t reserved;
+    uint64_t accepted;         /* calls accepted onto the ring */
+    uint64_t completed;        /* terminal callbacks delivered */
+    uint64_t refused;          /* calls this live context refused (full, bad args, closing) */
+    uint64_t queue_depth;      /* requests queued now */
+    uint64_t high_water;       /* deepest queue the worker has seen */
+    uint64_t wakeups;          /* producer wakes of the parked worker (syscalls) */
+    uint64_t spin_hits;        /* idle spins that found work before parking */
+    uint64_t parks;            /* times the worker parked */
+    uint64_t panics;           /* handlers that panicked */
+    uint64_t deferred_pending; /* deferred replies not yet answered */
+    uint64_t cancelled;        /* requests answered "cancelled" */
+    uint64_t stale_pings;      /* FFID_RET_STALE_WARN pings delivered */
+    uint64_t events_emitted;   /* events queued for the event thread */
+    uint64_t events_dropped;   /* events dropped on a full event ring */
+    uint64_t events_delivered; /* listener calls made */
+} ffid_context_stats;
+
+/* Copies the counters of ctx into *out. FFID_RET_OK, or FFID_RET_ERR for a handle that
+ * is not live, NULL out, or out->struct_size < 8. With two ffi-dispatch libraries in one
+ * process this symbol belongs to one of them: prefer <lib>_stats, which always works. */
+int ffid_stats(ffid_ctx* ctx, ffid_context_stats* out);
 
 /* Fills *opts with the defaults. Returns FFID_RET_OK, or FFID_RET_ERR for NULL.
  * opts: borrowed for the call, written once. */

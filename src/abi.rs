@@ -12,7 +12,8 @@ pub const RET_OK: c_int = 0;
 pub const RET_ERR: c_int = 1;
 /// Refused: the callback pointer was null.
 pub const RET_MISSING_CALLBACK: c_int = 2;
-/// Non-terminal progress ping (reserved for long-running requests).
+/// Non-terminal progress ping: the request has run longer than the context's
+/// `stale_ping_ms`; `msg` is the elapsed milliseconds as decimal text.
 pub const RET_STALE_WARN: c_int = 3;
 /// Refused: the ring is full and the context's policy is `Reject`
 /// (or the caller is a worker thread, which never blocks).
@@ -45,11 +46,41 @@ pub const RING_TAGGED: u32 = 0;
 /// Ring value for [`ffid_options::ring`]: `crossbeam-queue`'s `ArrayQueue`.
 pub const RING_ARRAY_QUEUE: u32 = 1;
 
+/// Event-ring policy value for [`ffid_options::event_backpressure`]: a full event ring
+/// drops the new event and counts it (`ffid_context_stats::events_dropped`).
+pub const EVENTS_DROP_NEWEST: u32 = 0;
+/// Event-ring policy value for [`ffid_options::event_backpressure`]: a full event ring
+/// makes the emitter wait (except on the event thread, which drops).
+pub const EVENTS_BLOCK: u32 = 1;
+
+/// Diagnostic code: the worker has been inside one handler longer than
+/// `not_responding_ms`.
+pub const DIAG_NOT_RESPONDING: c_int = 1;
+/// Diagnostic code: the worker left the handler reported by [`DIAG_NOT_RESPONDING`].
+pub const DIAG_RESPONDING: c_int = 2;
+/// Diagnostic code: one listener call has lasted longer than `listener_stuck_ms`.
+pub const DIAG_LISTENER_STUCK: c_int = 3;
+
+/// Thread role passed to the thread hooks: the context's worker.
+pub const THREAD_WORKER: c_int = 0;
+/// Thread role passed to the thread hooks: the context's event thread.
+pub const THREAD_EVENTS: c_int = 1;
+/// Thread role passed to the thread hooks: the context's monitor (pings, diagnostics).
+pub const THREAD_MONITOR: c_int = 2;
+
+/// A thread hook: `role` is a `THREAD_*` value, `name` the thread's NUL-terminated name
+/// (valid during the call), `user_data` the options' `hook_user_data`.
+pub type ThreadHook =
+    unsafe extern "C" fn(role: c_int, name: *const c_char, user_data: *mut c_void);
+
+/// Size of the first version of [`ffid_options`] (six `uint32_t`), still accepted.
+pub const OPTIONS_V1_SIZE: usize = 24;
+
 /// Runtime options a host may pass at create time. Initialise with [`ffid_options_init`]
 /// and then change fields; `struct_size` lets later versions add fields compatibly.
 #[allow(non_camel_case_types)]
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 pub struct ffid_options {
     /// `sizeof(ffid_options)` as the host compiled it.
     pub struct_size: u32,
@@ -63,7 +94,34 @@ pub struct ffid_options {
     pub wake: u32,
     /// [`RING_TAGGED`] (default) or [`RING_ARRAY_QUEUE`].
     pub ring: u32,
+    /// A running request's callback gets a `RET_STALE_WARN` ping every this many
+    /// milliseconds. Default 5000; 0 never pings.
+    pub stale_ping_ms: u32,
+    /// `DIAG_NOT_RESPONDING` fires when the worker has spent this long in one handler.
+    /// Default 10000; 0 never fires. Needs `diagnostic`.
+    pub not_responding_ms: u32,
+    /// `DIAG_LISTENER_STUCK` fires when one listener call lasts this long. Default 1000;
+    /// 0 never fires. Needs `diagnostic`.
+    pub listener_stuck_ms: u32,
+    /// Events the event ring holds. Default 1024; 0 is invalid.
+    pub event_ring_capacity: u32,
+    /// [`EVENTS_DROP_NEWEST`] (default) or [`EVENTS_BLOCK`].
+    pub event_backpressure: u32,
+    /// How long destroy waits for deferred replies before failing them. Default 5000.
+    pub shutdown_timeout_ms: u32,
+    /// Receives `DIAG_*` reports on the monitor thread (may be null).
+    pub diagnostic: Option<Callback>,
+    /// Passed to `diagnostic`.
+    pub diagnostic_user_data: *mut c_void,
+    /// Called first thing on each of the context's threads (may be null).
+    pub thread_start: Option<ThreadHook>,
+    /// Called last thing on each of the context's threads (may be null).
+    pub thread_stop: Option<ThreadHook>,
+    /// Passed to both thread hooks.
+    pub hook_user_data: *mut c_void,
 }
+
+const _: () = assert!(std::mem::offset_of!(ffid_options, stale_ping_ms) == OPTIONS_V1_SIZE);
 
 /// Human-readable name of a status code (`"OK"`, `"ERR"`, ...); `"UNKNOWN"` otherwise.
 /// The returned string is static.
@@ -92,6 +150,49 @@ pub unsafe extern "C" fn ffid_options_init(opts: *mut ffid_options) -> c_int {
     // SAFETY: non-null and, by this function's contract, valid for one write.
     unsafe { opts.write(crate::Options::default().to_c()) };
     RET_OK
+}
+
+/// A snapshot of a context's counters, filled by `ffid_stats` / `<lib>_stats`. Set
+/// `struct_size` to `sizeof(ffid_context_stats)` before the call: the runtime writes no more
+/// than that, so a host built against an older header keeps working.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ffid_context_stats {
+    /// Set by the host: the size of the struct it passes.
+    pub struct_size: u32,
+    /// Padding; written as 0.
+    pub reserved: u32,
+    /// Calls accepted onto the ring.
+    pub accepted: u64,
+    /// Terminal callbacks delivered (by the worker, by deferred replies, by cancel).
+    pub completed: u64,
+    /// Calls this live context refused (full ring, bad arguments, closing).
+    pub refused: u64,
+    /// Requests queued now, not yet started.
+    pub queue_depth: u64,
+    /// The deepest queue the worker has seen (sampled when it finds a backlog).
+    pub high_water: u64,
+    /// Times a producer woke the parked worker (one syscall each).
+    pub wakeups: u64,
+    /// Times the idle worker found work while spinning, before parking.
+    pub spin_hits: u64,
+    /// Times the worker parked.
+    pub parks: u64,
+    /// Handlers that panicked.
+    pub panics: u64,
+    /// Deferred replies taken and not yet answered.
+    pub deferred_pending: u64,
+    /// Requests answered `"cancelled"`.
+    pub cancelled: u64,
+    /// `RET_STALE_WARN` pings delivered.
+    pub stale_pings: u64,
+    /// Events queued for the event thread.
+    pub events_emitted: u64,
+    /// Events dropped because the event ring was full.
+    pub events_dropped: u64,
+    /// Listener calls made.
+    pub events_delivered: u64,
 }
 
 /// Why a call was refused before it reached the ring: the status code the export

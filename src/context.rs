@@ -1,9 +1,10 @@
-//! Context lifecycle: create, submit, destroy.
+//! Context lifecycle: create, submit, cancel, destroy, stats.
 //!
-//! A context is a [`Core`] (ring, wake words, flags; not generic) shared by the
-//! registry, the host threads that call into it and its worker thread, which alone
-//! holds the library value. Destroy is synchronous and ordered so that every accepted
-//! request is answered exactly once:
+//! A context is a [`Core`] (ring, wake words, flags, counters, event hub; not generic)
+//! shared by the registry, the host threads that call into it and its threads: the
+//! worker, which alone holds the library value, the event thread, and the monitor
+//! (pings and diagnostics; only when configured). Destroy is synchronous and ordered so
+//! that every accepted request is answered exactly once:
 //!
 //! 1. mark the registry slot closing: new calls (and a second destroy) are refused;
 //! 2. set `closed` and wake producers blocked on a full ring: they give up, refused;
@@ -11,22 +12,95 @@
 //!    on nobody can push;
 //! 4. set `stop` and wake the worker, which drains the ring, answering each request,
 //!    runs teardown and exits; join it;
-//! 5. free the slot: the handle is stale from here on.
+//! 5. wait up to `shutdown_timeout` for deferred replies, then answer the rest `ERR`;
+//! 6. close the event ring, let the event thread deliver what is queued, join it, and
+//!    forget the listeners; stop and join the monitor;
+//! 7. free the slot: the handle is stale from here on.
 
 use std::any::TypeId;
 use std::cell::Cell;
-use std::ffi::{c_int, c_void};
+use std::ffi::{c_int, c_void, CString};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::abi::{ffid_ctx, Callback, Refusal, RET_ERR, RET_OK};
+use crossbeam_utils::CachePadded;
+
+use crate::abi::{ffid_ctx, Callback, Refusal, ThreadHook, RET_ERR, RET_OK, THREAD_WORKER};
+use crate::deferred::Pending;
 use crate::envelope::Envelope;
+use crate::events::{EventHub, ListenerView};
+use crate::monitor::PingGate;
 use crate::registry;
 use crate::ring::{ArrayRing, Ingress, Ring, TagRing};
-use crate::sync::{AtomicBool, Ordering};
+use crate::stats::{Counters, Stats};
+use crate::sync::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use crate::wake::{SpaceWait, WakeBackend, WorkerWake};
-use crate::{BackPressure, Library, Options, Request, RingKind, UserData, WakeKind};
+use crate::{BackPressure, Library, Options, Request, RingKind, ThreadHooks, UserData, WakeKind};
+
+/// The request the worker is running, for the monitor: its gate, and where its pings go.
+/// Written by the worker per request (relaxed stores before the gate's `begin`, which
+/// publishes them); read by the monitor only while it holds the gate.
+pub(crate) struct Running {
+    pub(crate) gate: PingGate,
+    callback: AtomicUsize,
+    user_data: AtomicUsize,
+    method: AtomicU32,
+}
+
+impl Running {
+    #[inline]
+    pub(crate) fn set(&self, env: &Envelope) {
+        self.callback
+            .store(env.callback as usize, Ordering::Relaxed);
+        self.user_data
+            .store(env.user_data as usize, Ordering::Relaxed);
+        self.method.store(env.method as u32, Ordering::Relaxed);
+    }
+
+    /// The running request's callback and `user_data`. Call only while holding its gate.
+    pub(crate) fn target(&self) -> (Callback, *mut c_void) {
+        let cb = self.callback.load(Ordering::Relaxed);
+        // SAFETY: `set` stored a valid `Callback` before `begin` published it, and the
+        // gate held by the caller keeps the worker from storing another.
+        let cb: Callback = unsafe { std::mem::transmute::<usize, Callback>(cb) };
+        (cb, self.user_data.load(Ordering::Relaxed) as *mut c_void)
+    }
+
+    pub(crate) fn method(&self) -> u16 {
+        self.method.load(Ordering::Relaxed) as u16
+    }
+}
+
+/// Requests a host asked to cancel: ids waiting for the worker to reach them.
+#[derive(Default)]
+pub(crate) struct Cancels {
+    /// Non-zero while `ids` may be non-empty: the worker's only cost per request.
+    pending: CachePadded<AtomicU64>,
+    ids: parking_lot::Mutex<Vec<u64>>,
+}
+
+impl Cancels {
+    /// Worker, after `begin(id)`: whether `id` was cancelled (removing it).
+    #[inline]
+    pub(crate) fn take(&self, id: u64) -> bool {
+        // SeqCst: the load half of the store-load pair with `cancel` (see there).
+        if self.pending.load(Ordering::SeqCst) == 0 {
+            return false;
+        }
+        self.remove(id)
+    }
+
+    fn remove(&self, id: u64) -> bool {
+        let mut ids = self.ids.lock();
+        let Some(i) = ids.iter().position(|&x| x == id) else {
+            return false;
+        };
+        ids.swap_remove(i);
+        self.pending.store(ids.len() as u64, Ordering::SeqCst);
+        true
+    }
+}
 
 /// The shared, library-independent part of a context.
 pub(crate) struct Core {
@@ -38,33 +112,79 @@ pub(crate) struct Core {
     /// The worker exits once the ring is empty (destroy step 4).
     pub(crate) stop: AtomicBool,
     library: TypeId,
+    method_names: fn(u16) -> &'static str,
     policy: BackPressure,
     pub(crate) spin: Duration,
+    pub(crate) running: CachePadded<Running>,
+    pub(crate) counters: Counters,
+    pub(crate) cancels: Cancels,
+    pub(crate) deferred: Pending,
+    pub(crate) events: EventHub,
+    hooks: Option<ThreadHooks>,
+    shutdown_timeout: Duration,
+    monitor_stop: parking_lot::Mutex<bool>,
+    monitor_wake: parking_lot::Condvar,
     worker: Mutex<Option<JoinHandle<()>>>,
+    /// The event thread and the monitor.
+    helpers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// What kind of thread this is, for the calls that must not block or wait on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ThreadRole {
+    Host,
+    Worker,
+    Events,
+    Monitor,
 }
 
 thread_local! {
-    /// Set on worker threads: calls made from a handler or callback must never block,
-    /// and destroy must not run there (it would wait for itself).
-    static ON_WORKER: Cell<bool> = const { Cell::new(false) };
+    /// Set on the context's own threads: calls made there never block, and destroy
+    /// must not run there (it would wait for itself).
+    static ROLE: Cell<ThreadRole> = const { Cell::new(ThreadRole::Host) };
+    /// The id of the last call this thread had accepted (`<lib>_last_request_id`).
+    static LAST_REQUEST_ID: Cell<u64> = const { Cell::new(0) };
 }
 
-pub(crate) fn mark_worker_thread() {
-    ON_WORKER.with(|w| w.set(true));
+pub(crate) fn enter_thread(role: ThreadRole) {
+    ROLE.with(|r| r.set(role));
 }
 
-fn on_worker_thread() -> bool {
-    ON_WORKER.with(|w| w.get())
+pub(crate) fn thread_role() -> ThreadRole {
+    ROLE.with(|r| r.get())
+}
+
+fn on_context_thread() -> bool {
+    thread_role() != ThreadRole::Host
+}
+
+/// The id of the last call this thread had accepted (0 if none, or if the context uses
+/// the `ArrayQueue` ring, which gives no ids).
+pub fn last_request_id() -> u64 {
+    LAST_REQUEST_ID.with(|c| c.get())
+}
+
+/// Runs the host's start (`start == true`) or stop hook for a context thread.
+pub(crate) fn run_hook(core: &Core, start: bool, role: c_int, name: &str) {
+    let Some(hooks) = core.hooks else { return };
+    let hook: Option<ThreadHook> = if start { hooks.start } else { hooks.stop };
+    if let Some(hook) = hook {
+        let name = CString::new(name).unwrap_or_default();
+        // SAFETY: the host gave this hook in the create options and keeps it callable
+        // for the context's life; `name` is a valid C string for the call.
+        unsafe { hook(role, name.as_ptr(), hooks.user_data) };
+    }
 }
 
 impl Core {
     /// Pushes an envelope, applying the back-pressure policy; wakes the worker if parked.
+    /// Returns the request's id.
     #[inline]
-    fn push(&self, env: Envelope) -> Result<(), Refusal> {
+    fn push(&self, env: Envelope) -> Result<u64, Refusal> {
         match self.ring.push(env) {
-            Ok(()) => {
+            Ok(id) => {
                 self.wake.notify();
-                Ok(())
+                Ok(id)
             }
             Err(env) => self.push_full(env),
         }
@@ -74,10 +194,10 @@ impl Core {
     /// (thread-local lookup, backoff, parking).
     #[cold]
     #[inline(never)]
-    fn push_full(&self, mut env: Envelope) -> Result<(), Refusal> {
+    fn push_full(&self, mut env: Envelope) -> Result<u64, Refusal> {
         let backoff = crossbeam_utils::Backoff::new();
         loop {
-            if self.policy == BackPressure::Reject || on_worker_thread() {
+            if self.policy == BackPressure::Reject || on_context_thread() {
                 return Err(Refusal::Busy);
             }
             if self.closed.load(Ordering::Acquire) {
@@ -90,9 +210,9 @@ impl Core {
                 backoff.snooze();
             }
             match self.ring.push(env) {
-                Ok(()) => {
+                Ok(id) => {
                     self.wake.notify();
-                    return Ok(());
+                    return Ok(id);
                 }
                 Err(back) => env = back,
             }
@@ -103,12 +223,48 @@ impl Core {
     pub(crate) fn space_freed(&self) {
         self.space.notify();
     }
+
+    pub(crate) fn method_name(&self, method: u16) -> &'static str {
+        (self.method_names)(method)
+    }
+
+    /// The monitor's sleep between ticks: false once destroy asked it to stop.
+    pub(crate) fn monitor_sleep(&self, tick: Duration) -> bool {
+        let mut stop = self.monitor_stop.lock();
+        if !*stop {
+            self.monitor_wake.wait_for(&mut stop, tick);
+        }
+        !*stop
+    }
+
+    fn spawn(
+        self: &Arc<Self>,
+        name: String,
+        body: impl FnOnce(Arc<Core>) + Send + 'static,
+    ) -> std::io::Result<JoinHandle<()>> {
+        let core = self.clone();
+        std::thread::Builder::new()
+            .name(name)
+            .spawn(move || body(core))
+    }
 }
 
-/// Creates a context for library `L`: starts its worker, which runs `L::construct` on
-/// `config()` and reports the outcome through `callback`. Returns null, with no
-/// callback, when the callback is null, `config` refuses, the options are invalid, or
-/// no thread or registry slot can be had.
+fn join(thread: Option<JoinHandle<()>>) {
+    // The threads catch handler and teardown panics; a join error can only come from a
+    // panic in a library's `Drop`, and the context is gone either way.
+    if let Some(t) = thread {
+        let _ = t.join();
+    }
+}
+
+fn method_name<L: Library>(method: u16) -> &'static str {
+    L::METHODS.get(method as usize).map_or("?", |m| m.name)
+}
+
+/// Creates a context for library `L`: starts its threads; the worker runs
+/// `L::construct` on `config()` and reports the outcome through `callback`. Returns
+/// null, with no callback, when the callback is null, `config` refuses, the options are
+/// invalid, or no thread or registry slot can be had.
 pub fn create<L: Library>(
     callback: Option<Callback>,
     user_data: *mut c_void,
@@ -128,6 +284,12 @@ pub fn create<L: Library>(
             Err(_) => return std::ptr::null_mut(),
         },
     };
+    let monitor = crate::monitor::Settings {
+        stale_ping: options.stale_ping,
+        not_responding: options.not_responding,
+        listener_stuck: options.listener_stuck,
+        diagnostic: options.diagnostic,
+    };
     let core = Arc::new(Core {
         ring: match options.ring {
             RingKind::Tagged => Ingress::Tag(TagRing::new(options.ring_capacity)),
@@ -138,23 +300,53 @@ pub fn create<L: Library>(
         closed: AtomicBool::new(false),
         stop: AtomicBool::new(false),
         library: TypeId::of::<L>(),
+        method_names: method_name::<L>,
         policy: options.backpressure,
         spin: options.spin,
+        running: CachePadded::new(Running {
+            gate: PingGate::new(),
+            callback: AtomicUsize::new(0),
+            user_data: AtomicUsize::new(0),
+            method: AtomicU32::new(0),
+        }),
+        counters: Counters::default(),
+        cancels: Cancels::default(),
+        deferred: Pending::default(),
+        events: EventHub::new::<L>(
+            options.event_ring_capacity,
+            options.event_policy,
+            options.spin,
+        ),
+        hooks: options.thread_hooks,
+        shutdown_timeout: options.shutdown_timeout,
+        monitor_stop: parking_lot::Mutex::new(false),
+        monitor_wake: parking_lot::Condvar::new(),
         worker: Mutex::new(None),
+        helpers: Mutex::new(Vec::new()),
     });
     let Some(handle) = registry::insert(core.clone()) else {
         return std::ptr::null_mut();
     };
-    let user_data = UserData(user_data);
-    let worker_core = core.clone();
-    let spawned = std::thread::Builder::new()
-        .name(format!("ffid-{}", L::NAME))
-        .spawn(move || crate::worker::run::<L>(worker_core, callback, user_data, config));
-    match spawned {
-        Ok(join) => *core.worker.lock().unwrap_or_else(|e| e.into_inner()) = Some(join),
+    // The helpers first: if a thread cannot be had, no worker has reported to the
+    // host yet, so returning NULL keeps the "no callback" promise.
+    let mut helpers = vec![core.spawn(format!("ffid-{}-ev", L::NAME), crate::events::run)];
+    if let Some(tick) = monitor.tick() {
+        helpers.push(core.spawn(format!("ffid-{}-mon", L::NAME), move |core| {
+            crate::monitor::run(core, monitor, tick)
+        }));
+    }
+    let helpers: std::io::Result<Vec<_>> = helpers.into_iter().collect();
+    let started = helpers.and_then(|helpers| {
+        *core.helpers.lock().unwrap_or_else(|e| e.into_inner()) = helpers;
+        let user_data = UserData(user_data);
+        core.spawn(format!("ffid-{}", L::NAME), move |core| {
+            crate::worker::run::<L>(core, callback, user_data, config)
+        })
+    });
+    match started {
+        Ok(worker) => *core.worker.lock().unwrap_or_else(|e| e.into_inner()) = Some(worker),
         Err(_) => {
-            // Nothing was accepted yet and the handle never reached the host.
-            let _ = registry::close(handle, |_| true);
+            shut_down(&core);
             registry::remove(handle);
             return std::ptr::null_mut();
         }
@@ -185,7 +377,7 @@ pub fn submit<L: Library>(
     );
     let request = match request() {
         Ok(r) => r,
-        Err(refusal) => return refusal.code(),
+        Err(refusal) => return refused::<L>(ctx, refusal),
     };
     let Some(guard) = registry::acquire(ctx.cast()) else {
         return RET_ERR;
@@ -202,9 +394,26 @@ pub fn submit<L: Library>(
         payload: request.payload,
     };
     match core.push(env) {
-        Ok(()) => RET_OK,
-        Err(refusal) => refusal.code(),
+        Ok(id) => {
+            LAST_REQUEST_ID.with(|c| c.set(id));
+            RET_OK
+        }
+        Err(refusal) => {
+            core.counters.refused.bump();
+            refusal.code()
+        }
     }
+}
+
+/// Counts a refusal of bad arguments against the context, if it is a live one of `L`.
+#[cold]
+fn refused<L: Library>(ctx: *mut ffid_ctx, refusal: Refusal) -> c_int {
+    if let Some(guard) = registry::acquire(ctx.cast()) {
+        if guard.core().library == TypeId::of::<L>() {
+            guard.core().counters.refused.bump();
+        }
+    }
+    refusal.code()
 }
 
 /// [`submit`] for a `_cbor` export: copies the request buffer (`req` may be null only
@@ -247,11 +456,73 @@ pub fn static_context<L: Library<Config = Request>>(
     handle as *mut ffid_ctx
 }
 
+/// Borrows a live context of library `L` for the duration of `f`.
+fn with_core<L: Library, R>(ctx: *mut ffid_ctx, f: impl FnOnce(&Core) -> R) -> Option<R> {
+    let guard = registry::acquire(ctx.cast())?;
+    let core = guard.core();
+    (core.library == TypeId::of::<L>()).then(|| f(core))
+}
+
+/// Cancels request `id` (from [`last_request_id`]) of a context of `L` if the worker
+/// has not started it: it is then answered `ERR` `"cancelled"` without running, when
+/// the worker reaches it, and this returns `RET_OK`. Returns `RET_ERR`, changing
+/// nothing, when the request has started or finished, the id is unknown, or the handle
+/// is not live.
+///
+/// The worker and a canceller agree through a store-load pair: the worker stores the
+/// started id (`PingGate::begin`, SeqCst) and then loads `pending`; the canceller
+/// raises `pending` and then loads the started id. At least one of them sees the
+/// other's store; whichever then removes the id from the table under its lock decides.
+pub fn cancel<L: Library>(ctx: *mut ffid_ctx, id: u64) -> c_int {
+    with_core::<L, _>(ctx, |core| {
+        let Ingress::Tag(ring) = &core.ring else {
+            return RET_ERR; // the ArrayQueue ring gives no ids
+        };
+        if id == 0 || id > ring.pushed() || id <= core.running.gate.started() {
+            return RET_ERR;
+        }
+        {
+            let mut ids = core.cancels.ids.lock();
+            if ids.contains(&id) {
+                return RET_ERR;
+            }
+            ids.push(id);
+            core.cancels
+                .pending
+                .store(ids.len() as u64, Ordering::SeqCst);
+        }
+        if core.running.gate.started() >= id && core.cancels.remove(id) {
+            RET_ERR // started before the worker could see the request: unaffected
+        } else {
+            RET_OK
+        }
+    })
+    .unwrap_or(RET_ERR)
+}
+
+/// Stops a context's threads and answers everything still owed (destroy steps 4-6).
+fn shut_down(core: &Core) {
+    core.stop.store(true, Ordering::SeqCst);
+    core.wake.notify();
+    join(core.worker.lock().unwrap_or_else(|e| e.into_inner()).take());
+    core.deferred.shut_down(core, core.shutdown_timeout);
+    core.events.close();
+    core.events.stop.store(true, Ordering::SeqCst);
+    core.events.wake.notify();
+    *core.monitor_stop.lock() = true;
+    core.monitor_wake.notify_all();
+    let helpers = std::mem::take(&mut *core.helpers.lock().unwrap_or_else(|e| e.into_inner()));
+    for t in helpers {
+        join(Some(t));
+    }
+    core.events.clear();
+}
+
 /// Destroys a context of library `L` (see the module docs for the order of events).
 /// Returns `RET_ERR` for a stale, invalid or foreign handle, for a second destroy, and
-/// when called on a worker thread (from inside a handler or callback).
+/// when called on one of a context's threads (from inside a handler or callback).
 pub fn destroy<L: Library>(ctx: *mut ffid_ctx) -> c_int {
-    if on_worker_thread() {
+    if on_context_thread() {
         return RET_ERR;
     }
     let handle = ctx.cast();
@@ -263,34 +534,122 @@ pub fn destroy<L: Library>(ctx: *mut ffid_ctx) -> c_int {
     while !registry::drained(handle) {
         std::thread::yield_now();
     }
-    core.stop.store(true, Ordering::SeqCst);
-    core.wake.notify();
-    if let Some(join) = core.worker.lock().unwrap_or_else(|e| e.into_inner()).take() {
-        // The worker catches handler and teardown panics; a join error can only come
-        // from a panic in a library's `Drop`, and the context is gone either way.
-        let _ = join.join();
-    }
+    shut_down(&core);
     registry::remove(handle);
     RET_OK
-}
-
-/// A snapshot of a context's counters (cheap: a few relaxed loads).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Requests queued and not yet popped by the worker.
-    pub queued: usize,
-    /// Times a producer woke the parked worker (each is one syscall).
-    pub worker_wakes: u64,
 }
 
 /// Reads a live context's counters; `None` for a stale or invalid handle.
 pub fn stats(ctx: *mut ffid_ctx) -> Option<Stats> {
     let guard = registry::acquire(ctx.cast())?;
-    let core = guard.core();
-    Some(Stats {
-        queued: core.ring.len(),
-        worker_wakes: core.wake.wakes(),
+    Some(guard.core().stats())
+}
+
+impl Core {
+    fn stats(&self) -> Stats {
+        let w = &self.counters.worker;
+        let queued = self.ring.len() as u64;
+        let (events_emitted, events_dropped, events_delivered) = self.events.counts();
+        Stats {
+            accepted: w.popped.get() + queued,
+            completed: w.answered.get() + self.counters.deferred_answered.get(),
+            refused: self.counters.refused.get(),
+            queued,
+            high_water: w.high_water.get().max(queued),
+            worker_wakes: self.wake.wakes(),
+            spin_hits: w.spin_hits.get(),
+            parks: w.parks.get(),
+            panics: w.panics.get(),
+            deferred_pending: self.deferred.len() as u64,
+            cancelled: w.cancelled.get(),
+            stale_pings: self.counters.stale_pings.get(),
+            events_emitted,
+            events_dropped,
+            events_delivered,
+        }
+    }
+}
+
+/// Writes a context's counters into the host's struct (`ffid_context_stats`, `<lib>_stats`).
+/// `RET_ERR` for a stale handle, a null `out` or a `struct_size` smaller than 8.
+///
+/// # Safety
+/// `out` is null or points to writable memory of `out->struct_size` bytes.
+pub unsafe fn stats_into(ctx: *mut ffid_ctx, out: *mut crate::abi::ffid_context_stats) -> c_int {
+    if out.is_null() {
+        return RET_ERR;
+    }
+    // SAFETY: non-null; `struct_size` is the first field of every layout.
+    let size = unsafe { out.cast::<u32>().read_unaligned() } as usize;
+    if size < 8 {
+        return RET_ERR;
+    }
+    let Some(s) = stats(ctx) else {
+        return RET_ERR;
+    };
+    let c = s.to_c();
+    let n = size.min(std::mem::size_of_val(&c));
+    // SAFETY: the host's struct holds `size >= n` writable bytes (the contract above);
+    // the source is a local of at least `n` bytes.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            (&c as *const crate::abi::ffid_context_stats).cast::<u8>(),
+            out.cast::<u8>(),
+            n,
+        )
+    };
+    // The host keeps its own size in the first field.
+    // SAFETY: as above, `size >= 8`.
+    unsafe { out.cast::<u32>().write_unaligned(size as u32) };
+    RET_OK
+}
+
+/// `int ffid_stats(ffid_ctx* ctx, ffid_context_stats* out)`: [`stats_into`]. With two
+/// libraries in one process this symbol resolves to one of them; `<lib>_stats` always
+/// reaches the right one.
+///
+/// # Safety
+/// As [`stats_into`].
+#[no_mangle]
+pub unsafe extern "C" fn ffid_stats(
+    ctx: *mut ffid_ctx,
+    out: *mut crate::abi::ffid_context_stats,
+) -> c_int {
+    // SAFETY: forwarded.
+    unsafe { stats_into(ctx, out) }
+}
+
+/// Adds a listener to a context of `L`: `event` is an index into `L::EVENTS`, or `None`
+/// for every event (`view` must then be [`ListenerView::Envelope`]). Returns its id, or
+/// 0 (refused) for a null callback, a bad event, or a handle that is not live.
+pub fn add_listener<L: Library>(
+    ctx: *mut ffid_ctx,
+    event: Option<u16>,
+    view: ListenerView,
+    callback: Option<Callback>,
+    user_data: *mut c_void,
+) -> u64 {
+    let Some(callback) = callback else { return 0 };
+    let valid = match event {
+        Some(e) => (e as usize) < L::EVENTS.len() && view != ListenerView::Envelope,
+        None => view == ListenerView::Envelope,
+    };
+    if !valid {
+        return 0;
+    }
+    with_core::<L, _>(ctx, |core| {
+        core.events.add(event, view, callback, user_data)
     })
+    .unwrap_or(0)
+}
+
+/// Removes a listener. `RET_OK` when it was registered; once this returns it is never
+/// called again (from a listener's own callback: after that callback returns).
+pub fn remove_listener<L: Library>(ctx: *mut ffid_ctx, id: u64) -> c_int {
+    match with_core::<L, _>(ctx, |core| core.events.remove(id)) {
+        Some(true) => RET_OK,
+        _ => RET_ERR,
+    }
 }
 
 /// The eventfd a context's parked worker sleeps on, for a library whose worker thread
@@ -300,6 +659,12 @@ pub fn stats(ctx: *mut ffid_ctx) -> Option<Stats> {
 #[cfg(target_os = "linux")]
 pub fn wake_fd(ctx: *mut ffid_ctx) -> Option<std::os::fd::RawFd> {
     registry::acquire(ctx.cast())?.core().wake.fd()
+}
+
+/// The worker-thread marker for `worker::run`.
+pub(crate) fn mark_worker_thread(core: &Core) {
+    enter_thread(ThreadRole::Worker);
+    run_hook(core, true, THREAD_WORKER, "ffid-worker");
 }
 
 /// `destroy` racing submits, model-checked with loom (`scripts/loom.sh`). The model runs

@@ -67,12 +67,16 @@ compile_error!("ffi-dispatch encodes context handles in 64-bit pointers");
 pub mod abi;
 pub mod cbor;
 mod context;
+mod deferred;
 pub mod envelope;
+pub mod events;
 pub mod marshal;
+mod monitor;
 mod registry;
 pub mod reply;
 mod ring;
 pub mod schema;
+mod stats;
 mod sync;
 mod wake;
 mod worker;
@@ -87,10 +91,16 @@ pub use abi::{
 };
 #[cfg(target_os = "linux")]
 pub use context::wake_fd;
-pub use context::{create, destroy, static_context, stats, submit, submit_cbor, Stats};
+pub use context::{
+    add_listener, cancel, create, destroy, last_request_id, remove_listener, static_context, stats,
+    stats_into, submit, submit_cbor,
+};
+pub use deferred::Deferred;
 pub use envelope::{FieldReader, FieldWriter, INLINE_CAPACITY};
+pub use events::{EmitError, EventDesc, ListenerView, Sink};
 pub use registry::MAX_CONTEXTS;
 pub use reply::{Answer, NativeOut, Reply};
+pub use stats::Stats;
 
 /// Exposes a library: put it on the `impl` block of the library's type.
 ///
@@ -141,6 +151,8 @@ pub trait Library: Sized + 'static {
     const NAME: &'static str;
     /// The method table; a method's id is its index.
     const METHODS: &'static [Method<Self>];
+    /// The events the library emits; an event's id is its index.
+    const EVENTS: &'static [EventDesc] = &[];
     /// Owned constructor arguments, copied on the host thread at create time.
     type Config: Send + 'static;
     /// Builds the value on the worker thread. An error is reported through the create
@@ -295,8 +307,50 @@ pub enum RingKind {
     ArrayQueue,
 }
 
+/// What a full event ring does to an emitter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum EventPolicy {
+    /// Drop the new event and count it ([`Stats::events_dropped`]).
+    #[default]
+    DropNewest,
+    /// Wait for the event thread to make room (an emitter on the event thread itself
+    /// drops instead: it would wait for itself).
+    Block,
+}
+
+/// A host function and the `user_data` it is called with.
+#[derive(Clone, Copy, Debug)]
+pub struct HostFn<F> {
+    /// The function.
+    pub f: F,
+    /// Its `user_data` argument, never dereferenced by the runtime.
+    pub user_data: *mut c_void,
+}
+
+// SAFETY: the host's contract (see `ffid_options` in the header): its hooks and
+// diagnostic callback may be called, with their `user_data`, from the context's threads.
+unsafe impl<F: Send> Send for HostFn<F> {}
+// SAFETY: as above; the runtime only copies the pair and calls `f`.
+unsafe impl<F: Sync> Sync for HostFn<F> {}
+
+/// Start and stop hooks for the context's threads (to attach them to a VM).
+#[derive(Clone, Copy, Debug)]
+pub struct ThreadHooks {
+    /// Called first on each thread; may be `None`.
+    pub start: Option<abi::ThreadHook>,
+    /// Called last on each thread; may be `None`.
+    pub stop: Option<abi::ThreadHook>,
+    /// Passed to both.
+    pub user_data: *mut c_void,
+}
+
+// SAFETY: as for `HostFn`.
+unsafe impl Send for ThreadHooks {}
+// SAFETY: as for `HostFn`.
+unsafe impl Sync for ThreadHooks {}
+
 /// Per-context runtime options.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Options {
     /// Ring capacity in requests. Default 4096.
     pub ring_capacity: usize,
@@ -308,6 +362,26 @@ pub struct Options {
     pub wake: WakeKind,
     /// Ring implementation. Default [`RingKind::Tagged`].
     pub ring: RingKind,
+    /// Interval of `RET_STALE_WARN` pings to a request still running. Default 5 s;
+    /// `None` never pings.
+    pub stale_ping: Option<Duration>,
+    /// When the worker has spent this long in one handler, `DIAG_NOT_RESPONDING` is
+    /// reported (once; `DIAG_RESPONDING` when it moves on). Default 10 s.
+    pub not_responding: Option<Duration>,
+    /// When one listener call lasts this long, `DIAG_LISTENER_STUCK` is reported once.
+    /// Default 1 s.
+    pub listener_stuck: Option<Duration>,
+    /// Events the event ring holds. Default 1024.
+    pub event_ring_capacity: usize,
+    /// Full-event-ring policy. Default [`EventPolicy::DropNewest`].
+    pub event_policy: EventPolicy,
+    /// How long destroy waits for outstanding deferred replies before failing them.
+    /// Default 5 s.
+    pub shutdown_timeout: Duration,
+    /// Receives the `DIAG_*` reports, on the context's monitor thread.
+    pub diagnostic: Option<HostFn<Callback>>,
+    /// Hooks run on each of the context's threads as it starts and stops.
+    pub thread_hooks: Option<ThreadHooks>,
 }
 
 impl Default for Options {
@@ -318,8 +392,24 @@ impl Default for Options {
             backpressure: BackPressure::Block,
             wake: WakeKind::Futex,
             ring: RingKind::Tagged,
+            stale_ping: Some(Duration::from_secs(5)),
+            not_responding: Some(Duration::from_secs(10)),
+            listener_stuck: Some(Duration::from_secs(1)),
+            event_ring_capacity: 1024,
+            event_policy: EventPolicy::DropNewest,
+            shutdown_timeout: Duration::from_secs(5),
+            diagnostic: None,
+            thread_hooks: None,
         }
     }
+}
+
+fn millis(d: Option<Duration>) -> u32 {
+    d.map_or(0, |d| d.as_millis().clamp(1, u32::MAX as u128) as u32)
+}
+
+fn from_millis(ms: u32) -> Option<Duration> {
+    (ms != 0).then(|| Duration::from_millis(ms as u64))
 }
 
 impl Options {
@@ -341,13 +431,32 @@ impl Options {
                 RingKind::Tagged => abi::RING_TAGGED,
                 RingKind::ArrayQueue => abi::RING_ARRAY_QUEUE,
             },
+            stale_ping_ms: millis(self.stale_ping),
+            not_responding_ms: millis(self.not_responding),
+            listener_stuck_ms: millis(self.listener_stuck),
+            event_ring_capacity: self.event_ring_capacity.min(u32::MAX as usize) as u32,
+            event_backpressure: match self.event_policy {
+                EventPolicy::DropNewest => abi::EVENTS_DROP_NEWEST,
+                EventPolicy::Block => abi::EVENTS_BLOCK,
+            },
+            shutdown_timeout_ms: self.shutdown_timeout.as_millis().min(u32::MAX as u128) as u32,
+            diagnostic: self.diagnostic.map(|d| d.f),
+            diagnostic_user_data: self
+                .diagnostic
+                .map_or(std::ptr::null_mut(), |d| d.user_data),
+            thread_start: self.thread_hooks.and_then(|h| h.start),
+            thread_stop: self.thread_hooks.and_then(|h| h.stop),
+            hook_user_data: self
+                .thread_hooks
+                .map_or(std::ptr::null_mut(), |h| h.user_data),
         }
     }
 
-    /// Reads host options; `None` for an unknown `struct_size` or out-of-range values.
+    /// Reads host options; `None` for a wrong `struct_size` or out-of-range values.
     pub fn from_c(o: &abi::ffid_options) -> Option<Options> {
         if o.struct_size as usize != std::mem::size_of::<abi::ffid_options>()
             || o.ring_capacity == 0
+            || o.event_ring_capacity == 0
         {
             return None;
         }
@@ -369,19 +478,62 @@ impl Options {
                 abi::RING_ARRAY_QUEUE => RingKind::ArrayQueue,
                 _ => return None,
             },
+            stale_ping: from_millis(o.stale_ping_ms),
+            not_responding: from_millis(o.not_responding_ms),
+            listener_stuck: from_millis(o.listener_stuck_ms),
+            event_ring_capacity: o.event_ring_capacity as usize,
+            event_policy: match o.event_backpressure {
+                abi::EVENTS_DROP_NEWEST => EventPolicy::DropNewest,
+                abi::EVENTS_BLOCK => EventPolicy::Block,
+                _ => return None,
+            },
+            shutdown_timeout: Duration::from_millis(o.shutdown_timeout_ms as u64),
+            diagnostic: o.diagnostic.map(|f| HostFn {
+                f,
+                user_data: o.diagnostic_user_data,
+            }),
+            thread_hooks: (o.thread_start.is_some() || o.thread_stop.is_some()).then_some(
+                ThreadHooks {
+                    start: o.thread_start,
+                    stop: o.thread_stop,
+                    user_data: o.hook_user_data,
+                },
+            ),
         })
     }
 
-    /// Reads an optional host options pointer: null means the defaults.
+    /// Reads an optional host options pointer: null means the defaults. A struct of the
+    /// first layout (`struct_size == 24`, six `uint32_t`) is read as far as it goes,
+    /// the newer fields taking their defaults.
     ///
     /// # Safety
-    /// `opts` is null or points to a valid `ffid_options`.
+    /// `opts` is null or points to a readable `ffid_options` of the layout its
+    /// `struct_size` names.
     pub unsafe fn from_c_ptr(opts: *const abi::ffid_options) -> Option<Options> {
-        // SAFETY: forwarded to the caller.
-        match unsafe { opts.as_ref() } {
-            None => Some(Options::default()),
-            Some(o) => Options::from_c(o),
+        if opts.is_null() {
+            return Some(Options::default());
         }
+        // SAFETY: `struct_size` is the first field of every layout.
+        let size = unsafe { opts.cast::<u32>().read_unaligned() } as usize;
+        let mut o = Options::default().to_c();
+        if size == abi::OPTIONS_V1_SIZE {
+            // SAFETY: the host's struct holds `OPTIONS_V1_SIZE` readable bytes, the
+            // prefix of the current layout (asserted in `abi`).
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    opts.cast::<u8>(),
+                    (&mut o as *mut abi::ffid_options).cast::<u8>(),
+                    abi::OPTIONS_V1_SIZE,
+                )
+            };
+            o.struct_size = std::mem::size_of::<abi::ffid_options>() as u32;
+        } else if size == std::mem::size_of::<abi::ffid_options>() {
+            // SAFETY: the caller guarantees a valid struct of the size it names.
+            o = unsafe { opts.read_unaligned() };
+        } else {
+            return None; // an unknown layout: only its first field was read
+        }
+        Options::from_c(&o)
     }
 }
 
@@ -399,20 +551,63 @@ mod tests {
 
     #[test]
     fn options_round_trip_through_c() {
+        unsafe extern "C" fn hook(_: c_int, _: *const std::ffi::c_char, _: *mut c_void) {}
+        unsafe extern "C" fn diag(_: c_int, _: *const std::ffi::c_char, _: usize, _: *mut c_void) {}
         let o = Options {
             ring_capacity: 8,
             spin: Duration::ZERO,
             backpressure: BackPressure::Reject,
             wake: WakeKind::EventFd,
             ring: RingKind::ArrayQueue,
+            stale_ping: None,
+            not_responding: Some(Duration::from_millis(7)),
+            listener_stuck: Some(Duration::from_millis(9)),
+            event_ring_capacity: 3,
+            event_policy: EventPolicy::Block,
+            shutdown_timeout: Duration::from_millis(11),
+            diagnostic: Some(HostFn {
+                f: diag,
+                user_data: 5 as *mut c_void,
+            }),
+            thread_hooks: Some(ThreadHooks {
+                start: Some(hook),
+                stop: None,
+                user_data: 6 as *mut c_void,
+            }),
         };
-        assert_eq!(Options::from_c(&o.to_c()), Some(o));
+        // Function pointers have no meaningful `==`; their Debug form is their address.
+        let back = Options::from_c(&o.to_c()).map(|b| format!("{b:?}"));
+        assert_eq!(back, Some(format!("{o:?}")));
         let mut bad = Options::default().to_c();
         bad.backpressure = 9;
-        assert_eq!(Options::from_c(&bad), None);
+        assert!(Options::from_c(&bad).is_none());
+        let mut bad = Options::default().to_c();
+        bad.event_backpressure = 2;
+        assert!(Options::from_c(&bad).is_none());
         let mut small = Options::default().to_c();
         small.struct_size = 4;
-        assert_eq!(Options::from_c(&small), None);
+        assert!(Options::from_c(&small).is_none());
+        // SAFETY: `small` is a valid struct; its size field is what is under test.
+        assert!(unsafe { Options::from_c_ptr(&small) }.is_none());
+    }
+
+    #[test]
+    fn first_layout_options_are_read_with_defaults_for_the_rest() {
+        // A host built against the first header: six uint32_t.
+        let v1: [u32; 6] = [
+            abi::OPTIONS_V1_SIZE as u32,
+            16,
+            0,
+            abi::BACKPRESSURE_REJECT,
+            abi::WAKE_FUTEX,
+            abi::RING_TAGGED,
+        ];
+        // SAFETY: `v1` is a readable struct of the size its first field names.
+        let o = unsafe { Options::from_c_ptr(v1.as_ptr().cast()) }.expect("v1 accepted");
+        assert_eq!(o.ring_capacity, 16);
+        assert_eq!(o.backpressure, BackPressure::Reject);
+        assert_eq!(o.stale_ping, Options::default().stale_ping);
+        assert_eq!(o.event_ring_capacity, 1024);
     }
 
     #[test]

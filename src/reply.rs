@@ -10,9 +10,12 @@ use std::fmt::Display;
 use minicbor::Encoder;
 
 use std::mem::size_of;
+use std::sync::Arc;
 
 use crate::abi::Callback;
-use crate::envelope::Kind;
+use crate::context::Core;
+use crate::deferred::Deferred;
+use crate::envelope::{Envelope, Kind};
 use crate::marshal::{Arena, Element, Native};
 use crate::CallError;
 
@@ -31,6 +34,20 @@ pub(crate) fn deliver(callback: Callback, user_data: *mut c_void, ret: c_int, ms
 pub struct Reply {
     out: NativeOut,
     kind: Kind,
+    /// The worker's context (`None` on other threads): what a reply token needs.
+    core: Option<Arc<Core>>,
+    /// The request being handled, while its handler runs.
+    request: Option<Current>,
+    /// The handler took the reply token.
+    deferred: bool,
+}
+
+/// Who answers the current request.
+#[derive(Clone, Copy)]
+struct Current {
+    callback: Callback,
+    user_data: *mut c_void,
+    id: u64,
 }
 
 /// Where a native answer is written: plain bytes, or a C mirror laid out in an arena.
@@ -85,7 +102,7 @@ impl NativeOut {
 }
 
 impl Reply {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(core: Option<Arc<Core>>) -> Self {
         Reply {
             out: NativeOut {
                 buf: Vec::with_capacity(256),
@@ -93,7 +110,43 @@ impl Reply {
                 mirror_len: None,
             },
             kind: Kind::Native,
+            core,
+            request: None,
+            deferred: false,
         }
+    }
+
+    /// The worker, before running a handler: an answer for `env`, request `id`.
+    #[inline]
+    pub(crate) fn begin(&mut self, env: &Envelope, id: u64) {
+        self.start(env.kind);
+        self.request = Some(Current {
+            callback: env.callback,
+            user_data: env.user_data,
+            id,
+        });
+        self.deferred = false;
+    }
+
+    /// The worker, after the handler: whether it took the reply token.
+    #[inline]
+    pub(crate) fn end(&mut self) -> bool {
+        self.request = None;
+        self.deferred
+    }
+
+    /// Takes the current request's reply token: the worker will not answer it, the
+    /// token will (see [`Deferred`]). The handler's own return value is then ignored.
+    ///
+    /// # Panics
+    /// Outside a handler running on a worker, or when called twice for one request.
+    pub fn defer<T: Answer + ?Sized>(&mut self) -> Deferred<T> {
+        let (Some(core), Some(req)) = (&self.core, self.request) else {
+            panic!("Reply::defer outside a handler");
+        };
+        assert!(!self.deferred, "Reply::defer called twice for one request");
+        self.deferred = true;
+        Deferred::new(core.clone(), req.id, req.callback, req.user_data, self.kind)
     }
 
     #[inline]

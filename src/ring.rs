@@ -27,8 +27,9 @@ use crate::sync::{AtomicU64, Ordering};
 
 /// A bounded multi-producer queue with a single consumer.
 pub(crate) trait Ring<T>: Send + Sync {
-    /// Appends `value`, or hands it back when the ring is full.
-    fn push(&self, value: T) -> Result<(), T>;
+    /// Appends `value` and returns its id (its position + 1 for [`TagRing`], 0 for
+    /// [`ArrayRing`], which has no positions), or hands it back when the ring is full.
+    fn push(&self, value: T) -> Result<u64, T>;
     /// Removes the oldest complete value.
     ///
     /// # Safety
@@ -98,6 +99,11 @@ impl<T> TagRing<T> {
         }
     }
 
+    /// Positions claimed so far: the id of the newest push.
+    pub(crate) fn pushed(&self) -> u64 {
+        self.producers.tail.load(Ordering::Acquire)
+    }
+
     fn slot(&self, position: u64) -> &Slot<T> {
         &self.slots[(position & self.mask) as usize]
     }
@@ -105,7 +111,7 @@ impl<T> TagRing<T> {
 
 impl<T: Send> Ring<T> for TagRing<T> {
     #[inline]
-    fn push(&self, value: T) -> Result<(), T> {
+    fn push(&self, value: T) -> Result<u64, T> {
         let p = &self.producers;
         let mut tail = p.tail.load(Ordering::Relaxed);
         loop {
@@ -133,7 +139,7 @@ impl<T: Send> Ring<T> for TagRing<T> {
         // below `head` by the capacity check above) before publishing `head`.
         unsafe { (*slot.value.get()).write(value) };
         slot.tag.store(tail + 1, Ordering::Release);
-        Ok(())
+        Ok(tail + 1)
     }
 
     #[inline]
@@ -197,8 +203,8 @@ impl<T> ArrayRing<T> {
 
 impl<T: Send> Ring<T> for ArrayRing<T> {
     #[inline]
-    fn push(&self, value: T) -> Result<(), T> {
-        self.0.push(value)
+    fn push(&self, value: T) -> Result<u64, T> {
+        self.0.push(value).map(|()| 0)
     }
     #[inline]
     unsafe fn pop(&self) -> Option<T> {
@@ -234,7 +240,7 @@ macro_rules! each_ring {
 
 impl<T: Send> Ring<T> for Ingress<T> {
     #[inline]
-    fn push(&self, value: T) -> Result<(), T> {
+    fn push(&self, value: T) -> Result<u64, T> {
         each_ring!(self, r => r.push(value))
     }
     #[inline]

@@ -6,7 +6,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::abi::{Callback, RET_ERR, RET_OK};
+use std::ffi::c_int;
+
+use crate::abi::{Callback, RET_ERR, RET_OK, THREAD_WORKER};
 use crate::context::Core;
 use crate::envelope::{Envelope, FieldReader, Kind};
 use crate::reply::{deliver, Reply};
@@ -23,8 +25,10 @@ pub(crate) fn run<L: Library>(
     user_data: UserData,
     config: L::Config,
 ) {
-    crate::context::mark_worker_thread();
-    let mut reply = Reply::new();
+    crate::context::mark_worker_thread(&core);
+    // Handlers (and the constructor) emit events into this context.
+    crate::events::bind(Some(core.clone()));
+    let mut reply = Reply::new(Some(core.clone()));
     let mut library = match catch_unwind(AssertUnwindSafe(|| L::construct(config))) {
         Ok(result) => result,
         Err(panic) => Err(CallError::new(format!(
@@ -40,13 +44,24 @@ pub(crate) fn run<L: Library>(
         Err(e) => deliver(callback, user_data.0, RET_ERR, reply.err_bytes(e.message())),
     }
 
+    let counters = &core.counters.worker;
+    // Request ids: the worker pops in ring order, so its count is the ring position + 1,
+    // the id the producer was given.
+    let mut id = 0u64;
     loop {
         let mut handled = 0;
         // SAFETY: this thread is the context's only consumer: the worker is the one
         // thread that pops, for the whole life of the ring.
         while let Some(env) = unsafe { core.ring.pop() } {
-            handle::<L>(&mut library, &env, &mut reply);
+            id += 1;
+            counters.popped.bump();
             handled += 1;
+            if handled == 2 {
+                // A backlog: sample the queue's depth (never on the one-at-a-time path,
+                // where reading the producers' line would cost a cache miss).
+                counters.high_water.raise(core.ring.len() as u64 + 2);
+            }
+            handle::<L>(&core, &mut library, &env, id, &mut reply);
             if handled == BATCH {
                 break;
             }
@@ -62,9 +77,12 @@ pub(crate) fn run<L: Library>(
         if core.stop.load(Ordering::Acquire) && core.ring.is_empty() {
             break;
         }
-        if !spin_until(core.spin, || {
+        if spin_until(core.spin, || {
             !core.ring.is_empty() || core.stop.load(Ordering::Relaxed)
         }) {
+            counters.spin_hits.bump();
+        } else {
+            counters.parks.bump();
             core.wake
                 .park(|| !core.ring.is_empty() || core.stop.load(Ordering::SeqCst));
         }
@@ -73,11 +91,15 @@ pub(crate) fn run<L: Library>(
     if let Ok(lib) = &mut library {
         let _ = catch_unwind(AssertUnwindSafe(|| lib.teardown()));
     }
+    drop(library);
+    drop(reply);
+    crate::events::bind(None);
+    crate::context::run_hook(&core, false, THREAD_WORKER, "ffid-worker");
 }
 
 /// Busy-waits up to `budget` for `ready`. The clock is read only after a first round of
 /// polls (a request that arrives at once costs no clock read) and then every few dozen.
-fn spin_until(budget: Duration, ready: impl Fn() -> bool) -> bool {
+pub(crate) fn spin_until(budget: Duration, ready: impl Fn() -> bool) -> bool {
     if budget.is_zero() {
         return false;
     }
@@ -101,32 +123,78 @@ fn spin_until(budget: Duration, ready: impl Fn() -> bool) -> bool {
     }
 }
 
-/// Runs one request and answers it exactly once.
-fn handle<L: Library>(library: &mut Result<L, CallError>, env: &Envelope, reply: &mut Reply) {
+/// Runs one request and answers it exactly once: here, or through the reply token the
+/// handler took (see `deferred.rs`).
+fn handle<L: Library>(
+    core: &Core,
+    library: &mut Result<L, CallError>,
+    env: &Envelope,
+    id: u64,
+    reply: &mut Reply,
+) {
+    let running = &core.running;
+    running.set(env);
+    running.gate.begin(id);
+    let (ret, msg) = if core.cancels.take(id) {
+        core.counters.worker.cancelled.bump();
+        (RET_ERR, reply.err_bytes("cancelled"))
+    } else {
+        match run_handler(core, library, env, id, reply) {
+            Some(answer) => answer,
+            None => {
+                // Deferred: the token answers. Closing the gate stops the worker's
+                // pings; the token's own gate takes over.
+                running.gate.claim(id);
+                return;
+            }
+        }
+    };
+    // Only the monitor competes for the gate, and it never claims: this succeeds, after
+    // any ping in flight has returned.
+    if running.gate.claim(id) {
+        env.answer(ret, msg);
+        core.counters.worker.answered.bump();
+    }
+}
+
+/// The handler's answer, or `None` when it deferred it.
+fn run_handler<'r, L: Library>(
+    core: &Core,
+    library: &mut Result<L, CallError>,
+    env: &Envelope,
+    id: u64,
+    reply: &'r mut Reply,
+) -> Option<(c_int, &'r [u8])> {
     let lib = match library {
         Ok(lib) => lib,
         Err(e) => {
             let msg = format!("constructor failed: {}", e.message());
-            return env.answer(RET_ERR, reply.err_bytes(&msg));
+            return Some((RET_ERR, reply.err_bytes(&msg)));
         }
     };
     let Some(method) = L::METHODS.get(env.method as usize) else {
-        return env.answer(RET_ERR, reply.err_bytes("unknown method id"));
+        return Some((RET_ERR, reply.err_bytes("unknown method id")));
     };
-    reply.start(env.kind);
+    reply.begin(env, id);
     let payload = env.payload.as_slice();
     let outcome = catch_unwind(AssertUnwindSafe(|| match env.kind {
         Kind::Native => (method.native)(lib, &mut FieldReader::new(payload), reply),
         Kind::Cbor => (method.cbor)(lib, payload, reply),
     }));
-    match outcome {
-        Ok(Ok(())) => env.answer(RET_OK, reply.ok_bytes()),
-        Ok(Err(e)) => env.answer(RET_ERR, reply.err_bytes(e.message())),
+    if outcome.is_err() {
+        core.counters.worker.panics.bump();
+    }
+    if reply.end() {
+        return None;
+    }
+    Some(match outcome {
+        Ok(Ok(())) => (RET_OK, reply.ok_bytes()),
+        Ok(Err(e)) => (RET_ERR, reply.err_bytes(e.message())),
         Err(panic) => {
             let msg = format!("handler panicked: {}", panic_message(&*panic));
-            env.answer(RET_ERR, reply.err_bytes(&msg))
+            (RET_ERR, reply.err_bytes(&msg))
         }
-    }
+    })
 }
 
 fn panic_message(panic: &(dyn Any + Send)) -> &str {

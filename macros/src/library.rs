@@ -6,7 +6,7 @@ use quote::{format_ident, quote};
 use syn::spanned::Spanned;
 use syn::{FnArg, ImplItem, ImplItemFn, ItemImpl, Pat, ReturnType, Type};
 
-use crate::types::{classify, result_ok, with_lifetimes, Slot};
+use crate::types::{classify, deferred_of, result_ok, with_lifetimes, Slot};
 use crate::{doc_of, CSlot};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -15,6 +15,7 @@ enum Role {
     Method,
     Static,
     Dtor,
+    Event,
 }
 
 struct Param {
@@ -33,9 +34,21 @@ struct Func {
     /// The success type (`T` of `Result<T, E>`), `()` when there is no return type.
     ok_ty: Type,
     fallible: bool,
+    /// A `Deferred<T>` parameter (always last): its name; `ok_ty` is then `T`.
+    deferred: Option<syn::Ident>,
 }
 
-const RESERVED: &[&str] = &["create", "create_cbor", "create_with_options", "destroy"];
+const RESERVED: &[&str] = &[
+    "create",
+    "create_cbor",
+    "create_with_options",
+    "destroy",
+    "stats",
+    "cancel",
+    "last_request_id",
+    "add_event_listener",
+    "remove_listener",
+];
 
 /// Reads `#[ffi]`, `#[ffi(ctor)]`, ... and removes it from the function.
 fn take_role(f: &mut ImplItemFn) -> syn::Result<Option<Role>> {
@@ -57,10 +70,11 @@ fn take_role(f: &mut ImplItemFn) -> syn::Result<Option<Role>> {
         "ctor" => Role::Ctor,
         "static" => Role::Static,
         "dtor" => Role::Dtor,
+        "event" => Role::Event,
         _ => {
             return Err(syn::Error::new_spanned(
                 kind,
-                "expected #[ffi], #[ffi(ctor)], #[ffi(static)] or #[ffi(dtor)]",
+                "expected #[ffi], #[ffi(ctor)], #[ffi(static)], #[ffi(dtor)] or #[ffi(event)]",
             ))
         }
     }))
@@ -115,24 +129,55 @@ fn analyse(f: &ImplItemFn, role: Role) -> syn::Result<Func> {
         (Role::Dtor, None) => {
             return Err(syn::Error::new_spanned(&sig.ident, "an #[ffi(dtor)] takes `&mut self`"))
         }
-        (Role::Ctor | Role::Static, Some(r)) => {
+        (Role::Ctor | Role::Static | Role::Event, Some(r)) => {
             return Err(syn::Error::new_spanned(
                 r,
-                "constructors and #[ffi(static)] functions take no receiver",
+                "constructors, #[ffi(static)] and #[ffi(event)] functions take no receiver",
             ))
         }
         _ => {}
     }
 
     let mut params = Vec::new();
-    for arg in &sig.inputs {
-        let FnArg::Typed(pt) = arg else { continue };
+    let mut deferred = None;
+    let typed: Vec<&syn::PatType> = sig
+        .inputs
+        .iter()
+        .filter_map(|a| match a {
+            FnArg::Typed(pt) => Some(pt),
+            FnArg::Receiver(_) => None,
+        })
+        .collect();
+    for (i, pt) in typed.iter().enumerate() {
         let Pat::Ident(pi) = &*pt.pat else {
             return Err(syn::Error::new_spanned(
                 &pt.pat,
                 "parameters must be plain names: they become C fields and CBOR keys",
             ));
         };
+        if let Some(answer) = deferred_of(&pt.ty) {
+            if !matches!(role, Role::Method | Role::Static) {
+                return Err(syn::Error::new_spanned(
+                    &pt.ty,
+                    "only #[ffi] and #[ffi(static)] functions can take a reply token",
+                ));
+            }
+            if i + 1 != typed.len() {
+                return Err(syn::Error::new_spanned(
+                    &pt.ty,
+                    "the `Deferred<T>` reply token is the last parameter",
+                ));
+            }
+            if !matches!(sig.output, ReturnType::Default) {
+                return Err(syn::Error::new_spanned(
+                    &sig.output,
+                    "a function that takes a `Deferred<T>` answers through it and returns nothing",
+                ));
+            }
+            classify(answer, Slot::Result, &format!("answer of `{name}`"))?;
+            deferred = Some((pi.ident.clone(), answer.clone()));
+            continue;
+        }
         let what = format!("parameter `{}` of `{name}`", pi.ident);
         let shape = classify(&pt.ty, Slot::Param, &what)?;
         let ident = syn::Ident::new(
@@ -151,9 +196,33 @@ fn analyse(f: &ImplItemFn, role: Role) -> syn::Result<Func> {
             "an #[ffi(dtor)] takes no parameters",
         ));
     }
+    if role == Role::Event {
+        if params.len() != 1 {
+            return Err(syn::Error::new_spanned(
+                &sig.ident,
+                "an #[ffi(event)] declares one parameter: the event's payload",
+            ));
+        }
+        if !matches!(sig.output, ReturnType::Default) {
+            return Err(syn::Error::new_spanned(
+                &sig.output,
+                "an #[ffi(event)] is declared without a return type (it returns `Result<(), EmitError>`)",
+            ));
+        }
+        if !f.block.stmts.is_empty() {
+            return Err(syn::Error::new_spanned(
+                &f.block,
+                "an #[ffi(event)] has no body (`fn on_x(evt: T);`): the macro writes it",
+            ));
+        }
+    }
 
     let unit: Type = syn::parse_quote!(());
     let (ok_ty, fallible) = match &sig.output {
+        ReturnType::Default if deferred.is_some() => (
+            deferred.as_ref().map(|(_, t)| t.clone()).unwrap_or(unit),
+            false,
+        ),
         ReturnType::Default => (unit, false),
         ReturnType::Type(_, ty) => match result_ok(ty) {
             Some(ok) => (ok.clone(), true),
@@ -167,6 +236,8 @@ fn analyse(f: &ImplItemFn, role: Role) -> syn::Result<Func> {
                 "a constructor returns the library's value (`Self` or `Result<Self, E>`)",
             ));
         }
+    } else if role == Role::Event {
+        // The payload was classified as a parameter above.
     } else if role == Role::Dtor {
         if !matches!(sig.output, ReturnType::Default) {
             return Err(syn::Error::new_spanned(
@@ -188,6 +259,7 @@ fn analyse(f: &ImplItemFn, role: Role) -> syn::Result<Func> {
             ok_ty
         },
         fallible,
+        deferred: deferred.map(|(n, _)| n),
     })
 }
 
@@ -277,11 +349,40 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         Some(all) => all.combine(e),
         None => errors = Some(e),
     };
+    let mut event_count: u16 = 0;
     for item in &mut imp.items {
+        // `fn on_x(evt: T);` (no body) is not an impl item to syn: read it as one.
+        if let ImplItem::Verbatim(tokens) = item {
+            if let Ok(decl) = syn::parse2::<syn::ForeignItemFn>(tokens.clone()) {
+                *item = ImplItem::Fn(ImplItemFn {
+                    attrs: decl.attrs,
+                    vis: decl.vis,
+                    defaultness: None,
+                    sig: decl.sig,
+                    block: syn::parse_quote!({}),
+                });
+            }
+        }
         let ImplItem::Fn(f) = item else { continue };
         match take_role(f) {
             Ok(Some(role)) => match analyse(f, role) {
-                Ok(func) => funcs.push(func),
+                Ok(func) => {
+                    if role == Role::Event {
+                        // The declaration becomes the emitting function.
+                        let id = event_count;
+                        event_count += 1;
+                        let arg = &func.params[0].slot.name;
+                        f.sig.output = syn::parse_quote!(
+                            -> ::core::result::Result<(), ::ffi_dispatch::EmitError>
+                        );
+                        f.block = syn::parse_quote!({
+                            ::ffi_dispatch::events::emit::<Self, _>(#id, &#arg)
+                        });
+                        f.attrs
+                            .push(syn::parse_quote!(#[allow(clippy::needless_pass_by_value)]));
+                    }
+                    funcs.push(func)
+                }
                 Err(e) => push_err(e),
             },
             Ok(None) => {}
@@ -314,6 +415,7 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
     let ctor = ctors[0];
     let methods: Vec<&Func> = funcs.iter().filter(|f| f.role == Role::Method).collect();
     let statics: Vec<&Func> = funcs.iter().filter(|f| f.role == Role::Static).collect();
+    let events: Vec<&Func> = funcs.iter().filter(|f| f.role == Role::Event).collect();
     let dtor = dtors.first().copied();
 
     let self_ty = &lib.self_ty;
@@ -355,11 +457,26 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         let ident = &d.ident;
         quote!(fn teardown(&mut self) { self.#ident() })
     });
+    let event_entries = events.iter().map(|e| {
+        let name = e.ident.to_string();
+        let ty = &e.params[0].ty_expr;
+        quote!(::ffi_dispatch::EventDesc {
+            name: #name,
+            native: |__cbor, __out| {
+                let __v = <#ty as ::ffi_dispatch::cbor::FromCbor<'_>>::decode(
+                    &mut ::ffi_dispatch::__private::minicbor::Decoder::new(__cbor),
+                )
+                .map_err(::ffi_dispatch::CallError::from_display)?;
+                __out.value(&__v)
+            },
+        })
+    });
     out.extend(quote! {
         impl ::ffi_dispatch::Library for #self_ty {
             const NAME: &'static str = #n;
             type Config = ::ffi_dispatch::Request;
             const METHODS: &'static [::ffi_dispatch::Method<Self>] = #methods_table;
+            const EVENTS: &'static [::ffi_dispatch::EventDesc] = &[#(#event_entries),*];
             fn construct(__config: ::ffi_dispatch::Request) -> ::core::result::Result<Self, ::ffi_dispatch::CallError> {
                 #construct
             }
@@ -401,6 +518,8 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         ));
     }
 
+    out.extend(runtime_exports(&lib, &events));
+
     // Descriptor.
     let describe = |f: &Func| {
         let name = f.ident.to_string();
@@ -413,12 +532,14 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         let params = f.params.iter().map(|p| p.slot.describe(""));
         let ok = with_lifetimes(&f.ok_ty, "'static");
         let fallible = f.fallible;
+        let deferred = f.deferred.is_some();
         quote!(::ffi_dispatch::schema::FnDesc {
             name: #name,
             doc: #doc,
             params: &[#(#params),*],
             ret: <#ok as ::ffi_dispatch::schema::Describe>::ty,
             fallible: #fallible,
+            deferred: #deferred,
             args_struct: #args_struct,
         })
     };
@@ -427,6 +548,16 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         methods.iter().map(|f| describe(f)),
         statics.iter().map(|f| describe(f)),
     );
+    let event_descs = events.iter().map(|e| {
+        let name = e.ident.to_string();
+        let doc = &e.doc;
+        let ty = with_lifetimes(&e.params[0].ty_expr, "'static");
+        quote!(::ffi_dispatch::schema::EventSchema {
+            name: #name,
+            doc: #doc,
+            ty: <#ty as ::ffi_dispatch::schema::Describe>::ty,
+        })
+    });
     let prefix = &lib.prefix;
     let lib_doc = doc_of(&imp.attrs);
     out.extend(quote! {
@@ -438,6 +569,7 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
                 ctor: #ctor_desc,
                 methods: &[#(#method_descs),*],
                 statics: &[#(#static_descs),*],
+                events: &[#(#event_descs),*],
             };
         }
     });
@@ -447,7 +579,13 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
 /// Turns the call expression into the reply: `Result` through `out.result`, a value
 /// through `out.value`.
 fn reply(f: &Func, call: TokenStream) -> TokenStream {
-    if f.fallible {
+    if f.deferred.is_some() {
+        // The token answers; the worker sees that it was taken.
+        quote!({
+            #call;
+            ::core::result::Result::Ok(())
+        })
+    } else if f.fallible {
         quote!(__out.result(#call))
     } else {
         quote!({
@@ -469,10 +607,20 @@ fn readers(f: &Func) -> (TokenStream, TokenStream, TokenStream) {
         let (name, ty) = (&p.slot.name, &p.ty_expr);
         quote!(let #name = __m.arg::<#ty>(#i)?;)
     });
+    // The reply token is taken last, once every argument decoded: a decoding error is
+    // answered by the worker as usual.
+    let (take, token) = match &f.deferred {
+        Some(t) => {
+            let ok = &f.ok_ty;
+            (quote!(let #t = __out.defer::<#ok>();), quote!(#t))
+        }
+        None => (quote!(), quote!()),
+    };
+    let comma = (f.deferred.is_some() && !names.is_empty()).then(|| quote!(,));
     (
-        quote!(#(#native)*),
-        quote!(let __m = ::ffi_dispatch::cbor::ArgMap::parse(__req, [#(#keys),*])?; #(#cbor)*),
-        quote!(#(#names),*),
+        quote!(#(#native)* #take),
+        quote!(let __m = ::ffi_dispatch::cbor::ArgMap::parse(__req, [#(#keys),*])?; #(#cbor)* #take),
+        quote!(#(#names),* #comma #token),
     )
 }
 
@@ -707,4 +855,96 @@ fn call_exports(
             unsafe { ::ffi_dispatch::submit_cbor::<#target>(#ctx_expr, cb, user_data, #id, req, len) }
         }
     }
+}
+
+/// The per-library runtime exports: stats, cancellation, request ids and, when the
+/// library declares events, the listener functions. (The `ffid_*` equivalents exist
+/// once per shared object; with two libraries in one process the prefixed ones always
+/// reach the right runtime.)
+fn runtime_exports(lib: &Lib, events: &[&Func]) -> TokenStream {
+    let self_ty = &lib.self_ty;
+    let n = &lib.name;
+    let stats = format_ident!("{n}_stats");
+    let cancel = format_ident!("{n}_cancel");
+    let last_id = format_ident!("{n}_last_request_id");
+    let mut out = quote! {
+        #[doc = "Writes the context's counters into `*out` (see `ffid_context_stats`).\n\n# Safety\n`out` is null or points to writable memory of `out->struct_size` bytes."]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn #stats(
+            ctx: *mut ::ffi_dispatch::ffid_ctx,
+            out: *mut ::ffi_dispatch::abi::ffid_context_stats,
+        ) -> ::core::ffi::c_int {
+            // SAFETY: forwarded export contract.
+            unsafe { ::ffi_dispatch::stats_into(ctx, out) }
+        }
+
+        #[doc = "Cancels a queued request by id; see `ffi_dispatch::cancel`."]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn #cancel(ctx: *mut ::ffi_dispatch::ffid_ctx, id: u64) -> ::core::ffi::c_int {
+            ::ffi_dispatch::cancel::<#self_ty>(ctx, id)
+        }
+
+        #[doc = "The id of the last call this thread had accepted (0: none)."]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn #last_id() -> u64 {
+            ::ffi_dispatch::last_request_id()
+        }
+    };
+    if events.is_empty() {
+        return out;
+    }
+    for (id, e) in events.iter().enumerate() {
+        let id = id as u16;
+        let native = format_ident!("{n}_add_{}_listener", e.ident);
+        let cbor = format_ident!("{n}_add_{}_listener_cbor", e.ident);
+        let doc_native = format!(
+            "Adds a listener of `{}` (its C struct); returns its id, 0 if refused.",
+            e.ident
+        );
+        let doc_cbor = format!(
+            "Adds a listener of `{}` (CBOR payload); returns its id, 0 if refused.",
+            e.ident
+        );
+        out.extend(quote! {
+            #[doc = #doc_native]
+            #[unsafe(no_mangle)]
+            pub extern "C" fn #native(
+                ctx: *mut ::ffi_dispatch::ffid_ctx,
+                cb: ::core::option::Option<::ffi_dispatch::Callback>,
+                user_data: *mut ::core::ffi::c_void,
+            ) -> u64 {
+                ::ffi_dispatch::add_listener::<#self_ty>(ctx, ::core::option::Option::Some(#id), ::ffi_dispatch::ListenerView::Native, cb, user_data)
+            }
+
+            #[doc = #doc_cbor]
+            #[unsafe(no_mangle)]
+            pub extern "C" fn #cbor(
+                ctx: *mut ::ffi_dispatch::ffid_ctx,
+                cb: ::core::option::Option<::ffi_dispatch::Callback>,
+                user_data: *mut ::core::ffi::c_void,
+            ) -> u64 {
+                ::ffi_dispatch::add_listener::<#self_ty>(ctx, ::core::option::Option::Some(#id), ::ffi_dispatch::ListenerView::Cbor, cb, user_data)
+            }
+        });
+    }
+    let any = format_ident!("{n}_add_event_listener");
+    let remove = format_ident!("{n}_remove_listener");
+    out.extend(quote! {
+        #[doc = "Adds a listener of every event, as the CBOR map `{\"event\": name, \"payload\": ...}`; returns its id, 0 if refused."]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn #any(
+            ctx: *mut ::ffi_dispatch::ffid_ctx,
+            cb: ::core::option::Option<::ffi_dispatch::Callback>,
+            user_data: *mut ::core::ffi::c_void,
+        ) -> u64 {
+            ::ffi_dispatch::add_listener::<#self_ty>(ctx, ::core::option::Option::None, ::ffi_dispatch::ListenerView::Envelope, cb, user_data)
+        }
+
+        #[doc = "Removes a listener; once this returns it is never called again."]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn #remove(ctx: *mut ::ffi_dispatch::ffid_ctx, id: u64) -> ::core::ffi::c_int {
+            ::ffi_dispatch::remove_listener::<#self_ty>(ctx, id)
+        }
+    });
+    out
 }

@@ -94,6 +94,22 @@ fn err<T>(ty: &Type, what: &str, why: &str) -> syn::Result<T> {
     ))
 }
 
+/// `T` of a `Deferred<T>` (any path ending in `Deferred`): a reply-token parameter.
+pub fn deferred_of(ty: &Type) -> Option<&Type> {
+    match ty {
+        Type::Path(p) if p.qself.is_none() => match last_ident(p)? {
+            (n, PathArguments::AngleBracketed(a)) if n == "Deferred" && a.args.len() == 1 => {
+                match &a.args[0] {
+                    GenericArgument::Type(t) => Some(t),
+                    _ => None,
+                }
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 pub fn is_scalar(ty: &Type) -> bool {
     matches!(ty, Type::Path(p) if p.qself.is_none() && p.path.get_ident().is_some_and(|i| SCALARS.contains(&i.to_string().as_str())))
 }

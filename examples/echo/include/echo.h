@@ -27,6 +27,16 @@
 extern "C" {
 #endif
 
+/* ---- types ---- */
+
+/* The nim-ffi perf harness's event: sequence number, the host's timestamp, a payload. */
+typedef struct EchoPerfPing {
+    uint64_t seq_no; /* 0, 1, 2, ... within one `trigger_ping` call, plus its `seq_base`. */
+    uint64_t stamp_ns; /* The `stamp_ns` the host passed to `trigger_ping`. */
+    const uint8_t* data; /* `payload_bytes` bytes, each `seq_no as u8`. (data_len bytes; may be NULL when data_len == 0) */
+    size_t data_len; /* length of data */
+} EchoPerfPing;
+
 /* ---- context ---- */
 
 /*
@@ -128,6 +138,105 @@ int echo_fail_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8
  */
 int echo_panic(ffid_ctx* ctx, ffid_callback cb, void* user_data);
 int echo_panic_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_t* req, size_t len);
+
+/*
+ * Emits `count` `on_perf_ping` events numbered `seq_base`, `seq_base + 1`, ...,
+ * each carrying `stamp_ns` and `payload_bytes` bytes. Answers how many were queued
+ * (fewer when the event ring dropped some; 0 when nobody listens is still `count`).
+ * trigger_ping(count: u32, payload_bytes: u32, stamp_ns: u64, seq_base: u64) -> u32
+ * Native answer: uint32_t in native byte order (len == 4).
+ */
+typedef struct EchoTriggerPingArgs {
+    uint32_t count;
+    uint32_t payload_bytes;
+    uint64_t stamp_ns;
+    uint64_t seq_base;
+} EchoTriggerPingArgs;
+int echo_trigger_ping(ffid_ctx* ctx, ffid_callback cb, void* user_data, const EchoTriggerPingArgs* args);
+int echo_trigger_ping_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_t* req, size_t len);
+
+/*
+ * Emits `count` `on_perf_ping` events (no payload) from a thread of the library's
+ * own, then answers (deferred, from that thread) how many were queued.
+ * ping_from_thread(count: u32) -> u32
+ * Native answer: uint32_t in native byte order (len == 4).
+ * Deferred: answered later, possibly on another thread; FFID_RET_ERR
+ * "reply dropped" if the library drops the reply unanswered.
+ */
+typedef struct EchoPingFromThreadArgs {
+    uint32_t count;
+} EchoPingFromThreadArgs;
+int echo_ping_from_thread(ffid_ctx* ctx, ffid_callback cb, void* user_data, const EchoPingFromThreadArgs* args);
+int echo_ping_from_thread_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_t* req, size_t len);
+
+/*
+ * Answers `text` after `ms` milliseconds, from another thread (a deferred reply):
+ * the worker serves other calls meanwhile.
+ * echo_later(text: str, ms: u32) -> str
+ * Native answer: UTF-8 text, len bytes (msg is NUL-terminated).
+ * Deferred: answered later, possibly on another thread; FFID_RET_ERR
+ * "reply dropped" if the library drops the reply unanswered.
+ */
+typedef struct EchoEchoLaterArgs {
+    const char* text; /* NUL-terminated UTF-8, not NULL */
+    uint32_t ms;
+} EchoEchoLaterArgs;
+int echo_echo_later(ffid_ctx* ctx, ffid_callback cb, void* user_data, const EchoEchoLaterArgs* args);
+int echo_echo_later_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_t* req, size_t len);
+
+/*
+ * Takes the reply token and drops it: answered FFID_RET_ERR "reply dropped".
+ * drop_reply() -> ()
+ * Native answer: no value (len == 0).
+ * Deferred: answered later, possibly on another thread; FFID_RET_ERR
+ * "reply dropped" if the library drops the reply unanswered.
+ */
+int echo_drop_reply(ffid_ctx* ctx, ffid_callback cb, void* user_data);
+int echo_drop_reply_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_t* req, size_t len);
+
+/* ---- runtime ---- */
+
+/*
+ * Copies the context's counters into *out (see ffid_context_stats in ffi_dispatch.h);
+ * set out->struct_size = sizeof(ffid_context_stats) first. FFID_RET_OK, or FFID_RET_ERR
+ * for a handle that is not live or a NULL out.
+ */
+int echo_stats(ffid_ctx* ctx, ffid_context_stats* out);
+/*
+ * The id of the last call this thread had accepted (0 if none). Read it right after
+ * an FFID_RET_OK return to name that request in echo_cancel.
+ */
+uint64_t echo_last_request_id(void);
+/*
+ * Cancels a request the worker has not started: it is answered FFID_RET_ERR
+ * "cancelled" (when the worker reaches it) and its method never runs; returns
+ * FFID_RET_OK. FFID_RET_ERR, changing nothing, when it has started or finished, the id
+ * is unknown, or the handle is not live.
+ */
+int echo_cancel(ffid_ctx* ctx, uint64_t request_id);
+
+/* ---- events ---- */
+/*
+ * Listeners run on the context's event thread, one call at a time, in emission
+ * order, with ret = FFID_RET_OK and msg/len the event (valid during the call, msg[len]
+ * == 0). Each add returns a listener id, or 0 when refused (NULL cb, handle not live).
+ * A listener may add and remove listeners, itself included, from its callback.
+ */
+
+/*
+ * A perf-harness event (see `trigger_ping`).
+ * Event on_perf_ping: EchoPerfPing. Native listener: msg points to a EchoPerfPing (len == sizeof(EchoPerfPing)), valid during the callback.
+ */
+uint64_t echo_add_on_perf_ping_listener(ffid_ctx* ctx, ffid_callback cb, void* user_data);
+uint64_t echo_add_on_perf_ping_listener_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data);
+
+/* Every event, as the CBOR map {"event": name, "payload": <the event's CBOR>}. */
+uint64_t echo_add_event_listener(ffid_ctx* ctx, ffid_callback cb, void* user_data);
+/*
+ * FFID_RET_OK if the listener was registered. Once this returns the listener is never
+ * called again (called from that listener's own callback: once the callback returns).
+ */
+int echo_remove_listener(ffid_ctx* ctx, uint64_t listener_id);
 
 #ifdef __cplusplus
 }

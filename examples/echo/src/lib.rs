@@ -4,6 +4,20 @@
 //! into the exports of `include/echo.h` (native and CBOR), the args structs, the method
 //! table and the descriptor the header and `echo.cddl` are generated from.
 
+use ffi_dispatch::events::Sink;
+use ffi_dispatch::Deferred;
+
+/// The nim-ffi perf harness's event: sequence number, the host's timestamp, a payload.
+#[derive(ffi_dispatch::Record, Clone, Debug, PartialEq)]
+pub struct PerfPing {
+    /// 0, 1, 2, ... within one `trigger_ping` call, plus its `seq_base`.
+    pub seq_no: u64,
+    /// The `stamp_ns` the host passed to `trigger_ping`.
+    pub stamp_ns: u64,
+    /// `payload_bytes` bytes, each `seq_no as u8`.
+    pub data: Vec<u8>,
+}
+
 /// One context's state.
 pub struct Echo {
     prefix: String,
@@ -75,6 +89,76 @@ impl Echo {
         panic!("echo was asked to panic");
     }
 
+    /// Emits `count` `on_perf_ping` events numbered `seq_base`, `seq_base + 1`, ...,
+    /// each carrying `stamp_ns` and `payload_bytes` bytes. Answers how many were queued
+    /// (fewer when the event ring dropped some; 0 when nobody listens is still `count`).
+    #[ffi]
+    pub fn trigger_ping(
+        &mut self,
+        count: u32,
+        payload_bytes: u32,
+        stamp_ns: u64,
+        seq_base: u64,
+    ) -> u32 {
+        self.tick();
+        (0..count as u64)
+            .filter(|i| {
+                let seq_no = seq_base + i;
+                Echo::on_perf_ping(PerfPing {
+                    seq_no,
+                    stamp_ns,
+                    data: vec![seq_no as u8; payload_bytes as usize],
+                })
+                .is_ok()
+            })
+            .count() as u32
+    }
+
+    /// Emits `count` `on_perf_ping` events (no payload) from a thread of the library's
+    /// own, then answers (deferred, from that thread) how many were queued.
+    #[ffi]
+    pub fn ping_from_thread(&mut self, count: u32, reply: Deferred<u32>) {
+        self.tick();
+        let sink = Sink::current().expect("handlers run bound to their context");
+        std::thread::spawn(move || {
+            let _bound = sink.enter();
+            let queued = (0..count as u64)
+                .filter(|&seq_no| {
+                    Echo::on_perf_ping(PerfPing {
+                        seq_no,
+                        stamp_ns: 0,
+                        data: Vec::new(),
+                    })
+                    .is_ok()
+                })
+                .count() as u32;
+            reply.complete(&queued);
+        });
+    }
+
+    /// Answers `text` after `ms` milliseconds, from another thread (a deferred reply):
+    /// the worker serves other calls meanwhile.
+    #[ffi]
+    pub fn echo_later(&mut self, text: &str, ms: u32, reply: Deferred<String>) {
+        self.tick();
+        let text = text.to_owned();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(ms as u64));
+            reply.complete(&text);
+        });
+    }
+
+    /// Takes the reply token and drops it: answered FFID_RET_ERR "reply dropped".
+    #[ffi]
+    pub fn drop_reply(&mut self, reply: Deferred<()>) {
+        self.tick();
+        drop(reply);
+    }
+
+    /// A perf-harness event (see `trigger_ping`).
+    #[ffi(event)]
+    fn on_perf_ping(evt: PerfPing);
+
     fn tick(&mut self) -> u64 {
         let before = self.calls;
         self.calls += 1;
@@ -105,7 +189,11 @@ mod tests {
                 "count",
                 "sleep",
                 "fail",
-                "panic"
+                "panic",
+                "trigger_ping",
+                "ping_from_thread",
+                "echo_later",
+                "drop_reply"
             ]
         );
     }

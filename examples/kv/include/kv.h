@@ -244,6 +244,27 @@ typedef struct KvCheckKeyArgs {
 int kv_check_key(ffid_callback cb, void* user_data, const KvCheckKeyArgs* args);
 int kv_check_key_cbor(ffid_callback cb, void* user_data, const uint8_t* req, size_t len);
 
+/* ---- runtime ---- */
+
+/*
+ * Copies the context's counters into *out (see ffid_context_stats in ffi_dispatch.h);
+ * set out->struct_size = sizeof(ffid_context_stats) first. FFID_RET_OK, or FFID_RET_ERR
+ * for a handle that is not live or a NULL out.
+ */
+int kv_stats(ffid_ctx* ctx, ffid_context_stats* out);
+/*
+ * The id of the last call this thread had accepted (0 if none). Read it right after
+ * an FFID_RET_OK return to name that request in kv_cancel.
+ */
+uint64_t kv_last_request_id(void);
+/*
+ * Cancels a request the worker has not started: it is answered FFID_RET_ERR
+ * "cancelled" (when the worker reaches it) and its method never runs; returns
+ * FFID_RET_OK. FFID_RET_ERR, changing nothing, when it has started or finished, the id
+ * is unknown, or the handle is not live.
+ */
+int kv_cancel(ffid_ctx* ctx, uint64_t request_id);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,459 @@
+//! Events: library -> host notifications, delivered on a per-context event thread.
+//!
+//! ```text
+//! emitter (handler, any library thread)      event thread
+//! -------                                    ------------
+//! encode the value as CBOR (pooled buffer)   pop an event
+//! push onto the event ring, wake             build each view a listener needs once:
+//!   (full: drop and count, or wait)            native C struct, CBOR, {"event", "payload"}
+//!                                            call each live listener, in the order added
+//! ```
+//!
+//! The event ring is a [`TagRing`] with its own [`WorkerWake`], so a slow listener
+//! stalls only the event thread, never the worker. Listeners are kept in a table under
+//! a mutex that the event thread never holds while calling out: it works from a
+//! snapshot, refreshed when the table's version changes, so a listener may add or
+//! remove listeners (itself included) from inside its callback.
+//!
+//! # Remove: never called again once `remove` returns
+//!
+//! ```text
+//! event thread                              remover (another thread)
+//! ------------                              -------
+//! calling = id            (SeqCst)          active = false        (SeqCst)
+//! if active (SeqCst): call the listener     wait while calling == id (SeqCst)
+//! calling = 0             (Release)
+//! ```
+//!
+//! A store-load pair on each side: either the event thread sees `active == false` and
+//! skips the call, or the remover sees `calling == id` and waits for the call to end.
+//! A remove from inside the listener's own callback (on the event thread) cannot wait
+//! for itself and need not: the thread checks `active` again before any later call.
+
+use std::any::TypeId;
+use std::cell::RefCell;
+use std::ffi::{c_int, c_void};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_utils::CachePadded;
+use minicbor::Encoder;
+use parking_lot::Mutex;
+
+use crate::abi::{Callback, RET_ERR, RET_OK, THREAD_EVENTS};
+use crate::context::{Core, ThreadRole};
+use crate::envelope::{Kind, Payload};
+use crate::reply::{deliver, Answer, Reply};
+use crate::ring::{Ring, TagRing};
+use crate::stats::{OwnedCounter, SharedCounter};
+use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::wake::{SpaceWait, WakeBackend, WorkerWake};
+use crate::{CallError, EventPolicy, Library};
+
+/// One event a library declares (`#[ffi(event)]`): its name and how its CBOR payload
+/// becomes the native view.
+pub struct EventDesc {
+    /// The event's name (the `<lib>_add_<name>_listener` export).
+    pub name: &'static str,
+    /// Decodes the CBOR payload and answers its native form into the reply.
+    pub native: fn(&[u8], &mut Reply) -> Result<(), CallError>,
+}
+
+/// How a listener receives its events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListenerView {
+    /// The event's C struct (`msg` points to it, `len == sizeof`).
+    Native,
+    /// The event's payload as CBOR.
+    Cbor,
+    /// Every event, as the CBOR map `{"event": name, "payload": ...}`.
+    Envelope,
+}
+
+/// Why an event was not queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EmitError {
+    /// This thread is not bound to a context (see [`Sink`]).
+    NoContext,
+    /// The bound context serves another library.
+    WrongLibrary,
+    /// The context is being destroyed.
+    Closed,
+    /// The event ring was full under [`EventPolicy::DropNewest`] (counted).
+    Dropped,
+    /// The event could not be encoded.
+    Encode,
+}
+
+impl std::fmt::Display for EmitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EmitError::NoContext => "no context is bound to this thread",
+            EmitError::WrongLibrary => "the bound context serves another library",
+            EmitError::Closed => "the context is being destroyed",
+            EmitError::Dropped => "the event ring is full: event dropped",
+            EmitError::Encode => "the event could not be encoded",
+        })
+    }
+}
+
+impl std::error::Error for EmitError {}
+
+struct Listener {
+    id: u64,
+    /// `None`: every event.
+    event: Option<u16>,
+    view: ListenerView,
+    callback: Callback,
+    user_data: *mut c_void,
+    active: AtomicBool,
+}
+
+// SAFETY: `user_data` is the host's opaque token, handed back to its callback on the
+// event thread as the header documents; the rest is immutable or atomic.
+unsafe impl Send for Listener {}
+// SAFETY: as above.
+unsafe impl Sync for Listener {}
+
+struct Event {
+    id: u16,
+    payload: Payload,
+}
+
+/// A context's event ring, listeners and delivery state.
+pub(crate) struct EventHub {
+    ring: TagRing<Event>,
+    pub(crate) wake: WorkerWake,
+    space: SpaceWait,
+    policy: EventPolicy,
+    pub(crate) spin: Duration,
+    /// Emitting refused (destroy).
+    closed: AtomicBool,
+    /// The event thread exits once the ring is empty.
+    pub(crate) stop: AtomicBool,
+    library: TypeId,
+    descs: &'static [EventDesc],
+    listeners: Mutex<Vec<Arc<Listener>>>,
+    /// Bumped on every change of `listeners`.
+    version: AtomicU64,
+    live: AtomicUsize,
+    next_id: AtomicU64,
+    /// The listener being called (its id), 0 between calls.
+    calling: CachePadded<AtomicU64>,
+    /// Events popped, and listener calls made (the event thread's).
+    popped: OwnedCounter,
+    delivered: OwnedCounter,
+    dropped: SharedCounter,
+}
+
+impl EventHub {
+    pub(crate) fn new<L: Library>(
+        capacity: usize,
+        policy: EventPolicy,
+        spin: Duration,
+    ) -> EventHub {
+        EventHub {
+            ring: TagRing::new(capacity),
+            wake: WorkerWake::new(WakeBackend::Futex),
+            space: SpaceWait::new(),
+            policy,
+            spin,
+            closed: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            library: TypeId::of::<L>(),
+            descs: L::EVENTS,
+            listeners: Mutex::new(Vec::new()),
+            version: AtomicU64::new(0),
+            live: AtomicUsize::new(0),
+            next_id: AtomicU64::new(1),
+            calling: CachePadded::new(AtomicU64::new(0)),
+            popped: OwnedCounter::default(),
+            delivered: OwnedCounter::default(),
+            dropped: SharedCounter::default(),
+        }
+    }
+
+    /// (emitted, dropped, delivered) for the stats.
+    pub(crate) fn counts(&self) -> (u64, u64, u64) {
+        let emitted = self.popped.get() + self.ring.len() as u64;
+        (emitted, self.dropped.get(), self.delivered.get())
+    }
+
+    /// The listener call in progress: `delivered << 32 | listener id`, which changes
+    /// with every call (for the monitor's stuck-listener check).
+    pub(crate) fn current_call(&self) -> Option<u64> {
+        let id = self.calling.load(Ordering::Relaxed);
+        (id != 0).then(|| self.delivered.get() << 32 | (id & u32::MAX as u64))
+    }
+
+    fn emit(&self, event: u16, write: impl FnOnce(&mut Vec<u8>) -> bool) -> Result<(), EmitError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(EmitError::Closed);
+        }
+        if self.live.load(Ordering::Relaxed) == 0 {
+            return Ok(()); // nobody listens: nothing to deliver
+        }
+        let payload = SCRATCH.with(|s| {
+            let mut buf = s.borrow_mut();
+            buf.clear();
+            write(&mut buf).then(|| Payload::copy_from(&buf))
+        });
+        let mut ev = Event {
+            id: event,
+            payload: payload.ok_or(EmitError::Encode)?,
+        };
+        loop {
+            match self.ring.push(ev) {
+                Ok(_) => {
+                    self.wake.notify();
+                    return Ok(());
+                }
+                Err(back) => ev = back,
+            }
+            if self.policy == EventPolicy::DropNewest
+                || crate::context::thread_role() == ThreadRole::Events
+            {
+                self.dropped.bump();
+                return Err(EmitError::Dropped);
+            }
+            if self.closed.load(Ordering::Acquire) {
+                return Err(EmitError::Closed);
+            }
+            self.space
+                .wait(|| self.ring.is_full() && !self.closed.load(Ordering::Relaxed));
+        }
+    }
+
+    /// Adds a listener; returns its id (never 0).
+    pub(crate) fn add(
+        &self,
+        event: Option<u16>,
+        view: ListenerView,
+        callback: Callback,
+        user_data: *mut c_void,
+    ) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let listener = Arc::new(Listener {
+            id,
+            event,
+            view,
+            callback,
+            user_data,
+            active: AtomicBool::new(true),
+        });
+        let mut table = self.listeners.lock();
+        table.push(listener);
+        self.live.store(table.len(), Ordering::Relaxed);
+        self.version.fetch_add(1, Ordering::Release);
+        id
+    }
+
+    /// Removes a listener. Once this returns, it is never called again.
+    pub(crate) fn remove(&self, id: u64) -> bool {
+        let mut table = self.listeners.lock();
+        let Some(i) = table.iter().position(|l| l.id == id) else {
+            return false;
+        };
+        let listener = table.remove(i);
+        self.live.store(table.len(), Ordering::Relaxed);
+        self.version.fetch_add(1, Ordering::Release);
+        drop(table);
+        listener.active.store(false, Ordering::SeqCst);
+        if crate::context::thread_role() != ThreadRole::Events {
+            while self.calling.load(Ordering::SeqCst) == id {
+                crate::sync::yield_now();
+            }
+        }
+        true
+    }
+
+    /// Destroy: refuse emitters and release the blocked ones.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.space.notify();
+    }
+
+    /// After the event thread is joined: forget every listener.
+    pub(crate) fn clear(&self) {
+        let mut table = self.listeners.lock();
+        for l in table.iter() {
+            l.active.store(false, Ordering::SeqCst);
+        }
+        table.clear();
+        self.live.store(0, Ordering::Relaxed);
+    }
+}
+
+thread_local! {
+    /// The context this thread emits into: set on the worker for its whole life, and
+    /// on any thread inside [`Sink::enter`].
+    static CURRENT: RefCell<Option<Arc<Core>>> = const { RefCell::new(None) };
+    /// The emitter's encoding buffer.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Binds this thread to `core` until the returned value is dropped.
+pub(crate) fn bind(core: Option<Arc<Core>>) -> Option<Arc<Core>> {
+    CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), core))
+}
+
+/// Emits event `event` (an index into `L::EVENTS`) on the context bound to this
+/// thread. The generated `#[ffi(event)]` functions call this.
+pub fn emit<L: Library, T: Answer + ?Sized>(event: u16, value: &T) -> Result<(), EmitError> {
+    CURRENT.with(|c| {
+        let bound = c.borrow();
+        let core = bound.as_ref().ok_or(EmitError::NoContext)?;
+        let hub = &core.events;
+        if hub.library != TypeId::of::<L>() || event as usize >= hub.descs.len() {
+            return Err(EmitError::WrongLibrary);
+        }
+        hub.emit(event, |buf| value.cbor(&mut Encoder::new(buf)).is_ok())
+    })
+}
+
+/// A handle on a context's events that a library moves to its own threads, so that
+/// the `#[ffi(event)]` functions work there too: take it with [`Sink::current`] in a
+/// handler (or the constructor), then call [`Sink::enter`] on the other thread.
+///
+/// A sink keeps the context's event ring alive, not the context: once the context is
+/// destroyed, emitting through it fails with [`EmitError::Closed`].
+#[derive(Clone)]
+pub struct Sink(Arc<Core>);
+
+impl Sink {
+    /// The context bound to this thread (inside a handler: the handler's context).
+    pub fn current() -> Option<Sink> {
+        CURRENT.with(|c| c.borrow().clone().map(Sink))
+    }
+
+    /// Binds this thread to the sink's context until the guard is dropped.
+    pub fn enter(&self) -> SinkGuard {
+        SinkGuard(bind(Some(self.0.clone())))
+    }
+}
+
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sink")
+    }
+}
+
+/// Restores the thread's previous binding when dropped.
+#[must_use = "the thread is bound only while the guard lives"]
+pub struct SinkGuard(Option<Arc<Core>>);
+
+impl Drop for SinkGuard {
+    fn drop(&mut self) {
+        bind(self.0.take());
+    }
+}
+
+/// The event thread's body: deliver until destroy stops it and the ring is empty.
+pub(crate) fn run(core: Arc<Core>) {
+    crate::context::enter_thread(ThreadRole::Events);
+    crate::context::run_hook(&core, true, THREAD_EVENTS, "ffid-events");
+    let hub = &core.events;
+    let mut delivery = Delivery {
+        snapshot: Vec::new(),
+        version: u64::MAX,
+        native: Reply::new(None),
+        cbor: Vec::new(),
+        envelope: Vec::new(),
+    };
+    loop {
+        let mut handled = 0;
+        // SAFETY: this thread is the event ring's only consumer.
+        while let Some(ev) = unsafe { hub.ring.pop() } {
+            hub.popped.bump();
+            delivery.deliver(hub, &ev);
+            handled += 1;
+            if handled == 64 {
+                break;
+            }
+        }
+        if handled > 0 {
+            hub.space.notify();
+            continue;
+        }
+        if hub.stop.load(Ordering::Acquire) && hub.ring.is_empty() {
+            break;
+        }
+        if !crate::worker::spin_until(hub.spin, || {
+            !hub.ring.is_empty() || hub.stop.load(Ordering::Relaxed)
+        }) {
+            hub.wake
+                .park(|| !hub.ring.is_empty() || hub.stop.load(Ordering::SeqCst));
+        }
+    }
+    crate::context::run_hook(&core, false, THREAD_EVENTS, "ffid-events");
+}
+
+/// The event thread's reusable buffers and listener snapshot.
+struct Delivery {
+    snapshot: Vec<Arc<Listener>>,
+    version: u64,
+    native: Reply,
+    cbor: Vec<u8>,
+    envelope: Vec<u8>,
+}
+
+impl Delivery {
+    fn deliver(&mut self, hub: &EventHub, ev: &Event) {
+        let version = hub.version.load(Ordering::Acquire);
+        if version != self.version {
+            self.snapshot = hub.listeners.lock().clone();
+            self.version = version;
+        }
+        let wants = |v: ListenerView| {
+            self.snapshot
+                .iter()
+                .any(|l| l.view == v && l.event.is_none_or(|e| e == ev.id))
+        };
+        let (want_native, want_cbor, want_envelope) = (
+            wants(ListenerView::Native),
+            wants(ListenerView::Cbor),
+            wants(ListenerView::Envelope),
+        );
+        let desc = &hub.descs[ev.id as usize];
+        let payload = ev.payload.as_slice();
+        if want_cbor {
+            self.cbor.clear();
+            self.cbor.extend_from_slice(payload);
+            self.cbor.push(0);
+        }
+        if want_envelope {
+            self.envelope.clear();
+            let mut e = Encoder::new(&mut self.envelope);
+            let _ = e
+                .map(2)
+                .and_then(|e| e.str("event")?.str(desc.name)?.str("payload"));
+            self.envelope.extend_from_slice(payload);
+            self.envelope.push(0);
+        }
+        let native: (c_int, &[u8]) = if want_native {
+            self.native.start(Kind::Native);
+            match (desc.native)(payload, &mut self.native) {
+                Ok(()) => (RET_OK, self.native.ok_bytes()),
+                Err(e) => (RET_ERR, self.native.err_bytes(e.message())),
+            }
+        } else {
+            (RET_OK, &[0])
+        };
+        for l in &self.snapshot {
+            if l.event.is_some_and(|e| e != ev.id) {
+                continue;
+            }
+            let (ret, bytes) = match l.view {
+                ListenerView::Native => native,
+                ListenerView::Cbor => (RET_OK, &self.cbor[..]),
+                ListenerView::Envelope => (RET_OK, &self.envelope[..]),
+            };
+            hub.calling.store(l.id, Ordering::SeqCst);
+            if l.active.load(Ordering::SeqCst) {
+                hub.delivered.bump();
+                deliver(l.callback, l.user_data, ret, bytes);
+            }
+            hub.calling.store(0, Ordering::Release);
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! Live counters of a context, cheap enough to poll.
+//!
+//! None of them is written on a producer's hot path. `accepted` is derived from what the
+//! worker has popped plus what is still queued; the worker's own counters have a single
+//! writer, so they are plain relaxed load-and-store pairs on a line only the worker
+//! writes; counters that several threads bump (`refused`, deferred completions, dropped
+//! events) are touched only on paths that already left the fast lane.
+
+use crossbeam_utils::CachePadded;
+
+use crate::abi::ffid_context_stats;
+use crate::sync::{AtomicU64, Ordering};
+
+/// A counter with one writing thread: an increment is a load and a store, no locked
+/// instruction. Readers on other threads see a recent value.
+#[derive(Default)]
+pub(crate) struct OwnedCounter(AtomicU64);
+
+impl OwnedCounter {
+    /// Adds one. Only the owning thread may call it.
+    #[inline]
+    pub(crate) fn bump(&self) {
+        self.0
+            .store(self.0.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+    /// Raises the value to `v` if it is lower. Only the owning thread may call it.
+    #[inline]
+    pub(crate) fn raise(&self, v: u64) {
+        if v > self.0.load(Ordering::Relaxed) {
+            self.0.store(v, Ordering::Relaxed);
+        }
+    }
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A counter any thread may bump (off the hot path).
+#[derive(Default)]
+pub(crate) struct SharedCounter(AtomicU64);
+
+impl SharedCounter {
+    pub(crate) fn bump(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The worker's counters, on their own cache line.
+#[derive(Default)]
+pub(crate) struct WorkerCounters {
+    /// Requests popped.
+    pub(crate) popped: OwnedCounter,
+    /// Terminal callbacks the worker delivered.
+    pub(crate) answered: OwnedCounter,
+    pub(crate) high_water: OwnedCounter,
+    pub(crate) spin_hits: OwnedCounter,
+    pub(crate) parks: OwnedCounter,
+    pub(crate) panics: OwnedCounter,
+    pub(crate) cancelled: OwnedCounter,
+}
+
+/// Every counter of a context.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) worker: CachePadded<WorkerCounters>,
+    pub(crate) refused: SharedCounter,
+    /// Terminal callbacks delivered by deferred replies (either by their completer or
+    /// by destroy).
+    pub(crate) deferred_answered: SharedCounter,
+    pub(crate) stale_pings: SharedCounter,
+}
+
+/// A snapshot of a context's counters (see [`ffid_context_stats`] for each field's meaning).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Calls accepted onto the ring.
+    pub accepted: u64,
+    /// Terminal callbacks delivered.
+    pub completed: u64,
+    /// Calls the live context refused.
+    pub refused: u64,
+    /// Requests queued now.
+    pub queued: u64,
+    /// The deepest queue the worker has seen.
+    pub high_water: u64,
+    /// Times a producer woke the parked worker (each is one syscall).
+    pub worker_wakes: u64,
+    /// Times the idle worker found work while spinning.
+    pub spin_hits: u64,
+    /// Times the worker parked.
+    pub parks: u64,
+    /// Handlers that panicked.
+    pub panics: u64,
+    /// Deferred replies not yet answered.
+    pub deferred_pending: u64,
+    /// Requests answered `"cancelled"`.
+    pub cancelled: u64,
+    /// Progress pings delivered.
+    pub stale_pings: u64,
+    /// Events queued for the event thread.
+    pub events_emitted: u64,
+    /// Events dropped on a full event ring.
+    pub events_dropped: u64,
+    /// Listener calls made.
+    pub events_delivered: u64,
+}
+
+impl Stats {
+    /// The C mirror.
+    pub fn to_c(&self) -> ffid_context_stats {
+        ffid_context_stats {
+            struct_size: std::mem::size_of::<ffid_context_stats>() as u32,
+            reserved: 0,
+            accepted: self.accepted,
+            completed: self.completed,
+            refused: self.refused,
+            queue_depth: self.queued,
+            high_water: self.high_water,
+            wakeups: self.worker_wakes,
+            spin_hits: self.spin_hits,
+            parks: self.parks,
+            panics: self.panics,
+            deferred_pending: self.deferred_pending,
+            cancelled: self.cancelled,
+            stale_pings: self.stale_pings,
+            events_emitted: self.events_emitted,
+            events_dropped: self.events_dropped,
+            events_delivered: self.events_delivered,
+        }
+    }
+}
