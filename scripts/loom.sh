@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Model-checks the wake protocol and the back-pressure space wait with loom
-# (see the loom_models module in src/wake.rs). LOOM_MAX_PREEMPTIONS bounds the search;
+# Model-checks the concurrency protocols with loom: the worker wake and the space wait
+# (src/wake.rs), destroy racing submits and cancel racing the start (src/context.rs),
+# the ping gate of running and deferred requests (src/monitor.rs) and listener removal
+# (src/events.rs); each has a `loom_models` module. LOOM_MAX_PREEMPTIONS bounds the search;
 # raise it for a longer, more thorough run.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -34,7 +34,7 @@ use crate::monitor::PingGate;
 use crate::registry;
 use crate::ring::{ArrayRing, Ingress, Ring, TagRing};
 use crate::stats::{Counters, Stats};
-use crate::sync::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use crate::wake::{SpaceWait, WakeBackend, WorkerWake};
 use crate::{BackPressure, Library, Options, Request, RingKind, ThreadHooks, UserData, WakeKind};
 
@@ -73,22 +73,48 @@ impl Running {
 }
 
 /// Requests a host asked to cancel: ids waiting for the worker to reach them.
+///
+/// The worker and a canceller agree through a store-load pair, each with a SeqCst fence
+/// between its store and its load: the worker stores the started id
+/// (`PingGate::begin`) and then loads `pending`; the canceller raises `pending` and then
+/// loads the started id. The fences are totally ordered, so at least one of them sees
+/// the other's store; whichever then removes the id from the table under its lock
+/// decides.
+/// `loom_models` checks it.
 #[derive(Default)]
 pub(crate) struct Cancels {
     /// Non-zero while `ids` may be non-empty: the worker's only cost per request.
     pending: CachePadded<AtomicU64>,
-    ids: parking_lot::Mutex<Vec<u64>>,
+    ids: crate::sync::Mutex<Vec<u64>>,
 }
 
 impl Cancels {
     /// Worker, after `begin(id)`: whether `id` was cancelled (removing it).
     #[inline]
     pub(crate) fn take(&self, id: u64) -> bool {
-        // SeqCst: the load half of the store-load pair with `cancel` (see there).
-        if self.pending.load(Ordering::SeqCst) == 0 {
+        // The fence orders the worker's `begin(id)` store before this load (and the
+        // canceller has the mirror image), so one of the two sees the other.
+        fence(Ordering::SeqCst);
+        if self.pending.load(Ordering::Relaxed) == 0 {
             return false;
         }
         self.remove(id)
+    }
+
+    /// Canceller: true when request `id`, not started per `gate`, will be answered
+    /// "cancelled"; false when it had started (or was already being cancelled).
+    pub(crate) fn cancel(&self, id: u64, gate: &PingGate) -> bool {
+        {
+            let mut ids = self.ids.lock();
+            if ids.contains(&id) {
+                return false;
+            }
+            ids.push(id);
+            self.pending.store(ids.len() as u64, Ordering::Relaxed);
+        }
+        fence(Ordering::SeqCst);
+        // Started before the worker could see the request: take it back, unaffected.
+        !(gate.started() >= id && self.remove(id))
     }
 
     fn remove(&self, id: u64) -> bool {
@@ -97,7 +123,7 @@ impl Cancels {
             return false;
         };
         ids.swap_remove(i);
-        self.pending.store(ids.len() as u64, Ordering::SeqCst);
+        self.pending.store(ids.len() as u64, Ordering::Relaxed);
         true
     }
 }
@@ -481,20 +507,10 @@ pub fn cancel<L: Library>(ctx: *mut ffid_ctx, id: u64) -> c_int {
         if id == 0 || id > ring.pushed() || id <= core.running.gate.started() {
             return RET_ERR;
         }
-        {
-            let mut ids = core.cancels.ids.lock();
-            if ids.contains(&id) {
-                return RET_ERR;
-            }
-            ids.push(id);
-            core.cancels
-                .pending
-                .store(ids.len() as u64, Ordering::SeqCst);
-        }
-        if core.running.gate.started() >= id && core.cancels.remove(id) {
-            RET_ERR // started before the worker could see the request: unaffected
-        } else {
+        if core.cancels.cancel(id, &core.running.gate) {
             RET_OK
+        } else {
+            RET_ERR
         }
     })
     .unwrap_or(RET_ERR)
@@ -791,6 +807,30 @@ mod loom_models {
                 p.join().unwrap();
             }
             ctx.check(2);
+        });
+    }
+
+    /// `cancel` racing the worker starting the request: it is cancelled exactly when
+    /// the canceller was told so.
+    #[test]
+    fn cancel_racing_the_start_decides_once() {
+        use crate::context::Cancels;
+        use crate::monitor::PingGate;
+        crate::sync::model("cancel racing the start", || {
+            let cancels = Arc::new(Cancels::default());
+            let gate = Arc::new(PingGate::new());
+            let worker = {
+                let (cancels, gate) = (cancels.clone(), gate.clone());
+                thread::spawn(move || {
+                    gate.begin(1);
+                    let cancelled = cancels.take(1);
+                    gate.claim(1);
+                    cancelled
+                })
+            };
+            let told_cancelled = gate.started() < 1 && cancels.cancel(1, &gate);
+            let cancelled = worker.join().unwrap();
+            assert_eq!(cancelled, told_cancelled, "the host is told the truth");
         });
     }
 

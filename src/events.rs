@@ -20,13 +20,15 @@
 //! ```text
 //! event thread                              remover (another thread)
 //! ------------                              -------
-//! calling = id            (SeqCst)          active = false        (SeqCst)
-//! if active (SeqCst): call the listener     wait while calling == id (SeqCst)
+//! calling = id                              active = false
+//! fence(SeqCst)                             fence(SeqCst)
+//! if active: call the listener              wait while calling == id (Acquire)
 //! calling = 0             (Release)
 //! ```
 //!
-//! A store-load pair on each side: either the event thread sees `active == false` and
-//! skips the call, or the remover sees `calling == id` and waits for the call to end.
+//! A store-load pair on each side: the fences are totally ordered, so either the event
+//! thread sees `active == false` and skips the call, or the remover sees `calling ==
+//! id` and waits for the call to end. `loom_models` checks it.
 //! A remove from inside the listener's own callback (on the event thread) cannot wait
 //! for itself and need not: the thread checks `active` again before any later call.
 
@@ -46,7 +48,7 @@ use crate::envelope::{Kind, Payload};
 use crate::reply::{deliver, Answer, Reply};
 use crate::ring::{Ring, TagRing};
 use crate::stats::{OwnedCounter, SharedCounter};
-use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::wake::{SpaceWait, WakeBackend, WorkerWake};
 use crate::{CallError, EventPolicy, Library};
 
@@ -107,6 +109,28 @@ struct Listener {
     callback: Callback,
     user_data: *mut c_void,
     active: AtomicBool,
+}
+
+impl Listener {
+    /// Event thread: announces the call, then checks that the listener is still live.
+    /// End the call with `calling.store(0, Release)`.
+    #[inline]
+    fn begin_call(&self, calling: &AtomicU64) -> bool {
+        calling.store(self.id, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// Remover: marks the listener dead, then (`wait`) waits out a call in progress.
+    fn deactivate(&self, calling: &AtomicU64, wait: bool) {
+        self.active.store(false, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        // Acquire pairs with the Release that ends a call: the call happened before
+        // remove returns.
+        while wait && calling.load(Ordering::Acquire) == self.id {
+            crate::sync::yield_now();
+        }
+    }
 }
 
 // SAFETY: `user_data` is the host's opaque token, handed back to its callback on the
@@ -258,12 +282,10 @@ impl EventHub {
         self.live.store(table.len(), Ordering::Relaxed);
         self.version.fetch_add(1, Ordering::Release);
         drop(table);
-        listener.active.store(false, Ordering::SeqCst);
-        if crate::context::thread_role() != ThreadRole::Events {
-            while self.calling.load(Ordering::SeqCst) == id {
-                crate::sync::yield_now();
-            }
-        }
+        // On the event thread (inside a callback) there is nothing to wait for: the
+        // thread checks `active` before every later call.
+        let wait = crate::context::thread_role() != ThreadRole::Events;
+        listener.deactivate(&self.calling, wait);
         true
     }
 
@@ -448,12 +470,53 @@ impl Delivery {
                 ListenerView::Cbor => (RET_OK, &self.cbor[..]),
                 ListenerView::Envelope => (RET_OK, &self.envelope[..]),
             };
-            hub.calling.store(l.id, Ordering::SeqCst);
-            if l.active.load(Ordering::SeqCst) {
+            if l.begin_call(&hub.calling) {
                 hub.delivered.bump();
                 deliver(l.callback, l.user_data, ret, bytes);
             }
             hub.calling.store(0, Ordering::Release);
         }
+    }
+}
+
+/// The remove handshake, model-checked with loom (`scripts/loom.sh`).
+#[cfg(all(test, loom))]
+mod loom_models {
+    use super::*;
+    use loom::sync::Arc;
+    use loom::thread;
+
+    unsafe extern "C" fn never(_: c_int, _: *const std::ffi::c_char, _: usize, _: *mut c_void) {}
+
+    #[test]
+    fn a_removed_listener_is_never_called_after_remove_returns() {
+        crate::sync::model("listener call vs remove", || {
+            let listener = Arc::new(Listener {
+                id: 1,
+                event: None,
+                view: ListenerView::Cbor,
+                callback: never,
+                user_data: std::ptr::null_mut(),
+                active: AtomicBool::new(true),
+            });
+            let calling = Arc::new(AtomicU64::new(0));
+            let removed = Arc::new(AtomicBool::new(false));
+            let events = {
+                let (listener, calling, removed) =
+                    (listener.clone(), calling.clone(), removed.clone());
+                thread::spawn(move || {
+                    for _ in 0..2 {
+                        if listener.begin_call(&calling) {
+                            // The "callback": it must not run once remove has returned.
+                            assert!(!removed.load(Ordering::SeqCst), "called after remove");
+                        }
+                        calling.store(0, Ordering::Release);
+                    }
+                })
+            };
+            listener.deactivate(&calling, true);
+            removed.store(true, Ordering::SeqCst);
+            events.join().unwrap();
+        });
     }
 }

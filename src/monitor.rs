@@ -10,24 +10,24 @@
 //! ```text
 //! answering thread                          monitor
 //! ----------------                          -------
-//! begin: state = id<<2           (A1)
+//! begin: state = id<<2              (A1)
 //! ... handler runs ...                      CAS id<<2 -> id<<2|PINGING   (M1)
 //!                                           deliver RET_STALE_WARN
-//!                                           state = id<<2                (M2)
-//! claim: CAS id<<2 -> id<<2|DONE (A2)
-//!   (fails on PINGING: wait for M2, retry)
+//!                                           clear PINGING               (M2)
+//! claim: fetch_or(DONE)             (A2)
+//!   if PINGING was set: wait for M2
 //! deliver the terminal callback
 //! ```
 //!
-//! Both transitions out of `id<<2` are CASes on one word, so they are totally ordered:
-//! either M1 wins and A2 waits until the ping has returned, or A2 wins and M1 fails for
-//! good (`DONE` is final for this id). Two claimers (a deferred reply's completer and
-//! destroy) race the same way: exactly one CAS succeeds, and only its thread answers.
-//! `loom_models` at the bottom checks these claims.
+//! All of these are read-modify-writes of one word, so they are totally ordered: if M1
+//! comes first, A2 sees `PINGING` and waits until the ping has returned; if A2 comes
+//! first, M1 fails for good (`DONE` is final for this id). Two claimers (a deferred
+//! reply's completer and destroy) race on `fetch_or`: exactly one sees `DONE` unset and
+//! answers; the other returns at once, so at most one thread ever waits. `loom_models`
+//! at the bottom checks these claims.
 //!
 //! The gate's id is also the worker's started-watermark, which cancellation uses: `id`
-//! only grows, and `begin` is `SeqCst` so that a canceller and the worker agree on
-//! whether a request had started (see `context::cancel`).
+//! only grows (see `context::Cancels` for how a canceller and the worker agree).
 //!
 //! # Monitor thread
 //!
@@ -64,28 +64,25 @@ impl PingGate {
     /// Marks request `id` (non-zero, larger than any earlier id) running.
     #[inline]
     pub(crate) fn begin(&self, id: u64) {
-        // SeqCst: the worker's cancel check that follows must not be reordered before
-        // this store (the store-load pair with `context::cancel`).
-        self.0.store(id << 2, Ordering::SeqCst);
+        // Release: publishes what the worker stored about the request (`Running`) to a
+        // monitor that acquires the gate.
+        self.0.store(id << 2, Ordering::Release);
     }
 
-    /// Takes the right to answer request `id`: true exactly once per id. Waits while a
-    /// ping is being delivered.
+    /// Takes the right to answer request `id`: true exactly once per id. The winner
+    /// waits while a ping is being delivered; a loser returns at once.
     #[inline]
     pub(crate) fn claim(&self, id: u64) -> bool {
-        let running = id << 2;
-        loop {
-            match self.0.compare_exchange(
-                running,
-                running | DONE,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return true,
-                Err(now) if now == running | PINGING => crate::sync::yield_now(),
-                Err(_) => return false,
-            }
+        let before = self.0.fetch_or(DONE, Ordering::SeqCst);
+        debug_assert_eq!(before >> 2, id, "claimed the gate of another request");
+        if before & DONE != 0 {
+            return false;
         }
+        // SeqCst loads read the newest value (loom relies on that to see the ping end).
+        while before & PINGING != 0 && self.0.load(Ordering::SeqCst) & PINGING != 0 {
+            crate::sync::yield_now();
+        }
+        true
     }
 
     /// Holds off the claim while a ping for `id` is delivered; false if `id` is no
@@ -102,9 +99,10 @@ impl PingGate {
             .is_ok()
     }
 
-    /// Ends the ping that `try_ping(id)` started.
+    /// Ends the ping that `try_ping(id)` started (keeping a claim made meanwhile).
     pub(crate) fn end_ping(&self, id: u64) {
-        self.0.store(id << 2, Ordering::Release);
+        let before = self.0.fetch_and(!PINGING, Ordering::SeqCst);
+        debug_assert_eq!(before >> 2, id);
     }
 
     /// The running request's id, if one is running.
@@ -115,7 +113,7 @@ impl PingGate {
 
     /// The largest id begun so far (0: none).
     pub(crate) fn started(&self) -> u64 {
-        self.0.load(Ordering::SeqCst) >> 2
+        self.0.load(Ordering::Acquire) >> 2
     }
 }
 

@@ -38,3 +38,21 @@ pub(crate) fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
         runs.load(Ordering::Relaxed)
     );
 }
+
+/// A mutex for the protocols' small tables: `parking_lot`'s, or loom's under loom.
+#[derive(Default)]
+pub(crate) struct Mutex<T>(
+    #[cfg(not(loom))] parking_lot::Mutex<T>,
+    #[cfg(loom)] loom::sync::Mutex<T>,
+);
+
+impl<T> Mutex<T> {
+    #[cfg(not(loom))]
+    pub(crate) fn lock(&self) -> parking_lot::MutexGuard<'_, T> {
+        self.0.lock()
+    }
+    #[cfg(loom)]
+    pub(crate) fn lock(&self) -> loom::sync::MutexGuard<'_, T> {
+        self.0.lock().unwrap()
+    }
+}

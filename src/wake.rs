@@ -333,7 +333,7 @@ mod loom_models {
                     let mut value = 1;
                     loop {
                         match ring.push(value) {
-                            Ok(()) => return wake.notify(),
+                            Ok(_) => return wake.notify(),
                             Err(back) => {
                                 value = back;
                                 space.wait(|| ring.is_full());
