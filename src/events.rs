@@ -168,6 +168,8 @@ pub(crate) struct EventHub {
     popped: OwnedCounter,
     delivered: OwnedCounter,
     dropped: SharedCounter,
+    /// Set by emitters, cleared by the worker (see `take_fresh`).
+    fresh: AtomicBool,
 }
 
 impl EventHub {
@@ -194,7 +196,18 @@ impl EventHub {
             popped: OwnedCounter::default(),
             delivered: OwnedCounter::default(),
             dropped: SharedCounter::default(),
+            fresh: AtomicBool::new(false),
         }
+    }
+
+    /// Whether events were queued since the last call (the worker's question, after
+    /// each batch: a load of a line it rarely shares, and a store only when true).
+    pub(crate) fn take_fresh(&self) -> bool {
+        let fresh = self.fresh.load(Ordering::Relaxed);
+        if fresh {
+            self.fresh.store(false, Ordering::Relaxed);
+        }
+        fresh
     }
 
     /// (emitted, dropped, delivered) for the stats.
@@ -230,6 +243,9 @@ impl EventHub {
             match self.ring.push(ev) {
                 Ok(_) => {
                     self.wake.notify();
+                    if !self.fresh.load(Ordering::Relaxed) {
+                        self.fresh.store(true, Ordering::Relaxed);
+                    }
                     return Ok(());
                 }
                 Err(back) => ev = back,

@@ -70,6 +70,11 @@ pub(crate) fn run<L: Library>(
             // After the answers, not before: a blocked producer is never on the
             // critical path of the request just answered.
             core.space_freed();
+            if core.events.take_fresh() {
+                // This batch emitted events: with more runnable threads than cores, the
+                // event thread we just woke needs a core now more than we do.
+                std::thread::yield_now();
+            }
             continue;
         }
         // `stop` first: it is set after every producer left, so once it reads true an
@@ -98,7 +103,10 @@ pub(crate) fn run<L: Library>(
 }
 
 /// Busy-waits up to `budget` for `ready`. The clock is read only after a first round of
-/// polls (a request that arrives at once costs no clock read) and then every few dozen.
+/// polls (a request that arrives at once costs no clock read) and then every few dozen,
+/// each time with a `sched_yield`: an idle spinner hands its core to a runnable thread
+/// (the event thread, the host) when cores are oversubscribed, and costs one cheap
+/// syscall when they are not.
 pub(crate) fn spin_until(budget: Duration, ready: impl Fn() -> bool) -> bool {
     if budget.is_zero() {
         return false;
@@ -120,6 +128,7 @@ pub(crate) fn spin_until(budget: Duration, ready: impl Fn() -> bool) -> bool {
         if start.elapsed() >= budget {
             return ready();
         }
+        std::thread::yield_now();
     }
 }
 

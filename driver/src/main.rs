@@ -29,6 +29,8 @@ use hdrhistogram::Histogram;
 
 // ---- the C ABI, as echo.h declares it ------------------------------------------------
 
+/// `ffid_options` as `ffi_dispatch.h` declares it (all of it: `ffid_options_init`
+/// writes the whole struct).
 #[repr(C)]
 struct FfidOptions {
     struct_size: u32,
@@ -37,6 +39,32 @@ struct FfidOptions {
     backpressure: u32,
     wake: u32,
     ring: u32,
+    stale_ping_ms: u32,
+    not_responding_ms: u32,
+    listener_stuck_ms: u32,
+    event_ring_capacity: u32,
+    event_backpressure: u32,
+    shutdown_timeout_ms: u32,
+    diagnostic: Option<Cb>,
+    diagnostic_user_data: *mut c_void,
+    thread_start: *const c_void,
+    thread_stop: *const c_void,
+    hook_user_data: *mut c_void,
+}
+#[repr(C)]
+struct TriggerPingArgs {
+    count: u32,
+    payload_bytes: u32,
+    stamp_ns: u64,
+    seq_base: u64,
+}
+/// `EchoPerfPing`, the native event.
+#[repr(C)]
+struct PerfPing {
+    seq_no: u64,
+    stamp_ns: u64,
+    data: *const u8,
+    data_len: usize,
 }
 #[repr(C)]
 struct EchoConfig {
@@ -65,6 +93,10 @@ struct Api {
     scalar_cbor: unsafe extern "C" fn(Ctx, Cb, *mut c_void, *const u8, usize) -> c_int,
     payload: unsafe extern "C" fn(Ctx, Cb, *mut c_void, *const PayloadArgs) -> c_int,
     payload_cbor: unsafe extern "C" fn(Ctx, Cb, *mut c_void, *const u8, usize) -> c_int,
+    trigger_ping: unsafe extern "C" fn(Ctx, Cb, *mut c_void, *const TriggerPingArgs) -> c_int,
+    add_ping_listener: unsafe extern "C" fn(Ctx, Cb, *mut c_void) -> u64,
+    add_ping_listener_cbor: unsafe extern "C" fn(Ctx, Cb, *mut c_void) -> u64,
+    remove_listener: unsafe extern "C" fn(Ctx, u64) -> c_int,
 }
 
 fn load(path: &str) -> Api {
@@ -85,6 +117,10 @@ fn load(path: &str) -> Api {
             scalar_cbor: sym(handle, path, c"echo_scalar_check_cbor"),
             payload: sym(handle, path, c"echo_payload_check"),
             payload_cbor: sym(handle, path, c"echo_payload_check_cbor"),
+            trigger_ping: sym(handle, path, c"echo_trigger_ping"),
+            add_ping_listener: sym(handle, path, c"echo_add_on_perf_ping_listener"),
+            add_ping_listener_cbor: sym(handle, path, c"echo_add_on_perf_ping_listener_cbor"),
+            remove_listener: sym(handle, path, c"echo_remove_listener"),
         }
     }
 }
@@ -319,7 +355,12 @@ fn cbor_int(out: &mut Vec<u8>, v: i64) {
 
 /// Waits for `ready`, spinning first (a round trip is sub-microsecond), then yielding.
 fn wait_for(ready: impl Fn() -> bool) -> bool {
-    for _ in 0..20_000 {
+    wait_spinning(20_000, ready)
+}
+
+/// Spins `spins` polls, then yields between polls (30 s at most).
+fn wait_spinning(spins: u32, ready: impl Fn() -> bool) -> bool {
+    for _ in 0..spins {
         if ready() {
             return true;
         }
@@ -350,17 +391,18 @@ struct Row {
 }
 
 fn make_context(api: &Api, knobs: &Knobs) -> Ctx {
-    let mut opts = FfidOptions {
-        struct_size: 0,
-        ring_capacity: 0,
-        spin_ns: 0,
-        backpressure: 0,
-        wake: 0,
-        ring: 0,
+    let mut opts = std::mem::MaybeUninit::<FfidOptions>::zeroed();
+    // SAFETY: a valid out pointer to a whole `ffid_options`; init fills every field.
+    let mut opts = unsafe {
+        if (api.options_init)(opts.as_mut_ptr()) != 0 {
+            fail_hard("ffid_options_init failed");
+        }
+        opts.assume_init()
     };
-    // SAFETY: a valid out pointer.
-    unsafe { (api.options_init)(&mut opts) };
-    opts.struct_size = std::mem::size_of::<FfidOptions>() as u32;
+    assert_eq!(
+        opts.struct_size as usize,
+        std::mem::size_of::<FfidOptions>()
+    );
     if let Some(r) = knobs.ring {
         opts.ring_capacity = r;
     }
@@ -549,6 +591,214 @@ fn floor(rounds: u64) -> Row {
     }
 }
 
+// ---- the event lane ------------------------------------------------------------------
+
+/// The time base of `stamp_ns`: the host's clock, shared by every thread of this run.
+fn now_ns(base: Instant) -> u64 {
+    base.elapsed().as_nanos() as u64
+}
+
+/// What the event listener shares with the triggering threads.
+struct EventSink {
+    base: Instant,
+    payload: usize,
+    /// Per thread: the newest `seq_no` delivered.
+    latest: Vec<AtomicU64>,
+    hist: std::sync::Mutex<Histogram<u64>>,
+    wrong: AtomicU64,
+}
+
+impl EventSink {
+    fn deliver(&self, seq_no: u64, stamp_ns: u64, data: &[u8]) {
+        let latency = now_ns(self.base).saturating_sub(stamp_ns);
+        self.hist
+            .lock()
+            .unwrap()
+            .record(latency.max(1))
+            .expect("in range");
+        if data.len() != self.payload || data.iter().any(|&b| b != seq_no as u8) {
+            self.wrong.fetch_add(1, Ordering::Relaxed);
+        }
+        let thread = (seq_no >> 40) as usize;
+        match self.latest.get(thread) {
+            Some(slot) => slot.store(seq_no, Ordering::Release),
+            None => {
+                self.wrong.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+unsafe extern "C" fn ping_native(ret: c_int, msg: *const c_char, len: usize, ud: *mut c_void) {
+    // SAFETY: `ud` is the lane's `EventSink`, alive until the listener is removed.
+    let sink = unsafe { &*(ud as *const EventSink) };
+    if ret != 0 || len != std::mem::size_of::<PerfPing>() {
+        sink.wrong.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    // SAFETY: a native listener's msg is the event's C struct, valid during the call.
+    let ev = unsafe { &*(msg as *const PerfPing) };
+    let data = if ev.data_len == 0 {
+        &[][..]
+    } else {
+        // SAFETY: `data` points to `data_len` bytes for the duration of the call.
+        unsafe { std::slice::from_raw_parts(ev.data, ev.data_len) }
+    };
+    sink.deliver(ev.seq_no, ev.stamp_ns, data);
+}
+
+unsafe extern "C" fn ping_cbor(ret: c_int, msg: *const c_char, len: usize, ud: *mut c_void) {
+    // SAFETY: as for `ping_native`.
+    let sink = unsafe { &*(ud as *const EventSink) };
+    // SAFETY: msg holds len bytes during the call.
+    let bytes = unsafe { std::slice::from_raw_parts(msg.cast::<u8>(), len) };
+    match (ret, decode_ping(bytes)) {
+        (0, Some((seq_no, stamp_ns, data))) => sink.deliver(seq_no, stamp_ns, data),
+        _ => {
+            sink.wrong.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Reads one CBOR head at `*pos`: (major type, argument).
+fn cbor_read_head(b: &[u8], pos: &mut usize) -> Option<(u8, u64)> {
+    let first = *b.get(*pos)?;
+    *pos += 1;
+    let (major, info) = (first >> 5, first & 0x1f);
+    let n = match info {
+        0..=23 => return Some((major, info as u64)),
+        24 => 1,
+        25 => 2,
+        26 => 4,
+        27 => 8,
+        _ => return None,
+    };
+    let bytes = b.get(*pos..*pos + n)?;
+    *pos += n;
+    Some((major, bytes.iter().fold(0, |v, &x| v << 8 | x as u64)))
+}
+
+/// `{"seq_no": u, "stamp_ns": u, "data": bstr}` in any key order.
+fn decode_ping(b: &[u8]) -> Option<(u64, u64, &[u8])> {
+    let mut pos = 0;
+    let (major, n) = cbor_read_head(b, &mut pos)?;
+    if major != 5 {
+        return None;
+    }
+    let (mut seq, mut stamp, mut data) = (None, None, None);
+    for _ in 0..n {
+        let (kmaj, klen) = cbor_read_head(b, &mut pos)?;
+        if kmaj != 3 {
+            return None;
+        }
+        let key = b.get(pos..pos + klen as usize)?;
+        pos += klen as usize;
+        let (vmaj, v) = cbor_read_head(b, &mut pos)?;
+        match (key, vmaj) {
+            (b"seq_no", 0) => seq = Some(v),
+            (b"stamp_ns", 0) => stamp = Some(v),
+            (b"data", 2) => {
+                data = Some(b.get(pos..pos + v as usize)?);
+                pos += v as usize;
+            }
+            _ => return None,
+        }
+    }
+    Some((seq?, stamp?, data?))
+}
+
+unsafe extern "C" fn trigger_done(ret: c_int, msg: *const c_char, len: usize, ud: *mut c_void) {
+    // SAFETY: `ud` is the lane's `EventSink`.
+    let sink = unsafe { &*(ud as *const EventSink) };
+    // The answer: how many events were queued (1 each time here).
+    // SAFETY: msg holds len bytes during the call.
+    let ok = ret == 0 && len == 4 && unsafe { msg.cast::<u32>().read_unaligned() } == 1;
+    if !ok {
+        sink.wrong.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The nim-ffi harness's event lane: each thread triggers one `on_perf_ping` of
+/// `payload` bytes stamped with the host's clock and waits until its listener has it;
+/// the listener records the delivery latency (stamp to listener).
+fn run_events(api: &Api, ctx: Ctx, cbor: bool, threads: usize, events: u64, payload: usize) -> Row {
+    let sink = EventSink {
+        base: Instant::now(),
+        payload,
+        latest: (0..threads).map(|_| AtomicU64::new(u64::MAX)).collect(),
+        hist: std::sync::Mutex::new(histogram()),
+        wrong: AtomicU64::new(0),
+    };
+    let ud = &sink as *const EventSink as *mut c_void;
+    // SAFETY: a live context; `sink` outlives the listener (removed below).
+    let listener = unsafe {
+        if cbor {
+            (api.add_ping_listener_cbor)(ctx, ping_cbor, ud)
+        } else {
+            (api.add_ping_listener)(ctx, ping_native, ud)
+        }
+    };
+    if listener == 0 {
+        fail_hard("adding the listener failed");
+    }
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let (ctx, sink) = (ctx as usize, &sink);
+            s.spawn(move || {
+                for i in 0..events {
+                    let seq_base = (t as u64) << 40 | i;
+                    let args = TriggerPingArgs {
+                        count: 1,
+                        payload_bytes: payload as u32,
+                        stamp_ns: now_ns(sink.base),
+                        seq_base,
+                    };
+                    let ud = sink as *const EventSink as *mut c_void;
+                    // SAFETY: valid args; `sink` outlives the call's callback.
+                    let rc = unsafe { (api.trigger_ping)(ctx as Ctx, trigger_done, ud, &args) };
+                    if rc != 0 {
+                        sink.wrong.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    // An event crosses two runtime threads (worker, event thread), so
+                    // with more threads than cores a waiter that spins long holds off
+                    // the very thread it waits for: spin briefly, then yield.
+                    if !wait_spinning(256, || sink.latest[t].load(Ordering::Acquire) == seq_base) {
+                        eprintln!("latency-driver: an event never came");
+                        std::process::exit(1);
+                    }
+                }
+            });
+        }
+    });
+    let elapsed = start.elapsed().as_secs_f64();
+    // SAFETY: a live context and a listener it returned.
+    if unsafe { (api.remove_listener)(ctx, listener) } != 0 {
+        fail_hard("removing the listener failed");
+    }
+    let hist = sink.hist.lock().unwrap().clone();
+    Row {
+        setup: format!("event {payload} B"),
+        mode: if cbor { "cbor" } else { "native" },
+        lane: "event",
+        threads,
+        calls_per_s: (events * threads as u64) as f64 / elapsed,
+        hist: Some(hist),
+        wrong: sink.wrong.load(Ordering::Relaxed),
+    }
+}
+
+/// nim-ffi's event delivery figures (events/s, p50 µs), 512 B payloads.
+fn nim_ffi_events(threads: usize) -> Option<(f64, Option<f64>)> {
+    Some(match threads {
+        1 => (42_600.0, Some(17.7)),
+        2 => (69_800.0, Some(31.5)),
+        4 => (86_000.0, Some(38.9)),
+        _ => return None,
+    })
+}
+
 /// nim-ffi's figure for a row (calls/s, p50 µs), from `../shared/anchors.md`.
 fn nim_ffi(setup: Setup, lane: &str, threads: usize) -> Option<(f64, Option<f64>)> {
     let sync = lane == "sync";
@@ -625,7 +875,7 @@ fn knobs() -> Knobs {
             .iter()
             .map(|m| m == "cbor")
             .collect(),
-        lanes: env_list("FFID_DRIVER_LANES", "sync,async"),
+        lanes: env_list("FFID_DRIVER_LANES", "sync,async,event"),
         ring: env_num("FFID_DRIVER_RING"),
         ring_kind: env_num("FFID_DRIVER_RING_KIND"),
         spin_ns: env_num("FFID_DRIVER_SPIN_NS"),
@@ -712,7 +962,7 @@ fn main() {
             Setup::Payload(n) => (knobs.calls * 64 / n.max(64) as u64).max(200),
         };
         for &cbor in &knobs.modes {
-            for lane in &knobs.lanes {
+            for lane in knobs.lanes.iter().filter(|l| *l != "event") {
                 for &threads in &knobs.threads {
                     // A fresh context per row, so that no row inherits another's state,
                     // and an unmeasured warm-up, so that the scheduler has placed the new
@@ -736,6 +986,23 @@ fn main() {
                     };
                     print_row(&row, floor_p50, nim);
                 }
+            }
+        }
+    }
+    if knobs.lanes.iter().any(|l| l == "event") {
+        for &cbor in &knobs.modes {
+            for &threads in &knobs.threads {
+                let ctx = make_context(&api, &knobs);
+                let events = knobs.calls / 4;
+                run_events(&api, ctx, cbor, threads, (events / 10).max(100), 512);
+                let row = run_events(&api, ctx, cbor, threads, events.max(100), 512);
+                // SAFETY: a live context, no call in flight.
+                if unsafe { (api.destroy)(ctx) } != 0 {
+                    fail_hard("echo_destroy failed");
+                }
+                wrong += row.wrong;
+                let nim = if cbor { None } else { nim_ffi_events(threads) };
+                print_row(&row, floor_p50, nim);
             }
         }
     }
