@@ -87,6 +87,16 @@
  *   <lib>_destroy returns no listener is called again; events queued before destroy are
  *   delivered first.
  *
+ * COMPLETION MODE
+ *   With ffid_options.completion = FFID_COMPLETION_QUEUE, terminal callbacks (the create
+ *   callback, answers, deferred answers) and FFID_RET_STALE_WARN pings are not called on
+ *   the context's threads: they queue, and <lib>_completion_fd(ctx) (an eventfd) turns
+ *   readable. The host polls it and calls <lib>_drain(ctx, max), which runs them on the
+ *   calling thread, in the order they were queued. msg is then valid during that call.
+ *   The queue never drops: when it is full the worker waits, so keep draining.
+ *   <lib>_destroy runs whatever is left on its own thread before returning (and is
+ *   refused inside a drained callback). Listeners still run on the event thread.
+ *
  * DIAGNOSTICS
  *   ffid_options.diagnostic, if set, is called on the monitor thread with ret = a
  *   FFID_DIAG_* code and msg a human-readable text: FFID_DIAG_NOT_RESPONDING once when
@@ -150,6 +160,10 @@ typedef struct ffid_ctx ffid_ctx;
 #define FFID_EVENTS_DROP_NEWEST 0 /* a full event ring drops the new event, counted (default) */
 #define FFID_EVENTS_BLOCK 1       /* a full event ring makes the emitter wait */
 
+/* Values of ffid_options.completion */
+#define FFID_COMPLETION_CALLBACK 0 /* callbacks run on the context's threads (default) */
+#define FFID_COMPLETION_QUEUE 1    /* they queue; the host runs them with <lib>_drain */
+
 /* Diagnostic codes (the ret of ffid_options.diagnostic) */
 #define FFID_DIAG_NOT_RESPONDING 1 /* the worker is stuck in one handler */
 #define FFID_DIAG_RESPONDING 2     /* ... and has moved on */
@@ -182,6 +196,8 @@ typedef struct ffid_options {
     uint32_t event_ring_capacity; /* events queued at most; default 1024; 0 is invalid */
     uint32_t event_backpressure;  /* FFID_EVENTS_* */
     uint32_t shutdown_timeout_ms; /* destroy waits this long for deferred replies; default 5000 */
+    uint32_t completion;          /* FFID_COMPLETION_* */
+    uint32_t reserved;            /* 0 */
     ffid_callback diagnostic;     /* FFID_DIAG_* reports, on the monitor thread; may be NULL */
     void* diagnostic_user_data;   /* passed to diagnostic */
     ffid_thread_hook thread_start; /* may be NULL */

@@ -2,9 +2,10 @@
 # Runs the test suite under a sanitizer, or the C hosts under valgrind.
 #   scripts/sanitizers.sh asan       AddressSanitizer + LeakSanitizer (nightly, -Zbuild-std)
 #   scripts/sanitizers.sh tsan       ThreadSanitizer (nightly, -Zbuild-std)
-#   scripts/sanitizers.sh valgrind   memcheck over the C host demo, contract and kv suites
+#   scripts/sanitizers.sh valgrind   memcheck over the C host demo, contract, kv and features suites
 #   scripts/sanitizers.sh all
-# Rust side: the runtime's unit tests, tests/runtime.rs, tests/macros.rs and, for ASan,
+# Rust side: the runtime's unit tests, tests/runtime.rs, tests/macros.rs, tests/events.rs,
+# tests/long_work.rs and, for ASan,
 # the allocation-accounting test, with std itself instrumented (-Zbuild-std), so a report
 # can only mean a real problem. The C hosts run against the same cdylibs under valgrind
 # (gcc's sanitizer runtimes and rustc's are different builds and do not mix in one
@@ -33,13 +34,13 @@ sanitize() { # sanitize <address|thread> <test args...>
 
 asan() {
     ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:${ASAN_OPTIONS:-}" \
-        sanitize address --lib --test runtime --test macros --test alloc
+        sanitize address --lib --test runtime --test macros --test alloc --test events --test long_work
 }
 
 tsan() {
     # The loom-free protocols use fences, which TSan understands since LLVM 13.
     TSAN_OPTIONS="halt_on_error=1:${TSAN_OPTIONS:-}" \
-        sanitize thread --lib --test runtime --test macros
+        sanitize thread --lib --test runtime --test macros --test events --test long_work
 }
 
 valgrind_hosts() {
@@ -53,9 +54,11 @@ valgrind_hosts() {
     cc "${flags[@]}" examples/echo/host.c -L"$lib" -lecho -Wl,-rpath,"$lib" -lpthread -o "$out/echo-host"
     cc "${flags[@]}" tests/c/contract.c -L"$lib" -lecho -Wl,-rpath,"$lib" -lpthread -o "$out/contract"
     cc "${flags[@]}" tests/c/kv.c -L"$lib" -lkv -lecho -Wl,-rpath,"$lib" -lpthread -o "$out/kv"
+    cc "${flags[@]}" tests/c/features.c -L"$lib" -lecho -Wl,-rpath,"$lib" -lpthread -o "$out/features"
     # Leaks that count: definite and indirect. "Possibly lost" is reported but allowed for
-    # one thread: the worker of the static-method context (kv_version), which lives until
-    # the process exits by design, holds its thread block when valgrind takes stock.
+    # the threads of the static-method context (kv_version: worker, event thread,
+    # monitor), which live until the process exits by design and hold their thread
+    # blocks when valgrind takes stock.
     local vg=(valgrind --quiet --error-exitcode=1 --leak-check=full
         --errors-for-leak-kinds=definite,indirect --fair-sched=yes)
     # Small counts: valgrind serialises threads, and spinning peers wait on the scheduler.
@@ -63,6 +66,7 @@ valgrind_hosts() {
     echo "echo host: no valgrind errors"
     "${vg[@]}" "$out/contract" | tail -n 1
     "${vg[@]}" "$out/kv" | tail -n 1
+    "${vg[@]}" "$out/features" | tail -n 1
 }
 
 case "${1:-all}" in

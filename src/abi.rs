@@ -53,6 +53,13 @@ pub const EVENTS_DROP_NEWEST: u32 = 0;
 /// makes the emitter wait (except on the event thread, which drops).
 pub const EVENTS_BLOCK: u32 = 1;
 
+/// Completion value for [`ffid_options::completion`]: callbacks run on the context's
+/// threads (default).
+pub const COMPLETION_CALLBACK: u32 = 0;
+/// Completion value for [`ffid_options::completion`]: terminal callbacks and pings
+/// queue to a completion ring that the host drains on its own thread.
+pub const COMPLETION_QUEUE: u32 = 1;
+
 /// Diagnostic code: the worker has been inside one handler longer than
 /// `not_responding_ms`.
 pub const DIAG_NOT_RESPONDING: c_int = 1;
@@ -109,6 +116,10 @@ pub struct ffid_options {
     pub event_backpressure: u32,
     /// How long destroy waits for deferred replies before failing them. Default 5000.
     pub shutdown_timeout_ms: u32,
+    /// [`COMPLETION_CALLBACK`] (default) or [`COMPLETION_QUEUE`].
+    pub completion: u32,
+    /// Zero.
+    pub reserved: u32,
     /// Receives `DIAG_*` reports on the monitor thread (may be null).
     pub diagnostic: Option<Callback>,
     /// Passed to `diagnostic`.

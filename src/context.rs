@@ -146,6 +146,9 @@ pub(crate) struct Core {
     pub(crate) cancels: Cancels,
     pub(crate) deferred: Pending,
     pub(crate) events: EventHub,
+    /// `Some` in completion mode (see `completion.rs`).
+    #[cfg(target_os = "linux")]
+    completions: Option<crate::completion::CompletionQueue>,
     hooks: Option<ThreadHooks>,
     shutdown_timeout: Duration,
     monitor_stop: parking_lot::Mutex<bool>,
@@ -203,6 +206,23 @@ pub(crate) fn run_hook(core: &Core, start: bool, role: c_int, name: &str) {
 }
 
 impl Core {
+    /// Delivers a terminal callback or a progress ping: now, or into the completion ring.
+    /// `msg_nul` ends with the NUL terminator.
+    #[inline]
+    pub(crate) fn answer(
+        &self,
+        callback: Callback,
+        user_data: *mut c_void,
+        ret: c_int,
+        msg_nul: &[u8],
+    ) {
+        #[cfg(target_os = "linux")]
+        if let Some(q) = &self.completions {
+            return q.push(callback, user_data, ret, msg_nul);
+        }
+        crate::reply::deliver(callback, user_data, ret, msg_nul);
+    }
+
     /// Pushes an envelope, applying the back-pressure policy; wakes the worker if parked.
     /// Returns the request's id.
     #[inline]
@@ -316,6 +336,21 @@ pub fn create<L: Library>(
         listener_stuck: options.listener_stuck,
         diagnostic: options.diagnostic,
     };
+    #[cfg(target_os = "linux")]
+    let completions = match options.completion {
+        crate::CompletionMode::Callback => None,
+        crate::CompletionMode::Queue => {
+            let capacity = options.ring_capacity.saturating_mul(2).max(1024);
+            match crate::completion::CompletionQueue::new(capacity) {
+                Ok(q) => Some(q),
+                Err(_) => return std::ptr::null_mut(),
+            }
+        }
+    };
+    #[cfg(not(target_os = "linux"))]
+    if options.completion == crate::CompletionMode::Queue {
+        return std::ptr::null_mut(); // needs eventfd
+    }
     let core = Arc::new(Core {
         ring: match options.ring {
             RingKind::Tagged => Ingress::Tag(TagRing::new(options.ring_capacity)),
@@ -343,6 +378,8 @@ pub fn create<L: Library>(
             options.event_policy,
             options.spin,
         ),
+        #[cfg(target_os = "linux")]
+        completions,
         hooks: options.thread_hooks,
         shutdown_timeout: options.shutdown_timeout,
         monitor_stop: parking_lot::Mutex::new(false),
@@ -532,13 +569,18 @@ fn shut_down(core: &Core) {
         join(Some(t));
     }
     core.events.clear();
+    // Completion mode: what the host has not drained runs here, on its thread.
+    #[cfg(target_os = "linux")]
+    if let Some(q) = &core.completions {
+        q.drain_all();
+    }
 }
 
 /// Destroys a context of library `L` (see the module docs for the order of events).
 /// Returns `RET_ERR` for a stale, invalid or foreign handle, for a second destroy, and
 /// when called on one of a context's threads (from inside a handler or callback).
 pub fn destroy<L: Library>(ctx: *mut ffid_ctx) -> c_int {
-    if on_context_thread() {
+    if on_context_thread() || in_drain() {
         return RET_ERR;
     }
     let handle = ctx.cast();
@@ -553,6 +595,33 @@ pub fn destroy<L: Library>(ctx: *mut ffid_ctx) -> c_int {
     shut_down(&core);
     registry::remove(handle);
     RET_OK
+}
+
+fn in_drain() -> bool {
+    #[cfg(target_os = "linux")]
+    return crate::completion::in_drain();
+    #[cfg(not(target_os = "linux"))]
+    false
+}
+
+/// Completion mode: runs up to `max` queued callbacks of a context of `L` on this
+/// thread and returns how many ran (0 when another thread is draining). `None` for a
+/// handle that is not live or a context not in completion mode.
+pub fn drain<L: Library>(ctx: *mut ffid_ctx, max: usize) -> Option<usize> {
+    #[cfg(target_os = "linux")]
+    return with_core::<L, _>(ctx, |core| core.completions.as_ref().map(|q| q.drain(max)))
+        .flatten();
+    #[cfg(not(target_os = "linux"))]
+    None
+}
+
+/// Completion mode: the eventfd that is readable while completions wait (poll it; then
+/// call [`drain`]). Owned by the context, closed by destroy. `None` otherwise.
+pub fn completion_fd<L: Library>(ctx: *mut ffid_ctx) -> Option<c_int> {
+    #[cfg(target_os = "linux")]
+    return with_core::<L, _>(ctx, |core| core.completions.as_ref().map(|q| q.fd())).flatten();
+    #[cfg(not(target_os = "linux"))]
+    None
 }
 
 /// Reads a live context's counters; `None` for a stale or invalid handle.

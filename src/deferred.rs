@@ -23,7 +23,7 @@ use crate::abi::{Callback, RET_ERR, RET_OK};
 use crate::context::Core;
 use crate::envelope::Kind;
 use crate::monitor::PingGate;
-use crate::reply::{deliver, Answer, Reply};
+use crate::reply::{Answer, Reply};
 use crate::CallError;
 
 /// One outstanding deferred reply.
@@ -107,7 +107,7 @@ impl Pending {
         for token in late {
             if token.gate.claim(token.id) {
                 let msg = *b"context destroyed before the deferred reply\0";
-                deliver(token.callback, token.user_data, RET_ERR, &msg);
+                core.answer(token.callback, token.user_data, RET_ERR, &msg);
                 core.counters.deferred_answered.bump();
                 self.remove(token.id);
             }
@@ -197,10 +197,15 @@ impl<T: ?Sized> Deferred<T> {
             with_reply(|reply| {
                 reply.start(state.kind);
                 match build(reply) {
-                    Ok(()) => deliver(state.callback, state.user_data, RET_OK, reply.ok_bytes()),
+                    Ok(()) => {
+                        let msg = reply.ok_bytes();
+                        self.core
+                            .answer(state.callback, state.user_data, RET_OK, msg)
+                    }
                     Err(e) => {
                         let msg = reply.err_bytes(e.message());
-                        deliver(state.callback, state.user_data, RET_ERR, msg)
+                        self.core
+                            .answer(state.callback, state.user_data, RET_ERR, msg)
                     }
                 }
             });

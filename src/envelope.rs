@@ -12,7 +12,7 @@
 //!   The host keeps ownership of its struct and strings; the copy is what makes the call
 //!   asynchronous. [`FieldReader`] reads the fields back in the same order.
 
-use std::ffi::{c_int, c_void};
+use std::ffi::c_void;
 
 use crate::abi::{Callback, Refusal};
 use crate::CallError;
@@ -193,14 +193,6 @@ const _: () = assert!(std::mem::size_of::<Envelope>() + 8 <= 128);
 // by the documented contract of every call function, allows to be handed back to its
 // callback on the context's worker thread. The runtime never dereferences it.
 unsafe impl Send for Envelope {}
-
-impl Envelope {
-    /// Invokes the host's callback with this request's `user_data`.
-    #[inline]
-    pub(crate) fn answer(&self, ret: c_int, msg: &[u8]) {
-        crate::reply::deliver(self.callback, self.user_data, ret, msg);
-    }
-}
 
 /// A scalar that crosses the native boundary as its native-endian bytes.
 pub trait Scalar: Copy {

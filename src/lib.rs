@@ -66,6 +66,8 @@ compile_error!("ffi-dispatch encodes context handles in 64-bit pointers");
 
 pub mod abi;
 pub mod cbor;
+#[cfg(target_os = "linux")]
+mod completion;
 mod context;
 mod deferred;
 pub mod envelope;
@@ -92,8 +94,8 @@ pub use abi::{
 #[cfg(target_os = "linux")]
 pub use context::wake_fd;
 pub use context::{
-    add_listener, cancel, create, destroy, last_request_id, remove_listener, static_context, stats,
-    stats_into, submit, submit_cbor,
+    add_listener, cancel, completion_fd, create, destroy, drain, last_request_id, remove_listener,
+    static_context, stats, stats_into, submit, submit_cbor,
 };
 pub use deferred::Deferred;
 pub use envelope::{FieldReader, FieldWriter, INLINE_CAPACITY};
@@ -318,6 +320,17 @@ pub enum EventPolicy {
     Block,
 }
 
+/// Where a context's terminal callbacks (and progress pings) run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum CompletionMode {
+    /// On the context's threads, as they happen.
+    #[default]
+    Callback,
+    /// Queued to a completion ring; the host runs them on its own thread with
+    /// [`drain`], woken by [`completion_fd`] (an eventfd).
+    Queue,
+}
+
 /// A host function and the `user_data` it is called with.
 #[derive(Clone, Copy, Debug)]
 pub struct HostFn<F> {
@@ -378,6 +391,8 @@ pub struct Options {
     /// How long destroy waits for outstanding deferred replies before failing them.
     /// Default 5 s.
     pub shutdown_timeout: Duration,
+    /// Where terminal callbacks run. Default [`CompletionMode::Callback`].
+    pub completion: CompletionMode,
     /// Receives the `DIAG_*` reports, on the context's monitor thread.
     pub diagnostic: Option<HostFn<Callback>>,
     /// Hooks run on each of the context's threads as it starts and stops.
@@ -398,6 +413,7 @@ impl Default for Options {
             event_ring_capacity: 1024,
             event_policy: EventPolicy::DropNewest,
             shutdown_timeout: Duration::from_secs(5),
+            completion: CompletionMode::Callback,
             diagnostic: None,
             thread_hooks: None,
         }
@@ -440,6 +456,11 @@ impl Options {
                 EventPolicy::Block => abi::EVENTS_BLOCK,
             },
             shutdown_timeout_ms: self.shutdown_timeout.as_millis().min(u32::MAX as u128) as u32,
+            completion: match self.completion {
+                CompletionMode::Callback => abi::COMPLETION_CALLBACK,
+                CompletionMode::Queue => abi::COMPLETION_QUEUE,
+            },
+            reserved: 0,
             diagnostic: self.diagnostic.map(|d| d.f),
             diagnostic_user_data: self
                 .diagnostic
@@ -488,6 +509,11 @@ impl Options {
                 _ => return None,
             },
             shutdown_timeout: Duration::from_millis(o.shutdown_timeout_ms as u64),
+            completion: match o.completion {
+                abi::COMPLETION_CALLBACK => CompletionMode::Callback,
+                abi::COMPLETION_QUEUE => CompletionMode::Queue,
+                _ => return None,
+            },
             diagnostic: o.diagnostic.map(|f| HostFn {
                 f,
                 user_data: o.diagnostic_user_data,
@@ -565,6 +591,7 @@ mod tests {
             event_ring_capacity: 3,
             event_policy: EventPolicy::Block,
             shutdown_timeout: Duration::from_millis(11),
+            completion: CompletionMode::Queue,
             diagnostic: Some(HostFn {
                 f: diag,
                 user_data: 5 as *mut c_void,

@@ -118,12 +118,12 @@ impl PingGate {
 }
 
 /// Sends one progress ping: the elapsed milliseconds as decimal text.
-pub(crate) fn ping(callback: Callback, user_data: *mut c_void, elapsed: Duration) {
+fn ping(core: &Core, callback: Callback, user_data: *mut c_void, elapsed: Duration) {
     let mut text = [0u8; 24];
     let mut w = &mut text[..];
     let _ = write!(w, "{}\0", elapsed.as_millis());
     let len = 24 - w.len();
-    crate::reply::deliver(callback, user_data, RET_STALE_WARN, &text[..len]);
+    core.answer(callback, user_data, RET_STALE_WARN, &text[..len]);
 }
 
 /// What the monitor watches for, from the context's options.
@@ -213,7 +213,7 @@ pub(crate) fn run(core: Arc<Core>, settings: Settings, tick: Duration) {
                     // Holding the gate: the worker cannot answer, so it has not moved on
                     // to another request and these are still this request's.
                     let (cb, ud) = core.running.target();
-                    ping(cb, ud, elapsed);
+                    ping(&core, cb, ud, elapsed);
                     core.running.gate.end_ping(id);
                     core.counters.stale_pings.bump();
                     worker.next_ping = elapsed + interval;
@@ -245,7 +245,7 @@ pub(crate) fn run(core: Arc<Core>, settings: Settings, tick: Duration) {
         if settings.stale_ping.is_some() {
             for (token, elapsed) in core.deferred.due(now, interval) {
                 if token.gate.try_ping(token.id) {
-                    ping(token.callback, token.user_data, elapsed);
+                    ping(&core, token.callback, token.user_data, elapsed);
                     token.gate.end_ping(token.id);
                     core.counters.stale_pings.bump();
                 }

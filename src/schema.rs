@@ -664,6 +664,21 @@ fn runtime_section(o: &mut String, lib: &LibraryDesc) {
          is unknown, or the handle is not live.",
     );
     writeln!(o, "int {n}_cancel(ffid_ctx* ctx, uint64_t request_id);").unwrap();
+    comment(
+        o,
+        "",
+        "Completion mode (ffid_options.completion = FFID_COMPLETION_QUEUE): runs up to max\n\
+         queued callbacks on the calling thread and returns how many ran (0 if another\n\
+         thread is draining), or -1 for a handle that is not live or not in that mode.",
+    );
+    writeln!(o, "int {n}_drain(ffid_ctx* ctx, uint32_t max);").unwrap();
+    comment(
+        o,
+        "",
+        "Completion mode: an eventfd, readable while completions wait (poll it, then drain).\n\
+         Owned by the context and closed by destroy; -1 when not in that mode.",
+    );
+    writeln!(o, "int {n}_completion_fd(ffid_ctx* ctx);").unwrap();
     if lib.events.is_empty() {
         return;
     }

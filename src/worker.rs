@@ -11,7 +11,7 @@ use std::ffi::c_int;
 use crate::abi::{Callback, RET_ERR, RET_OK, THREAD_WORKER};
 use crate::context::Core;
 use crate::envelope::{Envelope, FieldReader, Kind};
-use crate::reply::{deliver, Reply};
+use crate::reply::Reply;
 use crate::ring::Ring;
 use crate::sync::Ordering;
 use crate::{CallError, Library, UserData};
@@ -39,9 +39,9 @@ pub(crate) fn run<L: Library>(
     match &library {
         Ok(_) => {
             reply.start(Kind::Native);
-            deliver(callback, user_data.0, RET_OK, reply.ok_bytes());
+            core.answer(callback, user_data.0, RET_OK, reply.ok_bytes());
         }
-        Err(e) => deliver(callback, user_data.0, RET_ERR, reply.err_bytes(e.message())),
+        Err(e) => core.answer(callback, user_data.0, RET_ERR, reply.err_bytes(e.message())),
     }
 
     let counters = &core.counters.worker;
@@ -161,7 +161,7 @@ fn handle<L: Library>(
     // Only the monitor competes for the gate, and it never claims: this succeeds, after
     // any ping in flight has returned.
     if running.gate.claim(id) {
-        env.answer(ret, msg);
+        core.answer(env.callback, env.user_data, ret, msg);
         core.counters.worker.answered.bump();
     }
 }

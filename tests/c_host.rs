@@ -131,6 +131,12 @@ fn c_contract() {
 }
 
 #[test]
+fn c_features() {
+    let out = run(&compile("tests/c/features.c", "features", &["echo"]), &[]);
+    assert!(out.contains(" passed, 0 failed"));
+}
+
+#[test]
 fn c_kv() {
     let out = run(&compile("tests/c/kv.c", "kv", &["kv", "echo"]), &[]);
     assert!(out.contains(" passed, 0 failed"));

@@ -86,7 +86,10 @@ fn a_deferred_reply_frees_the_worker_and_answers_once_from_any_thread() {
     assert_eq!((last.u64(), last.thread.as_str()), (42, "completer"));
     assert!(got[..got.len() - 1].iter().all(|e| e.ret == RET_STALE_WARN));
     assert!(id > 0);
-    assert_eq!(stats(ctx).deferred_pending, 0);
+    assert_eq!(
+        settled_stats(ctx, |s| s.deferred_pending == 0).deferred_pending,
+        0
+    );
     std::thread::sleep(Duration::from_millis(60));
     assert_eq!(
         deferred.snapshot().len(),
@@ -208,7 +211,7 @@ fn a_queued_request_can_be_cancelled_a_started_one_cannot() {
     assert_eq!((got[0].ret, got[0].text()), (RET_ERR, "cancelled".into()));
     assert_eq!(c.wait_len(1)[0].u64(), 3);
     assert_eq!(lab_cancel(ctx, ids[2]), RET_ERR, "finished");
-    let s = stats(ctx);
+    let s = settled_stats(ctx, |s| s.completed == 4);
     assert_eq!((s.cancelled, s.completed, s.accepted), (1, 4, 4));
     assert_eq!(lab_destroy(ctx), RET_OK);
     assert_eq!(lab_cancel(ctx, ids[2]), RET_ERR, "destroyed");
@@ -330,7 +333,7 @@ fn counters_follow_accepted_completed_refused_and_panics() {
     );
     assert_eq!(lab_panic_deferred(ctx, RECORD, log.ud()), RET_OK);
     log.wait_len(11);
-    let s = stats(ctx);
+    let s = settled_stats(ctx, |s| s.completed == 11 && s.panics == 1);
     assert_eq!(
         (s.accepted, s.completed, s.refused, s.panics),
         (11, 11, 1, 1)
@@ -356,4 +359,78 @@ fn counters_follow_accepted_completed_refused_and_panics() {
     assert_eq!(lab_destroy(ctx), RET_OK);
     // SAFETY: as above.
     assert_eq!(unsafe { lab_stats(ctx, &mut c) }, RET_ERR);
+}
+
+#[test]
+fn completion_mode_runs_every_callback_on_the_draining_thread() {
+    let ctx = lab(Options {
+        completion: ffi_dispatch::CompletionMode::Queue,
+        stale_ping: Some(Duration::from_millis(20)),
+        ..Options::default()
+    });
+    let fd = lab_completion_fd(ctx);
+    assert!(fd >= 0);
+    let readable = |timeout_ms: i32| {
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut p, 1, timeout_ms) == 1 }
+    };
+    let log = Log::new();
+    for x in 0..5 {
+        assert_eq!(echo(ctx, &log, x), RET_OK);
+    }
+    assert!(readable(10_000), "the fd turns readable");
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(
+        log.snapshot().is_empty(),
+        "nothing runs until the host drains"
+    );
+    let mut ran = 0;
+    while ran < 5 {
+        ran += lab_drain(ctx, 2) as usize;
+        if ran < 5 {
+            assert!(readable(10_000));
+        }
+    }
+    let got = log.snapshot();
+    let me = std::thread::current().name().unwrap_or("?").to_owned();
+    assert_eq!(
+        got.iter().map(Entry::u64).collect::<Vec<_>>(),
+        [0, 1, 2, 3, 4]
+    );
+    assert!(got.iter().all(|e| e.thread == me), "on the draining thread");
+    // A blocked call's pings queue too, ahead of its answer.
+    let (key, control) = control();
+    let slow = Log::new();
+    assert_eq!(block(ctx, &slow, key), RET_OK);
+    std::thread::sleep(Duration::from_millis(70));
+    control.release();
+    while !slow.snapshot().iter().any(|e| e.ret == RET_OK) {
+        assert!(readable(10_000));
+        lab_drain(ctx, 100);
+    }
+    let got = slow.snapshot();
+    assert!(pings(&got) >= 1 && got.last().unwrap().ret == RET_OK);
+    // Left undrained, destroy runs them on its own thread.
+    let left = Log::new();
+    assert_eq!(echo(ctx, &left, 9), RET_OK);
+    assert_eq!(lab_destroy(ctx), RET_OK);
+    let got = left.snapshot();
+    assert_eq!(
+        (got.len(), got[0].u64(), got[0].thread.as_str()),
+        (1, 9, me.as_str())
+    );
+    assert_eq!(lab_drain(ctx, 1), -1, "destroyed");
+}
+
+#[test]
+fn completion_calls_are_refused_outside_completion_mode() {
+    let ctx = lab(Options::default());
+    assert_eq!(lab_drain(ctx, 1), -1);
+    assert_eq!(lab_completion_fd(ctx), -1);
+    assert_eq!(lab_destroy(ctx), RET_OK);
 }

@@ -45,6 +45,8 @@ struct FfidOptions {
     event_ring_capacity: u32,
     event_backpressure: u32,
     shutdown_timeout_ms: u32,
+    completion: u32,
+    reserved: u32,
     diagnostic: Option<Cb>,
     diagnostic_user_data: *mut c_void,
     thread_start: *const c_void,

@@ -48,6 +48,8 @@ const RESERVED: &[&str] = &[
     "last_request_id",
     "add_event_listener",
     "remove_listener",
+    "drain",
+    "completion_fd",
 ];
 
 /// Reads `#[ffi]`, `#[ffi(ctor)]`, ... and removes it from the function.
@@ -519,6 +521,7 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
     }
 
     out.extend(runtime_exports(&lib, &events));
+    out.extend(completion_exports(&lib));
 
     // Descriptor.
     let describe = |f: &Func| {
@@ -947,4 +950,28 @@ fn runtime_exports(lib: &Lib, events: &[&Func]) -> TokenStream {
         }
     });
     out
+}
+
+/// Completion-mode exports: drain on the host's thread, and the fd to poll.
+fn completion_exports(lib: &Lib) -> TokenStream {
+    let self_ty = &lib.self_ty;
+    let n = &lib.name;
+    let drain = format_ident!("{n}_drain");
+    let fd = format_ident!("{n}_completion_fd");
+    quote! {
+        #[doc = "Completion mode: runs up to `max` queued callbacks on this thread; returns how many, or -1."]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn #drain(ctx: *mut ::ffi_dispatch::ffid_ctx, max: u32) -> ::core::ffi::c_int {
+            match ::ffi_dispatch::drain::<#self_ty>(ctx, max as usize) {
+                ::core::option::Option::Some(n) => n.min(::core::ffi::c_int::MAX as usize) as ::core::ffi::c_int,
+                ::core::option::Option::None => -1,
+            }
+        }
+
+        #[doc = "Completion mode: the eventfd readable while completions wait, or -1."]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn #fd(ctx: *mut ::ffi_dispatch::ffid_ctx) -> ::core::ffi::c_int {
+            ::ffi_dispatch::completion_fd::<#self_ty>(ctx).unwrap_or(-1)
+        }
+    }
 }

@@ -237,7 +237,19 @@ pub fn lab(options: Options) -> *mut ffid_ctx {
     // (waited for below).
     let ctx = unsafe { lab_create_with_options(RECORD, created.ud(), &opts) };
     assert!(!ctx.is_null());
+    if options.completion == ffi_dispatch::CompletionMode::Queue {
+        // The create callback is queued like every other: drain until it ran.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while created.snapshot().is_empty() && Instant::now() < deadline {
+            lab_drain(ctx, 1);
+            std::thread::yield_now();
+        }
+    }
     assert_eq!(created.wait_len(1)[0].ret, ffi_dispatch::RET_OK);
+    // The worker may still be inside the callback (returning from it) when the wait
+    // ends: keep the log alive rather than free it under its feet.
+    static CREATED: Mutex<Vec<Arc<Log>>> = Mutex::new(Vec::new());
+    CREATED.lock().unwrap().push(created);
     ctx
 }
 
@@ -274,4 +286,20 @@ pub fn emit(ctx: *mut ffid_ctx, log: &Arc<Log>, n: u32, tag: &std::ffi::CStr) ->
 
 pub fn stats(ctx: *mut ffid_ctx) -> ffi_dispatch::Stats {
     ffi_dispatch::stats(ctx).expect("a live context")
+}
+
+/// The counters once `pred` holds (they move just after the callbacks they count have
+/// returned), or as they are after 20 s.
+pub fn settled_stats(
+    ctx: *mut ffid_ctx,
+    pred: impl Fn(&ffi_dispatch::Stats) -> bool,
+) -> ffi_dispatch::Stats {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = stats(ctx);
+        if pred(&s) || Instant::now() > deadline {
+            return s;
+        }
+        std::thread::yield_now();
+    }
 }

@@ -214,6 +214,17 @@ uint64_t echo_last_request_id(void);
  * is unknown, or the handle is not live.
  */
 int echo_cancel(ffid_ctx* ctx, uint64_t request_id);
+/*
+ * Completion mode (ffid_options.completion = FFID_COMPLETION_QUEUE): runs up to max
+ * queued callbacks on the calling thread and returns how many ran (0 if another
+ * thread is draining), or -1 for a handle that is not live or not in that mode.
+ */
+int echo_drain(ffid_ctx* ctx, uint32_t max);
+/*
+ * Completion mode: an eventfd, readable while completions wait (poll it, then drain).
+ * Owned by the context and closed by destroy; -1 when not in that mode.
+ */
+int echo_completion_fd(ffid_ctx* ctx);
 
 /* ---- events ---- */
 /*

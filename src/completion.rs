@@ -1,0 +1,148 @@
+//! Completion mode, for event-loop hosts: instead of calling the host on the context's
+//! threads, terminal callbacks and progress pings are queued to a completion ring,
+//! signalled through an eventfd, and run on the host's own thread when it drains.
+//!
+//! ```text
+//! worker / completer / monitor              host thread
+//! ----------------------------              -----------
+//! push the completion (copy of msg)         poll(fd) says readable
+//! if !signalled.swap(true): write(fd, 1)    read(fd); signalled.swap(false)
+//!                                           pop and call each completion
+//! ```
+//!
+//! Both sides swap the flag, so the drainer's swap reads (and synchronises with) every
+//! producer swap before it: a completion pushed before a swap that saw `true` is popped
+//! by the drain that cleared the flag. A push after that drain's swap finds `false` and
+//! signals again. The ring never drops: a full ring makes the producer wait until the
+//! host drains, so a host in this mode must keep draining.
+
+use std::cell::Cell;
+use std::ffi::{c_int, c_void};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use crate::abi::Callback;
+use crate::envelope::Payload;
+use crate::reply::deliver;
+use crate::ring::{Ring, TagRing};
+use crate::sync::{AtomicBool, Ordering};
+
+struct Completion {
+    callback: Callback,
+    user_data: *mut c_void,
+    ret: c_int,
+    /// The message with its NUL terminator.
+    msg: Payload,
+}
+
+// SAFETY: `user_data` is the host's opaque token, handed back to its callback on the
+// host's thread as the header documents; the payload is owned.
+unsafe impl Send for Completion {}
+
+/// A context's completion ring and its eventfd.
+pub(crate) struct CompletionQueue {
+    ring: TagRing<Completion>,
+    fd: OwnedFd,
+    signalled: AtomicBool,
+    /// One drainer at a time (the ring has a single consumer).
+    draining: parking_lot::Mutex<()>,
+}
+
+thread_local! {
+    /// Set while this thread runs drained callbacks (destroy is refused there).
+    static IN_DRAIN: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether this thread is inside a drained callback.
+pub(crate) fn in_drain() -> bool {
+    IN_DRAIN.with(|d| d.get())
+}
+
+impl CompletionQueue {
+    pub(crate) fn new(capacity: usize) -> std::io::Result<Self> {
+        // SAFETY: plain syscall with constant flags; the result is checked below.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(CompletionQueue {
+            ring: TagRing::new(capacity),
+            // SAFETY: a fresh descriptor that nothing else owns.
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            signalled: AtomicBool::new(false),
+            draining: parking_lot::Mutex::new(()),
+        })
+    }
+
+    pub(crate) fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Queues one host callback (`msg_nul` ends with the NUL terminator).
+    pub(crate) fn push(
+        &self,
+        callback: Callback,
+        user_data: *mut c_void,
+        ret: c_int,
+        msg_nul: &[u8],
+    ) {
+        let mut c = Completion {
+            callback,
+            user_data,
+            ret,
+            msg: Payload::copy_from(msg_nul),
+        };
+        while let Err(back) = self.ring.push(c) {
+            c = back;
+            self.signal(); // make sure the host knows there is something to drain
+            crate::sync::yield_now();
+        }
+        self.signal();
+    }
+
+    fn signal(&self) {
+        if !self.signalled.swap(true, Ordering::AcqRel) {
+            let one: u64 = 1;
+            // SAFETY: writes 8 bytes from a local to our own eventfd; it can only fail
+            // on counter overflow, which one write per drain cannot reach.
+            unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        }
+    }
+
+    /// Runs up to `max` queued callbacks on this thread; returns how many ran. Another
+    /// thread draining at the same time (or a drained callback draining again) gets 0.
+    pub(crate) fn drain(&self, max: usize) -> usize {
+        let Some(_one_drainer) = self.draining.try_lock() else {
+            return 0;
+        };
+        self.drain_locked(max)
+    }
+
+    /// Destroy: runs everything left, waiting for a concurrent drainer to finish.
+    pub(crate) fn drain_all(&self) {
+        let _one_drainer = self.draining.lock();
+        self.drain_locked(usize::MAX);
+    }
+
+    fn drain_locked(&self, max: usize) -> usize {
+        let mut counter = 0u64;
+        // SAFETY: reads 8 bytes into a local from our own non-blocking eventfd (EAGAIN
+        // when it was not signalled, which is fine).
+        unsafe { libc::read(self.fd.as_raw_fd(), (&mut counter as *mut u64).cast(), 8) };
+        self.signalled.swap(false, Ordering::AcqRel);
+        let was = IN_DRAIN.with(|d| d.replace(true));
+        let mut ran = 0;
+        while ran < max {
+            // SAFETY: the `draining` lock makes this thread the ring's only consumer.
+            let Some(c) = (unsafe { self.ring.pop() }) else {
+                break;
+            };
+            deliver(c.callback, c.user_data, c.ret, c.msg.as_slice());
+            ran += 1;
+        }
+        IN_DRAIN.with(|d| d.set(was));
+        if ran == max && !self.ring.is_empty() {
+            self.signal(); // more than `max` waited: stay readable
+        }
+        ran
+    }
+}
