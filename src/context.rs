@@ -119,12 +119,12 @@ impl Cancels {
 
     fn remove(&self, id: u64) -> bool {
         let mut ids = self.ids.lock();
-        let Some(i) = ids.iter().position(|&x| x == id) else {
-            return false;
-        };
-        ids.swap_remove(i);
+        let found = ids.contains(&id);
+        // Ids below `id` can never be reached again (the worker has passed them: an id
+        // that named an async task's wake marker, never a request): forget them too.
+        ids.retain(|&x| x > id);
         self.pending.store(ids.len() as u64, Ordering::Relaxed);
-        true
+        found
     }
 }
 
@@ -150,7 +150,10 @@ pub(crate) struct Core {
     #[cfg(target_os = "linux")]
     completions: Option<crate::completion::CompletionQueue>,
     hooks: Option<ThreadHooks>,
-    shutdown_timeout: Duration,
+    pub(crate) shutdown_timeout: Duration,
+    /// Task wakes that found the ring full (rare), and the flag the worker checks.
+    overflow: crossbeam_queue::SegQueue<u64>,
+    pub(crate) overflowed: AtomicBool,
     monitor_stop: parking_lot::Mutex<bool>,
     monitor_wake: parking_lot::Condvar,
     worker: Mutex<Option<JoinHandle<()>>>,
@@ -221,6 +224,38 @@ impl Core {
             return q.push(callback, user_data, ret, msg_nul);
         }
         crate::reply::deliver(callback, user_data, ret, msg_nul);
+    }
+
+    /// Queues async task `key` to be polled: a marker through the ring, so that tasks
+    /// and requests take turns in ring order. Never blocks (a waker may run anywhere):
+    /// a full ring puts the key on the overflow queue.
+    pub(crate) fn wake_task(&self, key: u64) {
+        unsafe extern "C" fn unused(
+            _: c_int,
+            _: *const std::ffi::c_char,
+            _: usize,
+            _: *mut c_void,
+        ) {
+        }
+        let marker = Envelope {
+            callback: unused,
+            user_data: key as usize as *mut c_void,
+            method: crate::tasks::TASK_WAKE,
+            kind: crate::envelope::Kind::Native,
+            payload: crate::envelope::Payload::copy_from(&[]),
+        };
+        if self.ring.push(marker).is_err() {
+            self.overflow.push(key);
+            self.overflowed.store(true, Ordering::Release);
+        }
+        self.wake.notify();
+    }
+
+    /// The worker: task keys woken while the ring was full.
+    pub(crate) fn take_overflow(&self) -> impl Iterator<Item = u64> + '_ {
+        let any = self.overflowed.load(Ordering::Relaxed)
+            && self.overflowed.swap(false, Ordering::AcqRel);
+        std::iter::from_fn(move || if any { self.overflow.pop() } else { None })
     }
 
     /// Pushes an envelope, applying the back-pressure policy; wakes the worker if parked.
@@ -382,6 +417,8 @@ pub fn create<L: Library>(
         completions,
         hooks: options.thread_hooks,
         shutdown_timeout: options.shutdown_timeout,
+        overflow: crossbeam_queue::SegQueue::new(),
+        overflowed: AtomicBool::new(false),
         monitor_stop: parking_lot::Mutex::new(false),
         monitor_wake: parking_lot::Condvar::new(),
         worker: Mutex::new(None),
@@ -636,7 +673,7 @@ impl Core {
         let queued = self.ring.len() as u64;
         let (events_emitted, events_dropped, events_delivered) = self.events.counts();
         Stats {
-            accepted: w.popped.get() + queued,
+            accepted: w.popped.get() - w.task_wakes.get() + queued,
             completed: w.answered.get() + self.counters.deferred_answered.get(),
             refused: self.counters.refused.get(),
             queued,

@@ -8,7 +8,7 @@
 //! context's [`Pending`] table, which the monitor walks for progress pings and destroy
 //! waits on.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::c_void;
 use std::fmt::Display;
@@ -123,6 +123,17 @@ impl Pending {
 thread_local! {
     /// The answer buffer of threads that complete deferred replies.
     static REPLY: RefCell<Option<Reply>> = const { RefCell::new(None) };
+    /// Why tokens dropped now go unanswered (set around dropping async tasks).
+    static DROP_REASON: Cell<Option<&'static str>> = const { Cell::new(None) };
+}
+
+/// Runs `f` (which drops tokens) with `reason` as the `ERR` message of every token it
+/// drops unanswered.
+pub(crate) fn with_drop_reason<R>(reason: &'static str, f: impl FnOnce() -> R) -> R {
+    let before = DROP_REASON.with(|r| r.replace(Some(reason)));
+    let out = f();
+    DROP_REASON.with(|r| r.set(before));
+    out
 }
 
 /// The reply token of a deferred request: answer it once with [`Deferred::complete`],
@@ -217,11 +228,13 @@ impl<T: ?Sized> Deferred<T> {
 
 impl<T: ?Sized> Drop for Deferred<T> {
     fn drop(&mut self) {
-        let msg = if std::thread::panicking() {
-            "handler panicked before answering its deferred reply"
-        } else {
-            "reply dropped"
-        };
+        let msg = DROP_REASON
+            .with(|r| r.get())
+            .unwrap_or(if std::thread::panicking() {
+                "handler panicked before answering its deferred reply"
+            } else {
+                "reply dropped"
+            });
         self.answer(|_| Err(CallError::new(msg)));
     }
 }

@@ -80,6 +80,7 @@ mod ring;
 pub mod schema;
 mod stats;
 mod sync;
+mod tasks;
 mod wake;
 mod worker;
 

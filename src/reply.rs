@@ -40,6 +40,8 @@ pub struct Reply {
     request: Option<Current>,
     /// The handler took the reply token.
     deferred: bool,
+    /// An async handler's task, for the worker to adopt.
+    spawned: Option<crate::tasks::TaskFuture>,
 }
 
 /// Who answers the current request.
@@ -113,7 +115,42 @@ impl Reply {
             core,
             request: None,
             deferred: false,
+            spawned: None,
         }
+    }
+
+    /// The worker, after a deferred handler: the task it spawned, if any.
+    pub(crate) fn take_spawned(&mut self) -> Option<crate::tasks::TaskFuture> {
+        self.spawned.take()
+    }
+
+    /// Runs an async handler: `make` builds its future from the library, and the worker
+    /// polls it between requests until it answers (through the request's reply token,
+    /// so its `Ok` answers `RET_OK` and its `Err` answers `ERR`). Generated for
+    /// `async fn` methods.
+    ///
+    /// # Safety
+    /// `lib` is the value the worker passed to the handler, and while any task lives,
+    /// nothing borrows it mutably: every method of the library takes `&self` (the
+    /// `library` macro checks it) and its teardown runs after the tasks are gone.
+    pub unsafe fn spawn<L, T, E, F>(&mut self, lib: &L, make: impl FnOnce(&'static L) -> F)
+    where
+        L: 'static,
+        T: Answer + 'static,
+        E: Display + 'static,
+        F: std::future::Future<Output = Result<T, E>> + 'static,
+    {
+        let token = self.defer::<T>();
+        // SAFETY: the library outlives every task (the worker drops them before it) and
+        // is only shared while they live, per this function's contract.
+        let lib: &'static L = unsafe { &*(lib as *const L) };
+        let future = make(lib);
+        self.spawned = Some(Box::pin(async move {
+            match future.await {
+                Ok(v) => token.complete(&v),
+                Err(e) => token.fail(e),
+            }
+        }));
     }
 
     /// The worker, before running a handler: an answer for `env`, request `id`.

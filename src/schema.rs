@@ -94,6 +94,8 @@ pub struct FnDesc {
     pub fallible: bool,
     /// Whether it answers through a `Deferred` reply token (later, from any thread).
     pub deferred: bool,
+    /// Whether it is an `async fn` (polled on the worker, between other requests).
+    pub asynchronous: bool,
     /// The C name of its args struct (unused without parameters).
     pub args_struct: &'static str,
 }
@@ -597,7 +599,12 @@ extern \"C\" {{
             if f.fallible {
                 doc.push_str("\nMay answer FFID_RET_ERR with a message.");
             }
-            if f.deferred {
+            if f.asynchronous {
+                doc.push_str(
+                    "\nAsync: runs on the worker between other requests and answers when it\n\
+                     completes; destroy gives it shutdown_timeout_ms, then answers FFID_RET_ERR.",
+                );
+            } else if f.deferred {
                 doc.push_str(
                     "\nDeferred: answered later, possibly on another thread; FFID_RET_ERR\n\
                      \"reply dropped\" if the library drops the reply unanswered.",

@@ -60,6 +60,8 @@ pub(crate) struct WorkerCounters {
     pub(crate) parks: OwnedCounter,
     pub(crate) panics: OwnedCounter,
     pub(crate) cancelled: OwnedCounter,
+    /// Async tasks' wake markers popped (not host requests).
+    pub(crate) task_wakes: OwnedCounter,
 }
 
 /// Every counter of a context.

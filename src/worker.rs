@@ -14,6 +14,7 @@ use crate::envelope::{Envelope, FieldReader, Kind};
 use crate::reply::Reply;
 use crate::ring::Ring;
 use crate::sync::Ordering;
+use crate::tasks::{Tasks, TASK_WAKE};
 use crate::{CallError, Library, UserData};
 
 /// Requests handled between two checks for blocked producers.
@@ -45,9 +46,11 @@ pub(crate) fn run<L: Library>(
     }
 
     let counters = &core.counters.worker;
+    let mut tasks = Tasks::default();
     // Request ids: the worker pops in ring order, so its count is the ring position + 1,
     // the id the producer was given.
     let mut id = 0u64;
+    let mut shutdown_deadline = None;
     loop {
         let mut handled = 0;
         // SAFETY: this thread is the context's only consumer: the worker is the one
@@ -61,10 +64,21 @@ pub(crate) fn run<L: Library>(
                 // where reading the producers' line would cost a cache miss).
                 counters.high_water.raise(core.ring.len() as u64 + 2);
             }
-            handle::<L>(&core, &mut library, &env, id, &mut reply);
+            if env.method == TASK_WAKE {
+                counters.task_wakes.bump();
+                tasks.poll(env.user_data as usize as u64);
+            } else {
+                handle::<L>(&core, &mut library, &env, id, &mut reply);
+                if let Some(task) = reply.take_spawned() {
+                    tasks.spawn(&core, task);
+                }
+            }
             if handled == BATCH {
                 break;
             }
+        }
+        for key in core.take_overflow() {
+            tasks.poll(key);
         }
         if handled > 0 {
             // After the answers, not before: a blocked producer is never on the
@@ -78,21 +92,41 @@ pub(crate) fn run<L: Library>(
             continue;
         }
         // `stop` first: it is set after every producer left, so once it reads true an
-        // empty ring stays empty.
+        // empty ring stays empty (but for task wakes).
         if core.stop.load(Ordering::Acquire) && core.ring.is_empty() {
-            break;
+            if tasks.is_empty() {
+                break;
+            }
+            // Destroy with async handlers running: give them `shutdown_timeout`.
+            let deadline =
+                *shutdown_deadline.get_or_insert_with(|| Instant::now() + core.shutdown_timeout);
+            if Instant::now() >= deadline {
+                tasks.fail_all();
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+            continue;
         }
-        if spin_until(core.spin, || {
-            !core.ring.is_empty() || core.stop.load(Ordering::Relaxed)
-        }) {
+        let has_work = || {
+            !core.ring.is_empty()
+                || core.stop.load(Ordering::Relaxed)
+                || core.overflowed.load(Ordering::Relaxed)
+        };
+        if spin_until(core.spin, has_work) {
             counters.spin_hits.bump();
         } else {
             counters.parks.bump();
-            core.wake
-                .park(|| !core.ring.is_empty() || core.stop.load(Ordering::SeqCst));
+            core.wake.park(|| {
+                !core.ring.is_empty()
+                    || core.stop.load(Ordering::SeqCst)
+                    || core.overflowed.load(Ordering::SeqCst)
+            });
         }
     }
 
+    // Every task is gone before the library is torn down and dropped (see `tasks.rs`).
+    tasks.fail_all();
+    drop(tasks);
     if let Ok(lib) = &mut library {
         let _ = catch_unwind(AssertUnwindSafe(|| lib.teardown()));
     }

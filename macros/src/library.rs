@@ -36,6 +36,10 @@ struct Func {
     fallible: bool,
     /// A `Deferred<T>` parameter (always last): its name; `ok_ty` is then `T`.
     deferred: Option<syn::Ident>,
+    /// `async fn`: polled on the worker as a task.
+    is_async: bool,
+    /// Takes `&mut self`.
+    mut_self: bool,
 }
 
 const RESERVED: &[&str] = &[
@@ -84,10 +88,10 @@ fn take_role(f: &mut ImplItemFn) -> syn::Result<Option<Role>> {
 
 fn analyse(f: &ImplItemFn, role: Role) -> syn::Result<Func> {
     let sig = &f.sig;
-    if let Some(a) = &sig.asyncness {
+    if let (Some(a), true) = (&sig.asyncness, role != Role::Method) {
         return Err(syn::Error::new_spanned(
             a,
-            "async fn is not supported: an exported function runs to completion on the worker thread",
+            "only #[ffi] methods can be async (constructors, statics, dtors and events run to completion)",
         ));
     }
     if !sig
@@ -181,6 +185,18 @@ fn analyse(f: &ImplItemFn, role: Role) -> syn::Result<Func> {
             continue;
         }
         let what = format!("parameter `{}` of `{name}`", pi.ident);
+        if sig.asyncness.is_some() && matches!(&*pt.ty, Type::Reference(_)) {
+            return Err(syn::Error::new_spanned(
+                &pt.ty,
+                format!("{what}: an async method takes owned arguments (String, Vec<u8>, ...): the request's buffer is gone after the first poll"),
+            ));
+        }
+        if sig.asyncness.is_some() && deferred_of(&pt.ty).is_some() {
+            return Err(syn::Error::new_spanned(
+                &pt.ty,
+                "an async method answers with its return value, not a `Deferred<T>`",
+            ));
+        }
         let shape = classify(&pt.ty, Slot::Param, &what)?;
         let ident = syn::Ident::new(
             pi.ident.to_string().trim_start_matches("r#"),
@@ -262,6 +278,8 @@ fn analyse(f: &ImplItemFn, role: Role) -> syn::Result<Func> {
         },
         fallible,
         deferred: deferred.map(|(n, _)| n),
+        is_async: sig.asyncness.is_some(),
+        mut_self: receiver.is_some_and(|r| r.mutability.is_some()),
     })
 }
 
@@ -411,6 +429,17 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
             "a library needs one #[ffi(ctor)] function that builds its value",
         ));
     }
+    if funcs.iter().any(|f| f.is_async) {
+        for f in funcs
+            .iter()
+            .filter(|f| f.role == Role::Method && f.mut_self)
+        {
+            push_err(syn::Error::new_spanned(
+                &f.ident,
+                "a library with async methods serves every method through `&self` (its tasks hold `&self` across .await while other requests run): use interior mutability (Cell, RefCell) instead of `&mut self`",
+            ));
+        }
+    }
     if let Some(e) = errors {
         return Err(e);
     }
@@ -536,6 +565,7 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         let ok = with_lifetimes(&f.ok_ty, "'static");
         let fallible = f.fallible;
         let deferred = f.deferred.is_some();
+        let asynchronous = f.is_async;
         quote!(::ffi_dispatch::schema::FnDesc {
             name: #name,
             doc: #doc,
@@ -543,6 +573,7 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
             ret: <#ok as ::ffi_dispatch::schema::Describe>::ty,
             fallible: #fallible,
             deferred: #deferred,
+            asynchronous: #asynchronous,
             args_struct: #args_struct,
         })
     };
@@ -636,7 +667,21 @@ fn method_entry(f: &Func, self_ty: &Type, on_self: bool) -> TokenStream {
     } else {
         quote!(<#self_ty>::#ident(#args))
     };
-    let reply = reply(f, call);
+    let reply = if f.is_async {
+        let result = if f.fallible {
+            quote!(#call.await)
+        } else {
+            quote!(::core::result::Result::<_, ::core::convert::Infallible>::Ok(#call.await))
+        };
+        quote!({
+            // SAFETY: every method of this library takes `&self` (the macro checked), so
+            // nothing borrows the library mutably while the task lives.
+            unsafe { __out.spawn(&*__lib, move |__lib| async move { #result }) };
+            ::core::result::Result::Ok(())
+        })
+    } else {
+        reply(f, call)
+    };
     let r = if f.params.is_empty() {
         quote!(_)
     } else {

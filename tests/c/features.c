@@ -218,6 +218,36 @@ static void test_deferred_replies(void) {
     CHECK(echo_destroy(ctx) == FFID_RET_OK);
 }
 
+static void test_async_handlers(void) {
+    ffid_ctx* ctx = make();
+    waiter after, count, yields, bad;
+    waiter_reset(&after); waiter_reset(&count); waiter_reset(&yields); waiter_reset(&bad);
+    EchoEchoAfterArgs a = {"async hello", 80};
+    CHECK(echo_echo_after(ctx, waiter_cb, &after, &a) == FFID_RET_OK);
+    EchoYieldTimesArgs y = {1000};
+    CHECK(echo_yield_times(ctx, waiter_cb, &yields, &y) == FFID_RET_OK);
+    CHECK(echo_count(ctx, waiter_cb, &count) == FFID_RET_OK);
+    expect_ok(&count); /* served while both tasks are pending */
+    expect_ok(&yields);
+    uint32_t n;
+    memcpy(&n, yields.msg, 4);
+    CHECK(yields.len == 4 && n == 1000);
+    CHECK(atomic_load(&after.done) == 0);
+    expect_ok(&after);
+    CHECK(strcmp(after.msg, "async hello") == 0 && atomic_load(&after.terminals) == 1);
+    EchoYieldTimesArgs too_many = {2000000};
+    CHECK(echo_yield_times(ctx, waiter_cb, &bad, &too_many) == FFID_RET_OK);
+    CHECK(waiter_wait(&bad, TIMEOUT_MS) == 0 && bad.ret == FFID_RET_ERR);
+    CHECK(strstr(bad.msg, "too many") != NULL);
+    /* destroy with a task still sleeping: it finishes within the default timeout */
+    waiter late;
+    waiter_reset(&late);
+    EchoEchoAfterArgs l = {"just in time", 30};
+    CHECK(echo_echo_after(ctx, waiter_cb, &late, &l) == FFID_RET_OK);
+    CHECK(echo_destroy(ctx) == FFID_RET_OK);
+    CHECK(atomic_load(&late.done) == 1 && late.ret == FFID_RET_OK && strcmp(late.msg, "just in time") == 0);
+}
+
 static void test_destroy_fails_late_deferred_replies(void) {
     ffid_options o;
     ffid_options_init(&o);
@@ -418,6 +448,7 @@ int main(void) {
         TEST_ENTRY(test_remove_listener),
         TEST_ENTRY(test_events_from_a_library_thread),
         TEST_ENTRY(test_deferred_replies),
+        TEST_ENTRY(test_async_handlers),
         TEST_ENTRY(test_destroy_fails_late_deferred_replies),
         TEST_ENTRY(test_stale_pings_come_before_the_answer),
         TEST_ENTRY(test_cancel_a_queued_request),

@@ -176,6 +176,7 @@ impl Entry {
 pub struct Log {
     pub entries: Mutex<Vec<Entry>>,
     changed: Condvar,
+    kept: std::sync::atomic::AtomicBool,
 }
 
 unsafe extern "C" fn record(ret: c_int, msg: *const c_char, len: usize, ud: *mut c_void) {
@@ -193,7 +194,14 @@ impl Log {
     pub fn new() -> Arc<Log> {
         Arc::new(Log::default())
     }
+    /// The `user_data` for callbacks into this log. A host must keep `user_data` valid
+    /// until the callback has *returned*, which a test cannot observe: the log is kept
+    /// for the life of the process instead.
     pub fn ud(self: &Arc<Self>) -> *mut c_void {
+        static KEPT: Mutex<Vec<Arc<Log>>> = Mutex::new(Vec::new());
+        if !self.kept.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            KEPT.lock().unwrap().push(self.clone());
+        }
         Arc::as_ptr(self) as *mut c_void
     }
     pub fn push(&self, ret: c_int, msg: Vec<u8>) {
@@ -246,10 +254,6 @@ pub fn lab(options: Options) -> *mut ffid_ctx {
         }
     }
     assert_eq!(created.wait_len(1)[0].ret, ffi_dispatch::RET_OK);
-    // The worker may still be inside the callback (returning from it) when the wait
-    // ends: keep the log alive rather than free it under its feet.
-    static CREATED: Mutex<Vec<Arc<Log>>> = Mutex::new(Vec::new());
-    CREATED.lock().unwrap().push(created);
     ctx
 }
 

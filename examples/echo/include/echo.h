@@ -194,6 +194,36 @@ int echo_echo_later_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const
 int echo_drop_reply(ffid_ctx* ctx, ffid_callback cb, void* user_data);
 int echo_drop_reply_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_t* req, size_t len);
 
+/*
+ * Answers `text` after `ms` milliseconds, as an async handler: the worker serves
+ * other calls while it waits (a timer thread wakes it).
+ * echo_after(text: str, ms: u32) -> str
+ * Native answer: UTF-8 text, len bytes (msg is NUL-terminated).
+ * Async: runs on the worker between other requests and answers when it
+ * completes; destroy gives it shutdown_timeout_ms, then answers FFID_RET_ERR.
+ */
+typedef struct EchoEchoAfterArgs {
+    const char* text; /* NUL-terminated UTF-8, not NULL */
+    uint32_t ms;
+} EchoEchoAfterArgs;
+int echo_echo_after(ffid_ctx* ctx, ffid_callback cb, void* user_data, const EchoEchoAfterArgs* args);
+int echo_echo_after_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_t* req, size_t len);
+
+/*
+ * Yields to the worker `n` times (each time its waker queues it behind the requests
+ * that arrived meanwhile), then answers `n`. Fails for `n` > 1000000.
+ * yield_times(n: u32) -> u32 or error
+ * Native answer: uint32_t in native byte order (len == 4).
+ * May answer FFID_RET_ERR with a message.
+ * Async: runs on the worker between other requests and answers when it
+ * completes; destroy gives it shutdown_timeout_ms, then answers FFID_RET_ERR.
+ */
+typedef struct EchoYieldTimesArgs {
+    uint32_t n;
+} EchoYieldTimesArgs;
+int echo_yield_times(ffid_ctx* ctx, ffid_callback cb, void* user_data, const EchoYieldTimesArgs* args);
+int echo_yield_times_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_t* req, size_t len);
+
 /* ---- runtime ---- */
 
 /*

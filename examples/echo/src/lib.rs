@@ -4,6 +4,12 @@
 //! into the exports of `include/echo.h` (native and CBOR), the args structs, the method
 //! table and the descriptor the header and `echo.cddl` are generated from.
 
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
 use ffi_dispatch::events::Sink;
 use ffi_dispatch::Deferred;
 
@@ -21,7 +27,7 @@ pub struct PerfPing {
 /// One context's state.
 pub struct Echo {
     prefix: String,
-    calls: u64,
+    calls: Cell<u64>,
 }
 
 /// Echoes text back, checks the nim-ffi benchmark predicates, and misbehaves on request.
@@ -32,13 +38,13 @@ impl Echo {
     pub fn create(prefix: &str) -> Echo {
         Echo {
             prefix: prefix.to_owned(),
-            calls: 0,
+            calls: Cell::new(0),
         }
     }
 
     /// `"<prefix>: <TEXT>"`, ASCII upper-cased.
     #[ffi]
-    pub fn shout(&mut self, text: &str) -> String {
+    pub fn shout(&self, text: &str) -> String {
         self.tick();
         format!("{}: {}", self.prefix, text.to_ascii_uppercase())
     }
@@ -46,7 +52,7 @@ impl Echo {
     /// The nim-ffi perf predicate: `((a + b + (int64_t)x) & 1) == 0`, x truncated
     /// toward zero.
     #[ffi]
-    pub fn scalar_check(&mut self, a: i64, b: i64, x: f64) -> bool {
+    pub fn scalar_check(&self, a: i64, b: i64, x: f64) -> bool {
         self.tick();
         predicate(a, b, x)
     }
@@ -54,7 +60,7 @@ impl Echo {
     /// The predicate on (first byte, last byte, length), (0, 0, 0.0) when empty. The
     /// bytes are not walked.
     #[ffi]
-    pub fn payload_check(&mut self, data: &[u8]) -> bool {
+    pub fn payload_check(&self, data: &[u8]) -> bool {
         self.tick();
         match (data.first(), data.last()) {
             (Some(&first), Some(&last)) => predicate(first as i64, last as i64, data.len() as f64),
@@ -64,27 +70,27 @@ impl Echo {
 
     /// How many calls this context handled before this one (the constructor not counted).
     #[ffi]
-    pub fn count(&mut self) -> u64 {
+    pub fn count(&self) -> u64 {
         self.tick()
     }
 
     /// Sleeps on the worker thread.
     #[ffi]
-    pub fn sleep(&mut self, ms: u32) {
+    pub fn sleep(&self, ms: u32) {
         self.tick();
         std::thread::sleep(std::time::Duration::from_millis(ms as u64));
     }
 
     /// Never OK: answers FFID_RET_ERR with `message` ("unknown error" if empty).
     #[ffi]
-    pub fn fail(&mut self, message: &str) -> Result<(), String> {
+    pub fn fail(&self, message: &str) -> Result<(), String> {
         self.tick();
         Err(message.to_owned())
     }
 
     /// Never OK: the handler panics, answered FFID_RET_ERR "handler panicked: ...".
     #[ffi]
-    pub fn panic(&mut self) {
+    pub fn panic(&self) {
         self.tick();
         panic!("echo was asked to panic");
     }
@@ -94,7 +100,7 @@ impl Echo {
     /// (fewer when the event ring dropped some; 0 when nobody listens is still `count`).
     #[ffi]
     pub fn trigger_ping(
-        &mut self,
+        &self,
         count: u32,
         payload_bytes: u32,
         stamp_ns: u64,
@@ -117,7 +123,7 @@ impl Echo {
     /// Emits `count` `on_perf_ping` events (no payload) from a thread of the library's
     /// own, then answers (deferred, from that thread) how many were queued.
     #[ffi]
-    pub fn ping_from_thread(&mut self, count: u32, reply: Deferred<u32>) {
+    pub fn ping_from_thread(&self, count: u32, reply: Deferred<u32>) {
         self.tick();
         let sink = Sink::current().expect("handlers run bound to their context");
         std::thread::spawn(move || {
@@ -139,7 +145,7 @@ impl Echo {
     /// Answers `text` after `ms` milliseconds, from another thread (a deferred reply):
     /// the worker serves other calls meanwhile.
     #[ffi]
-    pub fn echo_later(&mut self, text: &str, ms: u32, reply: Deferred<String>) {
+    pub fn echo_later(&self, text: &str, ms: u32, reply: Deferred<String>) {
         self.tick();
         let text = text.to_owned();
         std::thread::spawn(move || {
@@ -150,19 +156,92 @@ impl Echo {
 
     /// Takes the reply token and drops it: answered FFID_RET_ERR "reply dropped".
     #[ffi]
-    pub fn drop_reply(&mut self, reply: Deferred<()>) {
+    pub fn drop_reply(&self, reply: Deferred<()>) {
         self.tick();
         drop(reply);
+    }
+
+    /// Answers `text` after `ms` milliseconds, as an async handler: the worker serves
+    /// other calls while it waits (a timer thread wakes it).
+    #[ffi]
+    pub async fn echo_after(&self, text: String, ms: u32) -> String {
+        self.tick();
+        Sleep::new(std::time::Duration::from_millis(ms as u64)).await;
+        text
+    }
+
+    /// Yields to the worker `n` times (each time its waker queues it behind the requests
+    /// that arrived meanwhile), then answers `n`. Fails for `n` > 1000000.
+    #[ffi]
+    pub async fn yield_times(&self, n: u32) -> Result<u32, String> {
+        self.tick();
+        if n > 1_000_000 {
+            return Err(format!("{n} yields is too many"));
+        }
+        for _ in 0..n {
+            YieldNow(false).await;
+        }
+        Ok(n)
     }
 
     /// A perf-harness event (see `trigger_ping`).
     #[ffi(event)]
     fn on_perf_ping(evt: PerfPing);
 
-    fn tick(&mut self) -> u64 {
-        let before = self.calls;
-        self.calls += 1;
+    fn tick(&self) -> u64 {
+        let before = self.calls.get();
+        self.calls.set(before + 1);
         before
+    }
+}
+
+/// A timer future: a thread sleeps, then wakes the task (no runtime needed).
+struct Sleep {
+    state: Arc<Mutex<(bool, Option<Waker>)>>,
+}
+
+impl Sleep {
+    fn new(d: std::time::Duration) -> Sleep {
+        let state = Arc::new(Mutex::new((false, None::<Waker>)));
+        let timer = state.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(d);
+            let mut s = timer.lock().unwrap_or_else(|e| e.into_inner());
+            s.0 = true;
+            if let Some(w) = s.1.take() {
+                w.wake();
+            }
+        });
+        Sleep { state }
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if s.0 {
+            Poll::Ready(())
+        } else {
+            s.1 = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+}
+
+/// Pending once, waking itself at once: a cooperative yield.
+struct YieldNow(bool);
+
+impl Future for YieldNow {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            Poll::Ready(())
+        } else {
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
     }
 }
 
@@ -193,7 +272,9 @@ mod tests {
                 "trigger_ping",
                 "ping_from_thread",
                 "echo_later",
-                "drop_reply"
+                "drop_reply",
+                "echo_after",
+                "yield_times"
             ]
         );
     }
