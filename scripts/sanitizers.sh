@@ -5,7 +5,7 @@
 #   scripts/sanitizers.sh valgrind   memcheck over the C host demo, contract, kv and features suites
 #   scripts/sanitizers.sh all
 # Rust side: the runtime's unit tests, tests/runtime.rs, tests/macros.rs, tests/events.rs,
-# tests/long_work.rs and, for ASan,
+# tests/long_work.rs, tests/async_handlers.rs and, for ASan,
 # the allocation-accounting test, with std itself instrumented (-Zbuild-std), so a report
 # can only mean a real problem. The C hosts run against the same cdylibs under valgrind
 # (gcc's sanitizer runtimes and rustc's are different builds and do not mix in one
@@ -34,13 +34,13 @@ sanitize() { # sanitize <address|thread> <test args...>
 
 asan() {
     ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:${ASAN_OPTIONS:-}" \
-        sanitize address --lib --test runtime --test macros --test alloc --test events --test long_work
+        sanitize address --lib --test runtime --test macros --test alloc --test events --test long_work --test async_handlers
 }
 
 tsan() {
     # The loom-free protocols use fences, which TSan understands since LLVM 13.
     TSAN_OPTIONS="halt_on_error=1:${TSAN_OPTIONS:-}" \
-        sanitize thread --lib --test runtime --test macros --test events --test long_work
+        sanitize thread --lib --test runtime --test macros --test events --test long_work --test async_handlers
 }
 
 valgrind_hosts() {

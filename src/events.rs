@@ -9,7 +9,7 @@
 //!                                            call each live listener, in the order added
 //! ```
 //!
-//! The event ring is a [`TagRing`] with its own [`WorkerWake`], so a slow listener
+//! The event ring is a `TagRing` with its own `WorkerWake`, so a slow listener
 //! stalls only the event thread, never the worker. Listeners are kept in a table under
 //! a mutex that the event thread never holds while calling out: it works from a
 //! snapshot, refreshed when the table's version changes, so a listener may add or

@@ -53,6 +53,18 @@
 //! the header and CDDL generation; `examples/kv` is a complete library and
 //! `include/ffi_dispatch.h` the C contract.
 //!
+//! ## Beyond request/response
+//! - Events: `#[ffi(event)] fn on_x(evt: T);` in the `impl` block emits to listeners the
+//!   host adds per event or for all; delivered on a per-context event thread
+//!   ([`events`]).
+//! - Deferred replies: a [`Deferred<T>`] last parameter is the request's reply token, to
+//!   answer later from any thread.
+//! - Async handlers: `async fn` methods run as tasks on the worker, re-queued through the
+//!   ring by their wakers (the library then takes `&self` everywhere).
+//! - Progress pings (`RET_STALE_WARN`), cancellation ([`cancel`]), completion mode
+//!   ([`drain`]), thread hooks and liveness diagnostics ([`Options`]), and counters
+//!   ([`stats`]).
+//!
 //! ## Panics
 //! A handler that panics answers `ERR` with a message starting `handler panicked:` and
 //! the worker keeps serving. That needs unwinding: in a build with `panic = "abort"`
