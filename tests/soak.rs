@@ -1,6 +1,10 @@
 //! Soak test with faults (opt-in, bounded in time): many producer threads call echo
 //! through its C exports while contexts are destroyed and recreated under them, handlers
-//! panic or sleep, and tiny rings run full under both back-pressure policies.
+//! panic or sleep, and tiny rings run full under both back-pressure policies. The mix
+//! includes deferred replies (answered from other threads, dropped, or failed by a
+//! destroy with a short shutdown timeout), async handlers, events to listeners, cancels
+//! of just-accepted calls, stats polls, and contexts in completion mode that the
+//! producers drain now and then.
 //!
 //! Checks: every accepted call gets exactly one terminal callback and a refused one none;
 //! live heap memory returns to its level before the run (a counting allocator); nothing
@@ -17,7 +21,10 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::SeqCst};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use echo::{EchoConfig, EchoScalarCheckArgs, EchoShoutArgs, EchoSleepArgs};
+use echo::{
+    EchoConfig, EchoEchoAfterArgs, EchoEchoLaterArgs, EchoScalarCheckArgs, EchoShoutArgs,
+    EchoSleepArgs, EchoTriggerPingArgs, EchoYieldTimesArgs,
+};
 use ffi_dispatch::abi::ffid_options;
 use ffi_dispatch::{ffid_ctx, Options, RET_BUSY, RET_ERR, RET_OK, RET_STALE_WARN};
 
@@ -49,6 +56,15 @@ static REFUSED: AtomicU64 = AtomicU64::new(0);
 static BUSY: AtomicU64 = AtomicU64::new(0);
 static PANICS: AtomicU64 = AtomicU64::new(0);
 static DESTROYS: AtomicU64 = AtomicU64::new(0);
+static EVENTS: AtomicU64 = AtomicU64::new(0);
+static CANCELLED: AtomicU64 = AtomicU64::new(0);
+
+unsafe extern "C" fn listener(ret: c_int, msg: *const c_char, len: usize, _: *mut c_void) {
+    // SAFETY: the runtime passes `len` readable bytes and a NUL after them.
+    let bytes = unsafe { std::slice::from_raw_parts(msg.cast::<u8>(), len + 1) };
+    assert!(ret == RET_OK && bytes[len] == 0);
+    EVENTS.fetch_add(1, SeqCst);
+}
 static OVERANSWERED: AtomicBool = AtomicBool::new(false);
 
 unsafe extern "C" fn counted(ret: c_int, msg: *const c_char, len: usize, _: *mut c_void) {
@@ -60,6 +76,9 @@ unsafe extern "C" fn counted(ret: c_int, msg: *const c_char, len: usize, _: *mut
     assert_eq!(bytes[len], 0);
     if ret == RET_ERR && bytes.starts_with(b"handler panicked") {
         PANICS.fetch_add(1, SeqCst);
+    }
+    if ret == RET_ERR && bytes.starts_with(b"cancelled") {
+        CANCELLED.fetch_add(1, SeqCst);
     }
     if ANSWERED.fetch_add(1, SeqCst) + 1 > ACCEPTED.load(SeqCst) {
         OVERANSWERED.store(true, SeqCst);
@@ -102,6 +121,11 @@ fn create(rng: &mut Rng) -> usize {
     o.wake = rng.below(2) as u32;
     o.ring = rng.below(2) as u32;
     o.spin_ns = [0, 2_000, 50_000][rng.below(3) as usize];
+    o.shutdown_timeout_ms = [0, 2, 5_000][rng.below(3) as usize];
+    o.stale_ping_ms = [0, 1, 5_000][rng.below(3) as usize];
+    o.event_ring_capacity = [1, 8, 1024][rng.below(3) as usize];
+    o.event_backpressure = rng.below(2) as u32;
+    o.completion = (rng.below(4) == 0) as u32; // a quarter in completion mode
     let cfg = EchoConfig {
         prefix: c"soak".as_ptr(),
     };
@@ -118,6 +142,18 @@ fn create(rng: &mut Rng) -> usize {
         }
     });
     assert!(!ctx.is_null(), "create failed");
+    for _ in 0..rng.below(3) {
+        assert_ne!(
+            echo::echo_add_on_perf_ping_listener(ctx, Some(listener), std::ptr::null_mut()),
+            0
+        );
+    }
+    if rng.below(2) == 0 {
+        assert_ne!(
+            echo::echo_add_event_listener(ctx, Some(listener), std::ptr::null_mut()),
+            0
+        );
+    }
     ctx as usize
 }
 
@@ -127,7 +163,7 @@ fn call(ctx: *mut ffid_ctx, rng: &mut Rng) -> c_int {
     // SAFETY: the args structs live for the call; the handle may be stale (refused).
     unsafe {
         match pick {
-            0..=59 => {
+            0..=44 => {
                 let a = EchoScalarCheckArgs {
                     a: pick as i64,
                     b: 1,
@@ -135,22 +171,76 @@ fn call(ctx: *mut ffid_ctx, rng: &mut Rng) -> c_int {
                 };
                 echo::echo_scalar_check(ctx, Some(counted), ud, &a)
             }
-            60..=79 => {
+            45..=59 => {
                 let a = EchoShoutArgs {
                     text: c"soak".as_ptr(),
                 };
                 echo::echo_shout(ctx, Some(counted), ud, &a)
             }
-            80..=89 => {
+            60..=64 => {
                 let req = [0xa1, 0x61, b'a', 0x01]; // {"a": 1}: `b` and `x` missing: ERR
                 echo::echo_scalar_check_cbor(ctx, Some(counted), ud, req.as_ptr(), req.len())
             }
-            90..=94 => echo::echo_panic(ctx, Some(counted), ud),
-            _ => {
+            65..=68 => echo::echo_panic(ctx, Some(counted), ud),
+            69..=71 => {
                 let a = EchoSleepArgs { ms: 1 };
                 echo::echo_sleep(ctx, Some(counted), ud, &a)
             }
+            72..=76 => {
+                let a = EchoEchoLaterArgs {
+                    text: c"later".as_ptr(),
+                    ms: rng.below(3) as u32,
+                };
+                echo::echo_echo_later(ctx, Some(counted), ud, &a)
+            }
+            77..=78 => echo::echo_drop_reply(ctx, Some(counted), ud),
+            79..=83 => {
+                let a = EchoEchoAfterArgs {
+                    text: c"after".as_ptr(),
+                    ms: rng.below(3) as u32,
+                };
+                echo::echo_echo_after(ctx, Some(counted), ud, &a)
+            }
+            84..=87 => {
+                let a = EchoYieldTimesArgs {
+                    n: rng.below(20) as u32,
+                };
+                echo::echo_yield_times(ctx, Some(counted), ud, &a)
+            }
+            _ => {
+                let a = EchoTriggerPingArgs {
+                    count: rng.below(8) as u32,
+                    payload_bytes: rng.below(200) as u32,
+                    stamp_ns: 0,
+                    seq_base: 0,
+                };
+                echo::echo_trigger_ping(ctx, Some(counted), ud, &a)
+            }
         }
+    }
+}
+
+/// Now and then, on a context that may be stale: cancel this thread's last call, poll
+/// the counters, drain completions. None of these may crash or double an answer.
+fn side_ops(ctx: *mut ffid_ctx, rng: &mut Rng) {
+    match rng.below(20) {
+        0..=1 => {
+            let rc = echo::echo_cancel(ctx, echo::echo_last_request_id());
+            assert!(rc == RET_OK || rc == RET_ERR);
+        }
+        2 => {
+            let mut st = ffi_dispatch::abi::ffid_context_stats {
+                struct_size: std::mem::size_of::<ffi_dispatch::abi::ffid_context_stats>() as u32,
+                ..Default::default()
+            };
+            // SAFETY: a writable struct of the size it names.
+            let rc = unsafe { echo::echo_stats(ctx, &mut st) };
+            assert!(rc == RET_OK || rc == RET_ERR);
+        }
+        3..=6 => {
+            assert!(echo::echo_drain(ctx, 32) >= -1);
+        }
+        _ => {}
     }
 }
 
@@ -220,6 +310,7 @@ fn soak_with_faults() {
                         rc == RET_OK || rc == RET_BUSY || rc == RET_ERR,
                         "unexpected return {rc}"
                     );
+                    side_ops(ctx as *mut ffid_ctx, &mut rng);
                     if rc == RET_BUSY {
                         std::thread::yield_now();
                     }
@@ -265,10 +356,12 @@ fn soak_with_faults() {
     // Destroy is synchronous: every accepted call has been answered by now.
     let (accepted, answered) = (ACCEPTED.load(SeqCst), ANSWERED.load(SeqCst));
     println!(
-        "soak {secs}s: {accepted} calls accepted and answered, {} refused ({} busy), {} handler panics survived, {} destroys",
+        "soak {secs}s: {accepted} calls accepted and answered, {} refused ({} busy), {} handler panics survived, {} cancelled, {} listener calls, {} destroys",
         REFUSED.load(SeqCst),
         BUSY.load(SeqCst),
         PANICS.load(SeqCst),
+        CANCELLED.load(SeqCst),
+        EVENTS.load(SeqCst),
         DESTROYS.load(SeqCst)
     );
     assert!(!OVERANSWERED.load(SeqCst), "a callback nobody was owed");
@@ -279,6 +372,9 @@ fn soak_with_faults() {
     assert!(accepted > 1000, "the soak made progress ({accepted} calls)");
     assert!(PANICS.load(SeqCst) > 0 && DESTROYS.load(SeqCst) > 10);
     let _ = std::panic::take_hook();
+    // Library threads of deferred and async calls failed by a destroy may still be
+    // finishing their sleeps (a few ms): let them end before taking stock.
+    std::thread::sleep(Duration::from_millis(200));
     let leaked = LIVE_BYTES.load(SeqCst) - baseline;
     println!("live heap after the run: {leaked:+} bytes against the baseline");
     assert!(
