@@ -39,10 +39,21 @@ pub fn counted_call(call: impl FnOnce() -> c_int) -> c_int {
 }
 
 /// Waits until every accepted call was answered; a hang is a failure (10 s).
+#[allow(dead_code)]
 pub fn settle() {
+    settle_draining(|| {});
+}
+
+/// [`settle`], running `drain` while it waits: answers of contexts in completion mode
+/// wait for the host to drain them.
+pub fn settle_draining(drain: impl Fn()) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while ANSWERED.load(Ordering::SeqCst) < ACCEPTED.load(Ordering::SeqCst) {
-        assert!(Instant::now() < deadline, "an accepted call was never answered");
+        assert!(
+            Instant::now() < deadline,
+            "an accepted call was never answered"
+        );
+        drain();
         std::thread::yield_now();
     }
     assert_eq!(

@@ -16,7 +16,8 @@ where
     let mut d = Decoder::new(data);
     if let Ok(v) = T::decode(&mut d) {
         let mut buf = Vec::new();
-        v.cbor(&mut Encoder::new(&mut buf)).expect("encoding into a Vec cannot fail");
+        v.cbor(&mut Encoder::new(&mut buf))
+            .expect("encoding into a Vec cannot fail");
         let again = T::decode(&mut Decoder::new(&buf)).expect("our own encoding decodes");
         assert_eq!(again, v);
     }

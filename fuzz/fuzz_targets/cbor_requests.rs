@@ -13,8 +13,10 @@ use libfuzzer_sys::fuzz_target;
 mod accounting;
 use accounting::{counted, counted_call, settle};
 
-type CborExport = unsafe extern "C" fn(*mut ffid_ctx, Option<Callback>, *mut c_void, *const u8, usize) -> c_int;
-type StaticCborExport = unsafe extern "C" fn(Option<Callback>, *mut c_void, *const u8, usize) -> c_int;
+type CborExport =
+    unsafe extern "C" fn(*mut ffid_ctx, Option<Callback>, *mut c_void, *const u8, usize) -> c_int;
+type StaticCborExport =
+    unsafe extern "C" fn(Option<Callback>, *mut c_void, *const u8, usize) -> c_int;
 
 const ECHO: &[CborExport] = &[
     echo::echo_shout_cbor,
@@ -22,6 +24,9 @@ const ECHO: &[CborExport] = &[
     echo::echo_payload_check_cbor,
     echo::echo_count_cbor,
     echo::echo_fail_cbor,
+    echo::echo_trigger_ping_cbor,
+    echo::echo_drop_reply_cbor,
+    echo::echo_yield_times_cbor,
 ];
 const KV: &[CborExport] = &[
     kv::kv_put_cbor,
@@ -51,7 +56,11 @@ fn make(create: impl FnOnce(Option<Callback>) -> *mut ffid_ctx) -> usize {
     let mut ctx = std::ptr::null_mut();
     counted_call(|| {
         ctx = create(Some(counted));
-        if ctx.is_null() { ffi_dispatch::RET_ERR } else { ffi_dispatch::RET_OK }
+        if ctx.is_null() {
+            ffi_dispatch::RET_ERR
+        } else {
+            ffi_dispatch::RET_OK
+        }
     });
     assert!(!ctx.is_null());
     ctx as usize
@@ -61,7 +70,13 @@ fn contexts() -> (usize, usize) {
     let mut guard = CONTEXTS.lock().unwrap();
     let c = guard.get_or_insert_with(|| Contexts {
         echo: make(|cb| unsafe {
-            echo::echo_create(cb, std::ptr::null_mut(), &echo::EchoConfig { prefix: c"p".as_ptr() })
+            echo::echo_create(
+                cb,
+                std::ptr::null_mut(),
+                &echo::EchoConfig {
+                    prefix: c"p".as_ptr(),
+                },
+            )
         }),
         kv: 0,
         calls: 0,
@@ -76,7 +91,11 @@ fn contexts() -> (usize, usize) {
             kv::kv_create(
                 cb,
                 std::ptr::null_mut(),
-                &kv::KvConfig { name: c"fuzz".as_ptr(), has_max_entries: 1, max_entries: 256 },
+                &kv::KvConfig {
+                    name: c"fuzz".as_ptr(),
+                    has_max_entries: 1,
+                    max_entries: 256,
+                },
             )
         });
     }
@@ -95,13 +114,29 @@ fuzz_target!(|data: &[u8]| {
     // SAFETY: `req` is readable for its length during the call; the contexts are live.
     let rc = counted_call(|| unsafe {
         if i < ECHO.len() {
-            ECHO[i](echo_ctx as *mut ffid_ctx, Some(counted), ud, req.as_ptr(), req.len())
+            ECHO[i](
+                echo_ctx as *mut ffid_ctx,
+                Some(counted),
+                ud,
+                req.as_ptr(),
+                req.len(),
+            )
         } else if i < ECHO.len() + KV.len() {
-            KV[i - ECHO.len()](kv_ctx as *mut ffid_ctx, Some(counted), ud, req.as_ptr(), req.len())
+            KV[i - ECHO.len()](
+                kv_ctx as *mut ffid_ctx,
+                Some(counted),
+                ud,
+                req.as_ptr(),
+                req.len(),
+            )
         } else {
             KV_STATIC[i - ECHO.len() - KV.len()](Some(counted), ud, req.as_ptr(), req.len())
         }
     });
-    assert_eq!(rc, ffi_dispatch::RET_OK, "a well-formed call on a live context is accepted");
+    assert_eq!(
+        rc,
+        ffi_dispatch::RET_OK,
+        "a well-formed call on a live context is accepted"
+    );
     settle();
 });

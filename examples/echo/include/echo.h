@@ -142,9 +142,11 @@ int echo_panic_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint
 /*
  * Emits `count` `on_perf_ping` events numbered `seq_base`, `seq_base + 1`, ...,
  * each carrying `stamp_ns` and `payload_bytes` bytes. Answers how many were queued
- * (fewer when the event ring dropped some; 0 when nobody listens is still `count`).
- * trigger_ping(count: u32, payload_bytes: u32, stamp_ns: u64, seq_base: u64) -> u32
+ * (fewer when the event ring dropped some; all of them when nobody listens). Fails
+ * for more than 100000 events or 1 MiB payloads.
+ * trigger_ping(count: u32, payload_bytes: u32, stamp_ns: u64, seq_base: u64) -> u32 or error
  * Native answer: uint32_t in native byte order (len == 4).
+ * May answer FFID_RET_ERR with a message.
  */
 typedef struct EchoTriggerPingArgs {
     uint32_t count;
@@ -156,8 +158,8 @@ int echo_trigger_ping(ffid_ctx* ctx, ffid_callback cb, void* user_data, const Ec
 int echo_trigger_ping_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_t* req, size_t len);
 
 /*
- * Emits `count` `on_perf_ping` events (no payload) from a thread of the library's
- * own, then answers (deferred, from that thread) how many were queued.
+ * Emits `count` (at most 100000) `on_perf_ping` events (no payload) from a thread of
+ * the library's own, then answers (deferred, from that thread) how many were queued.
  * ping_from_thread(count: u32) -> u32
  * Native answer: uint32_t in native byte order (len == 4).
  * Deferred: answered later, possibly on another thread; FFID_RET_ERR

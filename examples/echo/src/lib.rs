@@ -97,7 +97,8 @@ impl Echo {
 
     /// Emits `count` `on_perf_ping` events numbered `seq_base`, `seq_base + 1`, ...,
     /// each carrying `stamp_ns` and `payload_bytes` bytes. Answers how many were queued
-    /// (fewer when the event ring dropped some; 0 when nobody listens is still `count`).
+    /// (fewer when the event ring dropped some; all of them when nobody listens). Fails
+    /// for more than 100000 events or 1 MiB payloads.
     #[ffi]
     pub fn trigger_ping(
         &self,
@@ -105,11 +106,16 @@ impl Echo {
         payload_bytes: u32,
         stamp_ns: u64,
         seq_base: u64,
-    ) -> u32 {
+    ) -> Result<u32, String> {
         self.tick();
-        (0..count as u64)
+        if count > 100_000 || payload_bytes > 1 << 20 {
+            return Err(format!(
+                "{count} events of {payload_bytes} bytes is too many"
+            ));
+        }
+        Ok((0..count as u64)
             .filter(|i| {
-                let seq_no = seq_base + i;
+                let seq_no = seq_base.wrapping_add(*i);
                 Echo::on_perf_ping(PerfPing {
                     seq_no,
                     stamp_ns,
@@ -117,14 +123,15 @@ impl Echo {
                 })
                 .is_ok()
             })
-            .count() as u32
+            .count() as u32)
     }
 
-    /// Emits `count` `on_perf_ping` events (no payload) from a thread of the library's
-    /// own, then answers (deferred, from that thread) how many were queued.
+    /// Emits `count` (at most 100000) `on_perf_ping` events (no payload) from a thread of
+    /// the library's own, then answers (deferred, from that thread) how many were queued.
     #[ffi]
     pub fn ping_from_thread(&self, count: u32, reply: Deferred<u32>) {
         self.tick();
+        let count = count.min(100_000);
         let sink = Sink::current().expect("handlers run bound to their context");
         std::thread::spawn(move || {
             let _bound = sink.enter();
