@@ -247,7 +247,7 @@ fn a_full_event_ring_drops_newest_and_counts_or_blocks_the_emitter() {
 
 #[test]
 fn a_stuck_listener_is_reported_once() {
-    let diag = Log::new();
+    let diag = Log::all();
     let ctx = lab(Options {
         listener_stuck: Some(Duration::from_millis(20)),
         diagnostic: Some(HostFn {

@@ -25,7 +25,7 @@ fn stale_pings_precede_the_single_terminal_callback() {
         ..Options::default()
     });
     let (key, control) = control();
-    let log = Log::new();
+    let log = Log::all();
     assert_eq!(block(ctx, &log, key), RET_OK);
     let got = log.wait_until("3 pings", |e| pings(e) >= 3);
     let ms: Vec<u64> = got
@@ -50,7 +50,7 @@ fn stale_pings_precede_the_single_terminal_callback() {
     );
     assert!(stats(ctx).stale_pings >= 3);
     // A quick call is never pinged.
-    let quick = Log::new();
+    let quick = Log::all();
     assert_eq!(echo(ctx, &quick, 5), RET_OK);
     assert_eq!(quick.wait_len(1)[0].ret, RET_OK);
     assert_eq!(lab_destroy(ctx), RET_OK);
@@ -64,7 +64,7 @@ fn a_deferred_reply_frees_the_worker_and_answers_once_from_any_thread() {
         ..Options::default()
     });
     let (key, control) = control();
-    let deferred = Log::new();
+    let deferred = Log::all();
     assert_eq!(later(ctx, &deferred, key), RET_OK);
     // The worker moved on: another call is answered while the token is out.
     let other = Log::new();
@@ -239,7 +239,7 @@ fn cancel_racing_the_worker_decides_exactly_once() {
 
 #[test]
 fn a_wedged_worker_is_reported_once_and_its_recovery_too() {
-    let diag = Log::new();
+    let diag = Log::all();
     let ctx = lab(Options {
         not_responding: Some(Duration::from_millis(30)),
         stale_ping: None,
@@ -405,7 +405,7 @@ fn completion_mode_runs_every_callback_on_the_draining_thread() {
     assert!(got.iter().all(|e| e.thread == me), "on the draining thread");
     // A blocked call's pings queue too, ahead of its answer.
     let (key, control) = control();
-    let slow = Log::new();
+    let slow = Log::all();
     assert_eq!(block(ctx, &slow, key), RET_OK);
     std::thread::sleep(Duration::from_millis(70));
     control.release();

@@ -177,6 +177,8 @@ pub struct Log {
     pub entries: Mutex<Vec<Entry>>,
     changed: Condvar,
     kept: std::sync::atomic::AtomicBool,
+    /// Record `RET_STALE_WARN` pings too (a slow run can ping any call after 5 s).
+    pings: bool,
 }
 
 unsafe extern "C" fn record(ret: c_int, msg: *const c_char, len: usize, ud: *mut c_void) {
@@ -191,8 +193,17 @@ unsafe extern "C" fn record(ret: c_int, msg: *const c_char, len: usize, ud: *mut
 pub const RECORD: Option<Callback> = Some(record);
 
 impl Log {
+    /// A log of terminal callbacks and events (pings are left out).
     pub fn new() -> Arc<Log> {
         Arc::new(Log::default())
+    }
+    /// A log that records every callback, progress pings (and diagnostics with the same
+    /// code) included.
+    pub fn all() -> Arc<Log> {
+        Arc::new(Log {
+            pings: true,
+            ..Log::default()
+        })
     }
     /// The `user_data` for callbacks into this log. A host must keep `user_data` valid
     /// until the callback has *returned*, which a test cannot observe: the log is kept
@@ -205,6 +216,9 @@ impl Log {
         Arc::as_ptr(self) as *mut c_void
     }
     pub fn push(&self, ret: c_int, msg: Vec<u8>) {
+        if ret == ffi_dispatch::RET_STALE_WARN && !self.pings {
+            return;
+        }
         let thread = std::thread::current().name().unwrap_or("?").to_owned();
         self.entries
             .lock()
