@@ -26,6 +26,56 @@ use crate::reply::deliver;
 use crate::ring::{Ring, TagRing};
 use crate::sync::{AtomicBool, Ordering};
 
+/// The signal protocol with the tagged ring, model-checked with loom: no completion is
+/// left in the ring with the fd unsignalled (the host would never drain it).
+#[cfg(all(test, loom))]
+mod loom_models {
+    use super::Signal;
+    use crate::ring::{Ring, TagRing};
+    use crate::sync::{AtomicU64, Ordering};
+    use loom::sync::Arc;
+    use loom::thread;
+
+    #[test]
+    fn no_completion_is_stranded_unsignalled() {
+        crate::sync::model("completion signal, 2 producers vs a drainer", || {
+            let ring = Arc::new(TagRing::<u32>::new(4));
+            let signal = Arc::new(Signal::new());
+            let fd = Arc::new(AtomicU64::new(0)); // the eventfd's counter
+            let producers: Vec<_> = (0..2)
+                .map(|i| {
+                    let (ring, signal, fd) = (ring.clone(), signal.clone(), fd.clone());
+                    thread::spawn(move || {
+                        ring.push(i).unwrap();
+                        if signal.raise() {
+                            fd.fetch_add(1, Ordering::Release);
+                        }
+                    })
+                })
+                .collect();
+            // One drain, as a host would run it when the fd is readable (or not yet).
+            let mut drained = 0;
+            fd.swap(0, Ordering::Acquire);
+            signal.clear();
+            // SAFETY: this thread is the only consumer.
+            while unsafe { ring.pop() }.is_some() {
+                drained += 1;
+            }
+            for p in producers {
+                p.join().unwrap();
+            }
+            // Whatever this drain missed, the fd says so: the host will drain again.
+            let left = 2 - drained;
+            if left > 0 {
+                assert!(
+                    fd.load(Ordering::Acquire) > 0,
+                    "{left} completions stranded"
+                );
+            }
+        });
+    }
+}
+
 struct Completion {
     callback: Callback,
     user_data: *mut c_void,
@@ -38,11 +88,28 @@ struct Completion {
 // host's thread as the header documents; the payload is owned.
 unsafe impl Send for Completion {}
 
+/// Whether the host has been told (through the fd) that completions wait.
+pub(crate) struct Signal(AtomicBool);
+
+impl Signal {
+    pub(crate) fn new() -> Self {
+        Signal(AtomicBool::new(false))
+    }
+    /// Producer, after its push: true when it must signal the fd.
+    pub(crate) fn raise(&self) -> bool {
+        !self.0.swap(true, Ordering::AcqRel)
+    }
+    /// Drainer, after resetting the fd and before popping.
+    pub(crate) fn clear(&self) {
+        self.0.swap(false, Ordering::AcqRel);
+    }
+}
+
 /// A context's completion ring and its eventfd.
 pub(crate) struct CompletionQueue {
     ring: TagRing<Completion>,
     fd: OwnedFd,
-    signalled: AtomicBool,
+    signalled: Signal,
     /// One drainer at a time (the ring has a single consumer).
     draining: parking_lot::Mutex<()>,
 }
@@ -68,7 +135,7 @@ impl CompletionQueue {
             ring: TagRing::new(capacity),
             // SAFETY: a fresh descriptor that nothing else owns.
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
-            signalled: AtomicBool::new(false),
+            signalled: Signal::new(),
             draining: parking_lot::Mutex::new(()),
         })
     }
@@ -100,7 +167,7 @@ impl CompletionQueue {
     }
 
     fn signal(&self) {
-        if !self.signalled.swap(true, Ordering::AcqRel) {
+        if self.signalled.raise() {
             let one: u64 = 1;
             // SAFETY: writes 8 bytes from a local to our own eventfd; it can only fail
             // on counter overflow, which one write per drain cannot reach.
@@ -128,7 +195,7 @@ impl CompletionQueue {
         // SAFETY: reads 8 bytes into a local from our own non-blocking eventfd (EAGAIN
         // when it was not signalled, which is fine).
         unsafe { libc::read(self.fd.as_raw_fd(), (&mut counter as *mut u64).cast(), 8) };
-        self.signalled.swap(false, Ordering::AcqRel);
+        self.signalled.clear();
         let was = IN_DRAIN.with(|d| d.replace(true));
         let mut ran = 0;
         while ran < max {

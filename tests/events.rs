@@ -12,6 +12,20 @@ use std::time::Duration;
 use ffi_dispatch::{EmitError, EventPolicy, HostFn, Options, RET_OK};
 use lab::*;
 
+/// A listener's state, alive for the rest of the process: a failing test unwinds
+/// while the listener may still run.
+fn leak<T>(v: T) -> &'static T {
+    // The address stays in a static, so leak checkers see it as reachable.
+    static KEPT: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
+    let v: &'static T = Box::leak(Box::new(v));
+    KEPT.lock().unwrap().push(v as *const T as usize);
+    v
+}
+
+fn ud_of<T>(v: &'static T) -> *mut c_void {
+    v as *const T as *mut c_void
+}
+
 fn decode_note(cbor: &[u8]) -> Note {
     use ffi_dispatch::cbor::FromCbor;
     Note::decode(&mut minicbor::Decoder::new(cbor)).expect("a Note")
@@ -122,11 +136,11 @@ unsafe extern "C" fn slow(_: c_int, _: *const c_char, _: usize, ud: *mut c_void)
 #[test]
 fn once_remove_returns_the_listener_is_never_called_again() {
     let ctx = lab(Options::default());
-    let s = Arc::new(Slow {
+    let s = leak(Slow {
         inside: AtomicBool::new(false),
         calls: AtomicU64::new(0),
     });
-    let id = lab_add_on_note_listener(ctx, Some(slow), Arc::as_ptr(&s) as *mut c_void);
+    let id = lab_add_on_note_listener(ctx, Some(slow), ud_of(s));
     let call = Log::new();
     assert_eq!(emit(ctx, &call, 20, c"slow"), RET_OK);
     while !s.inside.load(Ordering::SeqCst) {
@@ -173,13 +187,13 @@ unsafe extern "C" fn relay(_: c_int, _: *const c_char, _: usize, ud: *mut c_void
 #[test]
 fn a_listener_can_remove_itself_and_add_another_from_its_callback() {
     let ctx = lab(Options::default());
-    let r = Arc::new(Relay {
+    let r = leak(Relay {
         ctx: AtomicU64::new(ctx as u64),
         own_id: AtomicU64::new(0),
         calls: AtomicU64::new(0),
         next: Log::new(),
     });
-    let id = lab_add_on_note_listener(ctx, Some(relay), Arc::as_ptr(&r) as *mut c_void);
+    let id = lab_add_on_note_listener(ctx, Some(relay), ud_of(r));
     r.own_id.store(id, Ordering::SeqCst);
     let call = Log::new();
     assert_eq!(emit(ctx, &call, 4, c"r"), RET_OK);
@@ -217,8 +231,8 @@ fn a_full_event_ring_drops_newest_and_counts_or_blocks_the_emitter() {
             event_policy: policy,
             ..Options::default()
         });
-        let gate = Arc::new(Gate(AtomicBool::new(false)));
-        lab_add_on_note_listener(ctx, Some(gated), Arc::as_ptr(&gate) as *mut c_void);
+        let gate = leak(Gate(AtomicBool::new(false)));
+        lab_add_on_note_listener(ctx, Some(gated), ud_of(gate));
         let seen = Log::new();
         lab_add_on_note_listener_cbor(ctx, RECORD, seen.ud());
         let call = Log::new();
@@ -256,8 +270,8 @@ fn a_stuck_listener_is_reported_once() {
         }),
         ..Options::default()
     });
-    let gate = Arc::new(Gate(AtomicBool::new(false)));
-    lab_add_on_count_listener(ctx, Some(gated), Arc::as_ptr(&gate) as *mut c_void);
+    let gate = leak(Gate(AtomicBool::new(false)));
+    lab_add_on_count_listener(ctx, Some(gated), ud_of(gate));
     let call = Log::new();
     assert_eq!(emit(ctx, &call, 0, c""), RET_OK);
     let got = diag.wait_len(1);
