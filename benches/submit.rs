@@ -150,9 +150,42 @@ fn submit(c: &mut Criterion) {
     assert_eq!(echo_destroy(ctx), RET_OK);
 }
 
+/// What a host pays to poll a context's counters (`echo_stats`), idle and while a
+/// producer keeps the worker busy (the counters' lines then move between cores).
+fn stats(c: &mut Criterion) {
+    let ctx = shared::make(Options::default());
+    let mut group = c.benchmark_group("stats");
+    let mut out = ffi_dispatch::abi::ffid_context_stats {
+        struct_size: std::mem::size_of::<ffi_dispatch::abi::ffid_context_stats>() as u32,
+        ..Default::default()
+    };
+    group.bench_function("poll/idle", |b| {
+        // SAFETY: a writable struct of the size it names.
+        b.iter(|| unsafe { echo::echo_stats(ctx, &mut out) })
+    });
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let (stop, ctx_addr) = (&stop, ctx as usize);
+        s.spawn(move || {
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                submit_one(ctx_addr as *mut ffid_ctx, i);
+                i += 1;
+            }
+        });
+        group.bench_function("poll/busy", |b| {
+            // SAFETY: as above.
+            b.iter(|| unsafe { echo::echo_stats(ctx, &mut out) })
+        });
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    group.finish();
+    assert_eq!(echo_destroy(ctx), RET_OK);
+}
+
 criterion_group! {
     name = benches;
     config = shared::config();
-    targets = submit
+    targets = submit, stats
 }
 criterion_main!(benches);

@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 use ffi_dispatch::events::Sink;
 use ffi_dispatch::{ffid_ctx, Callback, Deferred, Options};
 
+/// How long a test waits for something that should come (Miri interprets the runtime
+/// a thousand times slower).
+pub const PATIENCE: Duration = Duration::from_secs(if cfg!(miri) { 900 } else { 20 });
+
 /// A test's handle on what its handlers do, found by key (tests run in parallel).
 #[derive(Default)]
 pub struct Control {
@@ -27,7 +31,7 @@ impl Control {
     }
     fn wait_released(&self) {
         let mut r = self.released.lock().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + PATIENCE;
         while !*r && Instant::now() < deadline {
             r = self
                 .changed
@@ -228,7 +232,7 @@ impl Log {
     }
     /// Waits until `pred` holds over the entries (20 s at most), and returns them.
     pub fn wait_until(&self, what: &str, pred: impl Fn(&[Entry]) -> bool) -> Vec<Entry> {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + PATIENCE;
         let mut e = self.entries.lock().unwrap();
         while !pred(&e) {
             assert!(
@@ -261,7 +265,7 @@ pub fn lab(options: Options) -> *mut ffid_ctx {
     assert!(!ctx.is_null());
     if options.completion == ffi_dispatch::CompletionMode::Queue {
         // The create callback is queued like every other: drain until it ran.
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + PATIENCE;
         while created.snapshot().is_empty() && Instant::now() < deadline {
             lab_drain(ctx, 1);
             std::thread::yield_now();
@@ -312,7 +316,7 @@ pub fn settled_stats(
     ctx: *mut ffid_ctx,
     pred: impl Fn(&ffi_dispatch::Stats) -> bool,
 ) -> ffi_dispatch::Stats {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + PATIENCE;
     loop {
         let s = stats(ctx);
         if pred(&s) || Instant::now() > deadline {
