@@ -81,7 +81,9 @@
  *   A library's events reach listeners added with <lib>_add_<event>_listener (the
  *   event's C struct), ..._listener_cbor (its CBOR) or <lib>_add_event_listener (every
  *   event as {"event": name, "payload": ...}). Listeners run on the event thread in
- *   emission order; msg is valid during the call only. A slow listener delays only other
+ *   emission order; msg is valid during the call only. An event goes to the listeners
+ *   registered when the event thread delivers it; one emitted while the context has no
+ *   listener at all is discarded at once (nothing is queued or counted). A slow listener delays only other
  *   listeners, never the worker. When the event ring is full the new event is dropped and
  *   counted (FFID_EVENTS_DROP_NEWEST) or the emitter waits (FFID_EVENTS_BLOCK). After
  *   <lib>_destroy returns no listener is called again; events queued before destroy are

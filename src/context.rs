@@ -34,7 +34,7 @@ use crate::monitor::PingGate;
 use crate::registry;
 use crate::ring::{ArrayRing, Ingress, Ring, TagRing};
 use crate::stats::{Counters, Stats};
-use crate::sync::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use crate::wake::{SpaceWait, WakeBackend, WorkerWake};
 use crate::{BackPressure, Library, Options, Request, RingKind, ThreadHooks, UserData, WakeKind};
 
@@ -43,8 +43,10 @@ use crate::{BackPressure, Library, Options, Request, RingKind, ThreadHooks, User
 /// publishes them); read by the monitor only while it holds the gate.
 pub(crate) struct Running {
     pub(crate) gate: PingGate,
-    callback: AtomicUsize,
-    user_data: AtomicUsize,
+    /// The callback and `user_data`, kept as pointers (not integers) so that they keep
+    /// their provenance on the way to the monitor.
+    callback: AtomicPtr<c_void>,
+    user_data: AtomicPtr<c_void>,
     method: AtomicU32,
 }
 
@@ -52,19 +54,19 @@ impl Running {
     #[inline]
     pub(crate) fn set(&self, env: &Envelope) {
         self.callback
-            .store(env.callback as usize, Ordering::Relaxed);
-        self.user_data
-            .store(env.user_data as usize, Ordering::Relaxed);
+            .store(env.callback as *mut c_void, Ordering::Relaxed);
+        self.user_data.store(env.user_data, Ordering::Relaxed);
         self.method.store(env.method as u32, Ordering::Relaxed);
     }
 
     /// The running request's callback and `user_data`. Call only while holding its gate.
     pub(crate) fn target(&self) -> (Callback, *mut c_void) {
         let cb = self.callback.load(Ordering::Relaxed);
-        // SAFETY: `set` stored a valid `Callback` before `begin` published it, and the
-        // gate held by the caller keeps the worker from storing another.
-        let cb: Callback = unsafe { std::mem::transmute::<usize, Callback>(cb) };
-        (cb, self.user_data.load(Ordering::Relaxed) as *mut c_void)
+        // SAFETY: `set` stored a valid `Callback` (as a pointer, with its provenance)
+        // before `begin` published it, and the gate held by the caller keeps the worker
+        // from storing another.
+        let cb: Callback = unsafe { std::mem::transmute::<*mut c_void, Callback>(cb) };
+        (cb, self.user_data.load(Ordering::Relaxed))
     }
 
     pub(crate) fn method(&self) -> u16 {
@@ -401,8 +403,8 @@ pub fn create<L: Library>(
         spin: options.spin,
         running: CachePadded::new(Running {
             gate: PingGate::new(),
-            callback: AtomicUsize::new(0),
-            user_data: AtomicUsize::new(0),
+            callback: AtomicPtr::new(std::ptr::null_mut()),
+            user_data: AtomicPtr::new(std::ptr::null_mut()),
             method: AtomicU32::new(0),
         }),
         counters: Counters::default(),

@@ -183,9 +183,47 @@ pub struct Method<L> {
     /// The method's name (the `<lib>_<name>` export).
     pub name: &'static str,
     /// Native view: fields in the order the export wrote them.
-    pub native: fn(&mut L, &mut FieldReader<'_>, &mut Reply) -> Result<(), CallError>,
+    pub native: fn(LibRef<'_, L>, &mut FieldReader<'_>, &mut Reply) -> Result<(), CallError>,
     /// CBOR view: the request map, borrowed.
-    pub cbor: fn(&mut L, &[u8], &mut Reply) -> Result<(), CallError>,
+    pub cbor: fn(LibRef<'_, L>, &[u8], &mut Reply) -> Result<(), CallError>,
+}
+
+/// The library value as a handler receives it: lent shared ([`LibRef::get`]) or
+/// exclusive ([`LibRef::get_mut`]) for the duration of the call.
+///
+/// The worker keeps the value behind a raw pointer and forms a reference only when a
+/// handler asks. That is what makes async handlers sound: a suspended task holds a
+/// shared reference across calls, and one formed `&mut` in between would invalidate
+/// it. So a library with async methods must only ever `get` (the `library` macro makes
+/// every method of such a library take `&self`).
+pub struct LibRef<'a, L> {
+    ptr: std::ptr::NonNull<L>,
+    _lent: std::marker::PhantomData<&'a mut L>,
+}
+
+impl<'a, L> LibRef<'a, L> {
+    /// # Safety
+    /// `ptr` points to a live `L` that nothing else borrows exclusively for `'a`.
+    pub(crate) unsafe fn new(ptr: std::ptr::NonNull<L>) -> Self {
+        LibRef {
+            ptr,
+            _lent: std::marker::PhantomData,
+        }
+    }
+
+    /// The value, shared.
+    pub fn get(&self) -> &'a L {
+        // SAFETY: `new`'s contract: the value is live and not exclusively borrowed.
+        unsafe { self.ptr.as_ref() }
+    }
+
+    /// The value, exclusive. Never call it in a library that spawns async tasks (see
+    /// the type's docs).
+    pub fn get_mut(&mut self) -> &'a mut L {
+        // SAFETY: `new`'s contract, and the worker lends one `LibRef` at a time; a
+        // library with async tasks must not call this (its handlers only `get`).
+        unsafe { self.ptr.as_mut() }
+    }
 }
 
 /// A failed call: the message the host receives with `RET_ERR`.

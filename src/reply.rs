@@ -130,11 +130,15 @@ impl Reply {
     /// `async fn` methods.
     ///
     /// # Safety
-    /// `lib` is the value the worker passed to the handler, and while any task lives,
-    /// nothing borrows it mutably: every method of the library takes `&self` (the
-    /// `library` macro checks it) and its teardown runs after the tasks are gone.
-    pub unsafe fn spawn<L, T, E, F>(&mut self, lib: &L, make: impl FnOnce(&'static L) -> F)
-    where
+    /// While any task lives, nothing borrows the library mutably: none of its handlers
+    /// calls [`LibRef::get_mut`](crate::LibRef::get_mut) (every method of the library
+    /// takes `&self`; the `library` macro checks it). Its teardown runs after the tasks
+    /// are gone.
+    pub unsafe fn spawn<L, T, E, F>(
+        &mut self,
+        lib: crate::LibRef<'_, L>,
+        make: impl FnOnce(&'static L) -> F,
+    ) where
         L: 'static,
         T: Answer + 'static,
         E: Display + 'static,
@@ -143,7 +147,7 @@ impl Reply {
         let token = self.defer::<T>();
         // SAFETY: the library outlives every task (the worker drops them before it) and
         // is only shared while they live, per this function's contract.
-        let lib: &'static L = unsafe { &*(lib as *const L) };
+        let lib: &'static L = unsafe { &*(lib.get() as *const L) };
         let future = make(lib);
         self.spawned = Some(Box::pin(async move {
             match future.await {

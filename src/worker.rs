@@ -15,7 +15,9 @@ use crate::reply::Reply;
 use crate::ring::Ring;
 use crate::sync::Ordering;
 use crate::tasks::{Tasks, TASK_WAKE};
-use crate::{CallError, Library, UserData};
+use std::ptr::NonNull;
+
+use crate::{CallError, LibRef, Library, UserData};
 
 /// Requests handled between two checks for blocked producers.
 const BATCH: usize = 64;
@@ -30,13 +32,17 @@ pub(crate) fn run<L: Library>(
     // Handlers (and the constructor) emit events into this context.
     crate::events::bind(Some(core.clone()));
     let mut reply = Reply::new(Some(core.clone()));
-    let mut library = match catch_unwind(AssertUnwindSafe(|| L::construct(config))) {
+    let constructed = match catch_unwind(AssertUnwindSafe(|| L::construct(config))) {
         Ok(result) => result,
         Err(panic) => Err(CallError::new(format!(
             "constructor panicked: {}",
             panic_message(&*panic)
         ))),
     };
+    // Behind a raw pointer from here on: handlers get references through `LibRef`, so
+    // the worker itself never forms a `&mut L` that would invalidate an async task's
+    // `&L` (see `LibRef`).
+    let mut library = constructed.map(|l| NonNull::from(Box::leak(Box::new(l))));
     match &library {
         Ok(_) => {
             reply.start(Kind::Native);
@@ -127,6 +133,10 @@ pub(crate) fn run<L: Library>(
     // Every task is gone before the library is torn down and dropped (see `tasks.rs`).
     tasks.fail_all();
     drop(tasks);
+    let mut library = library.map(|ptr| {
+        // SAFETY: from `Box::leak` above; no task or handler holds a reference now.
+        unsafe { Box::from_raw(ptr.as_ptr()) }
+    });
     if let Ok(lib) = &mut library {
         let _ = catch_unwind(AssertUnwindSafe(|| lib.teardown()));
     }
@@ -170,7 +180,7 @@ pub(crate) fn spin_until(budget: Duration, ready: impl Fn() -> bool) -> bool {
 /// handler took (see `deferred.rs`).
 fn handle<L: Library>(
     core: &Core,
-    library: &mut Result<L, CallError>,
+    library: &mut Result<NonNull<L>, CallError>,
     env: &Envelope,
     id: u64,
     reply: &mut Reply,
@@ -203,13 +213,15 @@ fn handle<L: Library>(
 /// The handler's answer, or `None` when it deferred it.
 fn run_handler<'r, L: Library>(
     core: &Core,
-    library: &mut Result<L, CallError>,
+    library: &mut Result<NonNull<L>, CallError>,
     env: &Envelope,
     id: u64,
     reply: &'r mut Reply,
 ) -> Option<(c_int, &'r [u8])> {
     let lib = match library {
-        Ok(lib) => lib,
+        // SAFETY: the value lives until the worker's end and is lent to one handler at
+        // a time.
+        Ok(ptr) => unsafe { LibRef::new(*ptr) },
         Err(e) => {
             let msg = format!("constructor failed: {}", e.message());
             return Some((RET_ERR, reply.err_bytes(&msg)));

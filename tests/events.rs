@@ -14,11 +14,15 @@ use lab::*;
 
 /// A listener's state, alive for the rest of the process: a failing test unwinds
 /// while the listener may still run.
-fn leak<T>(v: T) -> &'static T {
-    // The address stays in a static, so leak checkers see it as reachable.
-    static KEPT: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
-    let v: &'static T = Box::leak(Box::new(v));
-    KEPT.lock().unwrap().push(v as *const T as usize);
+fn leak<T: Send + Sync + 'static>(v: T) -> &'static T {
+    // Owned by a static, so leak checkers (LSan, Miri) see it as reachable.
+    static KEPT: std::sync::Mutex<Vec<Arc<dyn std::any::Any + Send + Sync>>> =
+        std::sync::Mutex::new(Vec::new());
+    let kept = Arc::new(v);
+    // SAFETY: the `Arc` in `KEPT` keeps the value alive, unmoved and shared, for the
+    // rest of the process.
+    let v: &'static T = unsafe { &*Arc::as_ptr(&kept) };
+    KEPT.lock().unwrap().push(kept);
     v
 }
 
@@ -193,6 +197,11 @@ fn a_listener_can_remove_itself_and_add_another_from_its_callback() {
         calls: AtomicU64::new(0),
         next: Log::new(),
     });
+    // A listener for the whole test: the context never has none, so every event is
+    // queued (with none at all, an emit is dropped at once) and reaches whoever listens
+    // when it is delivered.
+    let all = Log::new();
+    lab_add_event_listener(ctx, RECORD, all.ud());
     let id = lab_add_on_note_listener(ctx, Some(relay), ud_of(r));
     r.own_id.store(id, Ordering::SeqCst);
     let call = Log::new();

@@ -362,6 +362,7 @@ fn counters_follow_accepted_completed_refused_and_panics() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri does not model poll(2) on the eventfd")]
 fn completion_mode_runs_every_callback_on_the_draining_thread() {
     let ctx = lab(Options {
         completion: ffi_dispatch::CompletionMode::Queue,

@@ -69,10 +69,10 @@ impl Library for Journal {
     type Config = (Arc<Mutex<Vec<String>>>, Start);
     const METHODS: &'static [Method<Self>] = &[Method {
         name: "note",
-        native: |l, r, out| out.value(&l.note(r.str()?)),
-        cbor: |l, req, out| {
+        native: |mut l, r, out| out.value(&l.get_mut().note(r.str()?)),
+        cbor: |mut l, req, out| {
             let m = ArgMap::parse(req, ["text"])?;
-            out.value(&l.note(m.get(0)?))
+            out.value(&l.get_mut().note(m.get(0)?))
         },
     }];
 

@@ -675,8 +675,9 @@ fn method_entry(f: &Func, self_ty: &Type, on_self: bool) -> TokenStream {
         };
         quote!({
             // SAFETY: every method of this library takes `&self` (the macro checked), so
-            // nothing borrows the library mutably while the task lives.
-            unsafe { __out.spawn(&*__lib, move |__lib| async move { #result }) };
+            // its handlers only ever `get` the value: nothing borrows it mutably while
+            // the task lives.
+            unsafe { __out.spawn(__lib, move |__lib| async move { #result }) };
             ::core::result::Result::Ok(())
         })
     } else {
@@ -687,11 +688,18 @@ fn method_entry(f: &Func, self_ty: &Type, on_self: bool) -> TokenStream {
     } else {
         quote!(__r)
     };
-    let lib = if on_self { quote!(__lib) } else { quote!(_) };
+    // The value, lent as the method's receiver asks: `&mut` only for `&mut self`.
+    // (An async method hands the `LibRef` itself to its task.)
+    let (lib, borrow) = match (on_self, f.mut_self) {
+        (false, _) => (quote!(_), quote!()),
+        (true, _) if f.is_async => (quote!(__lib), quote!()),
+        (true, true) => (quote!(mut __lib), quote!(let __lib = __lib.get_mut();)),
+        (true, false) => (quote!(__lib), quote!(let __lib = __lib.get();)),
+    };
     quote!(::ffi_dispatch::Method {
         name: #name,
-        native: |#lib, #r, __out| { #native_reads #reply },
-        cbor: |#lib, __req, __out| { #cbor_reads #reply },
+        native: |#lib, #r, __out| { #borrow #native_reads #reply },
+        cbor: |#lib, __req, __out| { #borrow #cbor_reads #reply },
     })
 }
 
