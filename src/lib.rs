@@ -183,10 +183,17 @@ pub struct Method<L> {
     /// The method's name (the `<lib>_<name>` export).
     pub name: &'static str,
     /// Native view: fields in the order the export wrote them.
-    pub native: fn(LibRef<'_, L>, &mut FieldReader<'_>, &mut Reply) -> Result<(), CallError>,
+    pub native: NativeHandler<L>,
     /// CBOR view: the request map, borrowed.
-    pub cbor: fn(LibRef<'_, L>, &[u8], &mut Reply) -> Result<(), CallError>,
+    pub cbor: CborHandler<L>,
 }
+
+/// A method's native view: the library, the request's fields, the answer.
+pub type NativeHandler<L> =
+    fn(LibRef<'_, L>, &mut FieldReader<'_>, &mut Reply) -> Result<(), CallError>;
+
+/// A method's CBOR view: the library, the request map, the answer.
+pub type CborHandler<L> = fn(LibRef<'_, L>, &[u8], &mut Reply) -> Result<(), CallError>;
 
 /// The library value as a handler receives it: lent shared ([`LibRef::get`]) or
 /// exclusive ([`LibRef::get_mut`]) for the duration of the call.
