@@ -2,7 +2,9 @@
 # Runs the Rust-side tests that exercise the unsafe code under Miri (nightly): the
 # runtime's unit tests (envelope ownership and inline payloads, rings, handle registry,
 # reply buffers and arenas, marshalling), `tests/macros.rs` (every generated export
-# driven with Rust callbacks, real worker threads) and `tests/runtime.rs`.
+# driven with Rust callbacks, real worker threads), `tests/runtime.rs`, and the events,
+# long-work and async suites (listeners, deferred replies, pings, cancel, async tasks
+# holding the library across .await: Miri's Stacked Borrows checks that last one).
 #
 # Not run under Miri, and why:
 # - tests/c_host.rs: runs C programs (Miri interprets Rust only);
@@ -11,7 +13,8 @@
 #   unsafe code of its own beyond the allocator shim and is far too slow interpreted;
 # - runtime.rs's eventfd test: Miri does not model eventfd reads and writes by epoll
 #   hosts (the futex backend, the default, is covered);
-# - loom models: they need `--cfg loom` (scripts/loom.sh).
+# - loom models: they need `--cfg loom` (scripts/loom.sh);
+# - long_work.rs's completion-mode test: Miri does not model poll(2) (marked ignore).
 # Isolation is off because the worker reads the clock (its spin budget) and the
 # registry seeds its generations from it.
 set -euo pipefail
@@ -23,3 +26,6 @@ export MIRIFLAGS="-Zmiri-disable-isolation ${MIRIFLAGS:-}"
 cargo +nightly miri test -p ffi-dispatch --lib
 cargo +nightly miri test -p ffi-dispatch --test macros
 cargo +nightly miri test -p ffi-dispatch --test runtime -- --skip eventfd
+cargo +nightly miri test -p ffi-dispatch --test events
+cargo +nightly miri test -p ffi-dispatch --test long_work
+cargo +nightly miri test -p ffi-dispatch --test async_handlers
