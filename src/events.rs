@@ -398,6 +398,10 @@ pub(crate) fn run(core: Arc<Core>) {
         cbor: Vec::new(),
         envelope: Vec::new(),
     };
+    // Spin only right after delivering: an event thread that has had nothing to do
+    // parks at once, so that it never holds a core that the worker or the host needs
+    // (at create, its spin would push the new worker onto the host's core).
+    let mut busy = false;
     loop {
         let mut handled = 0;
         // SAFETY: this thread is the event ring's only consumer.
@@ -411,12 +415,18 @@ pub(crate) fn run(core: Arc<Core>) {
         }
         if handled > 0 {
             hub.space.notify();
+            busy = true;
             continue;
         }
         if hub.stop.load(Ordering::Acquire) && hub.ring.is_empty() {
             break;
         }
-        if !crate::worker::spin_until(hub.spin, || {
+        let spin = if std::mem::take(&mut busy) {
+            hub.spin
+        } else {
+            Duration::ZERO
+        };
+        if !crate::worker::spin_until(spin, || {
             !hub.ring.is_empty() || hub.stop.load(Ordering::Relaxed)
         }) {
             hub.wake
