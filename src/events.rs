@@ -170,6 +170,8 @@ pub(crate) struct EventHub {
     dropped: SharedCounter,
     /// Set by emitters, cleared by the worker (see `take_fresh`).
     fresh: AtomicBool,
+    /// Numbers the listener calls (see `current_call`).
+    call_seq: OwnedCounter,
 }
 
 impl EventHub {
@@ -197,6 +199,7 @@ impl EventHub {
             delivered: OwnedCounter::default(),
             dropped: SharedCounter::default(),
             fresh: AtomicBool::new(false),
+            call_seq: OwnedCounter::default(),
         }
     }
 
@@ -216,11 +219,12 @@ impl EventHub {
         (emitted, self.dropped.get(), self.delivered.get())
     }
 
-    /// The listener call in progress: `delivered << 32 | listener id`, which changes
-    /// with every call (for the monitor's stuck-listener check).
-    pub(crate) fn current_call(&self) -> Option<u64> {
+    /// The listener call in progress, for the monitor's stuck-listener check: (the
+    /// call's sequence number, the listener's id). The number is published before the
+    /// call starts, so it stays the same for the whole call.
+    pub(crate) fn current_call(&self) -> Option<(u64, u64)> {
         let id = self.calling.load(Ordering::Relaxed);
-        (id != 0).then(|| self.delivered.get() << 32 | (id & u32::MAX as u64))
+        (id != 0).then(|| (self.call_seq.get(), id))
     }
 
     fn emit(&self, event: u16, write: impl FnOnce(&mut Vec<u8>) -> bool) -> Result<(), EmitError> {
@@ -496,6 +500,7 @@ impl Delivery {
                 ListenerView::Cbor => (RET_OK, &self.cbor[..]),
                 ListenerView::Envelope => (RET_OK, &self.envelope[..]),
             };
+            hub.call_seq.bump();
             if l.begin_call(&hub.calling) {
                 hub.delivered.bump();
                 deliver(l.callback, l.user_data, ret, bytes);

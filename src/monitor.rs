@@ -255,15 +255,14 @@ pub(crate) fn run(core: Arc<Core>, settings: Settings, tick: Duration) {
         // The event thread's current listener call.
         if let Some(limit) = settings.listener_stuck {
             match core.events.current_call() {
-                Some(call) => {
+                Some((call, listener_id)) => {
                     let (elapsed, _) = listener.observe(call, now, Duration::MAX);
                     if !listener.reported && elapsed >= limit {
                         listener.reported = true;
                         settings.report(
                             DIAG_LISTENER_STUCK,
                             &format!(
-                                "listener {} has been running for {} ms",
-                                call & u32::MAX as u64,
+                                "listener {listener_id} has been running for {} ms",
                                 elapsed.as_millis()
                             ),
                         );
