@@ -116,7 +116,9 @@ impl Listener {
     /// End the call with `calling.store(0, Release)`.
     #[inline]
     fn begin_call(&self, calling: &AtomicU64) -> bool {
-        calling.store(self.id, Ordering::Relaxed);
+        // Release: a monitor that reads this id (Acquire) also sees the call's number,
+        // stored just before (see `EventHub::current_call`).
+        calling.store(self.id, Ordering::Release);
         fence(Ordering::SeqCst);
         self.active.load(Ordering::Relaxed)
     }
@@ -223,7 +225,7 @@ impl EventHub {
     /// call's sequence number, the listener's id). The number is published before the
     /// call starts, so it stays the same for the whole call.
     pub(crate) fn current_call(&self) -> Option<(u64, u64)> {
-        let id = self.calling.load(Ordering::Relaxed);
+        let id = self.calling.load(Ordering::Acquire);
         (id != 0).then(|| (self.call_seq.get(), id))
     }
 
