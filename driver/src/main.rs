@@ -7,7 +7,10 @@
 //! histogram) and `async` (64 calls in flight per thread, throughput only), native and
 //! CBOR, at 1, 2 and 4 threads, beside the atomic ping-pong floor measured in the same
 //! run (before any context exists). Every reply is checked against the predicate; any
-//! wrong or missing reply makes the exit status 1.
+//! wrong or missing reply makes the exit status 1. The `event` lane (one 512 B
+//! `on_perf_ping` per round, stamp to listener) is set against its own baseline, a
+//! bare three-thread atomic relay, since an event crosses three threads where a call crosses
+//! two.
 //!
 //! Knobs (environment):
 //! - `FFID_DRIVER_LIB`: the cdylib (default: `libecho.so` beside this binary);
@@ -15,7 +18,7 @@
 //!   it down by size);
 //! - `FFID_DRIVER_THREADS`: thread counts (default `1,2,4`);
 //! - `FFID_DRIVER_SETUPS`: `scalar,payload64,payload512,payload4096,payload65536`;
-//! - `FFID_DRIVER_MODES`: `native,cbor`;  `FFID_DRIVER_LANES`: `sync,async`;
+//! - `FFID_DRIVER_MODES`: `native,cbor`;  `FFID_DRIVER_LANES`: `sync,async,event`;
 //! - `FFID_DRIVER_RING` (capacity), `FFID_DRIVER_RING_KIND` (0 tagged, 1 ArrayQueue),
 //!   `FFID_DRIVER_SPIN_NS` (worker spin budget).
 
@@ -593,6 +596,55 @@ fn floor(rounds: u64) -> Row {
     }
 }
 
+/// The event lane's baseline: a bare atomic relay host -> A -> B -> host over three
+/// threads, which is the path an event takes (host -> worker -> event thread -> host
+/// listener). The relays wait as the runtime's idle threads do (spin, then
+/// `sched_yield` between polls) and the host as the event lane does, so on a machine
+/// with fewer cores than three this row shows what sharing a core costs by itself. It
+/// is a baseline rather than a strict floor: the runtime's event thread parks when idle
+/// and can beat it.
+fn relay_floor(rounds: u64) -> Row {
+    let stage = Arc::new([AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)]);
+    let relays: Vec<_> = (0..2)
+        .map(|hop| {
+            let stage = stage.clone();
+            std::thread::spawn(move || {
+                for i in 1..=rounds {
+                    let ready = || stage[hop].load(Ordering::Acquire) == i;
+                    if !wait_spinning(64, ready) {
+                        fail_hard("relay floor: a hop never came");
+                    }
+                    stage[hop + 1].store(i, Ordering::Release);
+                }
+            })
+        })
+        .collect();
+    let mut hist = histogram();
+    let start = Instant::now();
+    for i in 1..=rounds {
+        let t0 = Instant::now();
+        stage[0].store(i, Ordering::Release);
+        if !wait_spinning(256, || stage[2].load(Ordering::Acquire) == i) {
+            fail_hard("relay floor: the round never came back");
+        }
+        hist.record((t0.elapsed().as_nanos() as u64).max(1))
+            .expect("in range");
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    for r in relays {
+        r.join().expect("relay thread");
+    }
+    Row {
+        setup: "event relay".into(),
+        mode: "-",
+        lane: "relay",
+        threads: 1,
+        calls_per_s: rounds as f64 / elapsed,
+        hist: Some(hist),
+        wrong: 0,
+    }
+}
+
 // ---- the event lane ------------------------------------------------------------------
 
 /// The time base of `stamp_ns`: the host's clock, shared by every thread of this run.
@@ -992,6 +1044,15 @@ fn main() {
         }
     }
     if knobs.lanes.iter().any(|l| l == "event") {
+        // Event rows take their p50/fl against the relay: an event crosses three
+        // threads where a call crosses two.
+        let relay = relay_floor((knobs.calls / 4).max(1_000));
+        print_row(&relay, floor_p50, None);
+        let relay_p50 = relay
+            .hist
+            .as_ref()
+            .map_or(1, |h| h.value_at_quantile(0.5))
+            .max(1);
         for &cbor in &knobs.modes {
             for &threads in &knobs.threads {
                 let ctx = make_context(&api, &knobs);
@@ -1004,7 +1065,7 @@ fn main() {
                 }
                 wrong += row.wrong;
                 let nim = if cbor { None } else { nim_ffi_events(threads) };
-                print_row(&row, floor_p50, nim);
+                print_row(&row, relay_p50, nim);
             }
         }
     }
