@@ -572,25 +572,38 @@ fn floor(rounds: u64) -> Row {
             }
         })
     };
-    let mut hist = histogram();
-    let start = Instant::now();
-    for i in 0..rounds {
-        let t0 = Instant::now();
+    let row = timed_rounds("floor", "ping-pong", 0..rounds, |i| {
         flag.store(2 * i + 1, Ordering::Release);
         while flag.load(Ordering::Acquire) != 2 * i + 2 {
             spin_loop();
         }
+    });
+    peer.join().expect("ping-pong peer");
+    row
+}
+
+/// Times each round of a bare baseline on this thread into a row.
+fn timed_rounds(
+    setup: &str,
+    lane: &'static str,
+    rounds: std::ops::Range<u64>,
+    mut round: impl FnMut(u64),
+) -> Row {
+    let count = rounds.end - rounds.start;
+    let mut hist = histogram();
+    let start = Instant::now();
+    for i in rounds {
+        let t0 = Instant::now();
+        round(i);
         hist.record((t0.elapsed().as_nanos() as u64).max(1))
             .expect("in range");
     }
-    let elapsed = start.elapsed().as_secs_f64();
-    peer.join().expect("ping-pong peer");
     Row {
-        setup: "floor".into(),
+        setup: setup.into(),
         mode: "-",
-        lane: "ping-pong",
+        lane,
         threads: 1,
-        calls_per_s: rounds as f64 / elapsed,
+        calls_per_s: count as f64 / start.elapsed().as_secs_f64(),
         hist: Some(hist),
         wrong: 0,
     }
@@ -619,30 +632,16 @@ fn relay_floor(rounds: u64) -> Row {
             })
         })
         .collect();
-    let mut hist = histogram();
-    let start = Instant::now();
-    for i in 1..=rounds {
-        let t0 = Instant::now();
+    let row = timed_rounds("event relay", "relay", 1..rounds + 1, |i| {
         stage[0].store(i, Ordering::Release);
         if !wait_spinning(256, || stage[2].load(Ordering::Acquire) == i) {
             fail_hard("relay floor: the round never came back");
         }
-        hist.record((t0.elapsed().as_nanos() as u64).max(1))
-            .expect("in range");
-    }
-    let elapsed = start.elapsed().as_secs_f64();
+    });
     for r in relays {
         r.join().expect("relay thread");
     }
-    Row {
-        setup: "event relay".into(),
-        mode: "-",
-        lane: "relay",
-        threads: 1,
-        calls_per_s: rounds as f64 / elapsed,
-        hist: Some(hist),
-        wrong: 0,
-    }
+    row
 }
 
 // ---- the event lane ------------------------------------------------------------------
