@@ -9,8 +9,8 @@
 //! run (before any context exists). Every reply is checked against the predicate; any
 //! wrong or missing reply makes the exit status 1. The `event` lane (one 512 B
 //! `on_perf_ping` per round, stamp to listener) is set against its own baseline, a
-//! bare three-thread atomic relay, since an event crosses three threads where a call crosses
-//! two.
+//! bare three-thread atomic relay, since an event crosses three threads where a call
+//! crosses two.
 //!
 //! Knobs (environment):
 //! - `FFID_DRIVER_LIB`: the cdylib (default: `libecho.so` beside this binary);
@@ -582,6 +582,14 @@ fn floor(rounds: u64) -> Row {
     row
 }
 
+/// A baseline row's p50 in ns (at least 1: it divides).
+fn p50_ns(row: &Row) -> u64 {
+    row.hist
+        .as_ref()
+        .map_or(1, |h| h.value_at_quantile(0.5))
+        .max(1)
+}
+
 /// Times each round of a bare baseline on this thread into a row.
 fn timed_rounds(
     setup: &str,
@@ -1001,11 +1009,7 @@ fn main() {
     );
     // The floor first: before any context (and its worker) exists.
     let fl = floor(knobs.calls.max(10_000));
-    let floor_p50 = fl
-        .hist
-        .as_ref()
-        .map_or(1, |h| h.value_at_quantile(0.5))
-        .max(1);
+    let floor_p50 = p50_ns(&fl);
     print_row(&fl, floor_p50, None);
 
     let mut wrong = 0;
@@ -1047,11 +1051,7 @@ fn main() {
         // threads where a call crosses two.
         let relay = relay_floor((knobs.calls / 4).max(1_000));
         print_row(&relay, floor_p50, None);
-        let relay_p50 = relay
-            .hist
-            .as_ref()
-            .map_or(1, |h| h.value_at_quantile(0.5))
-            .max(1);
+        let relay_p50 = p50_ns(&relay);
         for &cbor in &knobs.modes {
             for &threads in &knobs.threads {
                 let ctx = make_context(&api, &knobs);
