@@ -18,13 +18,14 @@
 
 use std::cell::Cell;
 use std::ffi::{c_int, c_void};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::RawFd;
 
 use crate::abi::Callback;
 use crate::envelope::Payload;
 use crate::reply::deliver;
 use crate::ring::{Ring, TagRing};
 use crate::sync::{AtomicBool, Ordering};
+use crate::wake::EventFd;
 
 /// The signal protocol with the tagged ring, model-checked with loom: no completion is
 /// left in the ring with the fd unsignalled (the host would never drain it).
@@ -108,7 +109,8 @@ impl Signal {
 /// A context's completion ring and its eventfd.
 pub(crate) struct CompletionQueue {
     ring: TagRing<Completion>,
-    fd: OwnedFd,
+    /// Non-blocking: a drain finding it unsignalled goes on at once.
+    fd: EventFd,
     signalled: Signal,
     /// One drainer at a time (the ring has a single consumer).
     draining: parking_lot::Mutex<()>,
@@ -126,22 +128,16 @@ pub(crate) fn in_drain() -> bool {
 
 impl CompletionQueue {
     pub(crate) fn new(capacity: usize) -> std::io::Result<Self> {
-        // SAFETY: plain syscall with constant flags; the result is checked below.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
         Ok(CompletionQueue {
             ring: TagRing::new(capacity),
-            // SAFETY: a fresh descriptor that nothing else owns.
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            fd: EventFd::new(true)?,
             signalled: Signal::new(),
             draining: parking_lot::Mutex::new(()),
         })
     }
 
     pub(crate) fn fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
+        self.fd.raw()
     }
 
     /// Queues one host callback (`msg_nul` ends with the NUL terminator).
@@ -168,10 +164,7 @@ impl CompletionQueue {
 
     fn signal(&self) {
         if self.signalled.raise() {
-            let one: u64 = 1;
-            // SAFETY: writes 8 bytes from a local to our own eventfd; it can only fail
-            // on counter overflow, which one write per drain cannot reach.
-            unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+            self.fd.signal();
         }
     }
 
@@ -191,10 +184,7 @@ impl CompletionQueue {
     }
 
     fn drain_locked(&self, max: usize) -> usize {
-        let mut counter = 0u64;
-        // SAFETY: reads 8 bytes into a local from our own non-blocking eventfd (EAGAIN
-        // when it was not signalled, which is fine).
-        unsafe { libc::read(self.fd.as_raw_fd(), (&mut counter as *mut u64).cast(), 8) };
+        self.fd.take(); // 0 when it was not signalled, which is fine
         self.signalled.clear();
         let was = IN_DRAIN.with(|d| d.replace(true));
         let mut ran = 0;

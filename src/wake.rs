@@ -90,13 +90,63 @@ mod futex {
     }
 }
 
+/// A Linux eventfd: a kernel counter that a reactor can poll, used by the eventfd wake
+/// backend and by completion mode's ring.
+#[cfg(target_os = "linux")]
+pub(crate) struct EventFd(std::os::fd::OwnedFd);
+
+#[cfg(target_os = "linux")]
+impl EventFd {
+    /// A counter at 0. `nonblocking`: `take` returns 0 at once instead of sleeping
+    /// while the counter is 0.
+    pub(crate) fn new(nonblocking: bool) -> std::io::Result<EventFd> {
+        use std::os::fd::FromRawFd;
+        let flags = libc::EFD_CLOEXEC | if nonblocking { libc::EFD_NONBLOCK } else { 0 };
+        // SAFETY: plain syscall with constant flags; the result is checked below.
+        let fd = unsafe { libc::eventfd(0, flags) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a freshly created descriptor that nothing else owns.
+        Ok(EventFd(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// Adds 1: the descriptor turns readable.
+    pub(crate) fn signal(&self) {
+        let one = 1u64;
+        // SAFETY: writes 8 bytes from a local u64 to a descriptor we own; an eventfd
+        // write only fails on counter overflow, which 1 per signal cannot reach.
+        unsafe { libc::write(self.raw(), (&one as *const u64).cast(), 8) };
+    }
+
+    /// Reads the counter and resets it to 0 (the descriptor turns unreadable). A
+    /// blocking eventfd sleeps while the counter is 0; a non-blocking one returns 0.
+    /// Interrupted by a signal, it returns 0 too: callers loop on their own state.
+    pub(crate) fn take(&self) -> u64 {
+        let mut count = 0u64;
+        // SAFETY: reads 8 bytes into a local u64 from a descriptor we own.
+        let n = unsafe { libc::read(self.raw(), (&mut count as *mut u64).cast(), 8) };
+        if n == 8 {
+            count
+        } else {
+            0
+        }
+    }
+
+    /// The descriptor to poll, owned by this value.
+    pub(crate) fn raw(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.0.as_raw_fd()
+    }
+}
+
 /// How a parked worker sleeps and is woken.
 pub(crate) enum WakeBackend {
     /// A futex on the state word (via `parking_lot_core`, which uses futex on Linux).
     Futex,
-    /// A Linux eventfd, pollable by a reactor that shares the worker thread.
+    /// A blocking Linux eventfd, pollable by a reactor that shares the worker thread.
     #[cfg(target_os = "linux")]
-    EventFd(std::os::fd::OwnedFd),
+    EventFd(EventFd),
 }
 
 impl WakeBackend {
@@ -104,16 +154,7 @@ impl WakeBackend {
     pub(crate) fn eventfd() -> std::io::Result<WakeBackend> {
         #[cfg(target_os = "linux")]
         {
-            use std::os::fd::FromRawFd;
-            // SAFETY: plain syscall with constant flags; the result is checked below.
-            let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
-            if fd < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // SAFETY: `fd` is a freshly created descriptor that nothing else owns.
-            Ok(WakeBackend::EventFd(unsafe {
-                std::os::fd::OwnedFd::from_raw_fd(fd)
-            }))
+            EventFd::new(false).map(WakeBackend::EventFd)
         }
         #[cfg(not(target_os = "linux"))]
         Err(std::io::Error::new(
@@ -182,9 +223,8 @@ impl WorkerWake {
     /// The pollable descriptor of the eventfd backend, if that is the backend.
     #[cfg(target_os = "linux")]
     pub(crate) fn fd(&self) -> Option<std::os::fd::RawFd> {
-        use std::os::fd::AsRawFd;
         match &self.backend {
-            WakeBackend::EventFd(fd) => Some(fd.as_raw_fd()),
+            WakeBackend::EventFd(fd) => Some(fd.raw()),
             WakeBackend::Futex => None,
         }
     }
@@ -201,13 +241,10 @@ impl WorkerWake {
             }
             #[cfg(target_os = "linux")]
             WakeBackend::EventFd(fd) => {
-                use std::os::fd::AsRawFd;
-                let mut count = 0u64;
-                // SAFETY: reads 8 bytes into a local u64 from a descriptor we own. A
-                // blocking read returns once the counter is non-zero (a wake happened
-                // after the announce, or a stray one is left over: both fine, the caller
-                // loops on the state word). EINTR also just loops.
-                unsafe { libc::read(fd.as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
+                // Returns once the counter is non-zero (a wake happened after the
+                // announce, or a stray one is left over: both fine, the caller loops on
+                // the state word). EINTR also just loops.
+                fd.take();
             }
         }
     }
@@ -219,13 +256,7 @@ impl WorkerWake {
                 unsafe { futex::unpark_all(self.key()) };
             }
             #[cfg(target_os = "linux")]
-            WakeBackend::EventFd(fd) => {
-                use std::os::fd::AsRawFd;
-                let one = 1u64;
-                // SAFETY: writes 8 bytes from a local u64 to a descriptor we own; an
-                // eventfd write only fails on counter overflow, which 1 per wake cannot reach.
-                unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
-            }
+            WakeBackend::EventFd(fd) => fd.signal(),
         }
     }
 }
