@@ -675,12 +675,14 @@ impl Core {
         let queued = self.ring.len() as u64;
         let (events_emitted, events_dropped, events_delivered) = self.events.counts();
         Stats {
+            struct_size: std::mem::size_of::<Stats>() as u32,
+            reserved: 0,
             accepted: w.popped.get() - w.task_wakes.get() + queued,
             completed: w.answered.get() + self.counters.deferred_answered.get(),
             refused: self.counters.refused.get(),
-            queued,
+            queue_depth: queued,
             high_water: w.high_water.get().max(queued),
-            worker_wakes: self.wake.wakes(),
+            wakeups: self.wake.wakes(),
             spin_hits: w.spin_hits.get(),
             parks: w.parks.get(),
             panics: w.panics.get(),
@@ -711,16 +713,11 @@ pub unsafe fn stats_into(ctx: *mut ffid_ctx, out: *mut crate::abi::ffid_context_
     let Some(s) = stats(ctx) else {
         return RET_ERR;
     };
-    let c = s.to_c();
-    let n = size.min(std::mem::size_of_val(&c));
+    let n = size.min(std::mem::size_of_val(&s));
     // SAFETY: the host's struct holds `size >= n` writable bytes (the contract above);
     // the source is a local of at least `n` bytes.
     unsafe {
-        std::ptr::copy_nonoverlapping(
-            (&c as *const crate::abi::ffid_context_stats).cast::<u8>(),
-            out.cast::<u8>(),
-            n,
-        )
+        std::ptr::copy_nonoverlapping((&s as *const Stats).cast::<u8>(), out.cast::<u8>(), n)
     };
     // The host keeps its own size in the first field.
     // SAFETY: as above, `size >= 8`.

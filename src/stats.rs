@@ -75,62 +75,7 @@ pub(crate) struct Counters {
     pub(crate) stale_pings: SharedCounter,
 }
 
-/// A snapshot of a context's counters (see [`ffid_context_stats`] for each field's meaning).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Calls accepted onto the ring.
-    pub accepted: u64,
-    /// Terminal callbacks delivered.
-    pub completed: u64,
-    /// Calls the live context refused.
-    pub refused: u64,
-    /// Requests queued now.
-    pub queued: u64,
-    /// The deepest queue the worker has seen.
-    pub high_water: u64,
-    /// Times a producer woke the parked worker (each is one syscall).
-    pub worker_wakes: u64,
-    /// Times the idle worker found work while spinning.
-    pub spin_hits: u64,
-    /// Times the worker parked.
-    pub parks: u64,
-    /// Handlers that panicked.
-    pub panics: u64,
-    /// Deferred replies not yet answered.
-    pub deferred_pending: u64,
-    /// Requests answered `"cancelled"`.
-    pub cancelled: u64,
-    /// Progress pings delivered.
-    pub stale_pings: u64,
-    /// Events queued for the event thread.
-    pub events_emitted: u64,
-    /// Events dropped on a full event ring.
-    pub events_dropped: u64,
-    /// Listener calls made.
-    pub events_delivered: u64,
-}
-
-impl Stats {
-    /// The C mirror.
-    pub fn to_c(&self) -> ffid_context_stats {
-        ffid_context_stats {
-            struct_size: std::mem::size_of::<ffid_context_stats>() as u32,
-            reserved: 0,
-            accepted: self.accepted,
-            completed: self.completed,
-            refused: self.refused,
-            queue_depth: self.queued,
-            high_water: self.high_water,
-            wakeups: self.worker_wakes,
-            spin_hits: self.spin_hits,
-            parks: self.parks,
-            panics: self.panics,
-            deferred_pending: self.deferred_pending,
-            cancelled: self.cancelled,
-            stale_pings: self.stale_pings,
-            events_emitted: self.events_emitted,
-            events_dropped: self.events_dropped,
-            events_delivered: self.events_delivered,
-        }
-    }
-}
+/// A snapshot of a context's counters: the C struct itself, which the Rust API returns
+/// too (see [`ffid_context_stats`] for each field's meaning). `struct_size` is its full
+/// size and `reserved` is 0.
+pub type Stats = ffid_context_stats;

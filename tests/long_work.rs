@@ -196,7 +196,7 @@ fn a_queued_request_can_be_cancelled_a_started_one_cannot() {
     }
     assert_eq!(ids, [running + 1, running + 2, running + 3], "ids count up");
     // Wait until the blocking call has surely started.
-    while stats(ctx).queued > 3 {
+    while stats(ctx).queue_depth > 3 {
         std::thread::yield_now();
     }
     std::thread::sleep(Duration::from_millis(10));
@@ -338,7 +338,7 @@ fn counters_follow_accepted_completed_refused_and_panics() {
         (s.accepted, s.completed, s.refused, s.panics),
         (11, 11, 1, 1)
     );
-    assert!(s.high_water <= 11 && s.queued == 0);
+    assert!(s.high_water <= 11 && s.queue_depth == 0);
     // The C view: struct_size limits what is written.
     let mut c = ffi_dispatch::abi::ffid_context_stats {
         struct_size: std::mem::size_of::<ffi_dispatch::abi::ffid_context_stats>() as u32,

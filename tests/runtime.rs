@@ -237,7 +237,7 @@ fn wakes_only_when_the_worker_announced_parking() {
                 std::thread::sleep(Duration::from_millis(1)); // the worker parks
             }
         }
-        let wakes = stats(ctx).unwrap().worker_wakes;
+        let wakes = stats(ctx).unwrap().wakeups;
         assert_eq!(destroy::<Journal>(ctx), RET_OK);
         if options.spin.is_zero() {
             assert!(
