@@ -117,13 +117,28 @@ impl PingGate {
     }
 }
 
-/// Sends one progress ping: the elapsed milliseconds as decimal text.
-fn ping(core: &Core, callback: Callback, user_data: *mut c_void, elapsed: Duration) {
+/// Sends one progress ping (the elapsed milliseconds as decimal text) to request `id`
+/// if its gate still lets it: not answered, not being answered. `target` is read while
+/// the gate is held, so it is still this request's. Returns whether it pinged.
+fn ping(
+    core: &Core,
+    gate: &PingGate,
+    id: u64,
+    target: impl FnOnce() -> (Callback, *mut c_void),
+    elapsed: Duration,
+) -> bool {
+    if !gate.try_ping(id) {
+        return false;
+    }
+    let (callback, user_data) = target();
     let mut text = [0u8; 24];
     let mut w = &mut text[..];
     let _ = write!(w, "{}\0", elapsed.as_millis());
     let len = 24 - w.len();
     core.answer(callback, user_data, RET_STALE_WARN, &text[..len]);
+    gate.end_ping(id);
+    core.counters.stale_pings.bump();
+    true
 }
 
 /// What the monitor watches for, from the context's options.
@@ -208,14 +223,14 @@ pub(crate) fn run(core: Arc<Core>, settings: Settings, tick: Duration) {
                 }
                 if settings.stale_ping.is_some()
                     && elapsed >= worker.next_ping
-                    && core.running.gate.try_ping(id)
+                    && ping(
+                        &core,
+                        &core.running.gate,
+                        id,
+                        || core.running.target(),
+                        elapsed,
+                    )
                 {
-                    // Holding the gate: the worker cannot answer, so it has not moved on
-                    // to another request and these are still this request's.
-                    let (cb, ud) = core.running.target();
-                    ping(&core, cb, ud, elapsed);
-                    core.running.gate.end_ping(id);
-                    core.counters.stale_pings.bump();
                     worker.next_ping = elapsed + interval;
                 }
                 if let Some(limit) = settings.not_responding {
@@ -244,11 +259,8 @@ pub(crate) fn run(core: Arc<Core>, settings: Settings, tick: Duration) {
         // Deferred replies not answered yet.
         if settings.stale_ping.is_some() {
             for (token, elapsed) in core.deferred.due(now, interval) {
-                if token.gate.try_ping(token.id) {
-                    ping(&core, token.callback, token.user_data, elapsed);
-                    token.gate.end_ping(token.id);
-                    core.counters.stale_pings.bump();
-                }
+                let target = || (token.callback, token.user_data);
+                ping(&core, &token.gate, token.id, target, elapsed);
             }
         }
 
