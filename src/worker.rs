@@ -2,11 +2,11 @@
 //! idle for the configured budget, and park (see `wake.rs`) when the budget runs out.
 
 use std::any::Any;
+use std::ffi::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use std::ffi::c_int;
 
 use crate::abi::{Callback, RET_ERR, RET_OK, THREAD_WORKER};
 use crate::context::Core;
@@ -15,8 +15,6 @@ use crate::reply::Reply;
 use crate::ring::Ring;
 use crate::sync::Ordering;
 use crate::tasks::{Tasks, TASK_WAKE};
-use std::ptr::NonNull;
-
 use crate::{CallError, LibRef, Library, UserData};
 
 /// Requests handled between two checks for blocked producers.
@@ -113,20 +111,14 @@ pub(crate) fn run<L: Library>(
             std::thread::sleep(Duration::from_micros(200));
             continue;
         }
-        let has_work = || {
-            !core.ring.is_empty()
-                || core.stop.load(Ordering::Relaxed)
-                || core.overflowed.load(Ordering::Relaxed)
-        };
-        if spin_until(core.spin, has_work) {
+        // Relaxed while spinning; SeqCst in the park's recheck (see `wake.rs`).
+        let has_work =
+            |order| !core.ring.is_empty() || core.stop.load(order) || core.overflowed.load(order);
+        if spin_until(core.spin, || has_work(Ordering::Relaxed)) {
             counters.spin_hits.bump();
         } else {
             counters.parks.bump();
-            core.wake.park(|| {
-                !core.ring.is_empty()
-                    || core.stop.load(Ordering::SeqCst)
-                    || core.overflowed.load(Ordering::SeqCst)
-            });
+            core.wake.park(|| has_work(Ordering::SeqCst));
         }
     }
 
