@@ -570,11 +570,7 @@ fn with_core<L: Library, R>(ctx: *mut ffid_ctx, f: impl FnOnce(&Core) -> R) -> O
 /// the worker reaches it, and this returns `RET_OK`. Returns `RET_ERR`, changing
 /// nothing, when the request has started or finished, the id is unknown, or the handle
 /// is not live.
-///
-/// The worker and a canceller agree through a store-load pair: the worker stores the
-/// started id (`PingGate::begin`, SeqCst) and then loads `pending`; the canceller
-/// raises `pending` and then loads the started id. At least one of them sees the
-/// other's store; whichever then removes the id from the table under its lock decides.
+/// How the worker and a canceller agree is explained at `Cancels`.
 pub fn cancel<L: Library>(ctx: *mut ffid_ctx, id: u64) -> c_int {
     with_core::<L, _>(ctx, |core| {
         let Ingress::Tag(ring) = &core.ring else {
@@ -599,8 +595,6 @@ fn shut_down(core: &Core) {
     join(core.worker.lock().unwrap_or_else(|e| e.into_inner()).take());
     core.deferred.shut_down(core, core.shutdown_timeout);
     core.events.close();
-    core.events.stop.store(true, Ordering::SeqCst);
-    core.events.wake.notify();
     *core.monitor_stop.lock() = true;
     core.monitor_wake.notify_all();
     let helpers = std::mem::take(&mut *core.helpers.lock().unwrap_or_else(|e| e.into_inner()));

@@ -149,14 +149,14 @@ struct Event {
 /// A context's event ring, listeners and delivery state.
 pub(crate) struct EventHub {
     ring: TagRing<Event>,
-    pub(crate) wake: WorkerWake,
+    wake: WorkerWake,
     space: SpaceWait,
     policy: EventPolicy,
-    pub(crate) spin: Duration,
+    spin: Duration,
     /// Emitting refused (destroy).
     closed: AtomicBool,
     /// The event thread exits once the ring is empty.
-    pub(crate) stop: AtomicBool,
+    stop: AtomicBool,
     library: TypeId,
     descs: &'static [EventDesc],
     listeners: Mutex<Vec<Arc<Listener>>>,
@@ -311,10 +311,13 @@ impl EventHub {
         true
     }
 
-    /// Destroy: refuse emitters and release the blocked ones.
+    /// Destroy, once the worker is gone: refuse emitters, release the blocked ones, and
+    /// tell the event thread to deliver what is queued and exit.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
         self.space.notify();
+        self.stop.store(true, Ordering::SeqCst);
+        self.wake.notify();
     }
 
     /// After the event thread is joined: forget every listener.
