@@ -426,7 +426,10 @@ static void test_hooks_and_liveness(void) {
     o.diagnostic = rec_cb;
     o.diagnostic_user_data = &diag;
     ffid_ctx* ctx = make_with(&o);
-    CHECK(atomic_load(&starts[FFID_THREAD_WORKER]) == 1 && atomic_load(&starts[FFID_THREAD_EVENTS]) == 1);
+    /* The worker's start hook runs before the constructor, so before create reports;
+     * the other threads' hooks may still be on their way (all are counted after
+     * destroy, which joins them). */
+    CHECK(atomic_load(&starts[FFID_THREAD_WORKER]) == 1);
     waiter w;
     waiter_reset(&w);
     EchoSleepArgs s = {150};
