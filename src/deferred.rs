@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::abi::{Callback, RET_ERR, RET_OK};
+use crate::abi::{Callback, RET_ERR};
 use crate::context::Core;
 use crate::envelope::Kind;
 use crate::monitor::PingGate;
@@ -207,18 +207,9 @@ impl<T: ?Sized> Deferred<T> {
         if state.gate.claim(state.id) {
             with_reply(|reply| {
                 reply.start(state.kind);
-                match build(reply) {
-                    Ok(()) => {
-                        let msg = reply.ok_bytes();
-                        self.core
-                            .answer(state.callback, state.user_data, RET_OK, msg)
-                    }
-                    Err(e) => {
-                        let msg = reply.err_bytes(e.message());
-                        self.core
-                            .answer(state.callback, state.user_data, RET_ERR, msg)
-                    }
-                }
+                let result = build(reply);
+                let (ret, msg) = reply.outcome(result);
+                self.core.answer(state.callback, state.user_data, ret, msg);
             });
             self.core.counters.deferred_answered.bump();
         }

@@ -42,7 +42,7 @@ use crossbeam_utils::CachePadded;
 use minicbor::Encoder;
 use parking_lot::Mutex;
 
-use crate::abi::{Callback, RET_ERR, RET_OK, THREAD_EVENTS};
+use crate::abi::{Callback, RET_OK, THREAD_EVENTS};
 use crate::context::{Core, ThreadRole};
 use crate::envelope::{Kind, Payload};
 use crate::reply::{deliver, Answer, Reply};
@@ -489,10 +489,8 @@ impl Delivery {
         }
         let native: (c_int, &[u8]) = if want_native {
             self.native.start(Kind::Native);
-            match (desc.native)(payload, &mut self.native) {
-                Ok(()) => (RET_OK, self.native.ok_bytes()),
-                Err(e) => (RET_ERR, self.native.err_bytes(e.message())),
-            }
+            let result = (desc.native)(payload, &mut self.native);
+            self.native.outcome(result)
         } else {
             (RET_OK, &[0])
         };

@@ -12,7 +12,7 @@ use minicbor::Encoder;
 use std::mem::size_of;
 use std::sync::Arc;
 
-use crate::abi::Callback;
+use crate::abi::{Callback, RET_ERR, RET_OK};
 use crate::context::Core;
 use crate::deferred::Deferred;
 use crate::envelope::{Envelope, Kind};
@@ -235,6 +235,16 @@ impl Reply {
         }
         buf.push(0);
         buf
+    }
+
+    /// A handler's outcome as what its callback gets: `RET_OK` and the answer written,
+    /// or `RET_ERR` and the error's message (both NUL-terminated).
+    #[inline]
+    pub(crate) fn outcome(&mut self, result: Result<(), CallError>) -> (c_int, &[u8]) {
+        match result {
+            Ok(()) => (RET_OK, self.ok_bytes()),
+            Err(e) => (RET_ERR, self.err_bytes(e.message())),
+        }
     }
 
     /// An error message with the NUL terminator appended, never empty.

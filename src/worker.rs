@@ -235,8 +235,7 @@ fn run_handler<'r, L: Library>(
         return None;
     }
     Some(match outcome {
-        Ok(Ok(())) => (RET_OK, reply.ok_bytes()),
-        Ok(Err(e)) => (RET_ERR, reply.err_bytes(e.message())),
+        Ok(result) => reply.outcome(result),
         Err(panic) => {
             let msg = format!("handler panicked: {}", panic_message(&*panic));
             (RET_ERR, reply.err_bytes(&msg))
