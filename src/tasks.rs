@@ -111,7 +111,7 @@ impl Tasks {
             Ok(Poll::Pending) => {}
             Ok(Poll::Ready(())) => self.remove(index),
             Err(_) => {
-                core_of(task).counters.worker.panics.bump();
+                task.waker.core.counters.worker.panics.bump();
                 crate::deferred::with_drop_reason("async handler panicked", || self.remove(index));
             }
         }
@@ -137,8 +137,4 @@ impl Tasks {
             },
         );
     }
-}
-
-fn core_of(task: &Task) -> &Core {
-    &task.waker.core
 }
