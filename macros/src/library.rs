@@ -162,6 +162,12 @@ fn analyse(f: &ImplItemFn, role: Role) -> syn::Result<Func> {
             ));
         };
         if let Some(answer) = deferred_of(&pt.ty) {
+            if sig.asyncness.is_some() {
+                return Err(syn::Error::new_spanned(
+                    &pt.ty,
+                    "an async method answers with its return value, not a `Deferred<T>`",
+                ));
+            }
             if !matches!(role, Role::Method | Role::Static) {
                 return Err(syn::Error::new_spanned(
                     &pt.ty,
@@ -189,12 +195,6 @@ fn analyse(f: &ImplItemFn, role: Role) -> syn::Result<Func> {
             return Err(syn::Error::new_spanned(
                 &pt.ty,
                 format!("{what}: an async method takes owned arguments (String, Vec<u8>, ...): the request's buffer is gone after the first poll"),
-            ));
-        }
-        if sig.asyncness.is_some() && deferred_of(&pt.ty).is_some() {
-            return Err(syn::Error::new_spanned(
-                &pt.ty,
-                "an async method answers with its return value, not a `Deferred<T>`",
             ));
         }
         let shape = classify(&pt.ty, Slot::Param, &what)?;

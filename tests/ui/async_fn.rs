@@ -16,6 +16,11 @@ impl Lib {
     async fn ok(&self, url: String) -> String {
         url
     }
+    // An async method answers with its return value: a reply token has no place.
+    #[ffi]
+    async fn later(&self, reply: ffi_dispatch::Deferred<String>) {
+        reply.complete("x");
+    }
     #[ffi]
     fn bump(&mut self) {}
 }
