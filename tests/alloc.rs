@@ -71,14 +71,22 @@ fn call(submit: impl FnOnce(*mut c_void) -> c_int) -> u8 {
     done.first.load(Ordering::Relaxed) as u8
 }
 
-/// Submits `n` calls at once, then waits for all of them: the pool of large-payload
-/// buffers then holds at least `n`. A synchronous caller needs two (the worker gives a
-/// buffer back after its callback, so the host's next call may come first); whether a
+/// Queues `n` calls behind a 20 ms sleep on the worker, then waits for all of them: each
+/// queued call holds its own large-payload buffer, and all go back to the pool, which
+/// then holds at least `n`. A synchronous caller needs two (the worker gives a buffer
+/// back after its callback, so the host's next call may come first); whether a
 /// one-at-a-time warm-up ever takes the second depends on that race, and it would then
 /// be taken, once, inside the counted loop.
-fn burst(n: usize, submit: impl Fn(*mut c_void) -> c_int) {
-    let done: Vec<Done> = (0..n).map(|_| Done::default()).collect();
-    for d in &done {
+fn fill_pool(ctx: *mut ffid_ctx, n: usize, submit: impl Fn(*mut c_void) -> c_int) {
+    let done: Vec<Done> = (0..=n).map(|_| Done::default()).collect();
+    let sleep = EchoSleepArgs { ms: 20 };
+    // SAFETY: `sleep` and `done[0]` outlive the call (waited for below).
+    let ud = &done[0] as *const Done as *mut c_void;
+    assert_eq!(
+        unsafe { echo_sleep(ctx, Some(on_done), ud, &sleep) },
+        RET_OK
+    );
+    for d in &done[1..] {
         assert_eq!(submit(d as *const Done as *mut c_void), RET_OK);
     }
     for d in &done {
@@ -159,7 +167,7 @@ fn steady_state_allocations_per_call() {
     };
     // SAFETY: `big` outlives every call.
     let big_native_call = |ud| unsafe { echo_payload_check(ctx, Some(on_done), ud, &big_args) };
-    burst(4, big_native_call);
+    fill_pool(ctx, 4, big_native_call);
     let big_native = allocations_per_call(5_000, |_| {
         call(big_native_call);
     });
@@ -175,7 +183,7 @@ fn steady_state_allocations_per_call() {
     let big_cbor_call = |ud| unsafe {
         echo_payload_check_cbor(ctx, Some(on_done), ud, big_req.as_ptr(), big_req.len())
     };
-    burst(4, big_cbor_call);
+    fill_pool(ctx, 4, big_cbor_call);
     let big_cbor = allocations_per_call(5_000, |_| {
         call(big_cbor_call);
     });
