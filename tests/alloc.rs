@@ -46,6 +46,21 @@ struct Done {
     first: AtomicU32,
 }
 
+impl Done {
+    /// The `user_data` that points the callback at this record.
+    fn ud(&self) -> *mut c_void {
+        self as *const Done as *mut c_void
+    }
+
+    /// Spins until the callback has run, and checks that it answered `RET_OK`.
+    fn wait_ok(&self) {
+        while self.flag.load(Ordering::Acquire) == 0 {
+            std::hint::spin_loop();
+        }
+        assert_eq!(self.ret.load(Ordering::Relaxed), RET_OK as u32);
+    }
+}
+
 unsafe extern "C" fn on_done(ret: c_int, msg: *const c_char, len: usize, ud: *mut c_void) {
     // SAFETY: `ud` is the `Done` passed with the call, alive until the flag is set.
     let done = unsafe { &*(ud as *const Done) };
@@ -63,11 +78,8 @@ unsafe extern "C" fn on_done(ret: c_int, msg: *const c_char, len: usize, ud: *mu
 /// Makes one synchronous call and returns the first answer byte.
 fn call(submit: impl FnOnce(*mut c_void) -> c_int) -> u8 {
     let done = Done::default();
-    assert_eq!(submit(&done as *const Done as *mut c_void), RET_OK);
-    while done.flag.load(Ordering::Acquire) == 0 {
-        std::hint::spin_loop();
-    }
-    assert_eq!(done.ret.load(Ordering::Relaxed), RET_OK as u32);
+    assert_eq!(submit(done.ud()), RET_OK);
+    done.wait_ok();
     done.first.load(Ordering::Relaxed) as u8
 }
 
@@ -81,20 +93,12 @@ fn fill_pool(ctx: *mut ffid_ctx, n: usize, submit: impl Fn(*mut c_void) -> c_int
     let done: Vec<Done> = (0..=n).map(|_| Done::default()).collect();
     let sleep = EchoSleepArgs { ms: 20 };
     // SAFETY: `sleep` and `done[0]` outlive the call (waited for below).
-    let ud = &done[0] as *const Done as *mut c_void;
-    assert_eq!(
-        unsafe { echo_sleep(ctx, Some(on_done), ud, &sleep) },
-        RET_OK
-    );
+    let slept = unsafe { echo_sleep(ctx, Some(on_done), done[0].ud(), &sleep) };
+    assert_eq!(slept, RET_OK);
     for d in &done[1..] {
-        assert_eq!(submit(d as *const Done as *mut c_void), RET_OK);
+        assert_eq!(submit(d.ud()), RET_OK);
     }
-    for d in &done {
-        while d.flag.load(Ordering::Acquire) == 0 {
-            std::hint::spin_loop();
-        }
-        assert_eq!(d.ret.load(Ordering::Relaxed), RET_OK as u32);
-    }
+    done.iter().for_each(Done::wait_ok);
 }
 
 /// Allocations per call over `n` calls, after a warm-up. The warm-up lets the worker
@@ -121,12 +125,9 @@ fn steady_state_allocations_per_call() {
         prefix: c"alloc".as_ptr(),
     };
     // SAFETY: valid callback, config and user data that outlives the constructor callback.
-    let ctx: *mut ffid_ctx =
-        unsafe { echo_create(Some(on_done), &created as *const Done as *mut c_void, &cfg) };
+    let ctx: *mut ffid_ctx = unsafe { echo_create(Some(on_done), created.ud(), &cfg) };
     assert!(!ctx.is_null());
-    while created.flag.load(Ordering::Acquire) == 0 {
-        std::hint::spin_loop();
-    }
+    created.wait_ok();
 
     let native = allocations_per_call(20_000, |i| {
         let args = EchoScalarCheckArgs {
