@@ -18,8 +18,10 @@
  *   Any other return value means refused: the callback is never invoked.
  *     FFID_RET_MISSING_CALLBACK  cb is NULL
  *     FFID_RET_BUSY              the ring is full and the context rejects rather than
- *                                waits, or the caller is a worker thread (a call made
- *                                from inside a callback never blocks)
+ *                                waits; or the ring is full and the caller is inside a
+ *                                callback (see INSIDE A CALLBACK: such a call never
+ *                                blocks); or, in completion mode, the ring is full while
+ *                                the completion queue is too (see COMPLETION MODE)
  *     FFID_RET_ERR               ctx is NULL, garbage, destroyed, being destroyed, or of
  *                                another library; args is NULL; req is NULL with len > 0;
  *                                a string field is NULL or not valid UTF-8
@@ -59,10 +61,24 @@
  *   FFID_RET_STALE_WARN pings, which come from the context's monitor thread while the
  *   request runs. So a cb used with deferred methods or pings must be thread-safe. A
  *   callback may call into the library again (never blocking: a full ring gives
- *   FFID_RET_BUSY), but must not destroy a context.
+ *   FFID_RET_BUSY), but cannot destroy a context (FFID_RET_ERR; see INSIDE A CALLBACK).
  *   A context has up to three threads: the worker, the event thread (listeners) and
  *   the monitor (pings, diagnostics; only when some interval is configured). The thread
- *   hooks in ffid_options run first and last on each.
+ *   hooks in ffid_options run first and last on each. They start with the signal mask
+ *   of the thread that called <lib>_create (block signals there first to keep them off
+ *   the runtime's threads).
+ *
+ * INSIDE A CALLBACK
+ *   Means every call the runtime makes into host code, on any thread: terminal
+ *   callbacks and pings (on the worker or the monitor), deferred answers (on the
+ *   library's thread), drained completions (on the draining thread), listeners (on the
+ *   event thread), diagnostics and thread hooks. From inside a callback <lib>_destroy
+ *   returns FFID_RET_ERR (the context may be waiting for that very callback), and a call
+ *   never blocks: where it would wait for ring space it returns FFID_RET_BUSY.
+ *   Callbacks must return normally: a C++ exception, longjmp or pthread_exit out of one
+ *   aborts the process (it would unwind through Rust frames). Time spent in host
+ *   callbacks is not the library's: progress pings and FFID_DIAG_NOT_RESPONDING measure
+ *   handlers only, not the callbacks that answer them.
  *
  * PROGRESS PINGS
  *   While a request runs longer than ffid_options.stale_ping_ms (default 5000), its cb
@@ -95,8 +111,14 @@
  *   the context's threads: they queue, and <lib>_completion_fd(ctx) (an eventfd) turns
  *   readable. The host polls it and calls <lib>_drain(ctx, max), which runs them on the
  *   calling thread, in the order they were queued. msg is then valid during that call.
- *   The queue never drops: when it is full the worker waits, so keep draining.
- *   <lib>_destroy runs whatever is left on its own thread before returning (and is
+ *   The queue never drops: when it is full, whoever answers (the worker, a deferred
+ *   answer's thread, the monitor) waits for a drain. No host thread ever waits for that
+ *   space, since it may be the only drainer: a call that finds the ring full while some
+ *   answer waits for completion space is refused FFID_RET_BUSY, also under
+ *   FFID_BACKPRESSURE_BLOCK (drain, then call again); a drained callback is inside a
+ *   callback. <lib>_destroy may be called with the queue full and nothing drained: it
+ *   stops bounding the queue, so nothing it waits for waits for the host, answers every
+ *   accepted call and runs whatever is left on its own thread before returning (and is
  *   refused inside a drained callback). Listeners still run on the event thread.
  *
  * DIAGNOSTICS
@@ -104,11 +126,17 @@
  *   FFID_DIAG_* code and msg a human-readable text: FFID_DIAG_NOT_RESPONDING once when
  *   the worker has spent not_responding_ms in one handler, FFID_DIAG_RESPONDING when it
  *   moves on, FFID_DIAG_LISTENER_STUCK once per listener call that lasts
- *   listener_stuck_ms.
+ *   listener_stuck_ms; and FFID_DIAG_PANIC, on the thread that caught it (the worker),
+ *   when a handler, the constructor, the teardown or an async handler panicked: msg
+ *   names it, gives the panic's message and where it happened.
  *
  * LIFECYCLE
  *   <lib>_create(cb, user_data, cfg) returns a handle at once, or NULL (and no callback)
- *   when it cannot start. The constructor runs on the new worker thread and reports
+ *   when it cannot start: invalid options (a ring_capacity or event_ring_capacity of 0 or
+ *   above FFID_MAX_RING_CAPACITY, an unknown value, a non-zero reserved), no memory for
+ *   the rings, or no thread to be had. Whatever a failed create had started is stopped
+ *   and joined before it returns, thread_stop hooks included: the hooks' user_data may
+ *   be freed as soon as it returns NULL. The constructor runs on the new worker thread and reports
  *   through cb: FFID_RET_OK with no value, or FFID_RET_ERR with a message. Calls made
  *   right after create queue behind the constructor; if it failed they are answered
  *   FFID_RET_ERR, and the handle must still be destroyed.
@@ -117,12 +145,31 @@
  *   deferred replies (then answers the rest FFID_RET_ERR), delivers queued events, joins
  *   the other threads and frees everything. It returns
  *   FFID_RET_ERR for a handle that is not live (e.g. a second destroy) and when called
- *   from a worker thread (inside any callback).
+ *   inside a callback. A library's static methods run on a context of their own, made
+ *   on first use and kept for the life of the process; if it cannot be made (no thread
+ *   to be had) the call is refused and the next one tries again.
+ *
+ * FORK
+ *   Contexts do not survive fork(): the child has none of their threads. In the child
+ *   every context inherited from the parent is refused (calls and destroy return
+ *   FFID_RET_ERR, no callback comes; its memory is left as it is). Create new contexts in
+ *   the child; static methods make their own. The parent's contexts are unaffected.
+ *
+ * UNLOADING
+ *   dlclose is safe once every context the host made is destroyed, no call into the
+ *   library is in progress, and no callback is running. The library's threads end
+ *   inside destroy; a host thread that called in may keep the library loaded until it
+ *   exits (glibc unloads a library only once the threads that used its thread-locals
+ *   are gone). A library whose static methods were called keeps their context, and
+ *   must not be unloaded. Unloaded this way, it leaves no memory behind.
  *
  * PANICS
  *   A Rust handler that panics is answered FFID_RET_ERR, "handler panicked: ...", and the
  *   worker keeps serving - unless the library was built with panic = "abort"
- *   (ffid_catches_panics() returns 0), in which case the process aborts.
+ *   (ffid_catches_panics() returns 0), in which case the process aborts. Nothing is
+ *   written to the host's stdout or stderr: a caught panic is reported only through
+ *   FFID_DIAG_PANIC, if a diagnostic callback is set (RUST_BACKTRACE changes nothing).
+ *   Panics on threads the library starts itself are the library's own business.
  */
 #ifndef FFI_DISPATCH_H
 #define FFI_DISPATCH_H
@@ -139,7 +186,7 @@ extern "C" {
 #define FFID_RET_ERR 1              /* refused / terminal failure, msg says why */
 #define FFID_RET_MISSING_CALLBACK 2 /* refused: cb was NULL */
 #define FFID_RET_STALE_WARN 3       /* non-terminal progress ping, msg = elapsed ms */
-#define FFID_RET_BUSY 4             /* refused: ring full */
+#define FFID_RET_BUSY 4             /* refused: ring full (see ACCEPTED OR REFUSED) */
 
 /* The host's callback. msg/len: see POINTER OWNERSHIP above. */
 typedef void (*ffid_callback)(int ret, const char* msg, size_t len, void* user_data);
@@ -170,6 +217,11 @@ typedef struct ffid_ctx ffid_ctx;
 #define FFID_DIAG_NOT_RESPONDING 1 /* the worker is stuck in one handler */
 #define FFID_DIAG_RESPONDING 2     /* ... and has moved on */
 #define FFID_DIAG_LISTENER_STUCK 3 /* one listener call is taking too long */
+#define FFID_DIAG_PANIC 4          /* Rust code panicked on a context thread; msg says where */
+
+/* The largest ring_capacity and event_ring_capacity a create accepts (2^20: a request
+ * ring that large takes 128 MiB). */
+#define FFID_MAX_RING_CAPACITY 1048576u
 
 /* Thread roles (the role of ffid_thread_hook) */
 #define FFID_THREAD_WORKER 0
@@ -187,7 +239,7 @@ typedef void (*ffid_thread_hook)(int role, const char* name, void* user_data);
  * context's threads. */
 typedef struct ffid_options {
     uint32_t struct_size;   /* sizeof(ffid_options), set by ffid_options_init */
-    uint32_t ring_capacity; /* requests the ring holds; default 4096; 0 is invalid */
+    uint32_t ring_capacity; /* requests the ring holds; default 4096; 1..FFID_MAX_RING_CAPACITY */
     uint32_t spin_ns;       /* idle worker busy-spins this long before parking; default 50000 */
     uint32_t backpressure;  /* FFID_BACKPRESSURE_* */
     uint32_t wake;          /* FFID_WAKE_* */
@@ -195,11 +247,11 @@ typedef struct ffid_options {
     uint32_t stale_ping_ms;       /* ping interval for running requests; default 5000; 0 = off */
     uint32_t not_responding_ms;   /* FFID_DIAG_NOT_RESPONDING threshold; default 10000; 0 = off */
     uint32_t listener_stuck_ms;   /* FFID_DIAG_LISTENER_STUCK threshold; default 1000; 0 = off */
-    uint32_t event_ring_capacity; /* events queued at most; default 1024; 0 is invalid */
+    uint32_t event_ring_capacity; /* events queued at most; default 1024; 1..FFID_MAX_RING_CAPACITY */
     uint32_t event_backpressure;  /* FFID_EVENTS_* */
     uint32_t shutdown_timeout_ms; /* destroy waits this long for deferred replies; default 5000 */
     uint32_t completion;          /* FFID_COMPLETION_* */
-    uint32_t reserved;            /* 0 */
+    uint32_t reserved;            /* must be 0: anything else makes create return NULL */
     ffid_callback diagnostic;     /* FFID_DIAG_* reports, on the monitor thread; may be NULL */
     void* diagnostic_user_data;   /* passed to diagnostic */
     ffid_thread_hook thread_start; /* may be NULL */

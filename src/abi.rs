@@ -15,8 +15,8 @@ pub const RET_MISSING_CALLBACK: c_int = 2;
 /// Non-terminal progress ping: the request has run longer than the context's
 /// `stale_ping_ms`; `msg` is the elapsed milliseconds as decimal text.
 pub const RET_STALE_WARN: c_int = 3;
-/// Refused: the ring is full and the context's policy is `Reject`
-/// (or the caller is a worker thread, which never blocks).
+/// Refused: the ring is full and the context's policy is `Reject`, or the caller must
+/// not wait (inside a callback, or in completion mode while the completion queue is full).
 pub const RET_BUSY: c_int = 4;
 
 /// The host's callback: `ret` is a status code, `msg`/`len` the answer (valid only for
@@ -68,6 +68,14 @@ pub const DIAG_RESPONDING: c_int = 2;
 /// Diagnostic code: one listener call has lasted longer than `listener_stuck_ms`.
 pub const DIAG_LISTENER_STUCK: c_int = 3;
 
+/// Diagnostic code: a handler, the constructor, the teardown or an async task
+/// panicked; `msg` names it and gives the panic's message. Reported on the thread that
+/// caught the panic (the worker), in place of any output on the host's stderr.
+pub const DIAG_PANIC: c_int = 4;
+
+/// The largest ring capacity (requests or events) a create accepts.
+pub const MAX_RING_CAPACITY: u32 = 1 << 20;
+
 /// Thread role passed to the thread hooks: the context's worker.
 pub const THREAD_WORKER: c_int = 0;
 /// Thread role passed to the thread hooks: the context's event thread.
@@ -91,7 +99,7 @@ pub const OPTIONS_V1_SIZE: usize = 24;
 pub struct ffid_options {
     /// `sizeof(ffid_options)` as the host compiled it.
     pub struct_size: u32,
-    /// Ring capacity in requests (rounded to at least 1). Default 4096.
+    /// Ring capacity in requests, 1 to [`MAX_RING_CAPACITY`]. Default 4096.
     pub ring_capacity: u32,
     /// How long the idle worker busy-spins before it parks, in nanoseconds. 0 parks at once.
     pub spin_ns: u32,
@@ -110,7 +118,7 @@ pub struct ffid_options {
     /// `DIAG_LISTENER_STUCK` fires when one listener call lasts this long. Default 1000;
     /// 0 never fires. Needs `diagnostic`.
     pub listener_stuck_ms: u32,
-    /// Events the event ring holds. Default 1024; 0 is invalid.
+    /// Events the event ring holds, 1 to [`MAX_RING_CAPACITY`]. Default 1024.
     pub event_ring_capacity: u32,
     /// [`EVENTS_DROP_NEWEST`] (default) or [`EVENTS_BLOCK`].
     pub event_backpressure: u32,
@@ -118,9 +126,10 @@ pub struct ffid_options {
     pub shutdown_timeout_ms: u32,
     /// [`COMPLETION_CALLBACK`] (default) or [`COMPLETION_QUEUE`].
     pub completion: u32,
-    /// Zero.
+    /// Must be zero: anything else refuses the create.
     pub reserved: u32,
-    /// Receives `DIAG_*` reports on the monitor thread (may be null).
+    /// Receives `DIAG_*` reports on the monitor thread, and `DIAG_PANIC` on the thread
+    /// that caught the panic (may be null).
     pub diagnostic: Option<Callback>,
     /// Passed to `diagnostic`.
     pub diagnostic_user_data: *mut c_void,

@@ -13,29 +13,68 @@
 //! Both sides swap the flag, so the drainer's swap reads (and synchronises with) every
 //! producer swap before it: a completion pushed before a swap that saw `true` is popped
 //! by the drain that cleared the flag. A push after that drain's swap finds `false` and
-//! signals again. The ring never drops: a full ring makes the producer wait until the
-//! host drains, so a host in this mode must keep draining.
+//! signals again.
+//!
+//! The queue never drops. Nothing but a drain frees its space, and the host's thread
+//! may be the only drainer, so the rule is that no thread waits for that space where
+//! the wait could be the host's own:
+//! - a producer (the worker, a deferred completer, the monitor) that finds the ring
+//!   full waits, counted in `stalled`; a host call that would wait for *request* ring
+//!   space meanwhile is refused `BUSY` instead (`Core::push_full`);
+//! - a drained callback is inside a callback: its calls never block, destroy is refused;
+//! - destroy first lifts the bound ([`CompletionQueue::unbound`]): from then on what
+//!   does not fit waits in an unbounded overflow, so none of the threads destroy joins
+//!   can be stuck on a host that is not draining; destroy then runs it all.
 
-use std::cell::Cell;
 use std::ffi::{c_int, c_void};
 use std::os::fd::RawFd;
+use std::time::Duration;
+
+use crossbeam_queue::SegQueue;
+use crossbeam_utils::Backoff;
 
 use crate::abi::Callback;
 use crate::envelope::Payload;
 use crate::reply::deliver;
 use crate::ring::{Ring, TagRing};
-use crate::sync::{AtomicBool, Ordering};
+use crate::sync::{AtomicBool, AtomicU32, Ordering};
 use crate::wake::EventFd;
 
 /// The signal protocol with the tagged ring, model-checked with loom: no completion is
-/// left in the ring with the fd unsignalled (the host would never drain it).
+/// left in the ring with the fd unsignalled (the host would never drain it). And the
+/// stall protocol: a caller waiting for request ring space never misses an answer that
+/// stalls on a full completion queue (it would wait for a drain it is to do itself).
 #[cfg(all(test, loom))]
 mod loom_models {
-    use super::Signal;
+    use super::{Signal, Stalls};
     use crate::ring::{Ring, TagRing};
     use crate::sync::{AtomicU64, Ordering};
+    use crate::wake::SpaceWait;
     use loom::sync::Arc;
     use loom::thread;
+
+    #[test]
+    fn a_caller_waiting_for_space_sees_a_stalled_answer() {
+        crate::sync::model("stalled answer vs a caller waiting for ring space", || {
+            let ring = Arc::new(TagRing::<u32>::new(1));
+            ring.push(0).unwrap(); // full, and nobody pops: only the stall ends the wait
+            let space = Arc::new(SpaceWait::new());
+            let stalls = Arc::new(Stalls::default());
+            let answerer = {
+                let (space, stalls) = (space.clone(), stalls.clone());
+                // As `CompletionQueue::push` on a full queue, with `Core::space_freed`.
+                thread::spawn(move || {
+                    stalls.begin();
+                    space.notify();
+                })
+            };
+            // As `Core::push_full` under `Block`: refused once an answer is stalled.
+            while !stalls.any() {
+                space.wait(|| ring.is_full() && !stalls.any());
+            }
+            answerer.join().unwrap();
+        });
+    }
 
     #[test]
     fn no_completion_is_stranded_unsignalled() {
@@ -106,6 +145,26 @@ impl Signal {
     }
 }
 
+/// How many producers wait for room in a full completion ring. `begin` and the
+/// caller's `SpaceWait::notify` (a fence, then a load of the waiters) are one half of a
+/// store-fence-load pair; `SpaceWait::wait`'s registration, fence and the `any` in its
+/// recheck are the other, so a caller that registered to wait for ring space either
+/// sees the stall or is woken to look again.
+#[derive(Default)]
+pub(crate) struct Stalls(AtomicU32);
+
+impl Stalls {
+    pub(crate) fn begin(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+    pub(crate) fn end(&self) {
+        self.0.fetch_sub(1, Ordering::Release);
+    }
+    pub(crate) fn any(&self) -> bool {
+        self.0.load(Ordering::Relaxed) > 0
+    }
+}
+
 /// A context's completion ring and its eventfd.
 pub(crate) struct CompletionQueue {
     ring: TagRing<Completion>,
@@ -113,26 +172,25 @@ pub(crate) struct CompletionQueue {
     fd: EventFd,
     signalled: Signal,
     /// One drainer at a time (the ring has a single consumer).
-    draining: parking_lot::Mutex<()>,
-}
-
-thread_local! {
-    /// Set while this thread runs drained callbacks (destroy is refused there).
-    static IN_DRAIN: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Whether this thread is inside a drained callback.
-pub(crate) fn in_drain() -> bool {
-    IN_DRAIN.with(|d| d.get())
+    draining: std::sync::Mutex<()>,
+    /// Producers waiting for room in a full ring.
+    stalled: Stalls,
+    /// Set by destroy: a full ring no longer makes producers wait.
+    unbounded: AtomicBool,
+    /// What did not fit once `unbounded` was set; drained after the ring.
+    overflow: SegQueue<Completion>,
 }
 
 impl CompletionQueue {
     pub(crate) fn new(capacity: usize) -> std::io::Result<Self> {
         Ok(CompletionQueue {
-            ring: TagRing::new(capacity),
+            ring: TagRing::try_new(capacity).ok_or(std::io::ErrorKind::OutOfMemory)?,
             fd: EventFd::new(true)?,
             signalled: Signal::new(),
-            draining: parking_lot::Mutex::new(()),
+            draining: std::sync::Mutex::new(()),
+            stalled: Stalls::default(),
+            unbounded: AtomicBool::new(false),
+            overflow: SegQueue::new(),
         })
     }
 
@@ -140,13 +198,27 @@ impl CompletionQueue {
         self.fd.raw()
     }
 
-    /// Queues one host callback (`msg_nul` ends with the NUL terminator).
+    /// Whether some producer waits for the host to drain.
+    pub(crate) fn stalled(&self) -> bool {
+        self.stalled.any()
+    }
+
+    /// Destroy: from now on a full ring no longer makes anyone wait.
+    pub(crate) fn unbound(&self) {
+        self.unbounded.store(true, Ordering::SeqCst);
+    }
+
+    /// Queues one host callback (`msg_nul` ends with the NUL terminator). On a full
+    /// ring it waits for the host to drain, first raising `stalled` and calling
+    /// `on_stall` (which wakes callers blocked on the request ring, so that they give
+    /// up with `BUSY` rather than wait for this producer).
     pub(crate) fn push(
         &self,
         callback: Callback,
         user_data: *mut c_void,
         ret: c_int,
         msg_nul: &[u8],
+        on_stall: impl FnOnce(),
     ) {
         let mut c = Completion {
             callback,
@@ -154,10 +226,35 @@ impl CompletionQueue {
             ret,
             msg: Payload::copy_from(msg_nul),
         };
-        while let Err(back) = self.ring.push(c) {
-            c = back;
+        let mut on_stall = Some(on_stall);
+        let backoff = Backoff::new();
+        loop {
+            // Behind an overflow that is not empty: stay in order.
+            let overflowing = self.unbounded.load(Ordering::Acquire) && !self.overflow.is_empty();
+            if !overflowing {
+                match self.ring.push(c) {
+                    Ok(_) => break,
+                    Err(back) => c = back,
+                }
+            }
+            if self.unbounded.load(Ordering::Acquire) {
+                self.overflow.push(c);
+                break;
+            }
+            if let Some(f) = on_stall.take() {
+                self.stalled.begin();
+                f();
+            }
             self.signal(); // make sure the host knows there is something to drain
-            crate::sync::yield_now();
+            if backoff.is_completed() {
+                // The host is not draining: wait without taking a core from it.
+                std::thread::sleep(Duration::from_micros(100));
+            } else {
+                backoff.snooze();
+            }
+        }
+        if on_stall.is_none() {
+            self.stalled.end();
         }
         self.signal();
     }
@@ -171,33 +268,36 @@ impl CompletionQueue {
     /// Runs up to `max` queued callbacks on this thread; returns how many ran. Another
     /// thread draining at the same time (or a drained callback draining again) gets 0.
     pub(crate) fn drain(&self, max: usize) -> usize {
-        let Some(_one_drainer) = self.draining.try_lock() else {
-            return 0;
+        let _one_drainer = match self.draining.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return 0,
         };
         self.drain_locked(max)
     }
 
     /// Destroy: runs everything left, waiting for a concurrent drainer to finish.
     pub(crate) fn drain_all(&self) {
-        let _one_drainer = self.draining.lock();
+        let _one_drainer = crate::sync::lock(&self.draining);
         self.drain_locked(usize::MAX);
     }
 
     fn drain_locked(&self, max: usize) -> usize {
         self.fd.take(); // 0 when it was not signalled, which is fine
         self.signalled.clear();
-        let was = IN_DRAIN.with(|d| d.replace(true));
-        let mut ran = 0;
-        while ran < max {
-            // SAFETY: the `draining` lock makes this thread the ring's only consumer.
-            let Some(c) = (unsafe { self.ring.pop() }) else {
-                break;
-            };
-            deliver(c.callback, c.user_data, c.ret, c.msg.as_slice());
-            ran += 1;
-        }
-        IN_DRAIN.with(|d| d.set(was));
-        if ran == max && !self.ring.is_empty() {
+        let ran = crate::context::calling_host(|| {
+            let mut ran = 0;
+            while ran < max {
+                // SAFETY: the `draining` lock makes this thread the ring's only consumer.
+                let Some(c) = (unsafe { self.ring.pop() }).or_else(|| self.overflow.pop()) else {
+                    break;
+                };
+                deliver(c.callback, c.user_data, c.ret, c.msg.as_slice());
+                ran += 1;
+            }
+            ran
+        });
+        if ran == max && !(self.ring.is_empty() && self.overflow.is_empty()) {
             self.signal(); // more than `max` waited: stay readable
         }
         ran

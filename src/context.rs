@@ -152,12 +152,14 @@ pub(crate) struct Core {
     #[cfg(target_os = "linux")]
     completions: Option<crate::completion::CompletionQueue>,
     hooks: Option<ThreadHooks>,
+    /// The host's `DIAG_*` callback (`DIAG_PANIC` is reported where the panic was caught).
+    diagnostic: Option<crate::HostFn<Callback>>,
     pub(crate) shutdown_timeout: Duration,
     /// Task wakes that found the ring full (rare), and the flag the worker checks.
     overflow: crossbeam_queue::SegQueue<u64>,
     pub(crate) overflowed: AtomicBool,
-    monitor_stop: parking_lot::Mutex<bool>,
-    monitor_wake: parking_lot::Condvar,
+    monitor_stop: Mutex<bool>,
+    monitor_wake: std::sync::Condvar,
     worker: Mutex<Option<JoinHandle<()>>>,
     /// The event thread and the monitor.
     helpers: Mutex<Vec<JoinHandle<()>>>,
@@ -176,6 +178,10 @@ thread_local! {
     /// Set on the context's own threads: calls made there never block, and destroy
     /// must not run there (it would wait for itself).
     static ROLE: Cell<ThreadRole> = const { Cell::new(ThreadRole::Host) };
+    /// How many calls into host code this thread is inside, where it is not one of a
+    /// context's own threads (those are marked for life by `ROLE`): a library thread
+    /// answering a deferred reply, a host thread draining completions or destroying.
+    static HOST_CALLS: Cell<u32> = const { Cell::new(0) };
     /// The id of the last call this thread had accepted (`<lib>_last_request_id`).
     static LAST_REQUEST_ID: Cell<u64> = const { Cell::new(0) };
 }
@@ -188,8 +194,27 @@ pub(crate) fn thread_role() -> ThreadRole {
     ROLE.with(|r| r.get())
 }
 
-fn on_context_thread() -> bool {
-    thread_role() != ThreadRole::Host
+/// Runs `f`, which calls host code on a thread that is not one of a context's own,
+/// marked as inside a callback for its duration: calls made from there never block and
+/// destroy is refused ([`must_not_block`]).
+pub(crate) fn calling_host<R>(f: impl FnOnce() -> R) -> R {
+    struct Unmark;
+    impl Drop for Unmark {
+        fn drop(&mut self) {
+            HOST_CALLS.with(|d| d.set(d.get() - 1));
+        }
+    }
+    HOST_CALLS.with(|d| d.set(d.get() + 1));
+    let _unmark = Unmark;
+    f()
+}
+
+/// True on a context's own threads (the worker, which also runs handlers, the event
+/// thread, the monitor) and inside any callback on any other thread: "inside a
+/// callback" in the header. Such a thread must never wait for the runtime, which may be
+/// waiting for it: its calls get `BUSY` instead of blocking, and destroy is refused.
+pub(crate) fn must_not_block() -> bool {
+    thread_role() != ThreadRole::Host || HOST_CALLS.with(|d| d.get()) > 0
 }
 
 /// The id of the last call this thread had accepted (0 if none, or if the context uses
@@ -223,7 +248,7 @@ impl Core {
     ) {
         #[cfg(target_os = "linux")]
         if let Some(q) = &self.completions {
-            return q.push(callback, user_data, ret, msg_nul);
+            return q.push(callback, user_data, ret, msg_nul, || self.space_freed());
         }
         crate::reply::deliver(callback, user_data, ret, msg_nul);
     }
@@ -280,15 +305,21 @@ impl Core {
     fn push_full(&self, mut env: Envelope) -> Result<u64, Refusal> {
         let backoff = crossbeam_utils::Backoff::new();
         loop {
-            if self.policy == BackPressure::Reject || on_context_thread() {
+            // A caller in completion mode must not wait for ring space while the
+            // completion queue is full: the worker waits for a drain, which may be this
+            // very thread's next step (a single-threaded event loop).
+            if self.policy == BackPressure::Reject || must_not_block() || self.answers_stalled() {
                 return Err(Refusal::Busy);
             }
             if self.closed.load(Ordering::Acquire) {
                 return Err(Refusal::Err);
             }
             if backoff.is_completed() {
-                self.space
-                    .wait(|| self.ring.is_full() && !self.closed.load(Ordering::Relaxed));
+                self.space.wait(|| {
+                    self.ring.is_full()
+                        && !self.closed.load(Ordering::Relaxed)
+                        && !self.answers_stalled()
+                });
             } else {
                 backoff.snooze();
             }
@@ -307,15 +338,28 @@ impl Core {
         self.space.notify();
     }
 
+    /// Completion mode: some answer is waiting for room in the completion queue, which
+    /// only the host's drain frees (the protocol with a blocked caller is at
+    /// `completion::Stalls`).
+    fn answers_stalled(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        return self.completions.as_ref().is_some_and(|q| q.stalled());
+        #[cfg(not(target_os = "linux"))]
+        false
+    }
+
     pub(crate) fn method_name(&self, method: u16) -> &'static str {
         (self.method_names)(method)
     }
 
     /// The monitor's sleep between ticks: false once destroy asked it to stop.
     pub(crate) fn monitor_sleep(&self, tick: Duration) -> bool {
-        let mut stop = self.monitor_stop.lock();
+        let mut stop = crate::sync::lock(&self.monitor_stop);
         if !*stop {
-            self.monitor_wake.wait_for(&mut stop, tick);
+            stop = match self.monitor_wake.wait_timeout(stop, tick) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
         }
         !*stop
     }
@@ -347,7 +391,9 @@ fn method_name<L: Library>(method: u16) -> &'static str {
 /// Creates a context for library `L`: starts its threads; the worker runs
 /// `L::construct` on `config()` and reports the outcome through `callback`. Returns
 /// null, with no callback, when the callback is null, `config` refuses, the options are
-/// invalid, or no thread or registry slot can be had.
+/// invalid, or no memory, thread or registry slot can be had. Whatever it had started
+/// by then is stopped and joined (the thread hooks' stop calls included) before it
+/// returns null.
 pub fn create<L: Library>(
     callback: Option<Callback>,
     user_data: *mut c_void,
@@ -357,103 +403,134 @@ pub fn create<L: Library>(
     let (Some(callback), Some(options)) = (callback, options) else {
         return std::ptr::null_mut();
     };
+    if !options.is_valid() {
+        return std::ptr::null_mut();
+    }
     let Ok(config) = config() else {
         return std::ptr::null_mut();
     };
-    let backend = match options.wake {
-        WakeKind::Futex => WakeBackend::Futex,
-        WakeKind::EventFd => match WakeBackend::eventfd() {
-            Ok(b) => b,
-            Err(_) => return std::ptr::null_mut(),
-        },
+    registry::guard_fork();
+    crate::panics::keep_quiet();
+    let Some(core) = Core::new::<L>(&options) else {
+        return std::ptr::null_mut();
     };
+    let core = Arc::new(core);
+    let Some(handle) = registry::insert(core.clone()) else {
+        return std::ptr::null_mut();
+    };
+    if start_threads::<L>(&core, &options, callback, UserData(user_data), config).is_err() {
+        shut_down(&core);
+        registry::remove(handle);
+        return std::ptr::null_mut();
+    }
+    handle.cast()
+}
+
+/// Starts a new context's threads: the helpers first, so that if a thread cannot be
+/// had no worker has reported to the host yet and NULL keeps the "no callback" promise.
+/// Each thread started is handed to `core` at once, for `shut_down` to join.
+fn start_threads<L: Library>(
+    core: &Arc<Core>,
+    options: &Options,
+    callback: Callback,
+    user_data: UserData,
+    config: L::Config,
+) -> std::io::Result<()> {
+    let keep = |thread| crate::sync::lock(&core.helpers).push(thread);
+    keep(core.spawn(format!("ffid-{}-ev", L::NAME), crate::events::run)?);
     let monitor = crate::monitor::Settings {
         stale_ping: options.stale_ping,
         not_responding: options.not_responding,
         listener_stuck: options.listener_stuck,
         diagnostic: options.diagnostic,
     };
-    #[cfg(target_os = "linux")]
-    let completions = match options.completion {
-        crate::CompletionMode::Callback => None,
-        crate::CompletionMode::Queue => {
-            let capacity = options.ring_capacity.saturating_mul(2).max(1024);
-            match crate::completion::CompletionQueue::new(capacity) {
-                Ok(q) => Some(q),
-                Err(_) => return std::ptr::null_mut(),
-            }
-        }
-    };
-    #[cfg(not(target_os = "linux"))]
-    if options.completion == crate::CompletionMode::Queue {
-        return std::ptr::null_mut(); // needs eventfd
-    }
-    let core = Arc::new(Core {
-        ring: match options.ring {
-            RingKind::Tagged => Ingress::Tag(TagRing::new(options.ring_capacity)),
-            RingKind::ArrayQueue => Ingress::Array(ArrayRing::new(options.ring_capacity)),
-        },
-        wake: WorkerWake::new(backend),
-        space: SpaceWait::new(),
-        closed: AtomicBool::new(false),
-        stop: AtomicBool::new(false),
-        library: TypeId::of::<L>(),
-        method_names: method_name::<L>,
-        policy: options.backpressure,
-        spin: options.spin,
-        running: CachePadded::new(Running {
-            gate: PingGate::new(),
-            callback: AtomicPtr::new(std::ptr::null_mut()),
-            user_data: AtomicPtr::new(std::ptr::null_mut()),
-            method: AtomicU32::new(0),
-        }),
-        counters: Counters::default(),
-        cancels: Cancels::default(),
-        deferred: Pending::default(),
-        events: EventHub::new::<L>(
-            options.event_ring_capacity,
-            options.event_policy,
-            options.spin,
-        ),
-        #[cfg(target_os = "linux")]
-        completions,
-        hooks: options.thread_hooks,
-        shutdown_timeout: options.shutdown_timeout,
-        overflow: crossbeam_queue::SegQueue::new(),
-        overflowed: AtomicBool::new(false),
-        monitor_stop: parking_lot::Mutex::new(false),
-        monitor_wake: parking_lot::Condvar::new(),
-        worker: Mutex::new(None),
-        helpers: Mutex::new(Vec::new()),
-    });
-    let Some(handle) = registry::insert(core.clone()) else {
-        return std::ptr::null_mut();
-    };
-    // The helpers first: if a thread cannot be had, no worker has reported to the
-    // host yet, so returning NULL keeps the "no callback" promise.
-    let mut helpers = vec![core.spawn(format!("ffid-{}-ev", L::NAME), crate::events::run)];
     if let Some(tick) = monitor.tick() {
-        helpers.push(core.spawn(format!("ffid-{}-mon", L::NAME), move |core| {
+        keep(core.spawn(format!("ffid-{}-mon", L::NAME), move |core| {
             crate::monitor::run(core, monitor, tick)
-        }));
+        })?);
     }
-    let helpers: std::io::Result<Vec<_>> = helpers.into_iter().collect();
-    let started = helpers.and_then(|helpers| {
-        *core.helpers.lock().unwrap_or_else(|e| e.into_inner()) = helpers;
-        let user_data = UserData(user_data);
-        core.spawn(format!("ffid-{}", L::NAME), move |core| {
-            crate::worker::run::<L>(core, callback, user_data, config)
+    let worker = core.spawn(format!("ffid-{}", L::NAME), move |core| {
+        crate::worker::run::<L>(core, callback, user_data, config)
+    })?;
+    *crate::sync::lock(&core.worker) = Some(worker);
+    Ok(())
+}
+
+impl Core {
+    /// The parts of a new context, or `None` when a descriptor or the rings' memory
+    /// cannot be had.
+    fn new<L: Library>(options: &Options) -> Option<Core> {
+        let backend = match options.wake {
+            WakeKind::Futex => WakeBackend::Futex,
+            WakeKind::EventFd => WakeBackend::eventfd().ok()?,
+        };
+        #[cfg(target_os = "linux")]
+        let completions = match options.completion {
+            crate::CompletionMode::Callback => None,
+            crate::CompletionMode::Queue => {
+                let capacity = options.ring_capacity.saturating_mul(2).max(1024);
+                Some(crate::completion::CompletionQueue::new(capacity).ok()?)
+            }
+        };
+        #[cfg(not(target_os = "linux"))]
+        if options.completion == crate::CompletionMode::Queue {
+            return None; // needs eventfd
+        }
+        Some(Core {
+            ring: match options.ring {
+                RingKind::Tagged => Ingress::Tag(TagRing::try_new(options.ring_capacity)?),
+                RingKind::ArrayQueue => Ingress::Array(ArrayRing::try_new(options.ring_capacity)?),
+            },
+            wake: WorkerWake::new(backend),
+            space: SpaceWait::new(),
+            closed: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            library: TypeId::of::<L>(),
+            method_names: method_name::<L>,
+            policy: options.backpressure,
+            spin: options.spin,
+            running: CachePadded::new(Running {
+                gate: PingGate::new(),
+                callback: AtomicPtr::new(std::ptr::null_mut()),
+                user_data: AtomicPtr::new(std::ptr::null_mut()),
+                method: AtomicU32::new(0),
+            }),
+            counters: Counters::default(),
+            cancels: Cancels::default(),
+            deferred: Pending::default(),
+            events: EventHub::new::<L>(
+                options.event_ring_capacity,
+                options.event_policy,
+                options.spin,
+            )?,
+            #[cfg(target_os = "linux")]
+            completions,
+            hooks: options.thread_hooks,
+            diagnostic: options.diagnostic,
+            shutdown_timeout: options.shutdown_timeout,
+            overflow: crossbeam_queue::SegQueue::new(),
+            overflowed: AtomicBool::new(false),
+            monitor_stop: Mutex::new(false),
+            monitor_wake: std::sync::Condvar::new(),
+            worker: Mutex::new(None),
+            helpers: Mutex::new(Vec::new()),
         })
-    });
-    match started {
-        Ok(worker) => *core.worker.lock().unwrap_or_else(|e| e.into_inner()) = Some(worker),
-        Err(_) => {
-            shut_down(&core);
-            registry::remove(handle);
-            return std::ptr::null_mut();
+    }
+
+    /// Reports a panic the runtime caught on one of its threads (`DIAG_PANIC`), in
+    /// place of the default hook's report on the host's stderr (`panics.rs`).
+    pub(crate) fn report_panic(&self, what: &str, panic: &(dyn std::any::Any + Send)) {
+        if let Some(d) = self.diagnostic {
+            let mut msg = format!("{what} panicked: {}", crate::panics::message(panic));
+            if let Some(at) = crate::panics::take_location() {
+                msg.push_str(" (at ");
+                msg.push_str(&at);
+                msg.push(')');
+            }
+            msg.push('\0');
+            crate::reply::deliver(d.f, d.user_data, crate::abi::DIAG_PANIC, msg.as_bytes());
         }
     }
-    handle.cast()
 }
 
 /// Submits one call of method `method` of library `L`. Returns `RET_OK` when accepted
@@ -539,23 +616,64 @@ pub unsafe fn submit_cbor<L: Library>(
     })
 }
 
+/// Where a library keeps the handle of its static methods' context (one `static` per
+/// library, in generated code).
+/// (`std`'s atomics, not the loom shim's: a `static` needs `const` constructors.)
+pub struct StaticContext {
+    handle: std::sync::atomic::AtomicUsize,
+    /// `registry::forks()` when `handle` was made: a handle from before a fork is the
+    /// parent's.
+    forks: std::sync::atomic::AtomicU64,
+}
+
+impl StaticContext {
+    /// An empty cell: the context is made on first use.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        StaticContext {
+            handle: std::sync::atomic::AtomicUsize::new(0),
+            forks: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+}
+
 /// The process-wide context that serves library `L`'s static methods, created on first
-/// use and kept for the life of the process. Null (every call refused) if it could not
-/// be created.
-pub fn static_context<L: Library<Config = Request>>(
-    cell: &'static std::sync::OnceLock<usize>,
+/// use and kept for the life of the process (or of a fork child: the child makes its
+/// own). Null, and every call refused, while it cannot be created (no thread to be
+/// had, say); the next call tries again.
+#[inline]
+pub fn static_context<L: Library<Config = Request>>(cell: &'static StaticContext) -> *mut ffid_ctx {
+    // Acquire pairs with the Release store below: `forks` is read after `handle`.
+    let handle = cell.handle.load(Ordering::Acquire);
+    if handle != 0 && cell.forks.load(Ordering::Relaxed) == registry::forks() {
+        return handle as *mut ffid_ctx;
+    }
+    make_static_context::<L>(cell)
+}
+
+#[cold]
+fn make_static_context<L: Library<Config = Request>>(
+    cell: &'static StaticContext,
 ) -> *mut ffid_ctx {
     unsafe extern "C" fn created(_: c_int, _: *const std::ffi::c_char, _: usize, _: *mut c_void) {}
-    let handle = *cell.get_or_init(|| {
-        let ctx = create::<L>(
-            Some(created),
-            std::ptr::null_mut(),
-            Some(Options::default()),
-            || Request::native_checked(|_| Ok(())),
-        );
-        ctx as usize
-    });
-    handle as *mut ffid_ctx
+    let _one_maker = registry::STATIC_INIT
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let handle = cell.handle.load(Ordering::Acquire);
+    if handle != 0 && cell.forks.load(Ordering::Relaxed) == registry::forks() {
+        return handle as *mut ffid_ctx;
+    }
+    let ctx = create::<L>(
+        Some(created),
+        std::ptr::null_mut(),
+        Some(Options::default()),
+        || Request::native_checked(|_| Ok(())),
+    );
+    if !ctx.is_null() {
+        cell.forks.store(registry::forks(), Ordering::Relaxed);
+        cell.handle.store(ctx as usize, Ordering::Release);
+    }
+    ctx
 }
 
 /// Borrows a live context of library `L` for the duration of `f`.
@@ -590,14 +708,21 @@ pub fn cancel<L: Library>(ctx: *mut ffid_ctx, id: u64) -> c_int {
 
 /// Stops a context's threads and answers everything still owed (destroy steps 4-6).
 fn shut_down(core: &Core) {
+    // Completion mode: from here on nothing waits for the host to drain (the worker,
+    // deferred completers and the monitor may all be waiting for it now); what does
+    // not fit queues beside the ring and runs at the end, on this thread.
+    #[cfg(target_os = "linux")]
+    if let Some(q) = &core.completions {
+        q.unbound();
+    }
     core.stop.store(true, Ordering::SeqCst);
     core.wake.notify();
-    join(core.worker.lock().unwrap_or_else(|e| e.into_inner()).take());
+    join(crate::sync::lock(&core.worker).take());
     core.deferred.shut_down(core, core.shutdown_timeout);
     core.events.close();
-    *core.monitor_stop.lock() = true;
+    *crate::sync::lock(&core.monitor_stop) = true;
     core.monitor_wake.notify_all();
-    let helpers = std::mem::take(&mut *core.helpers.lock().unwrap_or_else(|e| e.into_inner()));
+    let helpers = std::mem::take(&mut *crate::sync::lock(&core.helpers));
     for t in helpers {
         join(Some(t));
     }
@@ -613,7 +738,7 @@ fn shut_down(core: &Core) {
 /// Returns `RET_ERR` for a stale, invalid or foreign handle, for a second destroy, and
 /// when called on one of a context's threads (from inside a handler or callback).
 pub fn destroy<L: Library>(ctx: *mut ffid_ctx) -> c_int {
-    if on_context_thread() || in_drain() {
+    if must_not_block() {
         return RET_ERR;
     }
     let handle = ctx.cast();
@@ -628,13 +753,6 @@ pub fn destroy<L: Library>(ctx: *mut ffid_ctx) -> c_int {
     shut_down(&core);
     registry::remove(handle);
     RET_OK
-}
-
-fn in_drain() -> bool {
-    #[cfg(target_os = "linux")]
-    return crate::completion::in_drain();
-    #[cfg(not(target_os = "linux"))]
-    false
 }
 
 /// Completion mode: runs up to `max` queued callbacks of a context of `L` on this

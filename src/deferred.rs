@@ -17,10 +17,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex};
+
+use crate::sync::lock;
 
 use crate::abi::{Callback, RET_ERR};
-use crate::context::Core;
+use crate::context::{calling_host, Core};
 use crate::envelope::Kind;
 use crate::monitor::PingGate;
 use crate::reply::{Answer, Reply};
@@ -48,36 +50,66 @@ unsafe impl Sync for TokenState {}
 /// The table of a context's outstanding deferred replies.
 #[derive(Default)]
 pub(crate) struct Pending {
-    tokens: Mutex<HashMap<u64, Arc<TokenState>>>,
-    /// Signalled when the table becomes empty (destroy waits on it).
+    tokens: Mutex<Tokens>,
+    /// Signalled when the table becomes empty while destroy waits on it.
     emptied: Condvar,
+}
+
+#[derive(Default)]
+struct Tokens {
+    by_id: HashMap<u64, Arc<TokenState>>,
+    /// Destroy waits for the table to empty: only then is `emptied` signalled (a
+    /// notify is a syscall even with nobody waiting).
+    awaited: bool,
 }
 
 impl Pending {
     fn insert(&self, token: Arc<TokenState>) {
-        self.tokens.lock().insert(token.id, token);
+        lock(&self.tokens).by_id.insert(token.id, token);
     }
 
     fn remove(&self, id: u64) {
-        let mut tokens = self.tokens.lock();
-        tokens.remove(&id);
-        if tokens.is_empty() {
+        let mut tokens = lock(&self.tokens);
+        tokens.by_id.remove(&id);
+        if tokens.by_id.is_empty() && tokens.awaited {
             self.emptied.notify_all();
         }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.tokens.lock().len()
+        lock(&self.tokens).by_id.len()
+    }
+
+    /// Destroy: waits until the table is empty or `deadline` passes, with the lock held
+    /// on return.
+    fn wait_empty(&self, deadline: Option<Instant>) -> std::sync::MutexGuard<'_, Tokens> {
+        let mut tokens = lock(&self.tokens);
+        tokens.awaited = true;
+        while !tokens.by_id.is_empty() {
+            let wait = match deadline {
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) => left,
+                    None => break,
+                },
+                None => Duration::from_secs(3600),
+            };
+            tokens = match self.emptied.wait_timeout(tokens, wait) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+        tokens
     }
 
     /// The tokens whose next progress ping is due, with their age.
     pub(crate) fn due(&self, now: Instant, interval: Duration) -> Vec<(Arc<TokenState>, Duration)> {
-        let tokens = self.tokens.lock();
-        if tokens.is_empty() {
+        let tokens = lock(&self.tokens);
+        if tokens.by_id.is_empty() {
             return Vec::new();
         }
         let interval_ms = interval.as_millis().max(1) as u64;
         tokens
+            .by_id
             .values()
             .filter_map(|t| {
                 let age = now.saturating_duration_since(t.created);
@@ -95,28 +127,19 @@ impl Pending {
     /// Destroy: waits up to `timeout` for the outstanding replies, then answers each
     /// one still outstanding `ERR`. Returns when the table is empty.
     pub(crate) fn shut_down(&self, core: &Core, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        let mut tokens = self.tokens.lock();
-        while !tokens.is_empty() {
-            if self.emptied.wait_until(&mut tokens, deadline).timed_out() {
-                break;
-            }
-        }
-        let late: Vec<Arc<TokenState>> = tokens.values().cloned().collect();
+        let tokens = self.wait_empty(Instant::now().checked_add(timeout));
+        let late: Vec<Arc<TokenState>> = tokens.by_id.values().cloned().collect();
         drop(tokens);
         for token in late {
             if token.gate.claim(token.id) {
                 let msg = *b"context destroyed before the deferred reply\0";
-                core.answer(token.callback, token.user_data, RET_ERR, &msg);
+                calling_host(|| core.answer(token.callback, token.user_data, RET_ERR, &msg));
                 core.counters.deferred_answered.bump();
                 self.remove(token.id);
             }
         }
         // A completer that won its claim removes its token after its callback returns.
-        let mut tokens = self.tokens.lock();
-        while !tokens.is_empty() {
-            self.emptied.wait(&mut tokens);
-        }
+        drop(self.wait_empty(None));
     }
 }
 
@@ -209,7 +232,8 @@ impl<T: ?Sized> Deferred<T> {
                 reply.start(state.kind);
                 let result = build(reply);
                 let (ret, msg) = reply.outcome(result);
-                self.core.answer(state.callback, state.user_data, ret, msg);
+                // Any thread may answer: mark it as inside a callback meanwhile.
+                calling_host(|| self.core.answer(state.callback, state.user_data, ret, msg));
             });
             self.core.counters.deferred_answered.bump();
         }

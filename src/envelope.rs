@@ -48,8 +48,8 @@ impl Drop for Payload {
 /// worst: glibc trims and regrows its heap, and the page faults cost 50-500 µs here.
 /// Buffers come in power-of-two classes from 128 B to 256 KiB, each class keeping at most
 /// 512 KiB (and 2 to 64 buffers); larger payloads and a full class use the allocator.
-mod pool {
-    use std::sync::OnceLock;
+pub(crate) mod pool {
+    use std::sync::atomic::{AtomicPtr, Ordering};
 
     use crossbeam_queue::ArrayQueue;
 
@@ -57,13 +57,55 @@ mod pool {
     const MAX_SHIFT: u32 = 18;
     const CLASS_BYTES: usize = 512 * 1024;
 
+    type Classes = Vec<ArrayQueue<Vec<u8>>>;
+
+    /// Made on first use; freed only when the library is unloaded ([`release`]).
+    static CLASSES: AtomicPtr<Classes> = AtomicPtr::new(std::ptr::null_mut());
+
+    #[inline]
     fn classes() -> &'static [ArrayQueue<Vec<u8>>] {
-        static CLASSES: OnceLock<Vec<ArrayQueue<Vec<u8>>>> = OnceLock::new();
-        CLASSES.get_or_init(|| {
-            (MIN_SHIFT..=MAX_SHIFT)
-                .map(|shift| ArrayQueue::new((CLASS_BYTES >> shift).clamp(2, 64)))
-                .collect()
-        })
+        // Acquire pairs with the publishing CAS in `make_classes`.
+        let classes = CLASSES.load(Ordering::Acquire);
+        // SAFETY: a non-null pointer is a published, fully built `Classes` that only
+        // `release` frees, when nothing can use the pool any more.
+        match unsafe { classes.as_ref() } {
+            Some(classes) => classes,
+            None => make_classes(),
+        }
+    }
+
+    #[cold]
+    fn make_classes() -> &'static [ArrayQueue<Vec<u8>>] {
+        let fresh: Classes = (MIN_SHIFT..=MAX_SHIFT)
+            .map(|shift| ArrayQueue::new((CLASS_BYTES >> shift).clamp(2, 64)))
+            .collect();
+        let fresh = Box::into_raw(Box::new(fresh));
+        let null = std::ptr::null_mut();
+        match CLASSES.compare_exchange(null, fresh, Ordering::AcqRel, Ordering::Acquire) {
+            // SAFETY: just published; see `classes`.
+            Ok(_) => unsafe { &*fresh },
+            Err(first) => {
+                // SAFETY: ours, never published; `first` won and is published.
+                unsafe {
+                    drop(Box::from_raw(fresh));
+                    &*first
+                }
+            }
+        }
+    }
+
+    /// Frees the pool and every buffer in it.
+    ///
+    /// # Safety
+    /// Nothing uses the pool during or after the call: the library is being unloaded
+    /// with no context left (see `unload.rs`).
+    pub(crate) unsafe fn release() {
+        let classes = CLASSES.swap(std::ptr::null_mut(), Ordering::AcqRel);
+        if !classes.is_null() {
+            // SAFETY: published by `make_classes` and unreachable from now on (the
+            // caller's contract).
+            drop(unsafe { Box::from_raw(classes) });
+        }
     }
 
     /// The class whose buffers hold `len` bytes, if pooled.

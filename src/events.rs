@@ -40,7 +40,6 @@ use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 use minicbor::Encoder;
-use parking_lot::Mutex;
 
 use crate::abi::{Callback, RET_OK, THREAD_EVENTS};
 use crate::context::{Core, ThreadRole};
@@ -159,7 +158,7 @@ pub(crate) struct EventHub {
     stop: AtomicBool,
     library: TypeId,
     descs: &'static [EventDesc],
-    listeners: Mutex<Vec<Arc<Listener>>>,
+    listeners: std::sync::Mutex<Vec<Arc<Listener>>>,
     /// Bumped on every change of `listeners`.
     version: AtomicU64,
     live: AtomicUsize,
@@ -181,9 +180,9 @@ impl EventHub {
         capacity: usize,
         policy: EventPolicy,
         spin: Duration,
-    ) -> EventHub {
-        EventHub {
-            ring: TagRing::new(capacity),
+    ) -> Option<EventHub> {
+        Some(EventHub {
+            ring: TagRing::try_new(capacity)?,
             wake: WorkerWake::new(WakeBackend::Futex),
             space: SpaceWait::new(),
             policy,
@@ -192,7 +191,7 @@ impl EventHub {
             stop: AtomicBool::new(false),
             library: TypeId::of::<L>(),
             descs: L::EVENTS,
-            listeners: Mutex::new(Vec::new()),
+            listeners: std::sync::Mutex::new(Vec::new()),
             version: AtomicU64::new(0),
             live: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
@@ -202,7 +201,7 @@ impl EventHub {
             dropped: SharedCounter::default(),
             fresh: AtomicBool::new(false),
             call_seq: OwnedCounter::default(),
-        }
+        })
     }
 
     /// Whether events were queued since the last call (the worker's question, after
@@ -287,7 +286,7 @@ impl EventHub {
             user_data,
             active: AtomicBool::new(true),
         });
-        let mut table = self.listeners.lock();
+        let mut table = crate::sync::lock(&self.listeners);
         table.push(listener);
         self.live.store(table.len(), Ordering::Relaxed);
         self.version.fetch_add(1, Ordering::Release);
@@ -296,7 +295,7 @@ impl EventHub {
 
     /// Removes a listener. Once this returns, it is never called again.
     pub(crate) fn remove(&self, id: u64) -> bool {
-        let mut table = self.listeners.lock();
+        let mut table = crate::sync::lock(&self.listeners);
         let Some(i) = table.iter().position(|l| l.id == id) else {
             return false;
         };
@@ -322,7 +321,7 @@ impl EventHub {
 
     /// After the event thread is joined: forget every listener.
     pub(crate) fn clear(&self) {
-        let mut table = self.listeners.lock();
+        let mut table = crate::sync::lock(&self.listeners);
         for l in table.iter() {
             l.active.store(false, Ordering::SeqCst);
         }
@@ -458,7 +457,7 @@ impl Delivery {
     fn deliver(&mut self, hub: &EventHub, ev: &Event) {
         let version = hub.version.load(Ordering::Acquire);
         if version != self.version {
-            self.snapshot = hub.listeners.lock().clone();
+            self.snapshot = crate::sync::lock(&hub.listeners).clone();
             self.version = version;
         }
         let wants = |v: ListenerView| {

@@ -86,6 +86,7 @@ pub mod envelope;
 pub mod events;
 pub mod marshal;
 mod monitor;
+mod panics;
 mod registry;
 pub mod reply;
 mod ring;
@@ -93,6 +94,7 @@ pub mod schema;
 mod stats;
 mod sync;
 mod tasks;
+mod unload;
 mod wake;
 mod worker;
 
@@ -108,7 +110,7 @@ pub use abi::{
 pub use context::wake_fd;
 pub use context::{
     add_listener, cancel, completion_fd, create, destroy, drain, last_request_id, remove_listener,
-    static_context, stats, stats_into, submit, submit_cbor,
+    static_context, stats, stats_into, submit, submit_cbor, StaticContext,
 };
 pub use deferred::Deferred;
 pub use envelope::{FieldReader, FieldWriter, INLINE_CAPACITY};
@@ -175,6 +177,12 @@ pub trait Library: Sized + 'static {
     fn construct(config: Self::Config) -> Result<Self, CallError>;
     /// Runs on the worker thread during destroy, after the last request was answered.
     fn teardown(&mut self) {}
+    /// Whether the create callback answers in CBOR (a create through
+    /// `<lib>_create_cbor`), so that its "no value" is CBOR null. For generated code.
+    #[doc(hidden)]
+    fn config_is_cbor(_config: &Self::Config) -> bool {
+        false
+    }
 }
 
 /// The two views of one method. Both decode the same arguments and call the same
@@ -311,6 +319,10 @@ impl Request {
             payload: envelope::Payload::fill(len, write)?,
         })
     }
+    /// Whether this is a CBOR request.
+    pub fn is_cbor(&self) -> bool {
+        self.kind == envelope::Kind::Cbor
+    }
     /// A CBOR request: the buffer is copied as it is and decoded on the worker.
     pub fn cbor(bytes: &[u8]) -> Request {
         Request {
@@ -423,7 +435,7 @@ unsafe impl Sync for ThreadHooks {}
 /// Per-context runtime options.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// Ring capacity in requests. Default 4096.
+    /// Ring capacity in requests, 1 to [`MAX_RING_CAPACITY`]. Default 4096.
     pub ring_capacity: usize,
     /// How long an idle worker busy-spins before parking. Default 50 µs; zero parks at once.
     pub spin: Duration,
@@ -442,7 +454,7 @@ pub struct Options {
     /// When one listener call lasts this long, `DIAG_LISTENER_STUCK` is reported once.
     /// Default 1 s.
     pub listener_stuck: Option<Duration>,
-    /// Events the event ring holds. Default 1024.
+    /// Events the event ring holds, 1 to [`MAX_RING_CAPACITY`]. Default 1024.
     pub event_ring_capacity: usize,
     /// Full-event-ring policy. Default [`EventPolicy::DropNewest`].
     pub event_policy: EventPolicy,
@@ -451,7 +463,8 @@ pub struct Options {
     pub shutdown_timeout: Duration,
     /// Where terminal callbacks run. Default [`CompletionMode::Callback`].
     pub completion: CompletionMode,
-    /// Receives the `DIAG_*` reports, on the context's monitor thread.
+    /// Receives the `DIAG_*` reports: on the context's monitor thread, `DIAG_PANIC` on the
+    /// thread that caught the panic (the worker).
     pub diagnostic: Option<HostFn<Callback>>,
     /// Hooks run on each of the context's threads as it starts and stops.
     pub thread_hooks: Option<ThreadHooks>,
@@ -486,7 +499,18 @@ fn from_millis(ms: u32) -> Option<Duration> {
     (ms != 0).then(|| Duration::from_millis(ms as u64))
 }
 
+/// The largest `ring_capacity` and `event_ring_capacity` a create accepts
+/// (`FFID_MAX_RING_CAPACITY`): 2^20 requests take 128 MiB of ring.
+pub const MAX_RING_CAPACITY: usize = abi::MAX_RING_CAPACITY as usize;
+
 impl Options {
+    /// Whether a create accepts these options: both ring capacities in
+    /// `1..=MAX_RING_CAPACITY`.
+    pub fn is_valid(&self) -> bool {
+        let ring = 1..=MAX_RING_CAPACITY;
+        ring.contains(&self.ring_capacity) && ring.contains(&self.event_ring_capacity)
+    }
+
     /// The C mirror of these options.
     pub fn to_c(&self) -> abi::ffid_options {
         abi::ffid_options {
@@ -531,15 +555,13 @@ impl Options {
         }
     }
 
-    /// Reads host options; `None` for a wrong `struct_size` or out-of-range values.
+    /// Reads host options; `None` for a wrong `struct_size`, a non-zero `reserved` or
+    /// out-of-range values.
     pub fn from_c(o: &abi::ffid_options) -> Option<Options> {
-        if o.struct_size as usize != std::mem::size_of::<abi::ffid_options>()
-            || o.ring_capacity == 0
-            || o.event_ring_capacity == 0
-        {
+        if o.struct_size as usize != std::mem::size_of::<abi::ffid_options>() || o.reserved != 0 {
             return None;
         }
-        Some(Options {
+        let options = Options {
             ring_capacity: o.ring_capacity as usize,
             spin: Duration::from_nanos(o.spin_ns as u64),
             backpressure: match o.backpressure {
@@ -583,7 +605,8 @@ impl Options {
                     user_data: o.hook_user_data,
                 },
             ),
-        })
+        };
+        options.is_valid().then_some(options)
     }
 
     /// Reads an optional host options pointer: null means the defaults. A struct of the

@@ -298,6 +298,119 @@ pub(crate) fn remove(handle: *mut c_void) {
         .push(index);
 }
 
+/// Frees the chunks and the free list, if no context is live, and says whether it did.
+///
+/// # Safety
+/// No call is in progress or can start: the library is being unloaded (`unload.rs`).
+pub(crate) unsafe fn release() -> bool {
+    let Ok(mut free) = FREE.try_lock() else {
+        return false;
+    };
+    if free.free.len() != free.next_fresh {
+        return false; // a context is live (the static one, say): leave everything
+    }
+    for table in &CHUNK_TABLE {
+        let chunk = table.swap(std::ptr::null_mut(), Ordering::AcqRel);
+        if !chunk.is_null() {
+            // SAFETY: from `Box::into_raw` in `insert`; no slot is in use and no lookup
+            // can run (the caller's contract).
+            drop(unsafe { Box::from_raw(chunk) });
+        }
+    }
+    *free = FreeList {
+        next_fresh: 0,
+        free: Vec::new(),
+    };
+    true
+}
+
+/// Taken to create a static-method context ([`crate::context::static_context`]); fork
+/// holds it, as it holds `FREE`, so that a child never inherits it locked.
+pub(crate) static STATIC_INIT: Mutex<()> = Mutex::new(());
+
+/// How many times this process has been a fork child since the registry was loaded: a
+/// static-method context made before the last fork belongs to the parent.
+static FORKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub(crate) fn forks() -> u64 {
+    FORKS.load(Ordering::Relaxed)
+}
+
+/// Contexts do not survive `fork`: the child has none of their threads. Registers,
+/// once, handlers that keep the registry's locks out of the fork (a child would inherit
+/// them held by a thread it does not have) and that, in the child, retire every slot
+/// in use, so each inherited handle is refused (`ERR`, no callback; destroy `ERR`) and
+/// its context is left as it is, never freed: its memory is the parent's state.
+pub(crate) fn guard_fork() {
+    // Miri models no `pthread_atfork`; its tests never fork.
+    #[cfg(not(miri))]
+    {
+        static REGISTER: std::sync::Once = std::sync::Once::new();
+        // SAFETY: the handlers are `extern "C"` functions of this library that touch
+        // only its statics. glibc removes them when the library is unloaded (they are
+        // registered with its `__dso_handle`; `tests/c/reload.c` forks after unloads).
+        REGISTER.call_once(|| unsafe {
+            libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child));
+        });
+    }
+}
+
+/// The locks `fork_prepare` took, released on both sides of the fork. A static rather
+/// than a thread-local: a thread-local with a destructor would keep the library loaded
+/// for as long as the forking thread lives.
+#[cfg(not(miri))]
+struct ForkHold(
+    std::cell::UnsafeCell<
+        Option<(
+            std::sync::MutexGuard<'static, ()>,
+            std::sync::MutexGuard<'static, FreeList>,
+        )>,
+    >,
+);
+
+// SAFETY: only the fork handlers touch it, and glibc runs them under its own lock, held
+// from the prepare handlers to the end of the parent's (and, in the child, the child's)
+// handlers: one fork at a time, each on its forking thread.
+#[cfg(not(miri))]
+unsafe impl Sync for ForkHold {}
+
+#[cfg(not(miri))]
+static FORK_HOLD: ForkHold = ForkHold(std::cell::UnsafeCell::new(None));
+
+#[cfg(not(miri))]
+extern "C" fn fork_prepare() {
+    let init = STATIC_INIT.lock().unwrap_or_else(|e| e.into_inner());
+    let free = FREE.lock().unwrap_or_else(|e| e.into_inner());
+    // SAFETY: see `ForkHold`.
+    unsafe { *FORK_HOLD.0.get() = Some((init, free)) };
+}
+
+#[cfg(not(miri))]
+extern "C" fn fork_parent() {
+    // SAFETY: see `ForkHold`.
+    drop(unsafe { (*FORK_HOLD.0.get()).take() });
+}
+
+#[cfg(not(miri))]
+extern "C" fn fork_child() {
+    // The child's only thread: nothing races these stores.
+    for table in &CHUNK_TABLE {
+        // SAFETY: as in `slot`: a published chunk is initialised and never freed.
+        let Some(chunk) = (unsafe { table.load(Ordering::Acquire).as_ref() }) else {
+            continue;
+        };
+        for slot in chunk {
+            if !slot.core.load(Ordering::Relaxed).is_null() {
+                slot.state.retire(slot.state.generation());
+            }
+        }
+    }
+    FORKS.fetch_add(1, Ordering::Relaxed);
+    // SAFETY: see `ForkHold`; the child's copy of the locks is released by its only
+    // thread, the copy of the one that took them.
+    drop(unsafe { (*FORK_HOLD.0.get()).take() });
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;

@@ -79,24 +79,33 @@ unsafe impl<T: Send> Sync for TagRing<T> {}
 unsafe impl<T: Send> Send for TagRing<T> {}
 
 impl<T> TagRing<T> {
-    pub(crate) fn new(capacity: usize) -> Self {
+    /// A ring of `capacity` (at least 1), or `None` when its memory cannot be had: a
+    /// host asking for too much gets a refused create, never an abort.
+    pub(crate) fn try_new(capacity: usize) -> Option<Self> {
         let capacity = capacity.max(1);
-        let n = capacity.next_power_of_two();
-        TagRing {
+        let n = capacity.checked_next_power_of_two()?;
+        let mut slots = Vec::new();
+        slots.try_reserve_exact(n).ok()?;
+        slots.extend((0..n).map(|_| Slot {
+            tag: AtomicU64::new(0),
+            value: UnsafeCell::new(MaybeUninit::uninit()),
+        }));
+        Some(TagRing {
             producers: CachePadded::new(ProducerSide {
                 tail: AtomicU64::new(0),
                 limit: AtomicU64::new(capacity as u64),
             }),
             head: CachePadded::new(AtomicU64::new(0)),
-            slots: (0..n)
-                .map(|_| Slot {
-                    tag: AtomicU64::new(0),
-                    value: UnsafeCell::new(MaybeUninit::uninit()),
-                })
-                .collect(),
+            slots: slots.into_boxed_slice(),
             mask: n as u64 - 1,
             capacity: capacity as u64,
-        }
+        })
+    }
+
+    /// [`TagRing::try_new`] for the tests and models, where memory is not in question.
+    #[cfg(test)]
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self::try_new(capacity).expect("a small ring's memory")
     }
 
     /// Positions claimed so far: the id of the newest push.
@@ -196,8 +205,20 @@ impl<T> Drop for TagRing<T> {
 pub(crate) struct ArrayRing<T>(ArrayQueue<T>);
 
 impl<T> ArrayRing<T> {
+    /// As [`TagRing::try_new`]. `ArrayQueue` allocates infallibly, so its memory is
+    /// first tried with a fallible allocation of the same size, freed at once: a create
+    /// that could not have it is refused instead of aborting (short of another thread
+    /// taking the memory in between).
+    pub(crate) fn try_new(capacity: usize) -> Option<Self> {
+        let capacity = capacity.max(1);
+        let bytes = capacity.checked_mul(std::mem::size_of::<T>() + 8)?;
+        Vec::<u8>::new().try_reserve_exact(bytes).ok()?;
+        Some(ArrayRing(ArrayQueue::new(capacity)))
+    }
+
+    #[cfg(test)]
     pub(crate) fn new(capacity: usize) -> Self {
-        ArrayRing(ArrayQueue::new(capacity.max(1)))
+        Self::try_new(capacity).expect("a small ring's memory")
     }
 }
 

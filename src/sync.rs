@@ -39,20 +39,28 @@ pub(crate) fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
     );
 }
 
-/// A mutex for the protocols' small tables: `parking_lot`'s, or loom's under loom.
+/// A mutex for the protocols' small tables: `std`'s, or loom's under loom. `std`'s
+/// (a futex word on Linux) keeps no global table, so an unloaded library leaves nothing
+/// behind; a panic while holding it never poisons the runtime (the tables stay valid).
 #[derive(Default)]
 pub(crate) struct Mutex<T>(
-    #[cfg(not(loom))] parking_lot::Mutex<T>,
+    #[cfg(not(loom))] std::sync::Mutex<T>,
     #[cfg(loom)] loom::sync::Mutex<T>,
 );
 
 impl<T> Mutex<T> {
     #[cfg(not(loom))]
-    pub(crate) fn lock(&self) -> parking_lot::MutexGuard<'_, T> {
-        self.0.lock()
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, T> {
+        lock(&self.0)
     }
     #[cfg(loom)]
     pub(crate) fn lock(&self) -> loom::sync::MutexGuard<'_, T> {
         self.0.lock().unwrap()
     }
+}
+
+/// Locks a `std` mutex, ignoring poison: what the runtime guards stays consistent
+/// whatever panicked while holding it.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

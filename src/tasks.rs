@@ -110,8 +110,9 @@ impl Tasks {
         match outcome {
             Ok(Poll::Pending) => {}
             Ok(Poll::Ready(())) => self.remove(index),
-            Err(_) => {
+            Err(panic) => {
                 task.waker.core.counters.worker.panics.bump();
+                task.waker.core.report_panic("async handler", &*panic);
                 crate::deferred::with_drop_reason("async handler panicked", || self.remove(index));
             }
         }

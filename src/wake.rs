@@ -42,19 +42,57 @@ use crate::sync::{fence, AtomicU32, AtomicU64, Ordering};
 const RUNNING: u32 = 0;
 const PARKED: u32 = 1;
 
-/// Futex semantics over a key: `park` sleeps only if `validate` holds, checked
-/// atomically with going to sleep; `unpark_all` wakes every sleeper of the key.
-#[cfg(not(loom))]
+/// Futex semantics on a 32-bit word: `wait` sleeps only while the word still holds
+/// `expected`, checked atomically with going to sleep; `wake_all` wakes every sleeper.
+/// The kernel's futex on Linux, called as `std` calls it (so Miri models it too), and
+/// no allocation or global table of its own: a library that is unloaded leaves nothing
+/// behind.
+#[cfg(all(not(loom), target_os = "linux"))]
 mod futex {
-    /// # Safety
-    /// `key` is an address owned by the caller for as long as anyone parks on it.
-    pub(super) unsafe fn park(key: usize, validate: impl FnOnce() -> bool) {
-        // SAFETY: forwarded key contract; the callbacks only load atomics and cannot
-        // panic or re-enter the parking lot.
+    use std::sync::atomic::AtomicU32;
+
+    pub(super) fn wait(word: &AtomicU32, expected: u32) {
+        // SAFETY: FUTEX_WAIT_BITSET on a live, aligned u32 with no timeout; the kernel
+        // only reads the word. EINTR, EAGAIN and spurious returns are fine: every caller
+        // loops on its own condition.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                word as *const AtomicU32 as *const u32,
+                libc::FUTEX_WAIT_BITSET | libc::FUTEX_PRIVATE_FLAG,
+                expected,
+                std::ptr::null::<libc::timespec>(),
+                std::ptr::null::<u32>(), // unused by FUTEX_WAIT_BITSET
+                !0u32,                   // every bit: a plain FUTEX_WAIT
+            );
+        }
+    }
+
+    pub(super) fn wake_all(word: &AtomicU32) {
+        // SAFETY: FUTEX_WAKE on a live, aligned u32; the kernel does not touch memory.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                word as *const AtomicU32 as *const u32,
+                libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+                i32::MAX,
+            );
+        }
+    }
+}
+
+/// Elsewhere, `parking_lot_core`'s address-keyed parking.
+#[cfg(all(not(loom), not(target_os = "linux")))]
+mod futex {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    pub(super) fn wait(word: &AtomicU32, expected: u32) {
+        let key = word as *const AtomicU32 as usize;
+        // SAFETY: the key is the caller's live word; the callbacks only load it.
         unsafe {
             parking_lot_core::park(
                 key,
-                validate,
+                || word.load(Ordering::Acquire) == expected,
                 || {},
                 |_, _| {},
                 parking_lot_core::DEFAULT_PARK_TOKEN,
@@ -62,29 +100,30 @@ mod futex {
             );
         }
     }
-    /// # Safety
-    /// As for `park`.
-    pub(super) unsafe fn unpark_all(key: usize) {
-        // SAFETY: forwarded key contract.
+
+    pub(super) fn wake_all(word: &AtomicU32) {
+        let key = word as *const AtomicU32 as usize;
+        // SAFETY: as for `wait`.
         unsafe { parking_lot_core::unpark_all(key, parking_lot_core::DEFAULT_UNPARK_TOKEN) };
     }
 }
 
-/// The model-checked stand-in: one lock and condition variable for all keys (a
-/// spurious wake of another key's sleeper is allowed by the protocol).
+/// The model-checked stand-in: one lock and condition variable for all words (a
+/// spurious wake of another word's sleeper is allowed by the protocol).
 #[cfg(loom)]
 mod futex {
+    use loom::sync::atomic::{AtomicU32, Ordering};
     use loom::sync::{Condvar, Mutex};
     loom::lazy_static! {
         static ref LOT: (Mutex<()>, Condvar) = (Mutex::new(()), Condvar::new());
     }
-    pub(super) unsafe fn park(_key: usize, validate: impl FnOnce() -> bool) {
+    pub(super) fn wait(word: &AtomicU32, expected: u32) {
         let guard = LOT.0.lock().unwrap();
-        if validate() {
+        if word.load(Ordering::Acquire) == expected {
             drop(LOT.1.wait(guard).unwrap());
         }
     }
-    pub(super) unsafe fn unpark_all(_key: usize) {
+    pub(super) fn wake_all(_word: &AtomicU32) {
         let _guard = LOT.0.lock().unwrap();
         LOT.1.notify_all();
     }
@@ -142,7 +181,7 @@ impl EventFd {
 
 /// How a parked worker sleeps and is woken.
 pub(crate) enum WakeBackend {
-    /// A futex on the state word (via `parking_lot_core`, which uses futex on Linux).
+    /// A futex on the state word.
     Futex,
     /// A blocking Linux eventfd, pollable by a reactor that shares the worker thread.
     #[cfg(target_os = "linux")]
@@ -229,16 +268,9 @@ impl WorkerWake {
         }
     }
 
-    fn key(&self) -> usize {
-        &*self.state as *const AtomicU32 as usize
-    }
-
     fn sleep(&self) {
         match &self.backend {
-            WakeBackend::Futex => {
-                // SAFETY: the key is our own state word, alive as long as this context.
-                unsafe { futex::park(self.key(), || self.state.load(Ordering::Acquire) == PARKED) };
-            }
+            WakeBackend::Futex => futex::wait(&self.state, PARKED),
             #[cfg(target_os = "linux")]
             WakeBackend::EventFd(fd) => {
                 // Returns once the counter is non-zero (a wake happened after the
@@ -251,10 +283,7 @@ impl WorkerWake {
 
     fn wake(&self) {
         match &self.backend {
-            WakeBackend::Futex => {
-                // SAFETY: same key as `sleep`; only the worker sleeps on it.
-                unsafe { futex::unpark_all(self.key()) };
-            }
+            WakeBackend::Futex => futex::wake_all(&self.state),
             #[cfg(target_os = "linux")]
             WakeBackend::EventFd(fd) => fd.signal(),
         }
@@ -282,18 +311,9 @@ impl SpaceWait {
         self.waiters.fetch_add(1, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         if still_blocked() {
-            // SAFETY: the key is this context's epoch word; validate only loads it.
-            unsafe {
-                futex::park(self.epoch_key(), || {
-                    self.epoch.load(Ordering::Relaxed) == epoch
-                })
-            };
+            futex::wait(&self.epoch, epoch);
         }
         self.waiters.fetch_sub(1, Ordering::Release);
-    }
-
-    fn epoch_key(&self) -> usize {
-        &self.epoch as *const AtomicU32 as usize
     }
 
     /// Worker (after popping) or destroy (after closing): wakes every waiting producer,
@@ -303,8 +323,7 @@ impl SpaceWait {
         fence(Ordering::SeqCst);
         if self.waiters.load(Ordering::Relaxed) > 0 {
             self.epoch.fetch_add(1, Ordering::Release);
-            // SAFETY: same key as `wait`.
-            unsafe { futex::unpark_all(self.epoch_key()) };
+            futex::wake_all(&self.epoch);
         }
     }
 }

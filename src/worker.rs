@@ -1,7 +1,6 @@
 //! The worker loop: construct the library, then drain the ring in batches, spin while
 //! idle for the configured budget, and park (see `wake.rs`) when the budget runs out.
 
-use std::any::Any;
 use std::ffi::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::NonNull;
@@ -11,6 +10,7 @@ use std::time::{Duration, Instant};
 use crate::abi::{Callback, RET_ERR, RET_OK, THREAD_WORKER};
 use crate::context::Core;
 use crate::envelope::{Envelope, FieldReader, Kind};
+use crate::panics;
 use crate::reply::Reply;
 use crate::ring::Ring;
 use crate::sync::Ordering;
@@ -30,12 +30,21 @@ pub(crate) fn run<L: Library>(
     // Handlers (and the constructor) emit events into this context.
     crate::events::bind(Some(core.clone()));
     let mut reply = Reply::new(Some(core.clone()));
+    // A create from `<lib>_create_cbor` answers in CBOR: its "no value" is CBOR null.
+    let answer_kind = if L::config_is_cbor(&config) {
+        Kind::Cbor
+    } else {
+        Kind::Native
+    };
     let constructed = match catch_unwind(AssertUnwindSafe(|| L::construct(config))) {
         Ok(result) => result,
-        Err(panic) => Err(CallError::new(format!(
-            "constructor panicked: {}",
-            panic_message(&*panic)
-        ))),
+        Err(panic) => {
+            core.report_panic("constructor", &*panic);
+            Err(CallError::new(format!(
+                "constructor panicked: {}",
+                panics::message(&*panic)
+            )))
+        }
     };
     // Behind a raw pointer from here on: handlers get references through `LibRef`, so
     // the worker itself never forms a `&mut L` that would invalidate an async task's
@@ -43,7 +52,7 @@ pub(crate) fn run<L: Library>(
     let mut library = constructed.map(|l| NonNull::from(Box::leak(Box::new(l))));
     match &library {
         Ok(_) => {
-            reply.start(Kind::Native);
+            reply.start(answer_kind);
             core.answer(callback, user_data.0, RET_OK, reply.ok_bytes());
         }
         Err(e) => core.answer(callback, user_data.0, RET_ERR, reply.err_bytes(e.message())),
@@ -130,7 +139,9 @@ pub(crate) fn run<L: Library>(
         unsafe { Box::from_raw(ptr.as_ptr()) }
     });
     if let Ok(lib) = &mut library {
-        let _ = catch_unwind(AssertUnwindSafe(|| lib.teardown()));
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| lib.teardown())) {
+            core.report_panic("teardown", &*panic);
+        }
     }
     drop(library);
     drop(reply);
@@ -228,8 +239,9 @@ fn run_handler<'r, L: Library>(
         Kind::Native => (method.native)(lib, &mut FieldReader::new(payload), reply),
         Kind::Cbor => (method.cbor)(lib, payload, reply),
     }));
-    if outcome.is_err() {
+    if let Err(panic) = &outcome {
         core.counters.worker.panics.bump();
+        core.report_panic(method.name, &**panic);
     }
     if reply.end() {
         return None;
@@ -237,18 +249,8 @@ fn run_handler<'r, L: Library>(
     Some(match outcome {
         Ok(result) => reply.outcome(result),
         Err(panic) => {
-            let msg = format!("handler panicked: {}", panic_message(&*panic));
+            let msg = format!("handler panicked: {}", panics::message(&*panic));
             (RET_ERR, reply.err_bytes(&msg))
         }
     })
-}
-
-fn panic_message(panic: &(dyn Any + Send)) -> &str {
-    if let Some(s) = panic.downcast_ref::<&'static str>() {
-        s
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s
-    } else {
-        "(non-string panic payload)"
-    }
 }

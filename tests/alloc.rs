@@ -102,8 +102,8 @@ fn fill_pool(ctx: *mut ffid_ctx, n: usize, submit: impl Fn(*mut c_void) -> c_int
 }
 
 /// Allocations per call over `n` calls, after a warm-up. The warm-up lets the worker
-/// park and be woken once: the first park in a process sets up `parking_lot_core`'s
-/// table (a one-time allocation, not a per-request one).
+/// park and be woken once, so that whatever a first park sets up once (today nothing:
+/// the futex is called directly) is not counted against the calls.
 fn allocations_per_call(n: u64, mut one: impl FnMut(u64)) -> f64 {
     for i in 0..1000 {
         one(i);

@@ -81,7 +81,7 @@ fn compile(source: &str, out_name: &str, libs: &[&str]) -> PathBuf {
             .arg(format!("-l{lib}"))
             .arg(format!("-Wl,-rpath,{}", dir.display()));
     }
-    cmd.arg("-lpthread").arg("-o").arg(&out);
+    cmd.arg("-lpthread").arg("-ldl").arg("-o").arg(&out);
     let status = cmd
         .status()
         .unwrap_or_else(|e| panic!("running the C compiler {cmd:?}: {e}"));
@@ -90,10 +90,15 @@ fn compile(source: &str, out_name: &str, libs: &[&str]) -> PathBuf {
 }
 
 fn run(exe: &Path, env: &[(&str, &str)]) -> String {
+    run_with(exe, &[], env)
+}
+
+fn run_with(exe: &Path, args: &[&Path], env: &[(&str, &str)]) -> String {
     // cargo test puts target/<profile> on LD_LIBRARY_PATH, which outranks the rpath the
     // programs were linked with: a stale `cargo build -p` copy there would be tested
     // instead of the cdylib this test run built. Let the rpath decide.
     let output = Command::new(exe)
+        .args(args)
         .env_remove("LD_LIBRARY_PATH")
         .envs(env.iter().copied())
         .env("RUST_BACKTRACE", "0")
@@ -133,6 +138,31 @@ fn c_contract() {
 #[test]
 fn c_features() {
     let out = run(&compile("tests/c/features.c", "features", &["echo"]), &[]);
+    assert!(out.contains(" passed, 0 failed"));
+}
+
+/// Hostile and careless hosts: destroy and blocking calls inside every kind of
+/// callback, undrained completion mode, fork, allocation failure, thread exhaustion,
+/// bad options, panics kept off stderr. Each test runs in a child process of its own.
+#[test]
+fn c_hostile() {
+    let out = run(
+        &compile("tests/c/hostile.c", "hostile", &["kv", "echo"]),
+        &[],
+    );
+    assert!(out.contains(" passed, 0 failed"));
+}
+
+/// Unloading: after destroy, `dlclose` really unloads the library and a load/unload
+/// cycle leaves no heap behind. The program loads the cdylib itself.
+#[test]
+fn c_reload() {
+    let lib = lib_dir("echo").join(format!(
+        "{}echo{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ));
+    let out = run_with(&compile("tests/c/reload.c", "reload", &[]), &[&lib], &[]);
     assert!(out.contains(" passed, 0 failed"));
 }
 

@@ -320,6 +320,8 @@ int main(void) {
         return 1;
     }
 
+    printf("every method, both modes, 4 threads (echo_panic makes its handler panic on purpose, 8 times:\n"
+           "each is answered FFID_RET_ERR, and the runtime keeps them off stderr)\n");
     pthread_t t[4];
     for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, every_method, ctx);
     for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);

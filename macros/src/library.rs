@@ -511,6 +511,9 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
             fn construct(__config: ::ffi_dispatch::Request) -> ::core::result::Result<Self, ::ffi_dispatch::CallError> {
                 #construct
             }
+            fn config_is_cbor(__config: &::ffi_dispatch::Request) -> bool {
+                __config.is_cbor()
+            }
             #teardown
         }
     });
@@ -522,7 +525,7 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
             /// The library behind the static methods' process-wide context.
             #[doc(hidden)]
             pub struct #statics_ty;
-            static #cell: ::std::sync::OnceLock<usize> = ::std::sync::OnceLock::new();
+            static #cell: ::ffi_dispatch::StaticContext = ::ffi_dispatch::StaticContext::new();
             impl ::ffi_dispatch::Library for #statics_ty {
                 const NAME: &'static str = #static_name;
                 type Config = ::ffi_dispatch::Request;

@@ -1,0 +1,68 @@
+//! Panics caught on the runtime's threads stay off the host's stderr.
+//!
+//! A library embedded in a host must not write to the host's stderr uninvited, but
+//! Rust's default panic hook prints every panic there (with a backtrace under
+//! `RUST_BACKTRACE`), also those the runtime catches and answers `ERR`. So the first
+//! create installs a hook, once per copy of this crate (each cdylib has its own `std`
+//! and so its own hook): on a context's own threads it only notes where the panic
+//! happened, for the `DIAG_PANIC` report the catching site sends
+//! ([`Core::report_panic`](crate::context::Core)); any other thread's panic goes to the
+//! hook that was installed before, as if this one were not there.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::sync::Once;
+
+use crate::context::{thread_role, ThreadRole};
+
+thread_local! {
+    /// Where the last panic on this context thread happened, until reported.
+    static LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Installs the quiet hook (once).
+pub(crate) fn keep_quiet() {
+    static INSTALL: Once = Once::new();
+    if std::thread::panicking() {
+        return; // `set_hook` may not run while panicking; a later create installs it
+    }
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if thread_role() == ThreadRole::Host {
+                return previous(info);
+            }
+            let at = info
+                .location()
+                .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
+            LOCATION.with(|cell| {
+                if let Ok(mut slot) = cell.try_borrow_mut() {
+                    *slot = at;
+                }
+            });
+        }));
+    });
+}
+
+/// At unload: puts the default hook back, freeing this one (see `unload.rs`).
+pub(crate) fn release() {
+    if !std::thread::panicking() {
+        drop(std::panic::take_hook());
+    }
+}
+
+/// Where the panic being reported happened, if the hook saw it.
+pub(crate) fn take_location() -> Option<String> {
+    LOCATION.with(|cell| cell.try_borrow_mut().ok().and_then(|mut slot| slot.take()))
+}
+
+/// A panic payload's message.
+pub(crate) fn message(panic: &(dyn Any + Send)) -> &str {
+    if let Some(s) = panic.downcast_ref::<&'static str>() {
+        s
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s
+    } else {
+        "(non-string panic payload)"
+    }
+}
