@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Runs the Rust-side tests that exercise the unsafe code under Miri (nightly): the
-# runtime's unit tests (envelope ownership and inline payloads, rings, handle registry,
-# reply buffers and arenas, marshalling), `tests/macros.rs` (every generated export
-# driven with Rust callbacks, real worker threads), `tests/runtime.rs`, and the events,
-# long-work and async suites (listeners, deferred replies, pings, cancel, async tasks
-# holding the library across .await: Miri's Stacked Borrows checks that last one).
+# Runs the Rust-side tests that exercise the unsafe code under Miri: the runtime's unit
+# tests (envelope ownership and inline payloads, rings, handle registry, reply buffers and
+# arenas, marshalling), `tests/macros.rs` (every generated export driven with Rust
+# callbacks, real worker threads), `tests/runtime.rs`, and the events, long-work and
+# async suites (listeners, deferred replies, pings, cancel, async tasks holding the
+# library across .await: Miri's Stacked Borrows checks that last one).
+#
+# Toolchain: the pinned nightly of scripts/nightly.sh ($FFID_NIGHTLY, with the miri and
+# rust-src components; installed when missing, never updated). A new nightly brings a new
+# Miri with new checks, so moving the date is a deliberate edit of that one file.
 #
 # Not run under Miri, and why:
 # - tests/c_host.rs: runs C programs (Miri interprets Rust only);
@@ -19,13 +23,12 @@
 # registry seeds its generations from it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! cargo +nightly miri --version >/dev/null 2>&1; then
-    rustup toolchain install nightly --profile minimal --component miri,rust-src
-fi
+source scripts/nightly.sh
+ffid_nightly_install miri rust-src
 export MIRIFLAGS="-Zmiri-disable-isolation ${MIRIFLAGS:-}"
-cargo +nightly miri test -p ffi-dispatch --lib
-cargo +nightly miri test -p ffi-dispatch --test macros
-cargo +nightly miri test -p ffi-dispatch --test runtime -- --skip eventfd
-cargo +nightly miri test -p ffi-dispatch --test events
-cargo +nightly miri test -p ffi-dispatch --test long_work
-cargo +nightly miri test -p ffi-dispatch --test async_handlers
+cargo +"$FFID_NIGHTLY" miri test -p ffi-dispatch --lib
+cargo +"$FFID_NIGHTLY" miri test -p ffi-dispatch --test macros
+cargo +"$FFID_NIGHTLY" miri test -p ffi-dispatch --test runtime -- --skip eventfd
+cargo +"$FFID_NIGHTLY" miri test -p ffi-dispatch --test events
+cargo +"$FFID_NIGHTLY" miri test -p ffi-dispatch --test long_work
+cargo +"$FFID_NIGHTLY" miri test -p ffi-dispatch --test async_handlers
