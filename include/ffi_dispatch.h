@@ -111,8 +111,9 @@
  *   the context's threads: they queue, and <lib>_completion_fd(ctx) (an eventfd) turns
  *   readable. The host polls it and calls <lib>_drain(ctx, max), which runs them on the
  *   calling thread, in the order they were queued. msg is then valid during that call.
- *   The queue never drops: when it is full, whoever answers (the worker, a deferred
- *   answer's thread, the monitor) waits for a drain. No host thread ever waits for that
+ *   The queue holds max(2 x ring_capacity, 1024) callbacks and never drops: when it is
+ *   full, whoever answers (the worker, a deferred answer's thread, the monitor) waits
+ *   for a drain, looking again every 100 us. No host thread ever waits for that
  *   space, since it may be the only drainer: a call that finds the ring full while some
  *   answer waits for completion space is refused FFID_RET_BUSY, also under
  *   FFID_BACKPRESSURE_BLOCK (drain, then call again); a drained callback is inside a
@@ -154,6 +155,8 @@
  *   every context inherited from the parent is refused (calls and destroy return
  *   FFID_RET_ERR, no callback comes; its memory is left as it is). Create new contexts in
  *   the child; static methods make their own. The parent's contexts are unaffected.
+ *   Descriptors the parent's contexts own (eventfds) stay open in the child, closed on
+ *   exec (they are O_CLOEXEC).
  *
  * UNLOADING
  *   dlclose is safe once every context the host made is destroyed, no call into the
@@ -161,7 +164,9 @@
  *   inside destroy; a host thread that called in may keep the library loaded until it
  *   exits (glibc unloads a library only once the threads that used its thread-locals
  *   are gone). A library whose static methods were called keeps their context, and
- *   must not be unloaded. Unloaded this way, it leaves no memory behind.
+ *   must not be unloaded. Unloaded this way, it leaves no memory behind. At process exit
+ *   nothing is freed (other threads may still be inside the library), so a host thread
+ *   may keep calling until exit.
  *
  * PANICS
  *   A Rust handler that panics is answered FFID_RET_ERR, "handler panicked: ...", and the
@@ -219,8 +224,9 @@ typedef struct ffid_ctx ffid_ctx;
 #define FFID_DIAG_LISTENER_STUCK 3 /* one listener call is taking too long */
 #define FFID_DIAG_PANIC 4          /* Rust code panicked on a context thread; msg says where */
 
-/* The largest ring_capacity and event_ring_capacity a create accepts (2^20: a request
- * ring that large takes 128 MiB). */
+/* The largest ring_capacity and event_ring_capacity a create accepts (2^20). Each slot
+ * takes 128 bytes: a request ring that large takes 128 MiB, and in completion mode the
+ * completion queue (twice the ring) 256 MiB more. */
 #define FFID_MAX_RING_CAPACITY 1048576u
 
 /* Thread roles (the role of ffid_thread_hook) */
@@ -252,7 +258,8 @@ typedef struct ffid_options {
     uint32_t shutdown_timeout_ms; /* destroy waits this long for deferred replies; default 5000 */
     uint32_t completion;          /* FFID_COMPLETION_* */
     uint32_t reserved;            /* must be 0: anything else makes create return NULL */
-    ffid_callback diagnostic;     /* FFID_DIAG_* reports, on the monitor thread; may be NULL */
+    ffid_callback diagnostic;     /* FFID_DIAG_* reports, on the monitor thread (FFID_DIAG_PANIC
+                                     on the worker); may be NULL */
     void* diagnostic_user_data;   /* passed to diagnostic */
     ffid_thread_hook thread_start; /* may be NULL */
     ffid_thread_hook thread_stop;  /* may be NULL */

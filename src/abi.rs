@@ -36,7 +36,7 @@ pub struct ffid_ctx {
 pub const BACKPRESSURE_BLOCK: u32 = 0;
 /// Back-pressure policy value for [`ffid_options::backpressure`]: refuse with `BUSY`.
 pub const BACKPRESSURE_REJECT: u32 = 1;
-/// Wake backend value for [`ffid_options::wake`]: futex word (parking_lot_core).
+/// Wake backend value for [`ffid_options::wake`]: a futex on the worker's state word.
 pub const WAKE_FUTEX: u32 = 0;
 /// Wake backend value for [`ffid_options::wake`]: Linux `eventfd`.
 pub const WAKE_EVENTFD: u32 = 1;

@@ -10,16 +10,19 @@
 //! 2. set `closed` and wake producers blocked on a full ring: they give up, refused;
 //! 3. wait until no call is inside the context (its registry users reach 0): from now
 //!    on nobody can push;
-//! 4. set `stop` and wake the worker, which drains the ring, answering each request,
-//!    runs teardown and exits; join it;
+//! 4. in completion mode, lift the completion queue's bound (nothing waits for the
+//!    host's drain from here on); set `stop` and wake the worker, which drains the
+//!    ring, answering each request, runs teardown and exits; join it;
 //! 5. wait up to `shutdown_timeout` for deferred replies, then answer the rest `ERR`;
 //! 6. close the event ring, let the event thread deliver what is queued, join it, and
-//!    forget the listeners; stop and join the monitor;
+//!    forget the listeners; stop and join the monitor; in completion mode, run what the
+//!    host left undrained, on destroy's thread;
 //! 7. free the slot: the handle is stale from here on.
 
 use std::any::TypeId;
 use std::cell::Cell;
 use std::ffi::{c_int, c_void, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -209,6 +212,13 @@ pub(crate) fn calling_host<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// In a fork child: its one thread is nobody's context thread and inside no callback,
+/// whatever the forking thread was (a host may fork from inside a callback).
+pub(crate) fn forget_thread_after_fork() {
+    ROLE.with(|r| r.set(ThreadRole::Host));
+    HOST_CALLS.with(|d| d.set(0));
+}
+
 /// True on a context's own threads (the worker, which also runs handlers, the event
 /// thread, the monitor) and inside any callback on any other thread: "inside a
 /// callback" in the header. Such a thread must never wait for the runtime, which may be
@@ -356,10 +366,7 @@ impl Core {
     pub(crate) fn monitor_sleep(&self, tick: Duration) -> bool {
         let mut stop = crate::sync::lock(&self.monitor_stop);
         if !*stop {
-            stop = match self.monitor_wake.wait_timeout(stop, tick) {
-                Ok((guard, _)) => guard,
-                Err(poisoned) => poisoned.into_inner().0,
-            };
+            stop = crate::sync::wait_timeout(&self.monitor_wake, stop, tick);
         }
         !*stop
     }
@@ -371,8 +378,15 @@ impl Core {
     ) -> std::io::Result<JoinHandle<()>> {
         let core = self.clone();
         std::thread::Builder::new()
-            .name(name)
-            .spawn(move || body(core))
+            .name(name.clone())
+            .spawn(move || {
+                // The bodies catch what the library's code may throw; a panic that still
+                // escapes is reported rather than lost (the hook keeps it off stderr).
+                let keep = core.clone();
+                if let Err(panic) = catch_unwind(AssertUnwindSafe(|| body(core))) {
+                    keep.report_panic(&format!("the runtime's thread {name}"), &*panic);
+                }
+            })
     }
 }
 
@@ -520,15 +534,32 @@ impl Core {
     /// Reports a panic the runtime caught on one of its threads (`DIAG_PANIC`), in
     /// place of the default hook's report on the host's stderr (`panics.rs`).
     pub(crate) fn report_panic(&self, what: &str, panic: &(dyn std::any::Any + Send)) {
+        if let Some(report) = self.panic_report(what, panic) {
+            self.send_panic_report(report);
+        }
+    }
+
+    /// The `DIAG_PANIC` text for a caught panic (with its NUL), if a host listens; for
+    /// [`Core::send_panic_report`] once the request's gate is closed.
+    pub(crate) fn panic_report(
+        &self,
+        what: &str,
+        panic: &(dyn std::any::Any + Send),
+    ) -> Option<String> {
+        self.diagnostic?;
+        let mut msg = format!("{what} panicked: {}", crate::panics::message(panic));
+        if let Some(at) = crate::panics::take_location() {
+            msg.push_str(" (at ");
+            msg.push_str(&at);
+            msg.push(')');
+        }
+        msg.push('\0');
+        Some(msg)
+    }
+
+    pub(crate) fn send_panic_report(&self, report: String) {
         if let Some(d) = self.diagnostic {
-            let mut msg = format!("{what} panicked: {}", crate::panics::message(panic));
-            if let Some(at) = crate::panics::take_location() {
-                msg.push_str(" (at ");
-                msg.push_str(&at);
-                msg.push(')');
-            }
-            msg.push('\0');
-            crate::reply::deliver(d.f, d.user_data, crate::abi::DIAG_PANIC, msg.as_bytes());
+            crate::reply::deliver(d.f, d.user_data, crate::abi::DIAG_PANIC, report.as_bytes());
         }
     }
 }
@@ -627,6 +658,19 @@ pub struct StaticContext {
 }
 
 impl StaticContext {
+    /// The handle, or 0 when there is none of this process yet. `forks` is read first
+    /// (Acquire, pairing with the maker's Release stores), then `handle`.
+    #[inline]
+    fn current(&self) -> usize {
+        let forks = self.forks.load(Ordering::Acquire);
+        let handle = self.handle.load(Ordering::Acquire);
+        if forks == registry::forks() {
+            handle
+        } else {
+            0
+        }
+    }
+
     /// An empty cell: the context is made on first use.
     #[allow(clippy::new_without_default)]
     pub const fn new() -> Self {
@@ -643,12 +687,10 @@ impl StaticContext {
 /// had, say); the next call tries again.
 #[inline]
 pub fn static_context<L: Library<Config = Request>>(cell: &'static StaticContext) -> *mut ffid_ctx {
-    // Acquire pairs with the Release store below: `forks` is read after `handle`.
-    let handle = cell.handle.load(Ordering::Acquire);
-    if handle != 0 && cell.forks.load(Ordering::Relaxed) == registry::forks() {
-        return handle as *mut ffid_ctx;
+    match cell.current() {
+        0 => make_static_context::<L>(cell),
+        handle => handle as *mut ffid_ctx,
     }
-    make_static_context::<L>(cell)
 }
 
 #[cold]
@@ -656,11 +698,8 @@ fn make_static_context<L: Library<Config = Request>>(
     cell: &'static StaticContext,
 ) -> *mut ffid_ctx {
     unsafe extern "C" fn created(_: c_int, _: *const std::ffi::c_char, _: usize, _: *mut c_void) {}
-    let _one_maker = registry::STATIC_INIT
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    let handle = cell.handle.load(Ordering::Acquire);
-    if handle != 0 && cell.forks.load(Ordering::Relaxed) == registry::forks() {
+    let _one_maker = crate::sync::lock(&registry::STATIC_INIT);
+    if let handle @ 1.. = cell.current() {
         return handle as *mut ffid_ctx;
     }
     let ctx = create::<L>(
@@ -670,7 +709,9 @@ fn make_static_context<L: Library<Config = Request>>(
         || Request::native_checked(|_| Ok(())),
     );
     if !ctx.is_null() {
-        cell.forks.store(registry::forks(), Ordering::Relaxed);
+        // Cleared first: a reader that sees the new `forks` sees 0 or the new handle.
+        cell.handle.store(0, Ordering::Relaxed);
+        cell.forks.store(registry::forks(), Ordering::Release);
         cell.handle.store(ctx as usize, Ordering::Release);
     }
     ctx

@@ -93,10 +93,7 @@ impl Pending {
                 },
                 None => Duration::from_secs(3600),
             };
-            tokens = match self.emptied.wait_timeout(tokens, wait) {
-                Ok((guard, _)) => guard,
-                Err(poisoned) => poisoned.into_inner().0,
-            };
+            tokens = crate::sync::wait_timeout(&self.emptied, tokens, wait);
         }
         tokens
     }
@@ -230,7 +227,16 @@ impl<T: ?Sized> Deferred<T> {
         if state.gate.claim(state.id) {
             with_reply(|reply| {
                 reply.start(state.kind);
-                let result = build(reply);
+                // The answer's encoding is the library's code: if it panics, the host
+                // still gets its one answer (and destroy does not wait for this token).
+                let result =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| build(&mut *reply)))
+                        .unwrap_or_else(|panic| {
+                            Err(CallError::new(format!(
+                                "the deferred answer panicked: {}",
+                                crate::panics::message(&*panic)
+                            )))
+                        });
                 let (ret, msg) = reply.outcome(result);
                 // Any thread may answer: mark it as inside a callback meanwhile.
                 calling_host(|| self.core.answer(state.callback, state.user_data, ret, msg));

@@ -59,7 +59,8 @@ pub(crate) mod pool {
 
     type Classes = Vec<ArrayQueue<Vec<u8>>>;
 
-    /// Made on first use; freed only when the library is unloaded ([`release`]).
+    /// Made on first use; freed only when the library is unloaded ([`release`]), and
+    /// forgotten in a fork child ([`forget_after_fork`]).
     static CLASSES: AtomicPtr<Classes> = AtomicPtr::new(std::ptr::null_mut());
 
     #[inline]
@@ -92,6 +93,12 @@ pub(crate) mod pool {
                 }
             }
         }
+    }
+
+    /// In a fork child: starts a pool of its own, leaving the parent's as it is (a
+    /// parent thread may have been part-way through a push when it forked).
+    pub(crate) fn forget_after_fork() {
+        CLASSES.store(std::ptr::null_mut(), Ordering::Relaxed);
     }
 
     /// Frees the pool and every buffer in it.

@@ -362,7 +362,7 @@ pub enum BackPressure {
 /// How an idle, parked worker is woken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum WakeKind {
-    /// A futex word (`parking_lot_core`).
+    /// A futex on the worker's state word.
     #[default]
     Futex,
     /// A Linux eventfd, pollable together with other descriptors.

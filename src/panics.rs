@@ -6,8 +6,11 @@
 //! create installs a hook, once per copy of this crate (each cdylib has its own `std`
 //! and so its own hook): on a context's own threads it only notes where the panic
 //! happened, for the `DIAG_PANIC` report the catching site sends
-//! ([`Core::report_panic`](crate::context::Core)); any other thread's panic goes to the
-//! hook that was installed before, as if this one were not there.
+//! ([`Core::report_panic`](crate::context::Core)). Every panic on those threads is
+//! caught: by the handler, constructor, teardown and task sites, and by the thread's
+//! body as a last resort (`Core::spawn`). Any other thread's panic, and every panic
+//! with `panic = "abort"` (which ends the process), goes to the hook that was installed
+//! before, as if this one were not there.
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -29,7 +32,8 @@ pub(crate) fn keep_quiet() {
     INSTALL.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if thread_role() == ThreadRole::Host {
+            // With `panic = "abort"` nothing is caught and the process ends here: say why.
+            if thread_role() == ThreadRole::Host || cfg!(panic = "abort") {
                 return previous(info);
             }
             let at = info

@@ -6,8 +6,9 @@
 //! bits) tells this copy of the registry from another one in the same process (each
 //! cdylib built on this crate has its own), and every copy starts its generations at
 //! its own random value: a handle of another library is refused instead of aliasing one
-//! of ours (it would have to guess 47 bits). Slots live in chunks that
-//! are allocated on demand and never freed, so a lookup can always read a slot safely.
+//! of ours (it would have to guess 47 bits). Slots live in chunks that are allocated on
+//! demand and freed only when the library is unloaded with no context left
+//! (`unload.rs`), so a lookup can always read a slot safely.
 //!
 //! Each slot has one state word: `generation << 32 | CLOSING | users`. A call enters by
 //! CAS-incrementing `users` while the generation matches and `CLOSING` is clear, and
@@ -143,7 +144,8 @@ fn slot(index: usize) -> Option<&'static Slot> {
         .get(index / CHUNK_SLOTS)?
         .load(Ordering::Acquire);
     // SAFETY: a non-null chunk pointer was published (Release) after the chunk was fully
-    // initialised, and chunks are never freed, so the reference is valid for 'static.
+    // initialised, and chunks are freed only at unload, when no lookup runs (`release`),
+    // so the reference is valid for as long as anyone can hold it.
     let chunk = unsafe { chunk.as_ref() }?;
     Some(&chunk[index % CHUNK_SLOTS])
 }
@@ -190,7 +192,7 @@ fn encode(index: usize, generation: u32) -> *mut c_void {
 /// Registers a context and returns its handle, or `None` when the registry is full.
 pub(crate) fn insert(core: Arc<Core>) -> Option<*mut c_void> {
     let index = {
-        let mut free = FREE.lock().unwrap_or_else(|e| e.into_inner());
+        let mut free = crate::sync::lock(&FREE);
         match free.free.pop() {
             Some(i) => i,
             None if free.next_fresh < MAX_CONTEXTS => {
@@ -292,10 +294,7 @@ pub(crate) fn remove(handle: *mut c_void) {
     slot.state.retire(generation);
     // SAFETY: this is the strong count `insert` leaked; users is 0 and CLOSING keeps it 0.
     drop(unsafe { Arc::from_raw(core) });
-    FREE.lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .free
-        .push(index);
+    crate::sync::lock(&FREE).free.push(index);
 }
 
 /// Frees the chunks and the free list, if no context is live, and says whether it did.
@@ -368,9 +367,10 @@ struct ForkHold(
     >,
 );
 
-// SAFETY: only the fork handlers touch it, and glibc runs them under its own lock, held
-// from the prepare handlers to the end of the parent's (and, in the child, the child's)
-// handlers: one fork at a time, each on its forking thread.
+// SAFETY: only the fork handlers touch it, and only while holding `STATIC_INIT`: the
+// prepare handler writes it after taking the lock, and the parent's or the child's
+// handler (on the forking thread, or the child's copy of it) takes it back before the
+// guard inside releases the lock. So one fork at a time, on its own thread.
 #[cfg(not(miri))]
 unsafe impl Sync for ForkHold {}
 
@@ -379,8 +379,8 @@ static FORK_HOLD: ForkHold = ForkHold(std::cell::UnsafeCell::new(None));
 
 #[cfg(not(miri))]
 extern "C" fn fork_prepare() {
-    let init = STATIC_INIT.lock().unwrap_or_else(|e| e.into_inner());
-    let free = FREE.lock().unwrap_or_else(|e| e.into_inner());
+    let init = crate::sync::lock(&STATIC_INIT);
+    let free = crate::sync::lock(&FREE);
     // SAFETY: see `ForkHold`.
     unsafe { *FORK_HOLD.0.get() = Some((init, free)) };
 }
@@ -395,7 +395,8 @@ extern "C" fn fork_parent() {
 extern "C" fn fork_child() {
     // The child's only thread: nothing races these stores.
     for table in &CHUNK_TABLE {
-        // SAFETY: as in `slot`: a published chunk is initialised and never freed.
+        // SAFETY: as in `slot`: a published chunk is initialised, and not freed while
+        // the library is loaded with a slot in use.
         let Some(chunk) = (unsafe { table.load(Ordering::Acquire).as_ref() }) else {
             continue;
         };
@@ -406,6 +407,10 @@ extern "C" fn fork_child() {
         }
     }
     FORKS.fetch_add(1, Ordering::Relaxed);
+    crate::context::forget_thread_after_fork();
+    // A parent thread may have been inside a pool queue's push: the child starts a
+    // pool of its own (the parent's buffers stay where they are).
+    crate::envelope::pool::forget_after_fork();
     // SAFETY: see `ForkHold`; the child's copy of the locks is released by its only
     // thread, the copy of the one that took them.
     drop(unsafe { (*FORK_HOLD.0.get()).take() });

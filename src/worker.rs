@@ -143,7 +143,9 @@ pub(crate) fn run<L: Library>(
             core.report_panic("teardown", &*panic);
         }
     }
-    drop(library);
+    if let Err(panic) = catch_unwind(AssertUnwindSafe(|| drop(library))) {
+        core.report_panic("the library's drop", &*panic);
+    }
     drop(reply);
     crate::events::bind(None);
     crate::context::run_hook(&core, false, THREAD_WORKER, "ffid-worker");
@@ -191,25 +193,32 @@ fn handle<L: Library>(
     let running = &core.running;
     running.set(env);
     running.gate.begin(id);
-    let (ret, msg) = if core.cancels.take(id) {
+    // A panic's report goes out once the request's gate is closed: pings and liveness
+    // time handlers, not the host's diagnostic callback.
+    let mut panic_report = None;
+    let answer = if core.cancels.take(id) {
         core.counters.worker.cancelled.bump();
-        (RET_ERR, reply.err_bytes("cancelled"))
+        Some((RET_ERR, reply.err_bytes("cancelled")))
     } else {
-        match run_handler(core, library, env, id, reply) {
-            Some(answer) => answer,
-            None => {
-                // Deferred: the token answers. Closing the gate stops the worker's
-                // pings; the token's own gate takes over.
-                running.gate.claim(id);
-                return;
+        run_handler(core, library, env, id, reply, &mut panic_report)
+    };
+    match answer {
+        // Only the monitor competes for the gate, and it never claims: this succeeds,
+        // after any ping in flight has returned.
+        Some((ret, msg)) => {
+            if running.gate.claim(id) {
+                core.answer(env.callback, env.user_data, ret, msg);
+                core.counters.worker.answered.bump();
             }
         }
-    };
-    // Only the monitor competes for the gate, and it never claims: this succeeds, after
-    // any ping in flight has returned.
-    if running.gate.claim(id) {
-        core.answer(env.callback, env.user_data, ret, msg);
-        core.counters.worker.answered.bump();
+        // Deferred: the token answers. Closing the gate stops the worker's pings; the
+        // token's own gate takes over.
+        None => {
+            running.gate.claim(id);
+        }
+    }
+    if let Some(report) = panic_report {
+        core.send_panic_report(report);
     }
 }
 
@@ -220,6 +229,7 @@ fn run_handler<'r, L: Library>(
     env: &Envelope,
     id: u64,
     reply: &'r mut Reply,
+    panic_report: &mut Option<String>,
 ) -> Option<(c_int, &'r [u8])> {
     let lib = match library {
         // SAFETY: the value lives until the worker's end and is lent to one handler at
@@ -241,7 +251,7 @@ fn run_handler<'r, L: Library>(
     }));
     if let Err(panic) = &outcome {
         core.counters.worker.panics.bump();
-        core.report_panic(method.name, &**panic);
+        *panic_report = core.panic_report(method.name, &**panic);
     }
     if reply.end() {
         return None;

@@ -435,3 +435,124 @@ fn completion_calls_are_refused_outside_completion_mode() {
     assert_eq!(lab_completion_fd(ctx), -1);
     assert_eq!(lab_destroy(ctx), RET_OK);
 }
+
+/// What a callback did from inside: destroy's answer and a call's answer.
+#[derive(Default)]
+struct Inside {
+    ctx: std::sync::atomic::AtomicUsize,
+    destroyed: std::sync::atomic::AtomicI32,
+    called: std::sync::atomic::AtomicI32,
+    calls: Arc<Log>,
+    done: Log,
+}
+
+/// Tries destroy and one more call from inside the callback.
+unsafe extern "C" fn act_inside(ret: c_int, _: *const c_char, _: usize, ud: *mut c_void) {
+    use std::sync::atomic::Ordering::SeqCst;
+    // SAFETY: `ud` is an `Inside` the test keeps alive until `done` is pushed.
+    let inside = unsafe { &*(ud as *const Inside) };
+    let ctx = inside.ctx.load(SeqCst) as *mut ffi_dispatch::ffid_ctx;
+    inside.destroyed.store(lab_destroy(ctx), SeqCst);
+    inside.called.store(echo(ctx, &inside.calls, 1), SeqCst);
+    inside.done.push(ret, Vec::new());
+}
+
+#[test]
+fn inside_a_deferred_answer_destroy_is_refused_and_a_call_never_blocks() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let ctx = lab(Options {
+        ring_capacity: 2,
+        ..Options::default()
+    });
+    let inside = Arc::new(Inside::default());
+    inside.ctx.store(ctx as usize, SeqCst);
+    let (later_key, later_control) = control();
+    // SAFETY: valid args; `inside` outlives the callback (waited for below).
+    let accepted = unsafe {
+        lab_later(
+            ctx,
+            Some(act_inside),
+            Arc::as_ptr(&inside) as *mut c_void,
+            &LabLaterArgs { key: later_key },
+        )
+    };
+    assert_eq!(accepted, RET_OK);
+    let token = loop {
+        if let Some(t) = later_control.tokens.lock().unwrap().pop() {
+            break t;
+        }
+        std::thread::yield_now();
+    };
+    // The worker held in a handler and the ring full behind it (Block policy).
+    let (key, control) = control();
+    let held = Log::new();
+    assert_eq!(block(ctx, &held, key), RET_OK);
+    while stats(ctx).queue_depth > 0 {
+        std::thread::yield_now();
+    }
+    let queued = Log::new();
+    assert_eq!(echo(ctx, &queued, 7), RET_OK);
+    assert_eq!(echo(ctx, &queued, 8), RET_OK);
+    // Answered on a library thread of its own: inside a callback there.
+    std::thread::spawn(move || token.complete(&5))
+        .join()
+        .unwrap();
+    inside.done.wait_len(1);
+    assert_eq!(
+        inside.destroyed.load(SeqCst),
+        RET_ERR,
+        "destroy inside a callback"
+    );
+    assert_eq!(
+        inside.called.load(SeqCst),
+        ffi_dispatch::RET_BUSY,
+        "no wait inside"
+    );
+    control.release();
+    assert_eq!(lab_destroy(ctx), RET_OK);
+    assert_eq!(queued.snapshot().len(), 2);
+    assert!(
+        inside.calls.snapshot().is_empty(),
+        "the refused call is never answered"
+    );
+}
+
+#[test]
+fn undrained_completion_mode_refuses_instead_of_waiting_and_destroy_answers_all() {
+    let ctx = lab(Options {
+        ring_capacity: 4,
+        completion: ffi_dispatch::CompletionMode::Queue,
+        ..Options::default()
+    });
+    let log = Log::new();
+    // Never drained: the completion queue (1024) fills, the worker waits for a drain,
+    // the ring fills; from then on the host is refused, also under Block.
+    let mut accepted = 0;
+    let mut busy_since = None;
+    loop {
+        match echo(ctx, &log, accepted) {
+            RET_OK => {
+                accepted += 1;
+                busy_since = None;
+            }
+            ffi_dispatch::RET_BUSY => {
+                let since = *busy_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() > Duration::from_millis(100) {
+                    break;
+                }
+                std::thread::yield_now();
+            }
+            other => panic!("call {accepted} refused with {other}"),
+        }
+    }
+    assert!(accepted > 1024, "the queue and the ring took {accepted}");
+    assert!(log.snapshot().is_empty(), "nothing runs until a drain");
+    // Destroy with everything undrained: it returns, and answers each call once, in order.
+    assert_eq!(lab_destroy(ctx), RET_OK);
+    let got = log.snapshot();
+    assert_eq!(got.len() as u64, accepted);
+    assert!(
+        got.iter().map(Entry::u64).eq(0..accepted),
+        "in order, once each"
+    );
+}
