@@ -76,27 +76,23 @@
 #[cfg(not(target_pointer_width = "64"))]
 compile_error!("ffi-dispatch encodes context handles in 64-bit pointers");
 
-pub mod abi;
-pub mod cbor;
-#[cfg(target_os = "linux")]
-mod completion;
-mod context;
-mod deferred;
-pub mod envelope;
+// The pipeline, one folder a stage (see the README's "How it works"):
+// ffi (the C vocabulary) -> ingress (requests) -> sync (rings, wake) -> worker
+// -> egress (answers) -> the host; events beside them; lifecycle on top.
+mod egress;
 pub mod events;
+mod ffi;
+mod ingress;
+mod lifecycle;
 pub mod marshal;
-mod monitor;
-mod panics;
-mod registry;
-pub mod reply;
-mod ring;
 pub mod schema;
-mod stats;
 mod sync;
-mod tasks;
-mod unload;
-mod wake;
 mod worker;
+
+pub use egress::reply;
+pub use ffi::abi;
+pub use ingress::envelope;
+pub use marshal::cbor;
 
 use std::borrow::Cow;
 use std::ffi::{c_int, c_void};
@@ -106,18 +102,18 @@ use std::time::Duration;
 pub use abi::{
     ffid_ctx, Callback, Refusal, RET_BUSY, RET_ERR, RET_MISSING_CALLBACK, RET_OK, RET_STALE_WARN,
 };
+pub use egress::deferred::Deferred;
+pub use envelope::{FieldReader, FieldWriter, INLINE_CAPACITY};
+pub use events::{EmitError, EventDesc, ListenerView, Sink};
+pub use lifecycle::registry::MAX_CONTEXTS;
+pub use lifecycle::stats::Stats;
 #[cfg(target_os = "linux")]
-pub use context::wake_fd;
-pub use context::{
+pub use lifecycle::wake_fd;
+pub use lifecycle::{
     add_listener, cancel, completion_fd, create, destroy, drain, last_request_id, remove_listener,
     static_context, stats, stats_into, submit, submit_cbor, StaticContext,
 };
-pub use deferred::Deferred;
-pub use envelope::{FieldReader, FieldWriter, INLINE_CAPACITY};
-pub use events::{EmitError, EventDesc, ListenerView, Sink};
-pub use registry::MAX_CONTEXTS;
 pub use reply::{Answer, NativeOut, Reply};
-pub use stats::Stats;
 
 /// Exposes a library: put it on the `impl` block of the library's type.
 ///
@@ -372,7 +368,7 @@ pub enum WakeKind {
 /// Which ring implementation carries a context's requests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum RingKind {
-    /// The default: producers tag slots, the worker never writes them (see `ring.rs`).
+    /// The default: producers tag slots, the worker never writes them (see `sync/ring.rs`).
     #[default]
     Tagged,
     /// `crossbeam-queue`'s `ArrayQueue`, for comparison.

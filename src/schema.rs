@@ -266,7 +266,7 @@ fn elem_ptr(lib: &LibraryDesc, t: Ty) -> String {
     }
 }
 
-/// The C declaration(s) of one slot, per the table in `marshal.rs`.
+/// The C declaration(s) of one slot, per the table in `marshal/mod.rs`.
 fn c_fields(lib: &LibraryDesc, name: &str, t: Ty) -> Vec<(String, String)> {
     let pair = |ptr: String, what: &str| {
         vec![

@@ -25,7 +25,7 @@ pub type Callback =
     unsafe extern "C" fn(ret: c_int, msg: *const c_char, len: usize, user_data: *mut c_void);
 
 /// Opaque context handle as the host sees it. Never dereferenced: its bits encode a
-/// registry slot and a generation (see `registry.rs`).
+/// registry slot and a generation (see `lifecycle/registry.rs`).
 #[allow(non_camel_case_types)]
 #[repr(C)]
 pub struct ffid_ctx {

@@ -36,9 +36,9 @@ use crossbeam_utils::Backoff;
 use crate::abi::Callback;
 use crate::envelope::Payload;
 use crate::reply::deliver;
-use crate::ring::{Ring, TagRing};
+use crate::sync::ring::{Ring, TagRing};
+use crate::sync::wake::EventFd;
 use crate::sync::{AtomicBool, AtomicU32, Ordering};
-use crate::wake::EventFd;
 
 /// The signal protocol with the tagged ring, model-checked with loom: no completion is
 /// left in the ring with the fd unsignalled (the host would never drain it). And the
@@ -47,9 +47,9 @@ use crate::wake::EventFd;
 #[cfg(all(test, loom))]
 mod loom_models {
     use super::{Signal, Stalls};
-    use crate::ring::{Ring, TagRing};
+    use crate::sync::ring::{Ring, TagRing};
+    use crate::sync::wake::SpaceWait;
     use crate::sync::{AtomicU64, Ordering};
-    use crate::wake::SpaceWait;
     use loom::sync::Arc;
     use loom::thread;
 
@@ -285,7 +285,7 @@ impl CompletionQueue {
     fn drain_locked(&self, max: usize) -> usize {
         self.fd.take(); // 0 when it was not signalled, which is fine
         self.signalled.clear();
-        let ran = crate::context::calling_host(|| {
+        let ran = crate::lifecycle::calling_host(|| {
             let mut ran = 0;
             while ran < max {
                 // SAFETY: the `draining` lock makes this thread the ring's only consumer.

@@ -25,6 +25,8 @@
 //! The header renderer in [`crate::schema`] follows the same table; the proc-macros pick
 //! the one- or two-field shape by the same rules.
 
+pub mod cbor;
+
 use std::ffi::{c_char, CStr};
 use std::mem::{align_of, size_of};
 

@@ -43,9 +43,9 @@ extern "C" fn release_at_unload() {
     // destroyed context would: the library must have ended its own threads);
     // `registry::release` itself checks that no context is live.
     unsafe {
-        if crate::registry::release() {
+        if crate::lifecycle::registry::release() {
             crate::envelope::pool::release();
-            crate::panics::release();
+            crate::lifecycle::panics::release();
         }
     }
 }

@@ -12,7 +12,7 @@
 //!   also writes a stamp into every slot (about 1.7x against 1.25x the floor here).
 //! - [`ArrayRing`]: `crossbeam-queue`'s `ArrayQueue`, selectable for comparison.
 //!
-//! Ordering contract relied on by the wake protocol (`wake.rs`): a `push` that returned
+//! Ordering contract relied on by the wake protocol (`sync/wake.rs`): a `push` that returned
 //! `Ok` before a `SeqCst` fence is seen by the worker's `is_empty` after a later
 //! `SeqCst` fence, and a `pop` that returned `Some` before a fence is seen by `is_full`
 //! after a later one.

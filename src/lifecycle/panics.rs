@@ -6,7 +6,7 @@
 //! create installs a hook, once per copy of this crate (each cdylib has its own `std`
 //! and so its own hook): on a context's own threads it only notes where the panic
 //! happened, for the `DIAG_PANIC` report the catching site sends
-//! ([`Core::report_panic`](crate::context::Core)). Every panic on those threads is
+//! ([`Core::report_panic`](crate::lifecycle::Core)). Every panic on those threads is
 //! caught: by the handler, constructor, teardown and task sites, and by the thread's
 //! body as a last resort (`Core::spawn`). Any other thread's panic, and every panic
 //! with `panic = "abort"` (which ends the process), goes to the hook that was installed
@@ -16,7 +16,7 @@ use std::any::Any;
 use std::cell::RefCell;
 use std::sync::Once;
 
-use crate::context::{thread_role, ThreadRole};
+use crate::lifecycle::{thread_role, ThreadRole};
 
 thread_local! {
     /// Where the last panic on this context thread happened, until reported.
@@ -48,7 +48,7 @@ pub(crate) fn keep_quiet() {
     });
 }
 
-/// At unload: puts the default hook back, freeing this one (see `unload.rs`).
+/// At unload: puts the default hook back, freeing this one (see `lifecycle/unload.rs`).
 pub(crate) fn release() {
     if !std::thread::panicking() {
         drop(std::panic::take_hook());

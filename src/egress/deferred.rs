@@ -22,9 +22,9 @@ use std::sync::{Condvar, Mutex};
 use crate::sync::lock;
 
 use crate::abi::{Callback, RET_ERR};
-use crate::context::{calling_host, Core};
 use crate::envelope::Kind;
-use crate::monitor::PingGate;
+use crate::lifecycle::monitor::PingGate;
+use crate::lifecycle::{calling_host, Core};
 use crate::reply::{Answer, Reply};
 use crate::CallError;
 
@@ -234,7 +234,7 @@ impl<T: ?Sized> Deferred<T> {
                         .unwrap_or_else(|panic| {
                             Err(CallError::new(format!(
                                 "the deferred answer panicked: {}",
-                                crate::panics::message(&*panic)
+                                crate::lifecycle::panics::message(&*panic)
                             )))
                         });
                 let (ret, msg) = reply.outcome(result);

@@ -23,7 +23,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
-use crate::context::Core;
+use crate::lifecycle::Core;
 use crate::sync::{AtomicBool, Ordering};
 
 /// The method id of a task's wake marker in the ring.
@@ -113,7 +113,9 @@ impl Tasks {
             Err(panic) => {
                 task.waker.core.counters.worker.panics.bump();
                 task.waker.core.report_panic("async handler", &*panic);
-                crate::deferred::with_drop_reason("async handler panicked", || self.remove(index));
+                crate::egress::deferred::with_drop_reason("async handler panicked", || {
+                    self.remove(index)
+                });
             }
         }
     }
@@ -129,7 +131,7 @@ impl Tasks {
 
     /// Destroy, after the timeout: drops every task (their tokens answer `ERR`).
     pub(crate) fn fail_all(&mut self) {
-        crate::deferred::with_drop_reason(
+        crate::egress::deferred::with_drop_reason(
             "context destroyed before the async handler finished",
             || {
                 for i in 0..self.slots.len() {

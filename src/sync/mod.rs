@@ -2,6 +2,9 @@
 //! (`RUSTFLAGS="--cfg loom"`) substitutes its model-checked types without touching the
 //! protocol code. See `scripts/loom.sh`.
 
+pub(crate) mod ring;
+pub(crate) mod wake;
+
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{
     fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,

@@ -333,7 +333,7 @@ impl SpaceWait {
 #[cfg(all(test, loom))]
 mod loom_models {
     use super::*;
-    use crate::ring::{Ring, TagRing};
+    use crate::sync::ring::{Ring, TagRing};
     use loom::sync::Arc;
     use loom::thread;
 

@@ -1,5 +1,7 @@
 //! The worker loop: construct the library, then drain the ring in batches, spin while
-//! idle for the configured budget, and park (see `wake.rs`) when the budget runs out.
+//! idle for the configured budget, and park (see `sync/wake.rs`) when the budget runs out.
+
+pub(crate) mod tasks;
 
 use std::ffi::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -8,13 +10,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::abi::{Callback, RET_ERR, RET_OK, THREAD_WORKER};
-use crate::context::Core;
 use crate::envelope::{Envelope, FieldReader, Kind};
-use crate::panics;
+use crate::lifecycle::panics;
+use crate::lifecycle::Core;
 use crate::reply::Reply;
-use crate::ring::Ring;
+use crate::sync::ring::Ring;
 use crate::sync::Ordering;
-use crate::tasks::{Tasks, TASK_WAKE};
+use crate::worker::tasks::{Tasks, TASK_WAKE};
 use crate::{CallError, LibRef, Library, UserData};
 
 /// Requests handled between two checks for blocked producers.
@@ -26,7 +28,7 @@ pub(crate) fn run<L: Library>(
     user_data: UserData,
     config: L::Config,
 ) {
-    crate::context::mark_worker_thread(&core);
+    crate::lifecycle::mark_worker_thread(&core);
     // Handlers (and the constructor) emit events into this context.
     crate::events::bind(Some(core.clone()));
     let mut reply = Reply::new(Some(core.clone()));
@@ -120,7 +122,7 @@ pub(crate) fn run<L: Library>(
             std::thread::sleep(Duration::from_micros(200));
             continue;
         }
-        // Relaxed while spinning; SeqCst in the park's recheck (see `wake.rs`).
+        // Relaxed while spinning; SeqCst in the park's recheck (see `sync/wake.rs`).
         let has_work =
             |order| !core.ring.is_empty() || core.stop.load(order) || core.overflowed.load(order);
         if spin_until(core.spin, || has_work(Ordering::Relaxed)) {
@@ -131,7 +133,7 @@ pub(crate) fn run<L: Library>(
         }
     }
 
-    // Every task is gone before the library is torn down and dropped (see `tasks.rs`).
+    // Every task is gone before the library is torn down and dropped (see `worker/tasks.rs`).
     tasks.fail_all();
     drop(tasks);
     let mut library = library.map(|ptr| {
@@ -148,7 +150,7 @@ pub(crate) fn run<L: Library>(
     }
     drop(reply);
     crate::events::bind(None);
-    crate::context::run_hook(&core, false, THREAD_WORKER, "ffid-worker");
+    crate::lifecycle::run_hook(&core, false, THREAD_WORKER, "ffid-worker");
 }
 
 /// Busy-waits up to `budget` for `ready`. The clock is read only after a first round of
@@ -182,7 +184,7 @@ pub(crate) fn spin_until(budget: Duration, ready: impl Fn() -> bool) -> bool {
 }
 
 /// Runs one request and answers it exactly once: here, or through the reply token the
-/// handler took (see `deferred.rs`).
+/// handler took (see `egress/deferred.rs`).
 fn handle<L: Library>(
     core: &Core,
     library: &mut Result<NonNull<L>, CallError>,

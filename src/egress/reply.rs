@@ -13,9 +13,9 @@ use std::mem::size_of;
 use std::sync::Arc;
 
 use crate::abi::{Callback, RET_ERR, RET_OK};
-use crate::context::Core;
-use crate::deferred::Deferred;
+use crate::egress::deferred::Deferred;
 use crate::envelope::{Envelope, Kind};
+use crate::lifecycle::Core;
 use crate::marshal::{Arena, Element, Native};
 use crate::CallError;
 
@@ -41,7 +41,7 @@ pub struct Reply {
     /// The handler took the reply token.
     deferred: bool,
     /// An async handler's task, for the worker to adopt.
-    spawned: Option<crate::tasks::TaskFuture>,
+    spawned: Option<crate::worker::tasks::TaskFuture>,
 }
 
 /// Who answers the current request.
@@ -120,7 +120,7 @@ impl Reply {
     }
 
     /// The worker, after a deferred handler: the task it spawned, if any.
-    pub(crate) fn take_spawned(&mut self) -> Option<crate::tasks::TaskFuture> {
+    pub(crate) fn take_spawned(&mut self) -> Option<crate::worker::tasks::TaskFuture> {
         self.spawned.take()
     }
 

@@ -8,7 +8,7 @@
 //! its own random value: a handle of another library is refused instead of aliasing one
 //! of ours (it would have to guess 47 bits). Slots live in chunks that are allocated on
 //! demand and freed only when the library is unloaded with no context left
-//! (`unload.rs`), so a lookup can always read a slot safely.
+//! (`lifecycle/unload.rs`), so a lookup can always read a slot safely.
 //!
 //! Each slot has one state word: `generation << 32 | CLOSING | users`. A call enters by
 //! CAS-incrementing `users` while the generation matches and `CLOSING` is clear, and
@@ -21,7 +21,7 @@
 use std::ffi::c_void;
 use std::sync::{Arc, Mutex};
 
-use crate::context::Core;
+use crate::lifecycle::Core;
 use crate::sync::{AtomicU64, Ordering};
 use std::sync::atomic::AtomicPtr;
 
@@ -39,7 +39,7 @@ struct Slot {
 }
 
 /// A slot's state word, `generation << 32 | CLOSING | users`, and its transitions: the
-/// part of the registry that races (`loom_models` in `context.rs` checks it against
+/// part of the registry that races (`loom_models` in `lifecycle/mod.rs` checks it against
 /// destroy).
 pub(crate) struct SlotState(AtomicU64);
 
@@ -300,7 +300,7 @@ pub(crate) fn remove(handle: *mut c_void) {
 /// Frees the chunks and the free list, if no context is live, and says whether it did.
 ///
 /// # Safety
-/// No call is in progress or can start: the library is being unloaded (`unload.rs`).
+/// No call is in progress or can start: the library is being unloaded (`lifecycle/unload.rs`).
 pub(crate) unsafe fn release() -> bool {
     let Ok(mut free) = FREE.try_lock() else {
         return false;
@@ -323,7 +323,7 @@ pub(crate) unsafe fn release() -> bool {
     true
 }
 
-/// Taken to create a static-method context ([`crate::context::static_context`]); fork
+/// Taken to create a static-method context ([`crate::lifecycle::static_context`]); fork
 /// holds it, as it holds `FREE`, so that a child never inherits it locked.
 pub(crate) static STATIC_INIT: Mutex<()> = Mutex::new(());
 
@@ -407,7 +407,7 @@ extern "C" fn fork_child() {
         }
     }
     FORKS.fetch_add(1, Ordering::Relaxed);
-    crate::context::forget_thread_after_fork();
+    crate::lifecycle::forget_thread_after_fork();
     // A parent thread may have been inside a pool queue's push: the child starts a
     // pool of its own (the parent's buffers stay where they are).
     crate::envelope::pool::forget_after_fork();

@@ -105,7 +105,7 @@ pub(crate) mod pool {
     ///
     /// # Safety
     /// Nothing uses the pool during or after the call: the library is being unloaded
-    /// with no context left (see `unload.rs`).
+    /// with no context left (see `lifecycle/unload.rs`).
     pub(crate) unsafe fn release() {
         let classes = CLASSES.swap(std::ptr::null_mut(), Ordering::AcqRel);
         if !classes.is_null() {

@@ -19,6 +19,12 @@
 //!    host left undrained, on destroy's thread;
 //! 7. free the slot: the handle is stale from here on.
 
+pub(crate) mod monitor;
+pub(crate) mod panics;
+pub(crate) mod registry;
+pub(crate) mod stats;
+mod unload;
+
 use std::any::TypeId;
 use std::cell::Cell;
 use std::ffi::{c_int, c_void, CString};
@@ -30,15 +36,14 @@ use std::time::Duration;
 use crossbeam_utils::CachePadded;
 
 use crate::abi::{ffid_ctx, Callback, Refusal, ThreadHook, RET_ERR, RET_OK, THREAD_WORKER};
-use crate::deferred::Pending;
+use crate::egress::deferred::Pending;
 use crate::envelope::Envelope;
 use crate::events::{EventHub, ListenerView};
-use crate::monitor::PingGate;
-use crate::registry;
-use crate::ring::{ArrayRing, Ingress, Ring, TagRing};
-use crate::stats::{Counters, Stats};
+use crate::lifecycle::monitor::PingGate;
+use crate::lifecycle::stats::{Counters, Stats};
+use crate::sync::ring::{ArrayRing, Ingress, Ring, TagRing};
+use crate::sync::wake::{SpaceWait, WakeBackend, WorkerWake};
 use crate::sync::{fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
-use crate::wake::{SpaceWait, WakeBackend, WorkerWake};
 use crate::{BackPressure, Library, Options, Request, RingKind, ThreadHooks, UserData, WakeKind};
 
 /// The request the worker is running, for the monitor: its gate, and where its pings go.
@@ -151,9 +156,9 @@ pub(crate) struct Core {
     pub(crate) cancels: Cancels,
     pub(crate) deferred: Pending,
     pub(crate) events: EventHub,
-    /// `Some` in completion mode (see `completion.rs`).
+    /// `Some` in completion mode (see `egress/completion.rs`).
     #[cfg(target_os = "linux")]
-    completions: Option<crate::completion::CompletionQueue>,
+    completions: Option<crate::egress::completion::CompletionQueue>,
     hooks: Option<ThreadHooks>,
     /// The host's `DIAG_*` callback (`DIAG_PANIC` is reported where the panic was caught).
     diagnostic: Option<crate::HostFn<Callback>>,
@@ -277,7 +282,7 @@ impl Core {
         let marker = Envelope {
             callback: unused,
             user_data: key as usize as *mut c_void,
-            method: crate::tasks::TASK_WAKE,
+            method: crate::worker::tasks::TASK_WAKE,
             kind: crate::envelope::Kind::Native,
             payload: crate::envelope::Payload::copy_from(&[]),
         };
@@ -424,7 +429,7 @@ pub fn create<L: Library>(
         return std::ptr::null_mut();
     };
     registry::guard_fork();
-    crate::panics::keep_quiet();
+    crate::lifecycle::panics::keep_quiet();
     let Some(core) = Core::new::<L>(&options) else {
         return std::ptr::null_mut();
     };
@@ -452,7 +457,7 @@ fn start_threads<L: Library>(
 ) -> std::io::Result<()> {
     let keep = |thread| crate::sync::lock(&core.helpers).push(thread);
     keep(core.spawn(format!("ffid-{}-ev", L::NAME), crate::events::run)?);
-    let monitor = crate::monitor::Settings {
+    let monitor = crate::lifecycle::monitor::Settings {
         stale_ping: options.stale_ping,
         not_responding: options.not_responding,
         listener_stuck: options.listener_stuck,
@@ -460,7 +465,7 @@ fn start_threads<L: Library>(
     };
     if let Some(tick) = monitor.tick() {
         keep(core.spawn(format!("ffid-{}-mon", L::NAME), move |core| {
-            crate::monitor::run(core, monitor, tick)
+            crate::lifecycle::monitor::run(core, monitor, tick)
         })?);
     }
     let worker = core.spawn(format!("ffid-{}", L::NAME), move |core| {
@@ -483,7 +488,7 @@ impl Core {
             crate::CompletionMode::Callback => None,
             crate::CompletionMode::Queue => {
                 let capacity = options.ring_capacity.saturating_mul(2).max(1024);
-                Some(crate::completion::CompletionQueue::new(capacity).ok()?)
+                Some(crate::egress::completion::CompletionQueue::new(capacity).ok()?)
             }
         };
         #[cfg(not(target_os = "linux"))]
@@ -532,7 +537,7 @@ impl Core {
     }
 
     /// Reports a panic the runtime caught on one of its threads (`DIAG_PANIC`), in
-    /// place of the default hook's report on the host's stderr (`panics.rs`).
+    /// place of the default hook's report on the host's stderr (`lifecycle/panics.rs`).
     pub(crate) fn report_panic(&self, what: &str, panic: &(dyn std::any::Any + Send)) {
         if let Some(report) = self.panic_report(what, panic) {
             self.send_panic_report(report);
@@ -547,8 +552,11 @@ impl Core {
         panic: &(dyn std::any::Any + Send),
     ) -> Option<String> {
         self.diagnostic?;
-        let mut msg = format!("{what} panicked: {}", crate::panics::message(panic));
-        if let Some(at) = crate::panics::take_location() {
+        let mut msg = format!(
+            "{what} panicked: {}",
+            crate::lifecycle::panics::message(panic)
+        );
+        if let Some(at) = crate::lifecycle::panics::take_location() {
             msg.push_str(" (at ");
             msg.push_str(&at);
             msg.push(')');
@@ -946,10 +954,10 @@ pub(crate) fn mark_worker_thread(core: &Core) {
 /// `destroy` use them; the registry's static tables and the library are left out.
 #[cfg(all(test, loom))]
 mod loom_models {
-    use crate::registry::SlotState;
-    use crate::ring::{Ring, TagRing};
+    use crate::lifecycle::registry::SlotState;
+    use crate::sync::ring::{Ring, TagRing};
+    use crate::sync::wake::{WakeBackend, WorkerWake};
     use crate::sync::{AtomicBool, Ordering};
-    use crate::wake::{WakeBackend, WorkerWake};
     use loom::sync::atomic::AtomicUsize;
     use loom::sync::Arc;
     use loom::thread;
@@ -1072,8 +1080,8 @@ mod loom_models {
     /// the canceller was told so.
     #[test]
     fn cancel_racing_the_start_decides_once() {
-        use crate::context::Cancels;
-        use crate::monitor::PingGate;
+        use crate::lifecycle::monitor::PingGate;
+        use crate::lifecycle::Cancels;
         crate::sync::model("cancel racing the start", || {
             let cancels = Arc::new(Cancels::default());
             let gate = Arc::new(PingGate::new());
