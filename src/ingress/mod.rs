@@ -2,3 +2,4 @@
 //! copied arguments) on its way to the ring.
 
 pub mod envelope;
+pub(crate) mod request;

@@ -1,0 +1,400 @@
+//! Per-context options: the Rust form of `ffid_options`, its policies, and the host
+//! functions a context calls besides the callbacks.
+
+use std::ffi::c_void;
+use std::time::Duration;
+
+use crate::abi::{self, Callback};
+
+/// What a full ring does to a producer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum BackPressure {
+    /// Wait for space (spin, then park until the worker frees a slot). Never `BUSY`,
+    /// except for calls made on a worker thread, which never block.
+    #[default]
+    Block,
+    /// Refuse at once with `RET_BUSY`.
+    Reject,
+}
+
+/// How an idle, parked worker is woken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum WakeKind {
+    /// A futex on the worker's state word.
+    #[default]
+    Futex,
+    /// A Linux eventfd, pollable together with other descriptors.
+    EventFd,
+}
+
+/// Which ring implementation carries a context's requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum RingKind {
+    /// The default: producers tag slots, the worker never writes them (see `sync/ring.rs`).
+    #[default]
+    Tagged,
+    /// `crossbeam-queue`'s `ArrayQueue`, for comparison.
+    ArrayQueue,
+}
+
+/// What a full event ring does to an emitter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum EventPolicy {
+    /// Drop the new event and count it ([`Stats::events_dropped`](crate::Stats::events_dropped)).
+    #[default]
+    DropNewest,
+    /// Wait for the event thread to make room (an emitter on the event thread itself
+    /// drops instead: it would wait for itself).
+    Block,
+}
+
+/// Where a context's terminal callbacks (and progress pings) run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum CompletionMode {
+    /// On the context's threads, as they happen.
+    #[default]
+    Callback,
+    /// Queued to a completion ring; the host runs them on its own thread with
+    /// [`drain`](crate::drain), woken by [`completion_fd`](crate::completion_fd) (an eventfd).
+    Queue,
+}
+
+/// A host function and the `user_data` it is called with.
+#[derive(Clone, Copy, Debug)]
+pub struct HostFn<F> {
+    /// The function.
+    pub f: F,
+    /// Its `user_data` argument, never dereferenced by the runtime.
+    pub user_data: *mut c_void,
+}
+
+// SAFETY: the host's contract (see `ffid_options` in the header): its hooks and
+// diagnostic callback may be called, with their `user_data`, from the context's threads.
+unsafe impl<F: Send> Send for HostFn<F> {}
+// SAFETY: as above; the runtime only copies the pair and calls `f`.
+unsafe impl<F: Sync> Sync for HostFn<F> {}
+
+/// Start and stop hooks for the context's threads (to attach them to a VM).
+#[derive(Clone, Copy, Debug)]
+pub struct ThreadHooks {
+    /// Called first on each thread; may be `None`.
+    pub start: Option<abi::ThreadHook>,
+    /// Called last on each thread; may be `None`.
+    pub stop: Option<abi::ThreadHook>,
+    /// Passed to both.
+    pub user_data: *mut c_void,
+}
+
+// SAFETY: as for `HostFn`.
+unsafe impl Send for ThreadHooks {}
+// SAFETY: as for `HostFn`.
+unsafe impl Sync for ThreadHooks {}
+
+/// Per-context runtime options.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Ring capacity in requests, 1 to [`MAX_RING_CAPACITY`]. Default 4096.
+    pub ring_capacity: usize,
+    /// How long an idle worker busy-spins before parking. Default 50 µs; zero parks at once.
+    pub spin: Duration,
+    /// Full-ring policy. Default [`BackPressure::Block`].
+    pub backpressure: BackPressure,
+    /// Wake backend. Default [`WakeKind::Futex`].
+    pub wake: WakeKind,
+    /// Ring implementation. Default [`RingKind::Tagged`].
+    pub ring: RingKind,
+    /// Interval of `RET_STALE_WARN` pings to a request still running. Default 5 s;
+    /// `None` never pings.
+    pub stale_ping: Option<Duration>,
+    /// When the worker has spent this long in one handler, `DIAG_NOT_RESPONDING` is
+    /// reported (once; `DIAG_RESPONDING` when it moves on). Default 10 s.
+    pub not_responding: Option<Duration>,
+    /// When one listener call lasts this long, `DIAG_LISTENER_STUCK` is reported once.
+    /// Default 1 s.
+    pub listener_stuck: Option<Duration>,
+    /// Events the event ring holds, 1 to [`MAX_RING_CAPACITY`]. Default 1024.
+    pub event_ring_capacity: usize,
+    /// Full-event-ring policy. Default [`EventPolicy::DropNewest`].
+    pub event_policy: EventPolicy,
+    /// How long destroy waits for outstanding deferred replies before failing them.
+    /// Default 5 s.
+    pub shutdown_timeout: Duration,
+    /// Where terminal callbacks run. Default [`CompletionMode::Callback`].
+    pub completion: CompletionMode,
+    /// Receives the `DIAG_*` reports: on the context's monitor thread, `DIAG_PANIC` on the
+    /// thread that caught the panic (the worker).
+    pub diagnostic: Option<HostFn<Callback>>,
+    /// Hooks run on each of the context's threads as it starts and stops.
+    pub thread_hooks: Option<ThreadHooks>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            ring_capacity: 4096,
+            spin: Duration::from_micros(50),
+            backpressure: BackPressure::Block,
+            wake: WakeKind::Futex,
+            ring: RingKind::Tagged,
+            stale_ping: Some(Duration::from_secs(5)),
+            not_responding: Some(Duration::from_secs(10)),
+            listener_stuck: Some(Duration::from_secs(1)),
+            event_ring_capacity: 1024,
+            event_policy: EventPolicy::DropNewest,
+            shutdown_timeout: Duration::from_secs(5),
+            completion: CompletionMode::Callback,
+            diagnostic: None,
+            thread_hooks: None,
+        }
+    }
+}
+
+fn millis(d: Option<Duration>) -> u32 {
+    d.map_or(0, |d| d.as_millis().clamp(1, u32::MAX as u128) as u32)
+}
+
+fn from_millis(ms: u32) -> Option<Duration> {
+    (ms != 0).then(|| Duration::from_millis(ms as u64))
+}
+
+/// The largest `ring_capacity` and `event_ring_capacity` a create accepts
+/// (`FFID_MAX_RING_CAPACITY`): 2^20 requests take 128 MiB of ring.
+pub const MAX_RING_CAPACITY: usize = abi::MAX_RING_CAPACITY as usize;
+
+impl Options {
+    /// Whether a create accepts these options: both ring capacities in
+    /// `1..=MAX_RING_CAPACITY`.
+    pub fn is_valid(&self) -> bool {
+        let ring = 1..=MAX_RING_CAPACITY;
+        ring.contains(&self.ring_capacity) && ring.contains(&self.event_ring_capacity)
+    }
+
+    /// The C mirror of these options.
+    pub fn to_c(&self) -> abi::ffid_options {
+        abi::ffid_options {
+            struct_size: std::mem::size_of::<abi::ffid_options>() as u32,
+            ring_capacity: self.ring_capacity.min(u32::MAX as usize) as u32,
+            spin_ns: self.spin.as_nanos().min(u32::MAX as u128) as u32,
+            backpressure: match self.backpressure {
+                BackPressure::Block => abi::BACKPRESSURE_BLOCK,
+                BackPressure::Reject => abi::BACKPRESSURE_REJECT,
+            },
+            wake: match self.wake {
+                WakeKind::Futex => abi::WAKE_FUTEX,
+                WakeKind::EventFd => abi::WAKE_EVENTFD,
+            },
+            ring: match self.ring {
+                RingKind::Tagged => abi::RING_TAGGED,
+                RingKind::ArrayQueue => abi::RING_ARRAY_QUEUE,
+            },
+            stale_ping_ms: millis(self.stale_ping),
+            not_responding_ms: millis(self.not_responding),
+            listener_stuck_ms: millis(self.listener_stuck),
+            event_ring_capacity: self.event_ring_capacity.min(u32::MAX as usize) as u32,
+            event_backpressure: match self.event_policy {
+                EventPolicy::DropNewest => abi::EVENTS_DROP_NEWEST,
+                EventPolicy::Block => abi::EVENTS_BLOCK,
+            },
+            shutdown_timeout_ms: self.shutdown_timeout.as_millis().min(u32::MAX as u128) as u32,
+            completion: match self.completion {
+                CompletionMode::Callback => abi::COMPLETION_CALLBACK,
+                CompletionMode::Queue => abi::COMPLETION_QUEUE,
+            },
+            reserved: 0,
+            diagnostic: self.diagnostic.map(|d| d.f),
+            diagnostic_user_data: self
+                .diagnostic
+                .map_or(std::ptr::null_mut(), |d| d.user_data),
+            thread_start: self.thread_hooks.and_then(|h| h.start),
+            thread_stop: self.thread_hooks.and_then(|h| h.stop),
+            hook_user_data: self
+                .thread_hooks
+                .map_or(std::ptr::null_mut(), |h| h.user_data),
+        }
+    }
+
+    /// Reads host options; `None` for a wrong `struct_size`, a non-zero `reserved` or
+    /// out-of-range values.
+    pub fn from_c(o: &abi::ffid_options) -> Option<Options> {
+        if o.struct_size as usize != std::mem::size_of::<abi::ffid_options>() || o.reserved != 0 {
+            return None;
+        }
+        let options = Options {
+            ring_capacity: o.ring_capacity as usize,
+            spin: Duration::from_nanos(o.spin_ns as u64),
+            backpressure: match o.backpressure {
+                abi::BACKPRESSURE_BLOCK => BackPressure::Block,
+                abi::BACKPRESSURE_REJECT => BackPressure::Reject,
+                _ => return None,
+            },
+            wake: match o.wake {
+                abi::WAKE_FUTEX => WakeKind::Futex,
+                abi::WAKE_EVENTFD => WakeKind::EventFd,
+                _ => return None,
+            },
+            ring: match o.ring {
+                abi::RING_TAGGED => RingKind::Tagged,
+                abi::RING_ARRAY_QUEUE => RingKind::ArrayQueue,
+                _ => return None,
+            },
+            stale_ping: from_millis(o.stale_ping_ms),
+            not_responding: from_millis(o.not_responding_ms),
+            listener_stuck: from_millis(o.listener_stuck_ms),
+            event_ring_capacity: o.event_ring_capacity as usize,
+            event_policy: match o.event_backpressure {
+                abi::EVENTS_DROP_NEWEST => EventPolicy::DropNewest,
+                abi::EVENTS_BLOCK => EventPolicy::Block,
+                _ => return None,
+            },
+            shutdown_timeout: Duration::from_millis(o.shutdown_timeout_ms as u64),
+            completion: match o.completion {
+                abi::COMPLETION_CALLBACK => CompletionMode::Callback,
+                abi::COMPLETION_QUEUE => CompletionMode::Queue,
+                _ => return None,
+            },
+            diagnostic: o.diagnostic.map(|f| HostFn {
+                f,
+                user_data: o.diagnostic_user_data,
+            }),
+            thread_hooks: (o.thread_start.is_some() || o.thread_stop.is_some()).then_some(
+                ThreadHooks {
+                    start: o.thread_start,
+                    stop: o.thread_stop,
+                    user_data: o.hook_user_data,
+                },
+            ),
+        };
+        options.is_valid().then_some(options)
+    }
+
+    /// Reads an optional host options pointer: null means the defaults. A struct of the
+    /// first layout (`struct_size == 24`, six `uint32_t`) is read as far as it goes,
+    /// the newer fields taking their defaults.
+    ///
+    /// # Safety
+    /// `opts` is null or points to a readable `ffid_options` of the layout its
+    /// `struct_size` names.
+    pub unsafe fn from_c_ptr(opts: *const abi::ffid_options) -> Option<Options> {
+        if opts.is_null() {
+            return Some(Options::default());
+        }
+        // SAFETY: `struct_size` is the first field of every layout.
+        let size = unsafe { opts.cast::<u32>().read_unaligned() } as usize;
+        let mut o = Options::default().to_c();
+        if size == abi::OPTIONS_V1_SIZE {
+            // SAFETY: the host's struct holds `OPTIONS_V1_SIZE` readable bytes, the
+            // prefix of the current layout (asserted in `abi`).
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    opts.cast::<u8>(),
+                    (&mut o as *mut abi::ffid_options).cast::<u8>(),
+                    abi::OPTIONS_V1_SIZE,
+                )
+            };
+            o.struct_size = std::mem::size_of::<abi::ffid_options>() as u32;
+        } else if size == std::mem::size_of::<abi::ffid_options>() {
+            // SAFETY: the caller guarantees a valid struct of the size it names.
+            o = unsafe { opts.read_unaligned() };
+        } else {
+            return None; // an unknown layout: only its first field was read
+        }
+        Options::from_c(&o)
+    }
+}
+
+/// A `*mut c_void` that may cross to the worker thread (the host's `user_data`).
+#[derive(Clone, Copy)]
+pub(crate) struct UserData(pub(crate) *mut c_void);
+
+// SAFETY: `user_data` is never dereferenced by the runtime; the host's documented
+// contract is that it may be passed back to its callback on the worker thread.
+unsafe impl Send for UserData {}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::ffi::c_int;
+
+    #[test]
+    fn options_round_trip_through_c() {
+        unsafe extern "C" fn hook(_: c_int, _: *const std::ffi::c_char, _: *mut c_void) {}
+        unsafe extern "C" fn diag(_: c_int, _: *const std::ffi::c_char, _: usize, _: *mut c_void) {}
+        let o = Options {
+            ring_capacity: 8,
+            spin: Duration::ZERO,
+            backpressure: BackPressure::Reject,
+            wake: WakeKind::EventFd,
+            ring: RingKind::ArrayQueue,
+            stale_ping: None,
+            not_responding: Some(Duration::from_millis(7)),
+            listener_stuck: Some(Duration::from_millis(9)),
+            event_ring_capacity: 3,
+            event_policy: EventPolicy::Block,
+            shutdown_timeout: Duration::from_millis(11),
+            completion: CompletionMode::Queue,
+            diagnostic: Some(HostFn {
+                f: diag,
+                user_data: 5 as *mut c_void,
+            }),
+            thread_hooks: Some(ThreadHooks {
+                start: Some(hook),
+                stop: None,
+                user_data: 6 as *mut c_void,
+            }),
+        };
+        // Function pointers have no meaningful `==`; their Debug form is their address.
+        let back = Options::from_c(&o.to_c()).map(|b| format!("{b:?}"));
+        assert_eq!(back, Some(format!("{o:?}")));
+        let mut bad = Options::default().to_c();
+        bad.backpressure = 9;
+        assert!(Options::from_c(&bad).is_none());
+        let mut bad = Options::default().to_c();
+        bad.event_backpressure = 2;
+        assert!(Options::from_c(&bad).is_none());
+        let mut small = Options::default().to_c();
+        small.struct_size = 4;
+        assert!(Options::from_c(&small).is_none());
+        // SAFETY: `small` is a valid struct; its size field is what is under test.
+        assert!(unsafe { Options::from_c_ptr(&small) }.is_none());
+    }
+
+    #[test]
+    fn first_layout_options_are_read_with_defaults_for_the_rest() {
+        // A host built against the first header: six uint32_t.
+        let v1: [u32; 6] = [
+            abi::OPTIONS_V1_SIZE as u32,
+            16,
+            0,
+            abi::BACKPRESSURE_REJECT,
+            abi::WAKE_FUTEX,
+            abi::RING_TAGGED,
+        ];
+        // SAFETY: `v1` is a readable struct of the size its first field names.
+        let o = unsafe { Options::from_c_ptr(v1.as_ptr().cast()) }.expect("v1 accepted");
+        assert_eq!(o.ring_capacity, 16);
+        assert_eq!(o.backpressure, BackPressure::Reject);
+        assert_eq!(o.stale_ping, Options::default().stale_ping);
+        assert_eq!(o.event_ring_capacity, 1024);
+    }
+
+    #[test]
+    fn status_names() {
+        // SAFETY: ffid_status_name returns static NUL-terminated strings.
+        let name = |c| {
+            unsafe { std::ffi::CStr::from_ptr(abi::ffid_status_name(c)) }
+                .to_str()
+                .unwrap()
+        };
+        assert_eq!(
+            [0, 1, 2, 3, 4, 99].map(name),
+            [
+                "OK",
+                "ERR",
+                "MISSING_CALLBACK",
+                "STALE_WARN",
+                "BUSY",
+                "UNKNOWN"
+            ]
+        );
+    }
+}
