@@ -105,11 +105,10 @@ fn ffi_dispatch_lanes(c: &mut Criterion, state: &str, gap: Option<Duration>) {
         group.bench_function(format!("native scalar_check ({name})"), |bench| {
             bench.iter_custom(|iters| {
                 timed(iters, gap, || {
-                    // SAFETY: valid args and user data for the duration of the call.
-                    assert_eq!(
-                        unsafe { echo_scalar_check(ctx, Some(complete), ud, black_box(&args)) },
-                        RET_OK
-                    );
+                    let accepted =
+                        // SAFETY: valid args and user data for the duration of the call.
+                        unsafe { echo_scalar_check(ctx, Some(complete), ud, black_box(&args)) };
+                    assert_eq!(accepted, RET_OK);
                     wait(&done);
                 })
             })

@@ -4,8 +4,9 @@
 //! hardware's cross-core latency.
 //!
 //! A host thread calls an exported C function; the export copies the arguments into a
-//! request envelope and pushes it onto the context's bounded lock-free ring
-//! ([`crossbeam_queue::ArrayQueue`]). The context's worker thread, which busy-spins
+//! request envelope and pushes it onto the context's bounded lock-free ring (a tagged
+//! ring whose consumer never writes its slots; `crossbeam-queue`'s `ArrayQueue` can be
+//! chosen instead, for comparison). The context's worker thread, which busy-spins
 //! briefly and then parks, pops it, runs the handler and answers through the host's
 //! callback `void cb(int ret, const char* msg, size_t len, void* user_data)`.
 //!

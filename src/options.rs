@@ -379,8 +379,8 @@ mod tests {
 
     #[test]
     fn status_names() {
-        // SAFETY: ffid_status_name returns static NUL-terminated strings.
         let name = |c| {
+            // SAFETY: ffid_status_name returns static NUL-terminated strings.
             unsafe { std::ffi::CStr::from_ptr(abi::ffid_status_name(c)) }
                 .to_str()
                 .unwrap()

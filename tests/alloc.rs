@@ -64,8 +64,8 @@ impl Done {
 unsafe extern "C" fn on_done(ret: c_int, msg: *const c_char, len: usize, ud: *mut c_void) {
     // SAFETY: `ud` is the `Done` passed with the call, alive until the flag is set.
     let done = unsafe { &*(ud as *const Done) };
-    // SAFETY: the runtime passes `len` readable bytes.
     let first = if len > 0 {
+        // SAFETY: the runtime passes `len` readable bytes.
         unsafe { *msg.cast::<u8>() }
     } else {
         0xff

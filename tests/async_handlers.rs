@@ -178,8 +178,8 @@ fn an_async_handler_frees_the_worker_while_it_waits() {
     // CBOR view of the same method: {"ms": 1, "x": 9}
     let cbor = Log::new();
     let req = [0xa2, 0x62, b'm', b's', 0x01, 0x61, b'x', 0x09];
-    // SAFETY: `req` holds its bytes for the call.
     assert_eq!(
+        // SAFETY: `req` holds its bytes for the call.
         unsafe { aio_after_cbor(ctx, RECORD, cbor.ud(), req.as_ptr(), req.len()) },
         RET_OK
     );
@@ -211,8 +211,8 @@ fn tasks_and_requests_take_turns_in_ring_order() {
     assert_eq!(aio_journal(ctx, RECORD, j.ud()), RET_OK);
     // Native Vec<String>: an array of `const char*`; read it through the CBOR view.
     let cbor = Log::new();
-    // SAFETY: an empty request.
     assert_eq!(
+        // SAFETY: an empty request.
         unsafe { aio_journal_cbor(ctx, RECORD, cbor.ud(), std::ptr::null(), 0) },
         RET_OK
     );

@@ -302,8 +302,8 @@ fn library_threads_emit_through_a_sink_until_destroy() {
     let ctx = lab(Options::default());
     let (key, control) = control();
     let call = Log::new();
-    // SAFETY: valid args; the log outlives the callback.
     assert_eq!(
+        // SAFETY: valid args; the log outlives the callback.
         unsafe { lab_keep_sink(ctx, RECORD, call.ud(), &LabKeepSinkArgs { key }) },
         RET_OK
     );

@@ -114,8 +114,8 @@ fn deferred_tokens_answer_at_once_dropped_or_panicking() {
     assert_eq!(lab_panic_deferred(ctx, RECORD, panicked.ud()), RET_OK);
     let cbor = Log::new();
     let req = [0xa1, 0x61, b'x', 0x07]; // {"x": 7}
-                                        // SAFETY: `req` holds its bytes for the call.
     assert_eq!(
+        // SAFETY: `req` holds its bytes for the call.
         unsafe { lab_at_once_cbor(ctx, RECORD, cbor.ud(), req.as_ptr(), req.len()) },
         RET_OK
     );
@@ -326,8 +326,8 @@ fn counters_follow_accepted_completed_refused_and_panics() {
     for x in 0..10 {
         assert_eq!(echo(ctx, &log, x), RET_OK);
     }
-    // SAFETY: a null args pointer is refused before anything is read.
     assert_eq!(
+        // SAFETY: a null args pointer is refused before anything is read.
         unsafe { lab_echo(ctx, RECORD, log.ud(), std::ptr::null()) },
         RET_ERR
     );

@@ -125,11 +125,11 @@ fn a_handle_of_another_library_is_refused() {
 
     let stray = Seen::default();
     // The journal's handle through echo's exports, and the reverse.
-    // SAFETY: valid pointers; the handle is only inspected.
     let args = echo::EchoShoutArgs {
         text: c"x".as_ptr(),
     };
     assert_eq!(
+        // SAFETY: valid pointers; the handle is only inspected.
         unsafe { echo::echo_shout(jctx, RECORD, ud(&stray), &args) },
         RET_ERR
     );

@@ -331,16 +331,16 @@ impl EventHub {
 }
 
 thread_local! {
-    /// The context this thread emits into: set on the worker for its whole life, and
-    /// on any thread inside [`Sink::enter`].
-    static CURRENT: RefCell<Option<Arc<Core>>> = const { RefCell::new(None) };
+    /// The event hub this thread emits into: its context's, set on the worker for its
+    /// whole life, and on any thread inside [`Sink::enter`].
+    static CURRENT: RefCell<Option<Arc<EventHub>>> = const { RefCell::new(None) };
     /// The emitter's encoding buffer.
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Binds this thread to `core` until the returned value is dropped.
-pub(crate) fn bind(core: Option<Arc<Core>>) -> Option<Arc<Core>> {
-    CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), core))
+/// Binds this thread to `hub` and returns the previous binding.
+pub(crate) fn bind(hub: Option<Arc<EventHub>>) -> Option<Arc<EventHub>> {
+    CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), hub))
 }
 
 /// Emits event `event` (an index into `L::EVENTS`) on the context bound to this
@@ -348,8 +348,7 @@ pub(crate) fn bind(core: Option<Arc<Core>>) -> Option<Arc<Core>> {
 pub fn emit<L: Library, T: Answer + ?Sized>(event: u16, value: &T) -> Result<(), EmitError> {
     CURRENT.with(|c| {
         let bound = c.borrow();
-        let core = bound.as_ref().ok_or(EmitError::NoContext)?;
-        let hub = &core.events;
+        let hub = bound.as_ref().ok_or(EmitError::NoContext)?;
         if hub.library != TypeId::of::<L>() || event as usize >= hub.descs.len() {
             return Err(EmitError::WrongLibrary);
         }
@@ -361,10 +360,11 @@ pub fn emit<L: Library, T: Answer + ?Sized>(event: u16, value: &T) -> Result<(),
 /// the `#[ffi(event)]` functions work there too: take it with [`Sink::current`] in a
 /// handler (or the constructor), then call [`Sink::enter`] on the other thread.
 ///
-/// A sink keeps the context's event ring alive, not the context: once the context is
-/// destroyed, emitting through it fails with [`EmitError::Closed`].
+/// A sink keeps the context's event hub (its event ring and listener table) alive, not
+/// the context: once the context is destroyed, emitting through it fails with
+/// [`EmitError::Closed`].
 #[derive(Clone)]
-pub struct Sink(Arc<Core>);
+pub struct Sink(Arc<EventHub>);
 
 impl Sink {
     /// The context bound to this thread (inside a handler: the handler's context).
@@ -386,7 +386,7 @@ impl std::fmt::Debug for Sink {
 
 /// Restores the thread's previous binding when dropped.
 #[must_use = "the thread is bound only while the guard lives"]
-pub struct SinkGuard(Option<Arc<Core>>);
+pub struct SinkGuard(Option<Arc<EventHub>>);
 
 impl Drop for SinkGuard {
     fn drop(&mut self) {

@@ -1,8 +1,10 @@
 //! C ABI types and status codes: the vocabulary shared with `include/ffi_dispatch.h`.
 //!
 //! Everything here is `#[repr(C)]` or a plain integer so that the header can mirror it
-//! field for field. The raw-pointer readers at the bottom are the only place where an
-//! export turns host memory into Rust references.
+//! field for field. The raw-pointer readers at the bottom turn the pointers an export
+//! is given (its args struct, a CBOR buffer, a string or bytes field) into Rust
+//! references; `marshal` reads the fields inside an args struct (nested records,
+//! arrays, C strings) with its own `unsafe`, each block arguing the same contract.
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 

@@ -101,6 +101,7 @@ pub(crate) struct Cancels {
 impl Cancels {
     /// Worker, after `begin(id)`: whether `id` was cancelled (removing it).
     #[inline]
+    #[must_use]
     pub(crate) fn take(&self, id: u64) -> bool {
         // The fence orders the worker's `begin(id)` store before this load (and the
         // canceller has the mirror image), so one of the two sees the other.
@@ -113,6 +114,7 @@ impl Cancels {
 
     /// Canceller: true when request `id`, not started per `gate`, will be answered
     /// "cancelled"; false when it had started (or was already being cancelled).
+    #[must_use]
     pub(crate) fn cancel(&self, id: u64, gate: &PingGate) -> bool {
         {
             let mut ids = self.ids.lock();
@@ -155,7 +157,8 @@ pub(crate) struct Core {
     pub(crate) counters: Counters,
     pub(crate) cancels: Cancels,
     pub(crate) deferred: Pending,
-    pub(crate) events: EventHub,
+    /// Shared with the sinks, which keep only this part alive.
+    pub(crate) events: Arc<EventHub>,
     /// `Some` in completion mode (see `egress/completion.rs`).
     #[cfg(target_os = "linux")]
     completions: Option<crate::egress::completion::CompletionQueue>,
@@ -517,11 +520,11 @@ impl Core {
             counters: Counters::default(),
             cancels: Cancels::default(),
             deferred: Pending::default(),
-            events: EventHub::new::<L>(
+            events: Arc::new(EventHub::new::<L>(
                 options.event_ring_capacity,
                 options.event_policy,
                 options.spin,
-            )?,
+            )?),
             #[cfg(target_os = "linux")]
             completions,
             hooks: options.thread_hooks,
@@ -649,15 +652,15 @@ pub unsafe fn submit_cbor<L: Library>(
     req: *const u8,
     len: usize,
 ) -> c_int {
-    // SAFETY: forwarded to the caller.
     submit::<L>(ctx, callback, user_data, method, || {
+        // SAFETY: forwarded to the caller (`req` holds `len` bytes for the call).
         Ok(Request::cbor(unsafe { crate::abi::bytes_field(req, len) }?))
     })
 }
 
 /// Where a library keeps the handle of its static methods' context (one `static` per
-/// library, in generated code).
-/// (`std`'s atomics, not the loom shim's: a `static` needs `const` constructors.)
+/// library, in generated code). Its atomics are `std`'s, not the loom shim's: a
+/// `static` needs `const` constructors.
 pub struct StaticContext {
     handle: std::sync::atomic::AtomicUsize,
     /// `registry::forks()` when `handle` was made: a handle from before a fork is the
@@ -1090,7 +1093,7 @@ mod loom_models {
                 thread::spawn(move || {
                     gate.begin(1);
                     let cancelled = cancels.take(1);
-                    gate.claim(1);
+                    let _answered = gate.claim(1);
                     cancelled
                 })
             };

@@ -72,6 +72,7 @@ impl PingGate {
     /// Takes the right to answer request `id`: true exactly once per id. The winner
     /// waits while a ping is being delivered; a loser returns at once.
     #[inline]
+    #[must_use]
     pub(crate) fn claim(&self, id: u64) -> bool {
         let before = self.0.fetch_or(DONE, Ordering::SeqCst);
         debug_assert_eq!(before >> 2, id, "claimed the gate of another request");
@@ -87,6 +88,7 @@ impl PingGate {
 
     /// Holds off the claim while a ping for `id` is delivered; false if `id` is no
     /// longer running (or another ping is in progress).
+    #[must_use]
     pub(crate) fn try_ping(&self, id: u64) -> bool {
         let running = id << 2;
         self.0

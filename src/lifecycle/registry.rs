@@ -62,6 +62,7 @@ impl SlotState {
 
     /// A call enters: only while the generation matches and the slot is not closing.
     #[inline]
+    #[must_use]
     pub(crate) fn enter(&self, generation: u32) -> bool {
         let mut state = self.0.load(Ordering::Relaxed);
         loop {
@@ -88,6 +89,7 @@ impl SlotState {
     }
 
     /// Sets `CLOSING`; false if another close won. The caller holds a user count.
+    #[must_use]
     pub(crate) fn close(&self) -> bool {
         let mut state = self.0.load(Ordering::Relaxed);
         loop {

@@ -216,7 +216,7 @@ impl<T> ArrayRing<T> {
         Some(ArrayRing(ArrayQueue::new(capacity)))
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn new(capacity: usize) -> Self {
         Self::try_new(capacity).expect("a small ring's memory")
     }

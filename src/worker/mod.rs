@@ -30,7 +30,7 @@ pub(crate) fn run<L: Library>(
 ) {
     crate::lifecycle::mark_worker_thread(&core);
     // Handlers (and the constructor) emit events into this context.
-    crate::events::bind(Some(core.clone()));
+    crate::events::bind(Some(core.events.clone()));
     let mut reply = Reply::new(Some(core.clone()));
     // A create from `<lib>_create_cbor` answers in CBOR: its "no value" is CBOR null.
     let answer_kind = if L::config_is_cbor(&config) {
@@ -214,9 +214,9 @@ fn handle<L: Library>(
             }
         }
         // Deferred: the token answers. Closing the gate stops the worker's pings; the
-        // token's own gate takes over.
+        // token's own gate takes over. (Only the monitor competes, and never claims.)
         None => {
-            running.gate.claim(id);
+            let _closed = running.gate.claim(id);
         }
     }
     if let Some(report) = panic_report {
