@@ -21,7 +21,8 @@
 //! decoded zero-copy; result as CBOR). The author writes ordinary Rust and annotates it:
 //!
 //! ```
-//! use ffi_dispatch::schema::{header, Exports};
+//! use ffi_dispatch::schema::Exports;
+//! use ffi_dispatch_codegen::header; // the renderer: a build- and test-time crate
 //!
 //! /// A running total.
 //! pub struct Counter {
@@ -89,12 +90,12 @@ mod library;
 mod lifecycle;
 pub mod marshal;
 mod options;
-pub mod schema;
 mod sync;
 mod worker;
 
 pub use egress::reply;
 pub use ffi::abi;
+pub use ffi_dispatch_schema as schema;
 pub use ingress::envelope;
 pub use marshal::cbor;
 

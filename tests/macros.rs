@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use ffi_dispatch::cbor::FromCbor;
 use ffi_dispatch::marshal::{Arena, Native, ReadNative};
-use ffi_dispatch::schema::{cddl, header, Exports};
+use ffi_dispatch::schema::Exports;
 use ffi_dispatch::{Answer, ArgsView, Request, RET_ERR, RET_OK};
+use ffi_dispatch_codegen::{cddl, header};
 use minicbor::{Decoder, Encoder};
 
 /// Explicit and implicit C values, one negative.

@@ -114,6 +114,7 @@ pub fn record(item: TokenStream) -> syn::Result<TokenStream> {
         }
 
         impl ::ffi_dispatch::marshal::Element for #ident {}
+        impl ::ffi_dispatch::schema::ArrayElement for #ident {}
 
         #nullable
 
@@ -243,6 +244,7 @@ pub fn enumeration(item: TokenStream) -> syn::Result<TokenStream> {
         }
 
         impl ::ffi_dispatch::marshal::Element for #ident {}
+        impl ::ffi_dispatch::schema::ArrayElement for #ident {}
 
         #nullable
 

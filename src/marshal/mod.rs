@@ -71,7 +71,7 @@ pub trait ReadNative<'a>: Native {
 }
 
 /// A type whose C form is one field, usable as an array element (`Vec<T>`).
-pub trait Element: Native {}
+pub trait Element: Native + crate::schema::ArrayElement {}
 
 /// A type with an `Option` form (see the module docs).
 pub trait Nullable: Native {
