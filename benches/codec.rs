@@ -4,7 +4,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use ffi_dispatch::cbor::ArgMap;
+use ffi_dispatch::rt::cbor::ArgMap;
 use ffi_dispatch::Answer;
 use minicbor::Encoder;
 

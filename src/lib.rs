@@ -51,20 +51,28 @@
 //! assert!(h.contains("int counter_add(ffid_ctx* ctx, ffid_callback cb, void* user_data, const CounterAddArgs* args);"));
 //! ```
 //!
-//! [`library`] documents the attribute, [`marshal`] the C form of each type, [`schema`]
-//! the header and CDDL generation; `examples/kv` is a complete library and
-//! `include/ffi_dispatch.h` the C contract.
+//! ## A map of the crate
+//! - Writing a library: [`library`] (the attribute), [`Record`] and [`Enum`] (your own
+//!   types), [`Deferred`], [`Sink`], [`CallError`], [`Answer`]; [`Library`] is the trait
+//!   the attribute implements.
+//! - Configuring and watching a context: [`Options`] and its policies, [`HostFn`],
+//!   [`ThreadHooks`], [`stats`], [`wake_fd`].
+//! - The C side: [`abi`] (mirrors `include/ffi_dispatch.h`, the C contract) and
+//!   [`schema`] (the descriptors the header and CDDL are rendered from, by the
+//!   `ffi-dispatch-codegen` crate).
+//! - The macros' contract with the runtime is the hidden module `rt`: not a stable API.
+//!
+//! `examples/kv` is a complete library.
 //!
 //! ## Beyond request/response
 //! - Events: `#[ffi(event)] fn on_x(evt: T);` in the `impl` block emits to listeners the
-//!   host adds per event or for all; delivered on a per-context event thread
-//!   ([`events`]).
+//!   host adds per event or for all; delivered on a per-context event thread.
 //! - Deferred replies: a [`Deferred<T>`] last parameter is the request's reply token, to
 //!   answer later from any thread.
 //! - Async handlers: `async fn` methods run as tasks on the worker, re-queued through the
 //!   ring by their wakers (the library then takes `&self` everywhere).
-//! - Progress pings (`RET_STALE_WARN`), cancellation ([`cancel`]), completion mode
-//!   ([`drain`]), thread hooks and liveness diagnostics ([`Options`]), and counters
+//! - Progress pings (`RET_STALE_WARN`), cancellation (`<lib>_cancel`), completion mode
+//!   (`<lib>_drain`), thread hooks and liveness diagnostics ([`Options`]), and counters
 //!   ([`stats`]).
 //!
 //! ## Panics
@@ -83,47 +91,70 @@ compile_error!("ffi-dispatch encodes context handles in 64-bit pointers");
 // -> egress (answers) -> the host; events beside them; lifecycle on top.
 mod egress;
 mod error;
+#[doc(hidden)] // through `rt`, and `Sink` and its kin at the root
 pub mod events;
 mod ffi;
 mod ingress;
 mod library;
 mod lifecycle;
+#[doc(hidden)] // through `rt`
 pub mod marshal;
 mod options;
 mod sync;
 mod worker;
 
-pub use egress::reply;
+// ## The C side
+pub use abi::{
+    ffid_ctx, Callback, RET_BUSY, RET_ERR, RET_MISSING_CALLBACK, RET_OK, RET_STALE_WARN,
+};
 pub use ffi::abi;
 pub use ffi_dispatch_schema as schema;
-pub use ingress::envelope;
-pub use marshal::cbor;
 
-pub use abi::{
-    ffid_ctx, Callback, Refusal, RET_BUSY, RET_ERR, RET_MISSING_CALLBACK, RET_OK, RET_STALE_WARN,
-};
+// ## Writing a library
 pub use egress::deferred::Deferred;
-pub use envelope::{FieldReader, FieldWriter, INLINE_CAPACITY};
+pub use egress::reply::Answer;
 pub use error::CallError;
-pub use events::{EmitError, EventDesc, ListenerView, Sink};
-pub use ingress::request::{ArgsView, Request};
-pub use library::{
-    ffid_catches_panics, CborHandler, LibRef, Library, Method, NativeHandler, PANICS_ARE_CAUGHT,
-};
+pub use events::{EmitError, ListenerView, Sink, SinkGuard};
+pub use library::{LibRef, Library, PANICS_ARE_CAUGHT};
+
+// ## Configuring and watching a context
+pub use ingress::envelope::INLINE_CAPACITY;
 pub use lifecycle::registry::MAX_CONTEXTS;
+pub use lifecycle::stats;
 pub use lifecycle::stats::Stats;
 #[cfg(target_os = "linux")]
 pub use lifecycle::wake_fd;
-pub use lifecycle::{
-    add_listener, cancel, completion_fd, create, destroy, drain, last_request_id, remove_listener,
-    static_context, stats, stats_into, submit, submit_cbor, StaticContext,
-};
 pub(crate) use options::UserData;
 pub use options::{
     BackPressure, CompletionMode, EventPolicy, HostFn, Options, RingKind, ThreadHooks, WakeKind,
     MAX_RING_CAPACITY,
 };
-pub use reply::{Answer, NativeOut, Reply};
+
+// Inside the crate, the contract's names are at the root too (`crate::Request`, ...).
+#[allow(unused_imports)]
+pub(crate) use rt::*;
+
+/// The macros' contract with the runtime: everything the generated code (and a library
+/// that implements [`Library`] by hand) names. Not a stable API: it changes with the
+/// macros.
+#[doc(hidden)]
+pub mod rt {
+    pub use crate::abi::{self, ffid_ctx, Callback, Refusal};
+    pub use crate::egress::reply::{self, Answer, NativeOut, Reply};
+    pub use crate::events::{self, emit, EmitError, EventDesc, ListenerView};
+    pub use crate::ingress::envelope::{self, FieldReader, FieldWriter, Scalar};
+    pub use crate::ingress::request::{ArgsView, Request};
+    pub use crate::library::{ffid_catches_panics, CborHandler, Library, Method, NativeHandler};
+    pub use crate::lifecycle::{
+        add_listener, cancel, completion_fd, create, destroy, drain, last_request_id,
+        remove_listener, static_context, stats_into, submit, submit_cbor, StaticContext,
+    };
+    pub use crate::marshal::{self, cbor};
+    pub use crate::options::Options;
+    pub use crate::schema;
+    pub use crate::CallError;
+    pub use minicbor;
+}
 
 /// Exposes a library: put it on the `impl` block of the library's type.
 ///
@@ -149,9 +180,3 @@ pub use ffi_dispatch_macros::Enum;
 /// Makes a struct with named fields a record that crosses both views: a `#[repr(C)]`
 /// mirror `<Name>C` natively, a map on the CBOR wire.
 pub use ffi_dispatch_macros::Record;
-
-/// What the generated code uses; not a stable API.
-#[doc(hidden)]
-pub mod __private {
-    pub use minicbor;
-}

@@ -31,7 +31,7 @@ fn ud_of<T>(v: &'static T) -> *mut c_void {
 }
 
 fn decode_note(cbor: &[u8]) -> Note {
-    use ffi_dispatch::cbor::FromCbor;
+    use ffi_dispatch::rt::cbor::FromCbor;
     Note::decode(&mut minicbor::Decoder::new(cbor)).expect("a Note")
 }
 

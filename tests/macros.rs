@@ -8,10 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use ffi_dispatch::cbor::FromCbor;
-use ffi_dispatch::marshal::{Arena, Native, ReadNative};
+use ffi_dispatch::rt::cbor::FromCbor;
+use ffi_dispatch::rt::marshal::{Arena, Native, ReadNative};
+use ffi_dispatch::rt::{ArgsView, Request};
 use ffi_dispatch::schema::Exports;
-use ffi_dispatch::{Answer, ArgsView, Request, RET_ERR, RET_OK};
+use ffi_dispatch::{Answer, RET_ERR, RET_OK};
 use ffi_dispatch_codegen::{cddl, header};
 use minicbor::{Decoder, Encoder};
 
@@ -274,7 +275,7 @@ fn records_round_trip_natively() {
         sparse().inners,
         "the last echo_outer was the sparse value"
     );
-    assert_eq!(ffi_dispatch::destroy::<Shapes>(ctx), RET_OK);
+    assert_eq!(ffi_dispatch::rt::destroy::<Shapes>(ctx), RET_OK);
 }
 
 #[test]
@@ -308,7 +309,7 @@ fn records_round_trip_through_cbor() {
         shapes_levels_cbor(ctx, cb, ud, req.as_ptr(), req.len())
     });
     assert_eq!(got, [Level::Mid, Level::High, Level::Low]);
-    assert_eq!(ffi_dispatch::destroy::<Shapes>(ctx), RET_OK);
+    assert_eq!(ffi_dispatch::rt::destroy::<Shapes>(ctx), RET_OK);
 }
 
 #[test]
@@ -367,7 +368,7 @@ fn optional_scalars_bytes_and_enums_natively() {
     // SAFETY: as above; the call is refused before anything is queued.
     let rc = unsafe { shapes_levels(ctx, Some(never), std::ptr::null_mut(), &bad) };
     assert_eq!(rc, RET_ERR, "0 is not a Level value");
-    assert_eq!(ffi_dispatch::destroy::<Shapes>(ctx), RET_OK);
+    assert_eq!(ffi_dispatch::rt::destroy::<Shapes>(ctx), RET_OK);
 }
 
 unsafe extern "C" fn never(_: c_int, _: *const c_char, _: usize, _: *mut c_void) {

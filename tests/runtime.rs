@@ -7,11 +7,11 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ffi_dispatch::cbor::ArgMap;
-use ffi_dispatch::{
-    create, destroy, ffid_ctx, stats, submit, CallError, Callback, Library, Method, Options,
-    Request, RET_ERR, RET_OK,
-};
+// A library written by hand, as the macros would write it: through the macros'
+// contract, `rt`.
+use ffi_dispatch::rt::cbor::ArgMap;
+use ffi_dispatch::rt::{create, destroy, submit, Method, Request};
+use ffi_dispatch::{ffid_ctx, stats, CallError, Callback, Library, Options, RET_ERR, RET_OK};
 
 /// What a callback saw.
 #[derive(Default)]

@@ -4,7 +4,7 @@
 //! decodes re-encodes to something that decodes to the same value.
 #![no_main]
 
-use ffi_dispatch::cbor::{ArgMap, FromCbor};
+use ffi_dispatch::rt::cbor::{ArgMap, FromCbor};
 use ffi_dispatch::Answer;
 use libfuzzer_sys::fuzz_target;
 use minicbor::{Decoder, Encoder};

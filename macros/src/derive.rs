@@ -56,17 +56,17 @@ pub fn record(item: TokenStream) -> syn::Result<TokenStream> {
     let writes = slots.iter().map(|(s, _, _)| s.write(&f_val));
     let extras = slots
         .iter()
-        .map(|(_, f, _)| quote!(+ ::ffi_dispatch::marshal::Native::c_extra(&self.#f)));
+        .map(|(_, f, _)| quote!(+ ::ffi_dispatch::rt::marshal::Native::c_extra(&self.#f)));
     let to_c = slots.iter().map(|(s, f, _)| {
-        let c = quote!(::ffi_dispatch::marshal::Native::to_c(&self.#f, arena));
+        let c = quote!(::ffi_dispatch::rt::marshal::Native::to_c(&self.#f, arena));
         let v = format_ident!("__{}", s.name);
         let scatter = s.scatter(&quote!(#v));
         (quote!(let #v = #c;), scatter)
     });
     let (to_c_lets, to_c_fields): (Vec<_>, Vec<_>) = to_c.unzip();
-    let reads = slots
-        .iter()
-        .map(|(_, f, ty)| quote!(#f: <#ty as ::ffi_dispatch::marshal::ReadNative<'a>>::read(r)?,));
+    let reads = slots.iter().map(
+        |(_, f, ty)| quote!(#f: <#ty as ::ffi_dispatch::rt::marshal::ReadNative<'a>>::read(r)?,),
+    );
     let keys: Vec<String> = slots.iter().map(|(s, _, _)| s.name.to_string()).collect();
     let decodes = slots
         .iter()
@@ -74,7 +74,7 @@ pub fn record(item: TokenStream) -> syn::Result<TokenStream> {
         .map(|(i, (_, f, ty))| quote!(#f: __m.field::<#ty>(#i)?,));
     let encodes = slots.iter().map(|(s, f, _)| {
         let key = s.name.to_string();
-        quote!(e.str(#key)?; ::ffi_dispatch::Answer::cbor(&self.#f, e)?;)
+        quote!(e.str(#key)?; ::ffi_dispatch::rt::Answer::cbor(&self.#f, e)?;)
     });
     let descs = slots.iter().zip(&docs).map(|((s, _, _), d)| s.describe(d));
     let doc = doc_of(&input.attrs);
@@ -90,50 +90,50 @@ pub fn record(item: TokenStream) -> syn::Result<TokenStream> {
 
         const _: () = { #(#checks)* };
 
-        impl ::ffi_dispatch::marshal::SingleField for #mirror {}
+        impl ::ffi_dispatch::rt::marshal::SingleField for #mirror {}
 
-        impl ::ffi_dispatch::marshal::Native for #ident {
+        impl ::ffi_dispatch::rt::marshal::Native for #ident {
             type Fields = #mirror;
-            unsafe fn write(f: #mirror, __w: &mut ::ffi_dispatch::FieldWriter<'_>) -> ::core::result::Result<(), ::ffi_dispatch::Refusal> {
+            unsafe fn write(f: #mirror, __w: &mut ::ffi_dispatch::rt::FieldWriter<'_>) -> ::core::result::Result<(), ::ffi_dispatch::rt::Refusal> {
                 #(#writes)*
                 ::core::result::Result::Ok(())
             }
             fn c_extra(&self) -> usize {
                 0 #(#extras)*
             }
-            fn to_c(&self, arena: &mut ::ffi_dispatch::marshal::Arena) -> #mirror {
+            fn to_c(&self, arena: &mut ::ffi_dispatch::rt::marshal::Arena) -> #mirror {
                 #(#to_c_lets)*
                 #mirror { #(#to_c_fields)* }
             }
         }
 
-        impl<'a> ::ffi_dispatch::marshal::ReadNative<'a> for #ident {
-            fn read(r: &mut ::ffi_dispatch::FieldReader<'a>) -> ::core::result::Result<Self, ::ffi_dispatch::CallError> {
+        impl<'a> ::ffi_dispatch::rt::marshal::ReadNative<'a> for #ident {
+            fn read(r: &mut ::ffi_dispatch::rt::FieldReader<'a>) -> ::core::result::Result<Self, ::ffi_dispatch::rt::CallError> {
                 ::core::result::Result::Ok(#ident { #(#reads)* })
             }
         }
 
-        impl ::ffi_dispatch::marshal::Element for #ident {}
+        impl ::ffi_dispatch::rt::marshal::Element for #ident {}
         impl ::ffi_dispatch::schema::ArrayElement for #ident {}
 
         #nullable
 
-        impl<'b> ::ffi_dispatch::cbor::FromCbor<'b> for #ident {
+        impl<'b> ::ffi_dispatch::rt::cbor::FromCbor<'b> for #ident {
             const EXPECTED: &'static str = #expected;
-            fn decode(d: &mut ::ffi_dispatch::__private::minicbor::Decoder<'b>) -> ::core::result::Result<Self, ::ffi_dispatch::__private::minicbor::decode::Error> {
-                let __m = ::ffi_dispatch::cbor::ArgMap::parse_nested(d, [#(#keys),*])?;
+            fn decode(d: &mut ::ffi_dispatch::rt::minicbor::Decoder<'b>) -> ::core::result::Result<Self, ::ffi_dispatch::rt::minicbor::decode::Error> {
+                let __m = ::ffi_dispatch::rt::cbor::ArgMap::parse_nested(d, [#(#keys),*])?;
                 ::core::result::Result::Ok(#ident { #(#decodes)* })
             }
         }
 
-        impl ::ffi_dispatch::Answer for #ident {
-            fn native(&self, out: &mut ::ffi_dispatch::NativeOut) {
+        impl ::ffi_dispatch::rt::Answer for #ident {
+            fn native(&self, out: &mut ::ffi_dispatch::rt::NativeOut) {
                 out.mirror(self)
             }
             fn cbor(
                 &self,
-                e: &mut ::ffi_dispatch::__private::minicbor::Encoder<&mut ::std::vec::Vec<u8>>,
-            ) -> ::core::result::Result<(), ::ffi_dispatch::__private::minicbor::encode::Error<::core::convert::Infallible>> {
+                e: &mut ::ffi_dispatch::rt::minicbor::Encoder<&mut ::std::vec::Vec<u8>>,
+            ) -> ::core::result::Result<(), ::ffi_dispatch::rt::minicbor::encode::Error<::core::convert::Infallible>> {
                 e.map(#n as u64)?;
                 #(#encodes)*
                 ::core::result::Result::Ok(())
@@ -220,54 +220,54 @@ pub fn enumeration(item: TokenStream) -> syn::Result<TokenStream> {
             }
         }
 
-        impl ::ffi_dispatch::marshal::Native for #ident {
+        impl ::ffi_dispatch::rt::marshal::Native for #ident {
             type Fields = i32;
-            unsafe fn write(f: i32, w: &mut ::ffi_dispatch::FieldWriter<'_>) -> ::core::result::Result<(), ::ffi_dispatch::Refusal> {
-                w.scalar(::ffi_dispatch::marshal::enum_value(f, &[#(#values),*])?);
+            unsafe fn write(f: i32, w: &mut ::ffi_dispatch::rt::FieldWriter<'_>) -> ::core::result::Result<(), ::ffi_dispatch::rt::Refusal> {
+                w.scalar(::ffi_dispatch::rt::marshal::enum_value(f, &[#(#values),*])?);
                 ::core::result::Result::Ok(())
             }
             fn c_extra(&self) -> usize {
                 0
             }
-            fn to_c(&self, _: &mut ::ffi_dispatch::marshal::Arena) -> i32 {
+            fn to_c(&self, _: &mut ::ffi_dispatch::rt::marshal::Arena) -> i32 {
                 self.__ffi_value()
             }
         }
 
-        impl<'a> ::ffi_dispatch::marshal::ReadNative<'a> for #ident {
-            fn read(r: &mut ::ffi_dispatch::FieldReader<'a>) -> ::core::result::Result<Self, ::ffi_dispatch::CallError> {
+        impl<'a> ::ffi_dispatch::rt::marshal::ReadNative<'a> for #ident {
+            fn read(r: &mut ::ffi_dispatch::rt::FieldReader<'a>) -> ::core::result::Result<Self, ::ffi_dispatch::rt::CallError> {
                 match r.scalar::<i32>()? {
                     #(#from_value)*
-                    v => ::core::result::Result::Err(::ffi_dispatch::CallError::new(format!(#unknown_value, v))),
+                    v => ::core::result::Result::Err(::ffi_dispatch::rt::CallError::new(format!(#unknown_value, v))),
                 }
             }
         }
 
-        impl ::ffi_dispatch::marshal::Element for #ident {}
+        impl ::ffi_dispatch::rt::marshal::Element for #ident {}
         impl ::ffi_dispatch::schema::ArrayElement for #ident {}
 
         #nullable
 
-        impl<'b> ::ffi_dispatch::cbor::FromCbor<'b> for #ident {
+        impl<'b> ::ffi_dispatch::rt::cbor::FromCbor<'b> for #ident {
             const EXPECTED: &'static str = #expected;
-            fn decode(d: &mut ::ffi_dispatch::__private::minicbor::Decoder<'b>) -> ::core::result::Result<Self, ::ffi_dispatch::__private::minicbor::decode::Error> {
+            fn decode(d: &mut ::ffi_dispatch::rt::minicbor::Decoder<'b>) -> ::core::result::Result<Self, ::ffi_dispatch::rt::minicbor::decode::Error> {
                 match d.str()? {
                     #(#from_text)*
-                    other => ::core::result::Result::Err(::ffi_dispatch::__private::minicbor::decode::Error::message(
+                    other => ::core::result::Result::Err(::ffi_dispatch::rt::minicbor::decode::Error::message(
                         format!("expected {}, got \"{}\"", #expected, other),
                     )),
                 }
             }
         }
 
-        impl ::ffi_dispatch::Answer for #ident {
-            fn native(&self, out: &mut ::ffi_dispatch::NativeOut) {
+        impl ::ffi_dispatch::rt::Answer for #ident {
+            fn native(&self, out: &mut ::ffi_dispatch::rt::NativeOut) {
                 out.bytes(&self.__ffi_value().to_ne_bytes())
             }
             fn cbor(
                 &self,
-                e: &mut ::ffi_dispatch::__private::minicbor::Encoder<&mut ::std::vec::Vec<u8>>,
-            ) -> ::core::result::Result<(), ::ffi_dispatch::__private::minicbor::encode::Error<::core::convert::Infallible>> {
+                e: &mut ::ffi_dispatch::rt::minicbor::Encoder<&mut ::std::vec::Vec<u8>>,
+            ) -> ::core::result::Result<(), ::ffi_dispatch::rt::minicbor::encode::Error<::core::convert::Infallible>> {
                 e.str(self.__ffi_name()).map(drop)
             }
         }
@@ -288,17 +288,17 @@ pub fn enumeration(item: TokenStream) -> syn::Result<TokenStream> {
 /// `Option<T>` of a record or enum: a nullable pointer to its C form.
 fn nullable_as_pointer(ident: &syn::Ident, fields: &TokenStream) -> TokenStream {
     quote! {
-        impl ::ffi_dispatch::marshal::Nullable for #ident {
+        impl ::ffi_dispatch::rt::marshal::Nullable for #ident {
             type OptFields = *const #fields;
-            unsafe fn write_opt(p: *const #fields, w: &mut ::ffi_dispatch::FieldWriter<'_>) -> ::core::result::Result<(), ::ffi_dispatch::Refusal> {
+            unsafe fn write_opt(p: *const #fields, w: &mut ::ffi_dispatch::rt::FieldWriter<'_>) -> ::core::result::Result<(), ::ffi_dispatch::rt::Refusal> {
                 // SAFETY: forwarded contract (`p` is null or points to a valid C form).
-                unsafe { ::ffi_dispatch::marshal::write_opt_ptr::<Self>(p, w) }
+                unsafe { ::ffi_dispatch::rt::marshal::write_opt_ptr::<Self>(p, w) }
             }
             fn opt_extra(v: ::core::option::Option<&Self>) -> usize {
-                ::ffi_dispatch::marshal::opt_ptr_extra(v)
+                ::ffi_dispatch::rt::marshal::opt_ptr_extra(v)
             }
-            fn opt_to_c(v: ::core::option::Option<&Self>, arena: &mut ::ffi_dispatch::marshal::Arena) -> *const #fields {
-                ::ffi_dispatch::marshal::opt_ptr_to_c(v, arena)
+            fn opt_to_c(v: ::core::option::Option<&Self>, arena: &mut ::ffi_dispatch::rt::marshal::Arena) -> *const #fields {
+                ::ffi_dispatch::rt::marshal::opt_ptr_to_c(v, arena)
             }
         }
     }

@@ -84,9 +84,9 @@ impl CSlot {
     fn decl(&self) -> proc_macro2::TokenStream {
         use types::Shape::*;
         let (name, ty) = (&self.name, &self.ty_static);
-        let fields = quote::quote!(<#ty as ::ffi_dispatch::marshal::Native>::Fields);
-        let a = quote::quote!(<#fields as ::ffi_dispatch::marshal::Pair>::A);
-        let b = quote::quote!(<#fields as ::ffi_dispatch::marshal::Pair>::B);
+        let fields = quote::quote!(<#ty as ::ffi_dispatch::rt::marshal::Native>::Fields);
+        let a = quote::quote!(<#fields as ::ffi_dispatch::rt::marshal::Pair>::A);
+        let b = quote::quote!(<#fields as ::ffi_dispatch::rt::marshal::Pair>::B);
         match self.shape {
             Single => quote::quote!(pub #name: #fields,),
             Pair => {
@@ -105,7 +105,7 @@ impl CSlot {
         let ty = &self.ty_static;
         match self.shape {
             types::Shape::Single => quote::quote!(
-                ::ffi_dispatch::marshal::assert_single_field::<<#ty as ::ffi_dispatch::marshal::Native>::Fields>();
+                ::ffi_dispatch::rt::marshal::assert_single_field::<<#ty as ::ffi_dispatch::rt::marshal::Native>::Fields>();
             ),
             _ => quote::quote!(),
         }
@@ -150,7 +150,7 @@ impl CSlot {
         quote::quote!(
             // SAFETY: the export's contract: the host's struct and what it points to are
             // valid for the duration of the call.
-            unsafe { <#ty as ::ffi_dispatch::marshal::Native>::write(#fields, __w) }?;
+            unsafe { <#ty as ::ffi_dispatch::rt::marshal::Native>::write(#fields, __w) }?;
         )
     }
 

@@ -393,10 +393,10 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
                         event_count += 1;
                         let arg = &func.params[0].slot.name;
                         f.sig.output = syn::parse_quote!(
-                            -> ::core::result::Result<(), ::ffi_dispatch::EmitError>
+                            -> ::core::result::Result<(), ::ffi_dispatch::rt::EmitError>
                         );
                         f.block = syn::parse_quote!({
-                            ::ffi_dispatch::events::emit::<Self, _>(#id, &#arg)
+                            ::ffi_dispatch::rt::events::emit::<Self, _>(#id, &#arg)
                         });
                         f.attrs
                             .push(syn::parse_quote!(#[allow(clippy::needless_pass_by_value)]));
@@ -491,27 +491,27 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
     let event_entries = events.iter().map(|e| {
         let name = e.ident.to_string();
         let ty = &e.params[0].ty_expr;
-        quote!(::ffi_dispatch::EventDesc {
+        quote!(::ffi_dispatch::rt::EventDesc {
             name: #name,
             native: |__cbor, __out| {
-                let __v = <#ty as ::ffi_dispatch::cbor::FromCbor<'_>>::decode(
-                    &mut ::ffi_dispatch::__private::minicbor::Decoder::new(__cbor),
+                let __v = <#ty as ::ffi_dispatch::rt::cbor::FromCbor<'_>>::decode(
+                    &mut ::ffi_dispatch::rt::minicbor::Decoder::new(__cbor),
                 )
-                .map_err(::ffi_dispatch::CallError::from_display)?;
+                .map_err(::ffi_dispatch::rt::CallError::from_display)?;
                 __out.value(&__v)
             },
         })
     });
     out.extend(quote! {
-        impl ::ffi_dispatch::Library for #self_ty {
+        impl ::ffi_dispatch::rt::Library for #self_ty {
             const NAME: &'static str = #n;
-            type Config = ::ffi_dispatch::Request;
-            const METHODS: &'static [::ffi_dispatch::Method<Self>] = #methods_table;
-            const EVENTS: &'static [::ffi_dispatch::EventDesc] = &[#(#event_entries),*];
-            fn construct(__config: ::ffi_dispatch::Request) -> ::core::result::Result<Self, ::ffi_dispatch::CallError> {
+            type Config = ::ffi_dispatch::rt::Request;
+            const METHODS: &'static [::ffi_dispatch::rt::Method<Self>] = #methods_table;
+            const EVENTS: &'static [::ffi_dispatch::rt::EventDesc] = &[#(#event_entries),*];
+            fn construct(__config: ::ffi_dispatch::rt::Request) -> ::core::result::Result<Self, ::ffi_dispatch::rt::CallError> {
                 #construct
             }
-            fn config_is_cbor(__config: &::ffi_dispatch::Request) -> bool {
+            fn config_is_cbor(__config: &::ffi_dispatch::rt::Request) -> bool {
                 __config.is_cbor()
             }
             #teardown
@@ -525,12 +525,12 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
             /// The library behind the static methods' process-wide context.
             #[doc(hidden)]
             pub struct #statics_ty;
-            static #cell: ::ffi_dispatch::StaticContext = ::ffi_dispatch::StaticContext::new();
-            impl ::ffi_dispatch::Library for #statics_ty {
+            static #cell: ::ffi_dispatch::rt::StaticContext = ::ffi_dispatch::rt::StaticContext::new();
+            impl ::ffi_dispatch::rt::Library for #statics_ty {
                 const NAME: &'static str = #static_name;
-                type Config = ::ffi_dispatch::Request;
-                const METHODS: &'static [::ffi_dispatch::Method<Self>] = #statics_table;
-                fn construct(_: ::ffi_dispatch::Request) -> ::core::result::Result<Self, ::ffi_dispatch::CallError> {
+                type Config = ::ffi_dispatch::rt::Request;
+                const METHODS: &'static [::ffi_dispatch::rt::Method<Self>] = #statics_table;
+                fn construct(_: ::ffi_dispatch::rt::Request) -> ::core::result::Result<Self, ::ffi_dispatch::rt::CallError> {
                     ::core::result::Result::Ok(#statics_ty)
                 }
             }
@@ -637,7 +637,7 @@ fn readers(f: &Func) -> (TokenStream, TokenStream, TokenStream) {
     let names: Vec<&syn::Ident> = f.params.iter().map(|p| &p.slot.name).collect();
     let native = f.params.iter().map(|p| {
         let (name, ty) = (&p.slot.name, &p.ty_expr);
-        quote!(let #name = <#ty as ::ffi_dispatch::marshal::ReadNative<'_>>::read(__r)?;)
+        quote!(let #name = <#ty as ::ffi_dispatch::rt::marshal::ReadNative<'_>>::read(__r)?;)
     });
     let keys = names.iter().map(|n| n.to_string());
     let cbor = f.params.iter().enumerate().map(|(i, p)| {
@@ -656,7 +656,7 @@ fn readers(f: &Func) -> (TokenStream, TokenStream, TokenStream) {
     let comma = (f.deferred.is_some() && !names.is_empty()).then(|| quote!(,));
     (
         quote!(#(#native)* #take),
-        quote!(let __m = ::ffi_dispatch::cbor::ArgMap::parse(__req, [#(#keys),*])?; #(#cbor)* #take),
+        quote!(let __m = ::ffi_dispatch::rt::cbor::ArgMap::parse(__req, [#(#keys),*])?; #(#cbor)* #take),
         quote!(#(#names),* #comma #token),
     )
 }
@@ -699,7 +699,7 @@ fn method_entry(f: &Func, self_ty: &Type, on_self: bool) -> TokenStream {
         (true, true) => (quote!(mut __lib), quote!(let __lib = __lib.get_mut();)),
         (true, false) => (quote!(__lib), quote!(let __lib = __lib.get();)),
     };
-    quote!(::ffi_dispatch::Method {
+    quote!(::ffi_dispatch::rt::Method {
         name: #name,
         native: |#lib, #r, __out| { #borrow #native_reads #reply },
         cbor: |#lib, __req, __out| { #borrow #cbor_reads #reply },
@@ -711,19 +711,19 @@ fn construct_body(ctor: &Func, self_ty: &Type) -> TokenStream {
     let (native_reads, cbor_reads, args) = readers(ctor);
     let call = quote!(<#self_ty>::#ident(#args));
     let wrap = if ctor.fallible {
-        quote!(#call.map_err(::ffi_dispatch::CallError::from_display))
+        quote!(#call.map_err(::ffi_dispatch::rt::CallError::from_display))
     } else {
         quote!(::core::result::Result::Ok(#call))
     };
     quote! {
         match __config.view() {
-            ::ffi_dispatch::ArgsView::Native(mut __reader) => {
+            ::ffi_dispatch::rt::ArgsView::Native(mut __reader) => {
                 let __r = &mut __reader;
                 let _ = &__r;
                 #native_reads
                 #wrap
             }
-            ::ffi_dispatch::ArgsView::Cbor(__req) => {
+            ::ffi_dispatch::rt::ArgsView::Cbor(__req) => {
                 #cbor_reads
                 #wrap
             }
@@ -734,7 +734,7 @@ fn construct_body(ctor: &Func, self_ty: &Type) -> TokenStream {
 /// The native request builder: reads the host's struct `args` into a `Request`.
 fn native_request(f: &Func, args: &syn::Ident) -> TokenStream {
     if f.params.is_empty() {
-        return quote!(::ffi_dispatch::Request::native_checked(|_| {
+        return quote!(::ffi_dispatch::rt::Request::native_checked(|_| {
             ::core::result::Result::Ok(())
         }));
     }
@@ -745,21 +745,21 @@ fn native_request(f: &Func, args: &syn::Ident) -> TokenStream {
     let build = if f.params.iter().all(|p| p.scalar) {
         let sizes = f.params.iter().map(|p| {
             let ty = &p.slot.ty_static;
-            quote!(+ <#ty as ::ffi_dispatch::envelope::Scalar>::SIZE)
+            quote!(+ <#ty as ::ffi_dispatch::rt::envelope::Scalar>::SIZE)
         });
-        quote!(::ffi_dispatch::Request::native_fixed(0 #(#sizes)*, |__w| {
+        quote!(::ffi_dispatch::rt::Request::native_fixed(0 #(#sizes)*, |__w| {
             #(#writes)*
             ::core::result::Result::Ok(())
         }))
     } else {
-        quote!(::ffi_dispatch::Request::native_checked(|__w| {
+        quote!(::ffi_dispatch::rt::Request::native_checked(|__w| {
             #(#writes)*
             ::core::result::Result::Ok(())
         }))
     };
     quote! {{
         // SAFETY: the export's contract: `args` is null or a valid struct for the call.
-        let __a = unsafe { ::ffi_dispatch::abi::args_ref(#args) }?;
+        let __a = unsafe { ::ffi_dispatch::rt::abi::args_ref(#args) }?;
         #build
     }}
 }
@@ -784,7 +784,7 @@ fn ctor_exports(lib: &Lib, ctor: &Func, cfg: &syn::Ident) -> TokenStream {
     let keys = ctor.params.iter().map(|p| p.slot.name.to_string());
     let checks = ctor.params.iter().enumerate().map(|(i, p)| {
         let ty = &p.ty_expr;
-        quote!(__m.arg::<#ty>(#i).map_err(|_| ::ffi_dispatch::Refusal::Err)?;)
+        quote!(__m.arg::<#ty>(#i).map_err(|_| ::ffi_dispatch::rt::Refusal::Err)?;)
     });
     let doc_create =
         format!("`ffid_ctx* {n}_create(...)`: creates a context; see `{n}.h`.\n\n{SAFETY_DOC}");
@@ -799,50 +799,50 @@ fn ctor_exports(lib: &Lib, ctor: &Func, cfg: &syn::Ident) -> TokenStream {
         #[doc = #doc_create]
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn #create(
-            cb: ::core::option::Option<::ffi_dispatch::Callback>,
+            cb: ::core::option::Option<::ffi_dispatch::rt::Callback>,
             user_data: *mut ::core::ffi::c_void,
             #cfg_param
-        ) -> *mut ::ffi_dispatch::ffid_ctx {
-            ::ffi_dispatch::create::<#self_ty>(cb, user_data, ::core::option::Option::Some(::ffi_dispatch::Options::default()), || #native)
+        ) -> *mut ::ffi_dispatch::rt::ffid_ctx {
+            ::ffi_dispatch::rt::create::<#self_ty>(cb, user_data, ::core::option::Option::Some(::ffi_dispatch::rt::Options::default()), || #native)
         }
 
         #[doc = #doc_opts]
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn #with_options(
-            cb: ::core::option::Option<::ffi_dispatch::Callback>,
+            cb: ::core::option::Option<::ffi_dispatch::rt::Callback>,
             user_data: *mut ::core::ffi::c_void,
             #cfg_param
-            opts: *const ::ffi_dispatch::abi::ffid_options,
-        ) -> *mut ::ffi_dispatch::ffid_ctx {
+            opts: *const ::ffi_dispatch::rt::abi::ffid_options,
+        ) -> *mut ::ffi_dispatch::rt::ffid_ctx {
             // SAFETY: `opts` is null or a valid `ffid_options` (the header's contract).
-            let __options = unsafe { ::ffi_dispatch::Options::from_c_ptr(opts) };
-            ::ffi_dispatch::create::<#self_ty>(cb, user_data, __options, || #native)
+            let __options = unsafe { ::ffi_dispatch::rt::Options::from_c_ptr(opts) };
+            ::ffi_dispatch::rt::create::<#self_ty>(cb, user_data, __options, || #native)
         }
 
         #[doc = #doc_cbor]
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn #create_cbor(
-            cb: ::core::option::Option<::ffi_dispatch::Callback>,
+            cb: ::core::option::Option<::ffi_dispatch::rt::Callback>,
             user_data: *mut ::core::ffi::c_void,
             req: *const u8,
             len: usize,
-        ) -> *mut ::ffi_dispatch::ffid_ctx {
-            ::ffi_dispatch::create::<#self_ty>(cb, user_data, ::core::option::Option::Some(::ffi_dispatch::Options::default()), || {
+        ) -> *mut ::ffi_dispatch::rt::ffid_ctx {
+            ::ffi_dispatch::rt::create::<#self_ty>(cb, user_data, ::core::option::Option::Some(::ffi_dispatch::rt::Options::default()), || {
                 // SAFETY: `req` holds `len` bytes for the call (the header's contract).
-                let __req = unsafe { ::ffi_dispatch::abi::bytes_field(req, len) }?;
+                let __req = unsafe { ::ffi_dispatch::rt::abi::bytes_field(req, len) }?;
                 // Decoded here as well as on the worker, so that malformed arguments
                 // refuse the create (NULL, no callback) instead of failing it later.
-                let __m = ::ffi_dispatch::cbor::ArgMap::parse(__req, [#(#keys),*]).map_err(|_| ::ffi_dispatch::Refusal::Err)?;
+                let __m = ::ffi_dispatch::rt::cbor::ArgMap::parse(__req, [#(#keys),*]).map_err(|_| ::ffi_dispatch::rt::Refusal::Err)?;
                 let _ = &__m;
                 #(#checks)*
-                ::core::result::Result::Ok(::ffi_dispatch::Request::cbor(__req))
+                ::core::result::Result::Ok(::ffi_dispatch::rt::Request::cbor(__req))
             })
         }
 
         #[doc = #doc_destroy]
         #[unsafe(no_mangle)]
-        pub extern "C" fn #destroy(ctx: *mut ::ffi_dispatch::ffid_ctx) -> ::core::ffi::c_int {
-            ::ffi_dispatch::destroy::<#self_ty>(ctx)
+        pub extern "C" fn #destroy(ctx: *mut ::ffi_dispatch::rt::ffid_ctx) -> ::core::ffi::c_int {
+            ::ffi_dispatch::rt::destroy::<#self_ty>(ctx)
         }
     }
 }
@@ -865,7 +865,7 @@ fn call_exports(
     let (target, ctx_param, ctx_expr) = match statics {
         None => (
             lib.self_ty.clone(),
-            quote!(ctx: *mut ::ffi_dispatch::ffid_ctx,),
+            quote!(ctx: *mut ::ffi_dispatch::rt::ffid_ctx,),
             quote!(ctx),
         ),
         Some(s) => {
@@ -873,7 +873,7 @@ fn call_exports(
             (
                 syn::parse_quote!(#s),
                 quote!(),
-                quote!(::ffi_dispatch::static_context::<#s>(&#cell)),
+                quote!(::ffi_dispatch::rt::static_context::<#s>(&#cell)),
             )
         }
     };
@@ -894,24 +894,24 @@ fn call_exports(
         #[unsafe(no_mangle)]
         pub #unsafety extern "C" fn #native_name(
             #ctx_param
-            cb: ::core::option::Option<::ffi_dispatch::Callback>,
+            cb: ::core::option::Option<::ffi_dispatch::rt::Callback>,
             user_data: *mut ::core::ffi::c_void,
             #args_param
         ) -> ::core::ffi::c_int {
-            ::ffi_dispatch::submit::<#target>(#ctx_expr, cb, user_data, #id, || #native)
+            ::ffi_dispatch::rt::submit::<#target>(#ctx_expr, cb, user_data, #id, || #native)
         }
 
         #[doc = #doc_cbor]
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn #cbor_name(
             #ctx_param
-            cb: ::core::option::Option<::ffi_dispatch::Callback>,
+            cb: ::core::option::Option<::ffi_dispatch::rt::Callback>,
             user_data: *mut ::core::ffi::c_void,
             req: *const u8,
             len: usize,
         ) -> ::core::ffi::c_int {
             // SAFETY: forwarded export contract (`req` holds `len` bytes).
-            unsafe { ::ffi_dispatch::submit_cbor::<#target>(#ctx_expr, cb, user_data, #id, req, len) }
+            unsafe { ::ffi_dispatch::rt::submit_cbor::<#target>(#ctx_expr, cb, user_data, #id, req, len) }
         }
     }
 }
@@ -930,23 +930,23 @@ fn runtime_exports(lib: &Lib, events: &[&Func]) -> TokenStream {
         #[doc = "Writes the context's counters into `*out` (see `ffid_context_stats`).\n\n# Safety\n`out` is null or points to writable memory of `out->struct_size` bytes."]
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn #stats(
-            ctx: *mut ::ffi_dispatch::ffid_ctx,
-            out: *mut ::ffi_dispatch::abi::ffid_context_stats,
+            ctx: *mut ::ffi_dispatch::rt::ffid_ctx,
+            out: *mut ::ffi_dispatch::rt::abi::ffid_context_stats,
         ) -> ::core::ffi::c_int {
             // SAFETY: forwarded export contract.
-            unsafe { ::ffi_dispatch::stats_into(ctx, out) }
+            unsafe { ::ffi_dispatch::rt::stats_into(ctx, out) }
         }
 
         #[doc = "Cancels a queued request by id; see `ffi_dispatch::cancel`."]
         #[unsafe(no_mangle)]
-        pub extern "C" fn #cancel(ctx: *mut ::ffi_dispatch::ffid_ctx, id: u64) -> ::core::ffi::c_int {
-            ::ffi_dispatch::cancel::<#self_ty>(ctx, id)
+        pub extern "C" fn #cancel(ctx: *mut ::ffi_dispatch::rt::ffid_ctx, id: u64) -> ::core::ffi::c_int {
+            ::ffi_dispatch::rt::cancel::<#self_ty>(ctx, id)
         }
 
         #[doc = "The id of the last call this thread had accepted (0: none)."]
         #[unsafe(no_mangle)]
         pub extern "C" fn #last_id() -> u64 {
-            ::ffi_dispatch::last_request_id()
+            ::ffi_dispatch::rt::last_request_id()
         }
     };
     if events.is_empty() {
@@ -968,21 +968,21 @@ fn runtime_exports(lib: &Lib, events: &[&Func]) -> TokenStream {
             #[doc = #doc_native]
             #[unsafe(no_mangle)]
             pub extern "C" fn #native(
-                ctx: *mut ::ffi_dispatch::ffid_ctx,
-                cb: ::core::option::Option<::ffi_dispatch::Callback>,
+                ctx: *mut ::ffi_dispatch::rt::ffid_ctx,
+                cb: ::core::option::Option<::ffi_dispatch::rt::Callback>,
                 user_data: *mut ::core::ffi::c_void,
             ) -> u64 {
-                ::ffi_dispatch::add_listener::<#self_ty>(ctx, ::core::option::Option::Some(#id), ::ffi_dispatch::ListenerView::Native, cb, user_data)
+                ::ffi_dispatch::rt::add_listener::<#self_ty>(ctx, ::core::option::Option::Some(#id), ::ffi_dispatch::rt::ListenerView::Native, cb, user_data)
             }
 
             #[doc = #doc_cbor]
             #[unsafe(no_mangle)]
             pub extern "C" fn #cbor(
-                ctx: *mut ::ffi_dispatch::ffid_ctx,
-                cb: ::core::option::Option<::ffi_dispatch::Callback>,
+                ctx: *mut ::ffi_dispatch::rt::ffid_ctx,
+                cb: ::core::option::Option<::ffi_dispatch::rt::Callback>,
                 user_data: *mut ::core::ffi::c_void,
             ) -> u64 {
-                ::ffi_dispatch::add_listener::<#self_ty>(ctx, ::core::option::Option::Some(#id), ::ffi_dispatch::ListenerView::Cbor, cb, user_data)
+                ::ffi_dispatch::rt::add_listener::<#self_ty>(ctx, ::core::option::Option::Some(#id), ::ffi_dispatch::rt::ListenerView::Cbor, cb, user_data)
             }
         });
     }
@@ -992,17 +992,17 @@ fn runtime_exports(lib: &Lib, events: &[&Func]) -> TokenStream {
         #[doc = "Adds a listener of every event, as the CBOR map `{\"event\": name, \"payload\": ...}`; returns its id, 0 if refused."]
         #[unsafe(no_mangle)]
         pub extern "C" fn #any(
-            ctx: *mut ::ffi_dispatch::ffid_ctx,
-            cb: ::core::option::Option<::ffi_dispatch::Callback>,
+            ctx: *mut ::ffi_dispatch::rt::ffid_ctx,
+            cb: ::core::option::Option<::ffi_dispatch::rt::Callback>,
             user_data: *mut ::core::ffi::c_void,
         ) -> u64 {
-            ::ffi_dispatch::add_listener::<#self_ty>(ctx, ::core::option::Option::None, ::ffi_dispatch::ListenerView::Envelope, cb, user_data)
+            ::ffi_dispatch::rt::add_listener::<#self_ty>(ctx, ::core::option::Option::None, ::ffi_dispatch::rt::ListenerView::Envelope, cb, user_data)
         }
 
         #[doc = "Removes a listener; once this returns it is never called again."]
         #[unsafe(no_mangle)]
-        pub extern "C" fn #remove(ctx: *mut ::ffi_dispatch::ffid_ctx, id: u64) -> ::core::ffi::c_int {
-            ::ffi_dispatch::remove_listener::<#self_ty>(ctx, id)
+        pub extern "C" fn #remove(ctx: *mut ::ffi_dispatch::rt::ffid_ctx, id: u64) -> ::core::ffi::c_int {
+            ::ffi_dispatch::rt::remove_listener::<#self_ty>(ctx, id)
         }
     });
     out
@@ -1017,8 +1017,8 @@ fn completion_exports(lib: &Lib) -> TokenStream {
     quote! {
         #[doc = "Completion mode: runs up to `max` queued callbacks on this thread; returns how many, or -1."]
         #[unsafe(no_mangle)]
-        pub extern "C" fn #drain(ctx: *mut ::ffi_dispatch::ffid_ctx, max: u32) -> ::core::ffi::c_int {
-            match ::ffi_dispatch::drain::<#self_ty>(ctx, max as usize) {
+        pub extern "C" fn #drain(ctx: *mut ::ffi_dispatch::rt::ffid_ctx, max: u32) -> ::core::ffi::c_int {
+            match ::ffi_dispatch::rt::drain::<#self_ty>(ctx, max as usize) {
                 ::core::option::Option::Some(n) => n.min(::core::ffi::c_int::MAX as usize) as ::core::ffi::c_int,
                 ::core::option::Option::None => -1,
             }
@@ -1026,8 +1026,8 @@ fn completion_exports(lib: &Lib) -> TokenStream {
 
         #[doc = "Completion mode: the eventfd readable while completions wait, or -1."]
         #[unsafe(no_mangle)]
-        pub extern "C" fn #fd(ctx: *mut ::ffi_dispatch::ffid_ctx) -> ::core::ffi::c_int {
-            ::ffi_dispatch::completion_fd::<#self_ty>(ctx).unwrap_or(-1)
+        pub extern "C" fn #fd(ctx: *mut ::ffi_dispatch::rt::ffid_ctx) -> ::core::ffi::c_int {
+            ::ffi_dispatch::rt::completion_fd::<#self_ty>(ctx).unwrap_or(-1)
         }
     }
 }

@@ -8,7 +8,7 @@ use std::ffi::{c_char, c_int, c_void};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use ffi_dispatch::events::Sink;
+use ffi_dispatch::rt::events::Sink;
 use ffi_dispatch::{ffid_ctx, Callback, Deferred, Options};
 
 /// How long a test waits for something that should come (Miri interprets the runtime

@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
-use ffi_dispatch::events::Sink;
+use ffi_dispatch::rt::events::Sink;
 use ffi_dispatch::Deferred;
 
 /// The nim-ffi perf harness's event: sequence number, the host's timestamp, a payload.
