@@ -101,6 +101,7 @@ mod lifecycle;
 pub mod marshal;
 mod options;
 mod sync;
+mod threads;
 mod worker;
 
 // ## The C side

@@ -285,7 +285,7 @@ impl CompletionQueue {
     fn drain_locked(&self, max: usize) -> usize {
         self.fd.take(); // 0 when it was not signalled, which is fine
         self.signalled.clear();
-        let ran = crate::lifecycle::calling_host(|| {
+        let ran = crate::threads::calling_host(|| {
             let mut ran = 0;
             while ran < max {
                 // SAFETY: the `draining` lock makes this thread the ring's only consumer.

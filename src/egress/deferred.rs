@@ -24,8 +24,9 @@ use crate::sync::lock;
 use crate::abi::{Callback, RET_ERR};
 use crate::envelope::Kind;
 use crate::lifecycle::monitor::PingGate;
-use crate::lifecycle::{calling_host, Core};
+use crate::lifecycle::Core;
 use crate::reply::{Answer, Reply};
+use crate::threads::calling_host;
 use crate::CallError;
 
 /// One outstanding deferred reply.

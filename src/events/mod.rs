@@ -41,14 +41,15 @@ use std::time::Duration;
 use crossbeam_utils::CachePadded;
 use minicbor::Encoder;
 
-use crate::abi::{Callback, RET_OK, THREAD_EVENTS};
+use crate::abi::{Callback, RET_OK};
 use crate::envelope::{Kind, Payload};
 use crate::lifecycle::stats::{OwnedCounter, SharedCounter};
-use crate::lifecycle::{Core, ThreadRole};
+use crate::lifecycle::Core;
 use crate::reply::{deliver, Answer, Reply};
 use crate::sync::ring::{Ring, TagRing};
 use crate::sync::wake::{SpaceWait, WakeBackend, WorkerWake};
 use crate::sync::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::threads::{thread_role, ThreadRole};
 use crate::{CallError, EventPolicy, Library};
 
 /// One event a library declares (`#[ffi(event)]`): its name and how its CBOR payload
@@ -255,9 +256,7 @@ impl EventHub {
                 }
                 Err(back) => ev = back,
             }
-            if self.policy == EventPolicy::DropNewest
-                || crate::lifecycle::thread_role() == ThreadRole::Events
-            {
+            if self.policy == EventPolicy::DropNewest || thread_role() == ThreadRole::Events {
                 self.dropped.bump();
                 return Err(EmitError::Dropped);
             }
@@ -305,7 +304,7 @@ impl EventHub {
         drop(table);
         // On the event thread (inside a callback) there is nothing to wait for: the
         // thread checks `active` before every later call.
-        let wait = crate::lifecycle::thread_role() != ThreadRole::Events;
+        let wait = thread_role() != ThreadRole::Events;
         listener.deactivate(&self.calling, wait);
         true
     }
@@ -396,8 +395,6 @@ impl Drop for SinkGuard {
 
 /// The event thread's body: deliver until destroy stops it and the ring is empty.
 pub(crate) fn run(core: Arc<Core>) {
-    crate::lifecycle::enter_thread(ThreadRole::Events);
-    crate::lifecycle::run_hook(&core, true, THREAD_EVENTS, "ffid-events");
     let hub = &core.events;
     let mut delivery = Delivery {
         snapshot: Vec::new(),
@@ -441,7 +438,6 @@ pub(crate) fn run(core: Arc<Core>) {
                 .park(|| !hub.ring.is_empty() || hub.stop.load(Ordering::SeqCst));
         }
     }
-    crate::lifecycle::run_hook(&core, false, THREAD_EVENTS, "ffid-events");
 }
 
 /// The event thread's reusable buffers and listener snapshot.

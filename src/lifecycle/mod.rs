@@ -27,15 +27,14 @@ mod unload;
 
 use std::any::TypeId;
 use std::cell::Cell;
-use std::ffi::{c_int, c_void, CString};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ffi::{c_int, c_void};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 
-use crate::abi::{ffid_ctx, Callback, Refusal, ThreadHook, RET_ERR, RET_OK, THREAD_WORKER};
+use crate::abi::{ffid_ctx, Callback, Refusal, RET_ERR, RET_OK};
 use crate::egress::deferred::Pending;
 use crate::envelope::Envelope;
 use crate::events::{EventHub, ListenerView};
@@ -44,6 +43,7 @@ use crate::lifecycle::stats::{Counters, Stats};
 use crate::sync::ring::{ArrayRing, Ingress, Ring, TagRing};
 use crate::sync::wake::{SpaceWait, WakeBackend, WorkerWake};
 use crate::sync::{fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use crate::threads::{must_not_block, ThreadRole};
 use crate::{BackPressure, Library, Options, Request, RingKind, ThreadHooks, UserData, WakeKind};
 
 /// The request the worker is running, for the monitor: its gate, and where its pings go.
@@ -176,81 +176,15 @@ pub(crate) struct Core {
     helpers: Mutex<Vec<JoinHandle<()>>>,
 }
 
-/// What kind of thread this is, for the calls that must not block or wait on it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ThreadRole {
-    Host,
-    Worker,
-    Events,
-    Monitor,
-}
-
 thread_local! {
-    /// Set on the context's own threads: calls made there never block, and destroy
-    /// must not run there (it would wait for itself).
-    static ROLE: Cell<ThreadRole> = const { Cell::new(ThreadRole::Host) };
-    /// How many calls into host code this thread is inside, where it is not one of a
-    /// context's own threads (those are marked for life by `ROLE`): a library thread
-    /// answering a deferred reply, a host thread draining completions or destroying.
-    static HOST_CALLS: Cell<u32> = const { Cell::new(0) };
     /// The id of the last call this thread had accepted (`<lib>_last_request_id`).
     static LAST_REQUEST_ID: Cell<u64> = const { Cell::new(0) };
-}
-
-pub(crate) fn enter_thread(role: ThreadRole) {
-    ROLE.with(|r| r.set(role));
-}
-
-pub(crate) fn thread_role() -> ThreadRole {
-    ROLE.with(|r| r.get())
-}
-
-/// Runs `f`, which calls host code on a thread that is not one of a context's own,
-/// marked as inside a callback for its duration: calls made from there never block and
-/// destroy is refused ([`must_not_block`]).
-pub(crate) fn calling_host<R>(f: impl FnOnce() -> R) -> R {
-    struct Unmark;
-    impl Drop for Unmark {
-        fn drop(&mut self) {
-            HOST_CALLS.with(|d| d.set(d.get() - 1));
-        }
-    }
-    HOST_CALLS.with(|d| d.set(d.get() + 1));
-    let _unmark = Unmark;
-    f()
-}
-
-/// In a fork child: its one thread is nobody's context thread and inside no callback,
-/// whatever the forking thread was (a host may fork from inside a callback).
-pub(crate) fn forget_thread_after_fork() {
-    ROLE.with(|r| r.set(ThreadRole::Host));
-    HOST_CALLS.with(|d| d.set(0));
-}
-
-/// True on a context's own threads (the worker, which also runs handlers, the event
-/// thread, the monitor) and inside any callback on any other thread: "inside a
-/// callback" in the header. Such a thread must never wait for the runtime, which may be
-/// waiting for it: its calls get `BUSY` instead of blocking, and destroy is refused.
-pub(crate) fn must_not_block() -> bool {
-    thread_role() != ThreadRole::Host || HOST_CALLS.with(|d| d.get()) > 0
 }
 
 /// The id of the last call this thread had accepted (0 if none, or if the context uses
 /// the `ArrayQueue` ring, which gives no ids).
 pub fn last_request_id() -> u64 {
     LAST_REQUEST_ID.with(|c| c.get())
-}
-
-/// Runs the host's start (`start == true`) or stop hook for a context thread.
-pub(crate) fn run_hook(core: &Core, start: bool, role: c_int, name: &str) {
-    let Some(hooks) = core.hooks else { return };
-    let hook: Option<ThreadHook> = if start { hooks.start } else { hooks.stop };
-    if let Some(hook) = hook {
-        let name = CString::new(name).unwrap_or_default();
-        // SAFETY: the host gave this hook in the create options and keeps it callable
-        // for the context's life; `name` is a valid C string for the call.
-        unsafe { hook(role, name.as_ptr(), hooks.user_data) };
-    }
 }
 
 impl Core {
@@ -379,22 +313,22 @@ impl Core {
         !*stop
     }
 
+    /// Starts one of the context's threads (see `threads::spawn`): a panic that
+    /// escapes its body is reported as `DIAG_PANIC`.
     fn spawn(
         self: &Arc<Self>,
+        role: ThreadRole,
         name: String,
         body: impl FnOnce(Arc<Core>) + Send + 'static,
     ) -> std::io::Result<JoinHandle<()>> {
-        let core = self.clone();
-        std::thread::Builder::new()
-            .name(name.clone())
-            .spawn(move || {
-                // The bodies catch what the library's code may throw; a panic that still
-                // escapes is reported rather than lost (the hook keeps it off stderr).
-                let keep = core.clone();
-                if let Err(panic) = catch_unwind(AssertUnwindSafe(|| body(core))) {
-                    keep.report_panic(&format!("the runtime's thread {name}"), &*panic);
-                }
-            })
+        let (core, reporter) = (self.clone(), self.clone());
+        crate::threads::spawn(
+            role,
+            name,
+            self.hooks,
+            move || body(core),
+            move |what, panic| reporter.report_panic(what, panic),
+        )
     }
 }
 
@@ -459,7 +393,11 @@ fn start_threads<L: Library>(
     config: L::Config,
 ) -> std::io::Result<()> {
     let keep = |thread| crate::sync::lock(&core.helpers).push(thread);
-    keep(core.spawn(format!("ffid-{}-ev", L::NAME), crate::events::run)?);
+    keep(core.spawn(
+        ThreadRole::Events,
+        format!("ffid-{}-ev", L::NAME),
+        crate::events::run,
+    )?);
     let monitor = crate::lifecycle::monitor::Settings {
         stale_ping: options.stale_ping,
         not_responding: options.not_responding,
@@ -467,13 +405,17 @@ fn start_threads<L: Library>(
         diagnostic: options.diagnostic,
     };
     if let Some(tick) = monitor.tick() {
-        keep(core.spawn(format!("ffid-{}-mon", L::NAME), move |core| {
-            crate::lifecycle::monitor::run(core, monitor, tick)
-        })?);
+        keep(core.spawn(
+            ThreadRole::Monitor,
+            format!("ffid-{}-mon", L::NAME),
+            move |core| crate::lifecycle::monitor::run(core, monitor, tick),
+        )?);
     }
-    let worker = core.spawn(format!("ffid-{}", L::NAME), move |core| {
-        crate::worker::run::<L>(core, callback, user_data, config)
-    })?;
+    let worker = core.spawn(
+        ThreadRole::Worker,
+        format!("ffid-{}", L::NAME),
+        move |core| crate::worker::run::<L>(core, callback, user_data, config),
+    )?;
     *crate::sync::lock(&core.worker) = Some(worker);
     Ok(())
 }
@@ -944,12 +886,6 @@ pub fn remove_listener<L: Library>(ctx: *mut ffid_ctx, id: u64) -> c_int {
 #[cfg(target_os = "linux")]
 pub fn wake_fd(ctx: *mut ffid_ctx) -> Option<std::os::fd::RawFd> {
     registry::acquire(ctx.cast())?.core().wake.fd()
-}
-
-/// The worker-thread marker for `worker::run`.
-pub(crate) fn mark_worker_thread(core: &Core) {
-    enter_thread(ThreadRole::Worker);
-    run_hook(core, true, THREAD_WORKER, "ffid-worker");
 }
 
 /// `destroy` racing submits, model-checked with loom (`scripts/loom.sh`). The model runs

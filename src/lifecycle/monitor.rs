@@ -44,7 +44,6 @@ use std::time::{Duration, Instant};
 
 use crate::abi::{
     Callback, DIAG_LISTENER_STUCK, DIAG_NOT_RESPONDING, DIAG_RESPONDING, RET_STALE_WARN,
-    THREAD_MONITOR,
 };
 use crate::lifecycle::Core;
 use crate::sync::{AtomicU64, Ordering};
@@ -206,8 +205,6 @@ impl Watch {
 
 /// The monitor thread's body: runs until destroy sets `core.monitor_stop`.
 pub(crate) fn run(core: Arc<Core>, settings: Settings, tick: Duration) {
-    crate::lifecycle::enter_thread(crate::lifecycle::ThreadRole::Monitor);
-    crate::lifecycle::run_hook(&core, true, THREAD_MONITOR, "ffid-monitor");
     let interval = settings.stale_ping.unwrap_or(Duration::MAX);
     let mut worker = Watch::default();
     let mut worker_responding = true;
@@ -286,7 +283,6 @@ pub(crate) fn run(core: Arc<Core>, settings: Settings, tick: Duration) {
             }
         }
     }
-    crate::lifecycle::run_hook(&core, false, THREAD_MONITOR, "ffid-monitor");
 }
 
 /// The ping gate's claims, model-checked with loom (`scripts/loom.sh`).

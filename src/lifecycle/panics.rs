@@ -16,7 +16,7 @@ use std::any::Any;
 use std::cell::RefCell;
 use std::sync::Once;
 
-use crate::lifecycle::{thread_role, ThreadRole};
+use crate::threads::{thread_role, ThreadRole};
 
 thread_local! {
     /// Where the last panic on this context thread happened, until reported.

@@ -409,7 +409,7 @@ extern "C" fn fork_child() {
         }
     }
     FORKS.fetch_add(1, Ordering::Relaxed);
-    crate::lifecycle::forget_thread_after_fork();
+    crate::threads::forget_thread_after_fork();
     // A parent thread may have been inside a pool queue's push: the child starts a
     // pool of its own (the parent's buffers stay where they are).
     crate::envelope::pool::forget_after_fork();

@@ -9,7 +9,7 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::abi::{Callback, RET_ERR, RET_OK, THREAD_WORKER};
+use crate::abi::{Callback, RET_ERR, RET_OK};
 use crate::envelope::{Envelope, FieldReader, Kind};
 use crate::lifecycle::panics;
 use crate::lifecycle::Core;
@@ -28,7 +28,6 @@ pub(crate) fn run<L: Library>(
     user_data: UserData,
     config: L::Config,
 ) {
-    crate::lifecycle::mark_worker_thread(&core);
     // Handlers (and the constructor) emit events into this context.
     crate::events::bind(Some(core.events.clone()));
     let mut reply = Reply::new(Some(core.clone()));
@@ -150,7 +149,6 @@ pub(crate) fn run<L: Library>(
     }
     drop(reply);
     crate::events::bind(None);
-    crate::lifecycle::run_hook(&core, false, THREAD_WORKER, "ffid-worker");
 }
 
 /// Busy-waits up to `budget` for `ready`. The clock is read only after a first round of
