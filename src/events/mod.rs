@@ -431,7 +431,7 @@ pub(crate) fn run(core: Arc<Core>) {
         } else {
             Duration::ZERO
         };
-        if !crate::worker::spin_until(spin, || {
+        if !crate::sync::spin::spin_until(spin, || {
             !hub.ring.is_empty() || hub.stop.load(Ordering::Relaxed)
         }) {
             hub.wake

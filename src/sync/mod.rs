@@ -3,6 +3,7 @@
 //! protocol code. See `scripts/loom.sh`.
 
 pub(crate) mod ring;
+pub(crate) mod spin;
 pub(crate) mod wake;
 
 #[cfg(not(loom))]

@@ -15,6 +15,7 @@ use crate::lifecycle::panics;
 use crate::lifecycle::Core;
 use crate::reply::Reply;
 use crate::sync::ring::Ring;
+use crate::sync::spin::spin_until;
 use crate::sync::Ordering;
 use crate::worker::tasks::{Tasks, TASK_WAKE};
 use crate::{CallError, LibRef, Library, UserData};
@@ -149,36 +150,6 @@ pub(crate) fn run<L: Library>(
     }
     drop(reply);
     crate::events::bind(None);
-}
-
-/// Busy-waits up to `budget` for `ready`. The clock is read only after a first round of
-/// polls (a request that arrives at once costs no clock read) and then every few dozen,
-/// each time with a `sched_yield`: an idle spinner hands its core to a runnable thread
-/// (the event thread, the host) when cores are oversubscribed, and costs one cheap
-/// syscall when they are not.
-pub(crate) fn spin_until(budget: Duration, ready: impl Fn() -> bool) -> bool {
-    if budget.is_zero() {
-        return false;
-    }
-    for _ in 0..64 {
-        if ready() {
-            return true;
-        }
-        std::hint::spin_loop();
-    }
-    let start = Instant::now();
-    loop {
-        for _ in 0..32 {
-            if ready() {
-                return true;
-            }
-            std::hint::spin_loop();
-        }
-        if start.elapsed() >= budget {
-            return ready();
-        }
-        std::thread::yield_now();
-    }
 }
 
 /// Runs one request and answers it exactly once: here, or through the reply token the
