@@ -1,0 +1,114 @@
+//! The running request's board: what the worker is running (for the monitor's pings)
+//! and the requests a host asked to cancel.
+
+use std::ffi::c_void;
+
+use crossbeam_utils::CachePadded;
+
+use crate::abi::Callback;
+use crate::envelope::Envelope;
+use crate::lifecycle::monitor::PingGate;
+use crate::sync::{fence, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+
+/// The request the worker is running, for the monitor: its gate, and where its pings go.
+/// Written by the worker per request (relaxed stores before the gate's `begin`, which
+/// publishes them); read by the monitor only while it holds the gate.
+pub(crate) struct Running {
+    pub(crate) gate: PingGate,
+    /// The callback and `user_data`, kept as pointers (not integers) so that they keep
+    /// their provenance on the way to the monitor.
+    callback: AtomicPtr<c_void>,
+    user_data: AtomicPtr<c_void>,
+    method: AtomicU32,
+}
+
+impl Running {
+    pub(crate) fn new() -> Self {
+        Running {
+            gate: PingGate::new(),
+            callback: AtomicPtr::new(std::ptr::null_mut()),
+            user_data: AtomicPtr::new(std::ptr::null_mut()),
+            method: AtomicU32::new(0),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn set(&self, env: &Envelope) {
+        self.callback
+            .store(env.callback as *mut c_void, Ordering::Relaxed);
+        self.user_data.store(env.user_data, Ordering::Relaxed);
+        self.method.store(env.method as u32, Ordering::Relaxed);
+    }
+
+    /// The running request's callback and `user_data`. Call only while holding its gate.
+    pub(crate) fn target(&self) -> (Callback, *mut c_void) {
+        let cb = self.callback.load(Ordering::Relaxed);
+        // SAFETY: `set` stored a valid `Callback` (as a pointer, with its provenance)
+        // before `begin` published it, and the gate held by the caller keeps the worker
+        // from storing another.
+        let cb: Callback = unsafe { std::mem::transmute::<*mut c_void, Callback>(cb) };
+        (cb, self.user_data.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn method(&self) -> u16 {
+        self.method.load(Ordering::Relaxed) as u16
+    }
+}
+
+/// Requests a host asked to cancel: ids waiting for the worker to reach them.
+///
+/// The worker and a canceller agree through a store-load pair, each with a SeqCst fence
+/// between its store and its load: the worker stores the started id
+/// (`PingGate::begin`) and then loads `pending`; the canceller raises `pending` and then
+/// loads the started id. The fences are totally ordered, so at least one of them sees
+/// the other's store; whichever then removes the id from the table under its lock
+/// decides.
+/// `loom_models` checks it.
+#[derive(Default)]
+pub(crate) struct Cancels {
+    /// Non-zero while `ids` may be non-empty: the worker's only cost per request.
+    pending: CachePadded<AtomicU64>,
+    ids: crate::sync::Mutex<Vec<u64>>,
+}
+
+impl Cancels {
+    /// Worker, after `begin(id)`: whether `id` was cancelled (removing it).
+    #[inline]
+    #[must_use]
+    pub(crate) fn take(&self, id: u64) -> bool {
+        // The fence orders the worker's `begin(id)` store before this load (and the
+        // canceller has the mirror image), so one of the two sees the other.
+        fence(Ordering::SeqCst);
+        if self.pending.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        self.remove(id)
+    }
+
+    /// Canceller: true when request `id`, not started per `gate`, will be answered
+    /// "cancelled"; false when it had started (or was already being cancelled).
+    #[must_use]
+    pub(crate) fn cancel(&self, id: u64, gate: &PingGate) -> bool {
+        {
+            let mut ids = self.ids.lock();
+            if ids.contains(&id) {
+                return false;
+            }
+            ids.push(id);
+            self.pending.store(ids.len() as u64, Ordering::Relaxed);
+        }
+        fence(Ordering::SeqCst);
+        // Started before the worker could see the request: take it back, unaffected.
+        !(gate.started() >= id && self.remove(id))
+    }
+
+    fn remove(&self, id: u64) -> bool {
+        let mut ids = self.ids.lock();
+        let found = ids.contains(&id);
+        // Ids below `id` can never be reached again (the worker has passed them: an id
+        // that named an async task's wake marker, never a request): forget them too.
+        ids.retain(|&x| x > id);
+        self.pending.store(ids.len() as u64, Ordering::Relaxed);
+        found
+    }
+}

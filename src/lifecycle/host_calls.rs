@@ -1,0 +1,341 @@
+//! What the exports call: create, submit, cancel, destroy, drain, stats, listeners.
+//! Each takes the host's raw handle and turns it into a live context, or a refusal,
+//! through the registry.
+
+use std::any::TypeId;
+use std::ffi::{c_int, c_void};
+use std::sync::Arc;
+
+use crate::abi::{ffid_ctx, Callback, Refusal, RET_ERR, RET_OK};
+use crate::envelope::Envelope;
+use crate::events::ListenerView;
+use crate::lifecycle::registry;
+use crate::lifecycle::stats::Stats;
+use crate::sync::ring::Ingress;
+use crate::sync::Ordering;
+use crate::threads::{must_not_block, ThreadRole};
+use crate::{Library, Options, Request, UserData};
+
+use super::{shut_down, Core, LAST_REQUEST_ID};
+
+/// Creates a context for library `L`: starts its threads; the worker runs
+/// `L::construct` on `config()` and reports the outcome through `callback`. Returns
+/// null, with no callback, when the callback is null, `config` refuses, the options are
+/// invalid, or no memory, thread or registry slot can be had. Whatever it had started
+/// by then is stopped and joined (the thread hooks' stop calls included) before it
+/// returns null.
+pub fn create<L: Library>(
+    callback: Option<Callback>,
+    user_data: *mut c_void,
+    options: Option<Options>,
+    config: impl FnOnce() -> Result<L::Config, Refusal>,
+) -> *mut ffid_ctx {
+    let (Some(callback), Some(options)) = (callback, options) else {
+        return std::ptr::null_mut();
+    };
+    if !options.is_valid() {
+        return std::ptr::null_mut();
+    }
+    let Ok(config) = config() else {
+        return std::ptr::null_mut();
+    };
+    registry::guard_fork();
+    crate::lifecycle::panics::keep_quiet();
+    let Some(core) = Core::new::<L>(&options) else {
+        return std::ptr::null_mut();
+    };
+    let core = Arc::new(core);
+    let Some(handle) = registry::insert(core.clone()) else {
+        return std::ptr::null_mut();
+    };
+    if start_threads::<L>(&core, &options, callback, UserData(user_data), config).is_err() {
+        shut_down(&core);
+        registry::remove(handle);
+        return std::ptr::null_mut();
+    }
+    handle.cast()
+}
+
+/// Starts a new context's threads: the helpers first, so that if a thread cannot be
+/// had no worker has reported to the host yet and NULL keeps the "no callback" promise.
+/// Each thread started is handed to `core` at once, for `shut_down` to join.
+fn start_threads<L: Library>(
+    core: &Arc<Core>,
+    options: &Options,
+    callback: Callback,
+    user_data: UserData,
+    config: L::Config,
+) -> std::io::Result<()> {
+    let keep = |thread| crate::sync::lock(&core.helpers).push(thread);
+    keep(core.spawn(
+        ThreadRole::Events,
+        format!("ffid-{}-ev", L::NAME),
+        crate::events::run,
+    )?);
+    let monitor = crate::lifecycle::monitor::Settings {
+        stale_ping: options.stale_ping,
+        not_responding: options.not_responding,
+        listener_stuck: options.listener_stuck,
+        diagnostic: options.diagnostic,
+    };
+    if let Some(tick) = monitor.tick() {
+        keep(core.spawn(
+            ThreadRole::Monitor,
+            format!("ffid-{}-mon", L::NAME),
+            move |core| crate::lifecycle::monitor::run(core, monitor, tick),
+        )?);
+    }
+    let worker = core.spawn(
+        ThreadRole::Worker,
+        format!("ffid-{}", L::NAME),
+        move |core| crate::worker::run::<L>(core, callback, user_data, config),
+    )?;
+    *crate::sync::lock(&core.worker) = Some(worker);
+    Ok(())
+}
+
+/// Submits one call of method `method` of library `L`. Returns `RET_OK` when accepted
+/// (exactly one terminal callback follows) or the refusal's code (no callback).
+///
+/// `request` builds the request from the host's arguments; it runs on the calling
+/// thread after the callback check and before the context is entered.
+#[inline]
+pub fn submit<L: Library>(
+    ctx: *mut ffid_ctx,
+    callback: Option<Callback>,
+    user_data: *mut c_void,
+    method: u16,
+    request: impl FnOnce() -> Result<Request, Refusal>,
+) -> c_int {
+    let Some(callback) = callback else {
+        return Refusal::MissingCallback.code();
+    };
+    debug_assert!(
+        (method as usize) < L::METHODS.len(),
+        "method id out of range for {}",
+        L::NAME
+    );
+    let request = match request() {
+        Ok(r) => r,
+        Err(refusal) => return refused::<L>(ctx, refusal),
+    };
+    let Some(guard) = registry::acquire(ctx.cast()) else {
+        return RET_ERR;
+    };
+    let core = guard.core();
+    if core.library != TypeId::of::<L>() {
+        return RET_ERR;
+    }
+    let env = Envelope {
+        callback,
+        user_data,
+        method,
+        kind: request.kind,
+        payload: request.payload,
+    };
+    match core.push(env) {
+        Ok(id) => {
+            LAST_REQUEST_ID.with(|c| c.set(id));
+            RET_OK
+        }
+        Err(refusal) => {
+            core.counters.refused.bump();
+            refusal.code()
+        }
+    }
+}
+
+/// Counts a refusal of bad arguments against the context, if it is a live one of `L`.
+#[cold]
+fn refused<L: Library>(ctx: *mut ffid_ctx, refusal: Refusal) -> c_int {
+    if let Some(guard) = registry::acquire(ctx.cast()) {
+        if guard.core().library == TypeId::of::<L>() {
+            guard.core().counters.refused.bump();
+        }
+    }
+    refusal.code()
+}
+
+/// [`submit`] for a `_cbor` export: copies the request buffer (`req` may be null only
+/// when `len == 0`).
+///
+/// # Safety
+/// If `len > 0`, `req` is null or points to `len` readable bytes for the duration of
+/// this call.
+#[inline]
+pub unsafe fn submit_cbor<L: Library>(
+    ctx: *mut ffid_ctx,
+    callback: Option<Callback>,
+    user_data: *mut c_void,
+    method: u16,
+    req: *const u8,
+    len: usize,
+) -> c_int {
+    submit::<L>(ctx, callback, user_data, method, || {
+        // SAFETY: forwarded to the caller (`req` holds `len` bytes for the call).
+        Ok(Request::cbor(unsafe { crate::abi::bytes_field(req, len) }?))
+    })
+}
+
+/// Borrows a live context of library `L` for the duration of `f`.
+fn with_core<L: Library, R>(ctx: *mut ffid_ctx, f: impl FnOnce(&Core) -> R) -> Option<R> {
+    let guard = registry::acquire(ctx.cast())?;
+    let core = guard.core();
+    (core.library == TypeId::of::<L>()).then(|| f(core))
+}
+
+/// Cancels request `id` (from [`last_request_id`](super::last_request_id)) of a context of `L` if the worker
+/// has not started it: it is then answered `ERR` `"cancelled"` without running, when
+/// the worker reaches it, and this returns `RET_OK`. Returns `RET_ERR`, changing
+/// nothing, when the request has started or finished, the id is unknown, or the handle
+/// is not live.
+/// How the worker and a canceller agree is explained at `Cancels`.
+pub fn cancel<L: Library>(ctx: *mut ffid_ctx, id: u64) -> c_int {
+    with_core::<L, _>(ctx, |core| {
+        let Ingress::Tag(ring) = &core.ring else {
+            return RET_ERR; // the ArrayQueue ring gives no ids
+        };
+        if id == 0 || id > ring.pushed() || id <= core.running.gate.started() {
+            return RET_ERR;
+        }
+        if core.cancels.cancel(id, &core.running.gate) {
+            RET_OK
+        } else {
+            RET_ERR
+        }
+    })
+    .unwrap_or(RET_ERR)
+}
+
+/// Destroys a context of library `L` (see the module docs for the order of events).
+/// Returns `RET_ERR` for a stale, invalid or foreign handle, for a second destroy, and
+/// when called on one of a context's threads (from inside a handler or callback).
+pub fn destroy<L: Library>(ctx: *mut ffid_ctx) -> c_int {
+    if must_not_block() {
+        return RET_ERR;
+    }
+    let handle = ctx.cast();
+    let Some(core) = registry::close(handle, |core| core.library == TypeId::of::<L>()) else {
+        return RET_ERR;
+    };
+    core.closed.store(true, Ordering::SeqCst);
+    core.space_freed();
+    while !registry::drained(handle) {
+        std::thread::yield_now();
+    }
+    shut_down(&core);
+    registry::remove(handle);
+    RET_OK
+}
+
+/// Completion mode: runs up to `max` queued callbacks of a context of `L` on this
+/// thread and returns how many ran (0 when another thread is draining). `None` for a
+/// handle that is not live or a context not in completion mode.
+pub fn drain<L: Library>(ctx: *mut ffid_ctx, max: usize) -> Option<usize> {
+    #[cfg(target_os = "linux")]
+    return with_core::<L, _>(ctx, |core| core.completions.as_ref().map(|q| q.drain(max)))
+        .flatten();
+    #[cfg(not(target_os = "linux"))]
+    None
+}
+
+/// Completion mode: the eventfd that is readable while completions wait (poll it; then
+/// call [`drain`]). Owned by the context, closed by destroy. `None` otherwise.
+pub fn completion_fd<L: Library>(ctx: *mut ffid_ctx) -> Option<c_int> {
+    #[cfg(target_os = "linux")]
+    return with_core::<L, _>(ctx, |core| core.completions.as_ref().map(|q| q.fd())).flatten();
+    #[cfg(not(target_os = "linux"))]
+    None
+}
+
+/// Reads a live context's counters; `None` for a stale or invalid handle.
+pub fn stats(ctx: *mut ffid_ctx) -> Option<Stats> {
+    let guard = registry::acquire(ctx.cast())?;
+    Some(guard.core().stats())
+}
+
+/// Writes a context's counters into the host's struct (`ffid_context_stats`, `<lib>_stats`).
+/// `RET_ERR` for a stale handle, a null `out` or a `struct_size` smaller than 8.
+///
+/// # Safety
+/// `out` is null or points to writable memory of `out->struct_size` bytes.
+pub unsafe fn stats_into(ctx: *mut ffid_ctx, out: *mut crate::abi::ffid_context_stats) -> c_int {
+    if out.is_null() {
+        return RET_ERR;
+    }
+    // SAFETY: non-null; `struct_size` is the first field of every layout.
+    let size = unsafe { out.cast::<u32>().read_unaligned() } as usize;
+    if size < 8 {
+        return RET_ERR;
+    }
+    let Some(s) = stats(ctx) else {
+        return RET_ERR;
+    };
+    let n = size.min(std::mem::size_of_val(&s));
+    // SAFETY: the host's struct holds `size >= n` writable bytes (the contract above);
+    // the source is a local of at least `n` bytes.
+    unsafe {
+        std::ptr::copy_nonoverlapping((&s as *const Stats).cast::<u8>(), out.cast::<u8>(), n)
+    };
+    // The host keeps its own size in the first field.
+    // SAFETY: as above, `size >= 8`.
+    unsafe { out.cast::<u32>().write_unaligned(size as u32) };
+    RET_OK
+}
+
+/// `int ffid_stats(ffid_ctx* ctx, ffid_context_stats* out)`: [`stats_into`]. With two
+/// libraries in one process this symbol resolves to one of them; `<lib>_stats` always
+/// reaches the right one.
+///
+/// # Safety
+/// As [`stats_into`].
+#[no_mangle]
+pub unsafe extern "C" fn ffid_stats(
+    ctx: *mut ffid_ctx,
+    out: *mut crate::abi::ffid_context_stats,
+) -> c_int {
+    // SAFETY: forwarded.
+    unsafe { stats_into(ctx, out) }
+}
+
+/// Adds a listener to a context of `L`: `event` is an index into `L::EVENTS`, or `None`
+/// for every event (`view` must then be [`ListenerView::Envelope`]). Returns its id, or
+/// 0 (refused) for a null callback, a bad event, or a handle that is not live.
+pub fn add_listener<L: Library>(
+    ctx: *mut ffid_ctx,
+    event: Option<u16>,
+    view: ListenerView,
+    callback: Option<Callback>,
+    user_data: *mut c_void,
+) -> u64 {
+    let Some(callback) = callback else { return 0 };
+    let valid = match event {
+        Some(e) => (e as usize) < L::EVENTS.len() && view != ListenerView::Envelope,
+        None => view == ListenerView::Envelope,
+    };
+    if !valid {
+        return 0;
+    }
+    with_core::<L, _>(ctx, |core| {
+        core.events.add(event, view, callback, user_data)
+    })
+    .unwrap_or(0)
+}
+
+/// Removes a listener. `RET_OK` when it was registered; once this returns it is never
+/// called again (from a listener's own callback: after that callback returns).
+pub fn remove_listener<L: Library>(ctx: *mut ffid_ctx, id: u64) -> c_int {
+    match with_core::<L, _>(ctx, |core| core.events.remove(id)) {
+        Some(true) => RET_OK,
+        _ => RET_ERR,
+    }
+}
+
+/// The eventfd a context's parked worker sleeps on, for a library whose worker thread
+/// also polls its own descriptors (epoll) and wants ingress in the same set. `None` for
+/// the futex backend, a stale handle, or a platform without eventfd. The descriptor
+/// stays owned by the context and is closed when it is destroyed.
+#[cfg(target_os = "linux")]
+pub fn wake_fd(ctx: *mut ffid_ctx) -> Option<std::os::fd::RawFd> {
+    registry::acquire(ctx.cast())?.core().wake.fd()
+}
