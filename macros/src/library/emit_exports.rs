@@ -1,0 +1,307 @@
+//! The C exports: create, destroy, two per method, and the runtime's per-library calls.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+
+use super::parse::*;
+
+/// The native request builder: reads the host's struct `args` into a `Request`.
+pub(super) fn native_request(f: &Func, args: &syn::Ident) -> TokenStream {
+    if f.params.is_empty() {
+        return quote!(::ffi_dispatch::rt::Request::native_checked(|_| {
+            ::core::result::Result::Ok(())
+        }));
+    }
+    let v = quote!(__a);
+    let writes = f.params.iter().map(|p| p.slot.write(&v));
+    // Scalars only: the size is a constant, so one writing pass does (the hot path of
+    // calls like `scalar_check`).
+    let build = if f.params.iter().all(|p| p.scalar) {
+        let sizes = f.params.iter().map(|p| {
+            let ty = &p.slot.ty_static;
+            quote!(+ <#ty as ::ffi_dispatch::rt::envelope::Scalar>::SIZE)
+        });
+        quote!(::ffi_dispatch::rt::Request::native_fixed(0 #(#sizes)*, |__w| {
+            #(#writes)*
+            ::core::result::Result::Ok(())
+        }))
+    } else {
+        quote!(::ffi_dispatch::rt::Request::native_checked(|__w| {
+            #(#writes)*
+            ::core::result::Result::Ok(())
+        }))
+    };
+    quote! {{
+        // SAFETY: the export's contract: `args` is null or a valid struct for the call.
+        let __a = unsafe { ::ffi_dispatch::rt::abi::args_ref(#args) }?;
+        #build
+    }}
+}
+
+pub(super) const SAFETY_DOC: &str = "# Safety\nThe contract of the library's header: `ctx` may be any value (it is never dereferenced); \
+a non-null argument pointer points to a valid struct whose pointers obey the field docs for the duration of the call; \
+a CBOR buffer holds `len` readable bytes.";
+
+pub(super) fn ctor_exports(lib: &Lib, ctor: &Func, cfg: &syn::Ident) -> TokenStream {
+    let self_ty = &lib.self_ty;
+    let n = &lib.name;
+    let create = format_ident!("{n}_create");
+    let with_options = format_ident!("{n}_create_with_options");
+    let create_cbor = format_ident!("{n}_create_cbor");
+    let destroy = format_ident!("{n}_destroy");
+    let cfg_ident = format_ident!("cfg");
+    let (cfg_param, native) = if ctor.params.is_empty() {
+        (quote!(), native_request(ctor, &cfg_ident))
+    } else {
+        (quote!(cfg: *const #cfg,), native_request(ctor, &cfg_ident))
+    };
+    let keys = ctor.params.iter().map(|p| p.slot.name.to_string());
+    let checks = ctor.params.iter().enumerate().map(|(i, p)| {
+        let ty = &p.ty_expr;
+        quote!(__m.arg::<#ty>(#i).map_err(|_| ::ffi_dispatch::rt::Refusal::Err)?;)
+    });
+    let doc_create =
+        format!("`ffid_ctx* {n}_create(...)`: creates a context; see `{n}.h`.\n\n{SAFETY_DOC}");
+    let doc_opts = format!(
+        "`{n}_create` with runtime options (`opts` may be null for the defaults).\n\n{SAFETY_DOC}"
+    );
+    let doc_cbor = format!("`{n}_create` with CBOR arguments.\n\n{SAFETY_DOC}");
+    let doc_destroy = format!(
+        "`int {n}_destroy(ffid_ctx* ctx)`: answers every accepted call, then frees the context."
+    );
+    quote! {
+        #[doc = #doc_create]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn #create(
+            cb: ::core::option::Option<::ffi_dispatch::rt::Callback>,
+            user_data: *mut ::core::ffi::c_void,
+            #cfg_param
+        ) -> *mut ::ffi_dispatch::rt::ffid_ctx {
+            ::ffi_dispatch::rt::create::<#self_ty>(cb, user_data, ::core::option::Option::Some(::ffi_dispatch::rt::Options::default()), || #native)
+        }
+
+        #[doc = #doc_opts]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn #with_options(
+            cb: ::core::option::Option<::ffi_dispatch::rt::Callback>,
+            user_data: *mut ::core::ffi::c_void,
+            #cfg_param
+            opts: *const ::ffi_dispatch::rt::abi::ffid_options,
+        ) -> *mut ::ffi_dispatch::rt::ffid_ctx {
+            // SAFETY: `opts` is null or a valid `ffid_options` (the header's contract).
+            let __options = unsafe { ::ffi_dispatch::rt::Options::from_c_ptr(opts) };
+            ::ffi_dispatch::rt::create::<#self_ty>(cb, user_data, __options, || #native)
+        }
+
+        #[doc = #doc_cbor]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn #create_cbor(
+            cb: ::core::option::Option<::ffi_dispatch::rt::Callback>,
+            user_data: *mut ::core::ffi::c_void,
+            req: *const u8,
+            len: usize,
+        ) -> *mut ::ffi_dispatch::rt::ffid_ctx {
+            ::ffi_dispatch::rt::create::<#self_ty>(cb, user_data, ::core::option::Option::Some(::ffi_dispatch::rt::Options::default()), || {
+                // SAFETY: `req` holds `len` bytes for the call (the header's contract).
+                let __req = unsafe { ::ffi_dispatch::rt::abi::bytes_field(req, len) }?;
+                // Decoded here as well as on the worker, so that malformed arguments
+                // refuse the create (NULL, no callback) instead of failing it later.
+                let __m = ::ffi_dispatch::rt::cbor::ArgMap::parse(__req, [#(#keys),*]).map_err(|_| ::ffi_dispatch::rt::Refusal::Err)?;
+                let _ = &__m;
+                #(#checks)*
+                ::core::result::Result::Ok(::ffi_dispatch::rt::Request::cbor(__req))
+            })
+        }
+
+        #[doc = #doc_destroy]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn #destroy(ctx: *mut ::ffi_dispatch::rt::ffid_ctx) -> ::core::ffi::c_int {
+            ::ffi_dispatch::rt::destroy::<#self_ty>(ctx)
+        }
+    }
+}
+
+/// The cell holding the static context's handle: one per library.
+pub(super) fn static_cell(lib: &Lib) -> syn::Ident {
+    format_ident!("__{}_STATIC_CONTEXT", lib.name.to_ascii_uppercase())
+}
+
+pub(super) fn call_exports(
+    lib: &Lib,
+    f: &Func,
+    id: u16,
+    args_struct: &syn::Ident,
+    statics: Option<&syn::Ident>,
+) -> TokenStream {
+    let n = &lib.name;
+    let native_name = format_ident!("{n}_{}", f.ident);
+    let cbor_name = format_ident!("{n}_{}_cbor", f.ident);
+    let (target, ctx_param, ctx_expr) = match statics {
+        None => (
+            lib.self_ty.clone(),
+            quote!(ctx: *mut ::ffi_dispatch::rt::ffid_ctx,),
+            quote!(ctx),
+        ),
+        Some(s) => {
+            let cell = static_cell(lib);
+            (
+                syn::parse_quote!(#s),
+                quote!(),
+                quote!(::ffi_dispatch::rt::static_context::<#s>(&#cell)),
+            )
+        }
+    };
+    let args_ident = format_ident!("args");
+    let (args_param, unsafety) = if f.params.is_empty() {
+        (quote!(), quote!())
+    } else {
+        (quote!(args: *const #args_struct,), quote!(unsafe))
+    };
+    let native = native_request(f, &args_ident);
+    let doc_native = format!(
+        "Native export of `{}`; see `{n}.h`.\n\n{SAFETY_DOC}",
+        f.ident
+    );
+    let doc_cbor = format!("CBOR export of `{}`; see `{n}.h`.\n\n{SAFETY_DOC}", f.ident);
+    quote! {
+        #[doc = #doc_native]
+        #[unsafe(no_mangle)]
+        pub #unsafety extern "C" fn #native_name(
+            #ctx_param
+            cb: ::core::option::Option<::ffi_dispatch::rt::Callback>,
+            user_data: *mut ::core::ffi::c_void,
+            #args_param
+        ) -> ::core::ffi::c_int {
+            ::ffi_dispatch::rt::submit::<#target>(#ctx_expr, cb, user_data, #id, || #native)
+        }
+
+        #[doc = #doc_cbor]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn #cbor_name(
+            #ctx_param
+            cb: ::core::option::Option<::ffi_dispatch::rt::Callback>,
+            user_data: *mut ::core::ffi::c_void,
+            req: *const u8,
+            len: usize,
+        ) -> ::core::ffi::c_int {
+            // SAFETY: forwarded export contract (`req` holds `len` bytes).
+            unsafe { ::ffi_dispatch::rt::submit_cbor::<#target>(#ctx_expr, cb, user_data, #id, req, len) }
+        }
+    }
+}
+
+/// The per-library runtime exports: stats, cancellation, request ids and, when the
+/// library declares events, the listener functions. (The `ffid_*` equivalents exist
+/// once per shared object; with two libraries in one process the prefixed ones always
+/// reach the right runtime.)
+pub(super) fn runtime_exports(lib: &Lib, events: &[&Func]) -> TokenStream {
+    let self_ty = &lib.self_ty;
+    let n = &lib.name;
+    let stats = format_ident!("{n}_stats");
+    let cancel = format_ident!("{n}_cancel");
+    let last_id = format_ident!("{n}_last_request_id");
+    let mut out = quote! {
+        #[doc = "Writes the context's counters into `*out` (see `ffid_context_stats`).\n\n# Safety\n`out` is null or points to writable memory of `out->struct_size` bytes."]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn #stats(
+            ctx: *mut ::ffi_dispatch::rt::ffid_ctx,
+            out: *mut ::ffi_dispatch::rt::abi::ffid_context_stats,
+        ) -> ::core::ffi::c_int {
+            // SAFETY: forwarded export contract.
+            unsafe { ::ffi_dispatch::rt::stats_into(ctx, out) }
+        }
+
+        #[doc = "Cancels a queued request by id; see `ffi_dispatch::cancel`."]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn #cancel(ctx: *mut ::ffi_dispatch::rt::ffid_ctx, id: u64) -> ::core::ffi::c_int {
+            ::ffi_dispatch::rt::cancel::<#self_ty>(ctx, id)
+        }
+
+        #[doc = "The id of the last call this thread had accepted (0: none)."]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn #last_id() -> u64 {
+            ::ffi_dispatch::rt::last_request_id()
+        }
+    };
+    if events.is_empty() {
+        return out;
+    }
+    for (id, e) in events.iter().enumerate() {
+        let id = id as u16;
+        let native = format_ident!("{n}_add_{}_listener", e.ident);
+        let cbor = format_ident!("{n}_add_{}_listener_cbor", e.ident);
+        let doc_native = format!(
+            "Adds a listener of `{}` (its C struct); returns its id, 0 if refused.",
+            e.ident
+        );
+        let doc_cbor = format!(
+            "Adds a listener of `{}` (CBOR payload); returns its id, 0 if refused.",
+            e.ident
+        );
+        out.extend(quote! {
+            #[doc = #doc_native]
+            #[unsafe(no_mangle)]
+            pub extern "C" fn #native(
+                ctx: *mut ::ffi_dispatch::rt::ffid_ctx,
+                cb: ::core::option::Option<::ffi_dispatch::rt::Callback>,
+                user_data: *mut ::core::ffi::c_void,
+            ) -> u64 {
+                ::ffi_dispatch::rt::add_listener::<#self_ty>(ctx, ::core::option::Option::Some(#id), ::ffi_dispatch::rt::ListenerView::Native, cb, user_data)
+            }
+
+            #[doc = #doc_cbor]
+            #[unsafe(no_mangle)]
+            pub extern "C" fn #cbor(
+                ctx: *mut ::ffi_dispatch::rt::ffid_ctx,
+                cb: ::core::option::Option<::ffi_dispatch::rt::Callback>,
+                user_data: *mut ::core::ffi::c_void,
+            ) -> u64 {
+                ::ffi_dispatch::rt::add_listener::<#self_ty>(ctx, ::core::option::Option::Some(#id), ::ffi_dispatch::rt::ListenerView::Cbor, cb, user_data)
+            }
+        });
+    }
+    let any = format_ident!("{n}_add_event_listener");
+    let remove = format_ident!("{n}_remove_listener");
+    out.extend(quote! {
+        #[doc = "Adds a listener of every event, as the CBOR map `{\"event\": name, \"payload\": ...}`; returns its id, 0 if refused."]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn #any(
+            ctx: *mut ::ffi_dispatch::rt::ffid_ctx,
+            cb: ::core::option::Option<::ffi_dispatch::rt::Callback>,
+            user_data: *mut ::core::ffi::c_void,
+        ) -> u64 {
+            ::ffi_dispatch::rt::add_listener::<#self_ty>(ctx, ::core::option::Option::None, ::ffi_dispatch::rt::ListenerView::Envelope, cb, user_data)
+        }
+
+        #[doc = "Removes a listener; once this returns it is never called again."]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn #remove(ctx: *mut ::ffi_dispatch::rt::ffid_ctx, id: u64) -> ::core::ffi::c_int {
+            ::ffi_dispatch::rt::remove_listener::<#self_ty>(ctx, id)
+        }
+    });
+    out
+}
+
+/// Completion-mode exports: drain on the host's thread, and the fd to poll.
+pub(super) fn completion_exports(lib: &Lib) -> TokenStream {
+    let self_ty = &lib.self_ty;
+    let n = &lib.name;
+    let drain = format_ident!("{n}_drain");
+    let fd = format_ident!("{n}_completion_fd");
+    quote! {
+        #[doc = "Completion mode: runs up to `max` queued callbacks on this thread; returns how many, or -1."]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn #drain(ctx: *mut ::ffi_dispatch::rt::ffid_ctx, max: u32) -> ::core::ffi::c_int {
+            match ::ffi_dispatch::rt::drain::<#self_ty>(ctx, max as usize) {
+                ::core::option::Option::Some(n) => n.min(::core::ffi::c_int::MAX as usize) as ::core::ffi::c_int,
+                ::core::option::Option::None => -1,
+            }
+        }
+
+        #[doc = "Completion mode: the eventfd readable while completions wait, or -1."]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn #fd(ctx: *mut ::ffi_dispatch::rt::ffid_ctx) -> ::core::ffi::c_int {
+            ::ffi_dispatch::rt::completion_fd::<#self_ty>(ctx).unwrap_or(-1)
+        }
+    }
+}
