@@ -22,8 +22,8 @@ use std::sync::{Condvar, Mutex};
 use crate::sync::lock;
 
 use crate::abi::{Callback, RET_ERR};
+use crate::egress::gate::PingGate;
 use crate::envelope::Kind;
-use crate::lifecycle::monitor::PingGate;
 use crate::lifecycle::Core;
 use crate::reply::{Answer, Reply};
 use crate::threads::calling_host;

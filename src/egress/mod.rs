@@ -5,4 +5,5 @@
 #[cfg(target_os = "linux")]
 pub(crate) mod completion;
 pub(crate) mod deferred;
+pub(crate) mod gate;
 pub mod reply;

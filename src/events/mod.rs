@@ -44,7 +44,6 @@ use minicbor::Encoder;
 use crate::abi::{Callback, RET_OK};
 use crate::envelope::{Kind, Payload};
 use crate::lifecycle::stats::{OwnedCounter, SharedCounter};
-use crate::lifecycle::Core;
 use crate::reply::{deliver, Answer, Reply};
 use crate::sync::ring::{Ring, TagRing};
 use crate::sync::wake::{SpaceWait, WakeBackend, WorkerWake};
@@ -394,8 +393,8 @@ impl Drop for SinkGuard {
 }
 
 /// The event thread's body: deliver until destroy stops it and the ring is empty.
-pub(crate) fn run(core: Arc<Core>) {
-    let hub = &core.events;
+pub(crate) fn run(hub: Arc<EventHub>) {
+    let hub = &*hub;
     let mut delivery = Delivery {
         snapshot: Vec::new(),
         version: u64::MAX,

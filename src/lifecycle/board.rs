@@ -6,8 +6,8 @@ use std::ffi::c_void;
 use crossbeam_utils::CachePadded;
 
 use crate::abi::Callback;
+use crate::egress::gate::PingGate;
 use crate::envelope::Envelope;
-use crate::lifecycle::monitor::PingGate;
 use crate::sync::{fence, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 /// The request the worker is running, for the monitor: its gate, and where its pings go.

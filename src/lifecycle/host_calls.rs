@@ -67,11 +67,11 @@ fn start_threads<L: Library>(
     config: L::Config,
 ) -> std::io::Result<()> {
     let keep = |thread| crate::sync::lock(&core.helpers).push(thread);
-    keep(core.spawn(
-        ThreadRole::Events,
-        format!("ffid-{}-ev", L::NAME),
-        crate::events::run,
-    )?);
+    keep(
+        core.spawn(ThreadRole::Events, format!("ffid-{}-ev", L::NAME), |core| {
+            crate::events::run(core.events.clone())
+        })?,
+    );
     let monitor = crate::lifecycle::monitor::Settings {
         stale_ping: options.stale_ping,
         not_responding: options.not_responding,

@@ -128,7 +128,7 @@ fn destroy_racing_two_submitters_answers_each_accepted_call_once() {
 /// the canceller was told so.
 #[test]
 fn cancel_racing_the_start_decides_once() {
-    use crate::lifecycle::monitor::PingGate;
+    use crate::egress::gate::PingGate;
     use crate::lifecycle::Cancels;
     crate::sync::model("cancel racing the start", || {
         let cancels = Arc::new(Cancels::default());
