@@ -7,7 +7,7 @@
 
 use std::any::Any;
 use std::cell::Cell;
-use std::ffi::{c_int, CString};
+use std::ffi::{c_int, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::thread::JoinHandle;
 
@@ -68,13 +68,13 @@ pub(crate) fn must_not_block() -> bool {
 }
 
 impl ThreadRole {
-    /// The role and name the thread hooks are given.
-    fn hook_args(self) -> (c_int, &'static str) {
+    /// The role and name the thread hooks are given (a host thread runs no hooks).
+    fn hook_args(self) -> (c_int, &'static CStr) {
         match self {
-            ThreadRole::Worker => (THREAD_WORKER, "ffid-worker"),
-            ThreadRole::Events => (THREAD_EVENTS, "ffid-events"),
-            ThreadRole::Monitor => (THREAD_MONITOR, "ffid-monitor"),
-            ThreadRole::Host => (-1, "host"),
+            ThreadRole::Worker => (THREAD_WORKER, c"ffid-worker"),
+            ThreadRole::Events => (THREAD_EVENTS, c"ffid-events"),
+            ThreadRole::Monitor => (THREAD_MONITOR, c"ffid-monitor"),
+            ThreadRole::Host => (-1, c"host"),
         }
     }
 }
@@ -85,9 +85,8 @@ fn run_hook(hooks: Option<ThreadHooks>, start: bool, role: ThreadRole) {
     let hook: Option<ThreadHook> = if start { hooks.start } else { hooks.stop };
     if let Some(hook) = hook {
         let (role, name) = role.hook_args();
-        let name = CString::new(name).unwrap_or_default();
         // SAFETY: the host gave this hook in the create options and keeps it callable
-        // for the context's life; `name` is a valid C string for the call.
+        // for the context's life; `name` is a static C string.
         unsafe { hook(role, name.as_ptr(), hooks.user_data) };
     }
 }

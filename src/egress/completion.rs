@@ -229,15 +229,15 @@ impl CompletionQueue {
         let mut on_stall = Some(on_stall);
         let backoff = Backoff::new();
         loop {
+            let unbounded = self.unbounded.load(Ordering::Acquire);
             // Behind an overflow that is not empty: stay in order.
-            let overflowing = self.unbounded.load(Ordering::Acquire) && !self.overflow.is_empty();
-            if !overflowing {
+            if !unbounded || self.overflow.is_empty() {
                 match self.ring.push(c) {
                     Ok(_) => break,
                     Err(back) => c = back,
                 }
             }
-            if self.unbounded.load(Ordering::Acquire) {
+            if unbounded {
                 self.overflow.push(c);
                 break;
             }

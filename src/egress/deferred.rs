@@ -14,18 +14,15 @@ use std::ffi::c_void;
 use std::fmt::Display;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
-
-use std::sync::{Condvar, Mutex};
-
-use crate::sync::lock;
 
 use crate::abi::{Callback, RET_ERR};
 use crate::egress::gate::PingGate;
 use crate::envelope::Kind;
 use crate::lifecycle::Core;
 use crate::reply::{Answer, Reply};
+use crate::sync::lock;
 use crate::threads::calling_host;
 use crate::CallError;
 

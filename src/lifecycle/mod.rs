@@ -252,8 +252,8 @@ impl Core {
 }
 
 fn join(thread: Option<JoinHandle<()>>) {
-    // The threads catch handler and teardown panics; a join error can only come from a
-    // panic in a library's `Drop`, and the context is gone either way.
+    // Every panic on a context thread is caught there (`threads::spawn`), so a join
+    // does not fail; the context is gone either way.
     if let Some(t) = thread {
         let _ = t.join();
     }

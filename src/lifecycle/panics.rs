@@ -8,7 +8,7 @@
 //! happened, for the `DIAG_PANIC` report the catching site sends
 //! ([`Core::report_panic`](crate::lifecycle::Core)). Every panic on those threads is
 //! caught: by the handler, constructor, teardown and task sites, and by the thread's
-//! body as a last resort (`Core::spawn`). Any other thread's panic, and every panic
+//! body as a last resort (`threads::spawn`). Any other thread's panic, and every panic
 //! with `panic = "abort"` (which ends the process), goes to the hook that was installed
 //! before, as if this one were not there.
 

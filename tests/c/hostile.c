@@ -34,9 +34,8 @@ static ffid_ctx* make(const ffid_options* o) {
     EchoConfig cfg = {"h"};
     ffid_ctx* ctx = echo_create_with_options(waiter_cb, &w, &cfg, o);
     CHECK(ctx != NULL);
-    if (ctx && o->completion != FFID_COMPLETION_QUEUE) {
-        CHECK(waiter_wait(&w, TIMEOUT_MS) == 0 && w.ret == FFID_RET_OK);
-    }
+    /* Always waited for: `w` is this frame's (completion-mode tests create their own). */
+    if (ctx) CHECK(waiter_wait(&w, TIMEOUT_MS) == 0 && w.ret == FFID_RET_OK);
     return ctx;
 }
 
