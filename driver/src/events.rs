@@ -1,0 +1,171 @@
+//! The event lane: `on_perf_ping` triggered from each thread and timed from its stamp to
+//! the listener.
+
+use std::ffi::{c_char, c_int, c_void};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+
+use crate::cbor::decode_ping;
+use crate::ffi::{fail_hard, Api, Ctx, PerfPing, TriggerPingArgs};
+use crate::lanes::wait_spinning;
+use crate::report::{histogram, Row};
+
+// ---- the event lane ------------------------------------------------------------------
+
+/// The time base of `stamp_ns`: the host's clock, shared by every thread of this run.
+fn now_ns(base: Instant) -> u64 {
+    base.elapsed().as_nanos() as u64
+}
+
+/// What the event listener shares with the triggering threads.
+struct EventSink {
+    base: Instant,
+    payload: usize,
+    /// Per thread: the newest `seq_no` delivered.
+    latest: Vec<AtomicU64>,
+    hist: std::sync::Mutex<Histogram<u64>>,
+    wrong: AtomicU64,
+}
+
+impl EventSink {
+    fn deliver(&self, seq_no: u64, stamp_ns: u64, data: &[u8]) {
+        let latency = now_ns(self.base).saturating_sub(stamp_ns);
+        self.hist
+            .lock()
+            .unwrap()
+            .record(latency.max(1))
+            .expect("in range");
+        if data.len() != self.payload || data.iter().any(|&b| b != seq_no as u8) {
+            self.wrong.fetch_add(1, Ordering::Relaxed);
+        }
+        let thread = (seq_no >> 40) as usize;
+        match self.latest.get(thread) {
+            Some(slot) => slot.store(seq_no, Ordering::Release),
+            None => {
+                self.wrong.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+unsafe extern "C" fn ping_native(ret: c_int, msg: *const c_char, len: usize, ud: *mut c_void) {
+    // SAFETY: `ud` is the lane's `EventSink`, alive until the listener is removed.
+    let sink = unsafe { &*(ud as *const EventSink) };
+    if ret != 0 || len != std::mem::size_of::<PerfPing>() {
+        sink.wrong.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    // SAFETY: a native listener's msg is the event's C struct, valid during the call.
+    let ev = unsafe { &*(msg as *const PerfPing) };
+    let data = if ev.data_len == 0 {
+        &[][..]
+    } else {
+        // SAFETY: `data` points to `data_len` bytes for the duration of the call.
+        unsafe { std::slice::from_raw_parts(ev.data, ev.data_len) }
+    };
+    sink.deliver(ev.seq_no, ev.stamp_ns, data);
+}
+
+unsafe extern "C" fn ping_cbor(ret: c_int, msg: *const c_char, len: usize, ud: *mut c_void) {
+    // SAFETY: as for `ping_native`.
+    let sink = unsafe { &*(ud as *const EventSink) };
+    // SAFETY: msg holds len bytes during the call.
+    let bytes = unsafe { std::slice::from_raw_parts(msg.cast::<u8>(), len) };
+    match (ret, decode_ping(bytes)) {
+        (0, Some((seq_no, stamp_ns, data))) => sink.deliver(seq_no, stamp_ns, data),
+        _ => {
+            sink.wrong.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+unsafe extern "C" fn trigger_done(ret: c_int, msg: *const c_char, len: usize, ud: *mut c_void) {
+    // SAFETY: `ud` is the lane's `EventSink`.
+    let sink = unsafe { &*(ud as *const EventSink) };
+    // The answer: how many events were queued (1 each time here).
+    // SAFETY: msg holds len bytes during the call.
+    let ok = ret == 0 && len == 4 && unsafe { msg.cast::<u32>().read_unaligned() } == 1;
+    if !ok {
+        sink.wrong.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The nim-ffi harness's event lane: each thread triggers one `on_perf_ping` of
+/// `payload` bytes stamped with the host's clock and waits until its listener has it;
+/// the listener records the delivery latency (stamp to listener).
+pub(crate) fn run_events(
+    api: &Api,
+    ctx: Ctx,
+    cbor: bool,
+    threads: usize,
+    events: u64,
+    payload: usize,
+) -> Row {
+    let sink = EventSink {
+        base: Instant::now(),
+        payload,
+        latest: (0..threads).map(|_| AtomicU64::new(u64::MAX)).collect(),
+        hist: std::sync::Mutex::new(histogram()),
+        wrong: AtomicU64::new(0),
+    };
+    let ud = &sink as *const EventSink as *mut c_void;
+    // SAFETY: a live context; `sink` outlives the listener (removed below).
+    let listener = unsafe {
+        if cbor {
+            (api.add_ping_listener_cbor)(ctx, ping_cbor, ud)
+        } else {
+            (api.add_ping_listener)(ctx, ping_native, ud)
+        }
+    };
+    if listener == 0 {
+        fail_hard("adding the listener failed");
+    }
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let (ctx, sink) = (ctx as usize, &sink);
+            s.spawn(move || {
+                for i in 0..events {
+                    let seq_base = (t as u64) << 40 | i;
+                    let args = TriggerPingArgs {
+                        count: 1,
+                        payload_bytes: payload as u32,
+                        stamp_ns: now_ns(sink.base),
+                        seq_base,
+                    };
+                    let ud = sink as *const EventSink as *mut c_void;
+                    // SAFETY: valid args; `sink` outlives the call's callback.
+                    let rc = unsafe { (api.trigger_ping)(ctx as Ctx, trigger_done, ud, &args) };
+                    if rc != 0 {
+                        sink.wrong.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    // An event crosses two runtime threads (worker, event thread), so
+                    // with more threads than cores a waiter that spins long holds off
+                    // the very thread it waits for: spin briefly, then yield.
+                    if !wait_spinning(256, || sink.latest[t].load(Ordering::Acquire) == seq_base) {
+                        eprintln!("latency-driver: an event never came");
+                        std::process::exit(1);
+                    }
+                }
+            });
+        }
+    });
+    let elapsed = start.elapsed().as_secs_f64();
+    // SAFETY: a live context and a listener it returned.
+    if unsafe { (api.remove_listener)(ctx, listener) } != 0 {
+        fail_hard("removing the listener failed");
+    }
+    let hist = sink.hist.lock().unwrap().clone();
+    Row {
+        setup: format!("event {payload} B"),
+        mode: if cbor { "cbor" } else { "native" },
+        lane: "event",
+        threads,
+        calls_per_s: (events * threads as u64) as f64 / elapsed,
+        hist: Some(hist),
+        wrong: sink.wrong.load(Ordering::Relaxed),
+    }
+}

@@ -1,0 +1,79 @@
+//! The knobs from the environment (`FFID_DRIVER_*`), and the setups they name.
+
+use crate::ffi::fail_hard;
+
+#[derive(Clone, Copy, PartialEq)]
+pub(crate) enum Setup {
+    Scalar,
+    Payload(usize),
+}
+
+impl Setup {
+    pub(crate) fn name(self) -> String {
+        match self {
+            Setup::Scalar => "scalar".into(),
+            Setup::Payload(n) => format!("payload {n} B"),
+        }
+    }
+}
+
+pub(crate) struct Knobs {
+    pub(crate) calls: u64,
+    pub(crate) threads: Vec<usize>,
+    pub(crate) setups: Vec<Setup>,
+    pub(crate) modes: Vec<bool>,
+    pub(crate) lanes: Vec<String>,
+    pub(crate) ring: Option<u32>,
+    pub(crate) ring_kind: Option<u32>,
+    pub(crate) spin_ns: Option<u32>,
+}
+
+fn env_list(name: &str, default: &str) -> Vec<String> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.into())
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+fn env_num<T: std::str::FromStr>(name: &str) -> Option<T> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+pub(crate) fn knobs() -> Knobs {
+    let setups = env_list(
+        "FFID_DRIVER_SETUPS",
+        "scalar,payload64,payload512,payload4096,payload65536",
+    )
+    .iter()
+    .map(|s| match s.as_str() {
+        "scalar" => Setup::Scalar,
+        p => Setup::Payload(
+            p.strip_prefix("payload")
+                .and_then(|n| n.parse().ok())
+                .filter(|&n: &usize| n > 0)
+                .unwrap_or_else(|| fail_hard(&format!("unknown setup {p}"))),
+        ),
+    })
+    .collect();
+    Knobs {
+        calls: env_num("FFID_DRIVER_CALLS").unwrap_or(200_000),
+        threads: env_list("FFID_DRIVER_THREADS", "1,2,4")
+            .iter()
+            .map(|t| {
+                t.parse()
+                    .unwrap_or_else(|_| fail_hard("FFID_DRIVER_THREADS: numbers"))
+            })
+            .collect(),
+        setups,
+        modes: env_list("FFID_DRIVER_MODES", "native,cbor")
+            .iter()
+            .map(|m| m == "cbor")
+            .collect(),
+        lanes: env_list("FFID_DRIVER_LANES", "sync,async,event"),
+        ring: env_num("FFID_DRIVER_RING"),
+        ring_kind: env_num("FFID_DRIVER_RING_KIND"),
+        spin_ns: env_num("FFID_DRIVER_SPIN_NS"),
+    }
+}

@@ -1,0 +1,379 @@
+//! The request lanes: a fresh context per row, the `sync` and `async` lanes with their
+//! completions and request builder, and the waiting helpers.
+
+use std::ffi::{c_char, c_int, c_void};
+use std::hint::spin_loop;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use crate::cbor::{cbor_head, cbor_int};
+use crate::ffi::{fail_hard, Api, Cb, Ctx, EchoConfig, FfidOptions, PayloadArgs, ScalarArgs};
+use crate::knobs::{Knobs, Setup};
+use crate::report::{histogram, Row};
+
+// ---- the calls --------------------------------------------------------------------------
+
+/// nim-ffi's predicate.
+fn predicate(a: i64, b: i64, x: f64) -> bool {
+    (a.wrapping_add(b).wrapping_add(x as i64) & 1) == 0
+}
+
+/// A sync call's completion: the callback stores the answer and releases `done`.
+#[repr(align(64))]
+struct Slot {
+    done: AtomicBool,
+    answer: AtomicU32, // 0 false, 1 true, 2 anything else
+}
+
+fn decode_bool(cbor: bool, ret: c_int, msg: *const c_char, len: usize) -> u32 {
+    if ret != 0 {
+        return 2;
+    }
+    // SAFETY: the runtime passes `len` readable bytes.
+    let bytes = unsafe { std::slice::from_raw_parts(msg.cast::<u8>(), len) };
+    match (cbor, bytes) {
+        (false, [0]) | (true, [0xf4]) => 0,
+        (false, [1]) | (true, [0xf5]) => 1,
+        _ => 2,
+    }
+}
+
+unsafe extern "C" fn sync_native(ret: c_int, msg: *const c_char, len: usize, ud: *mut c_void) {
+    // SAFETY: `ud` is the calling thread's `Slot`, alive until it saw `done`.
+    let slot = unsafe { &*(ud as *const Slot) };
+    slot.answer
+        .store(decode_bool(false, ret, msg, len), Ordering::Relaxed);
+    slot.done.store(true, Ordering::Release);
+}
+unsafe extern "C" fn sync_cbor(ret: c_int, msg: *const c_char, len: usize, ud: *mut c_void) {
+    // SAFETY: as above.
+    let slot = unsafe { &*(ud as *const Slot) };
+    slot.answer
+        .store(decode_bool(true, ret, msg, len), Ordering::Relaxed);
+    slot.done.store(true, Ordering::Release);
+}
+
+/// An async thread's window: `user_data` is this struct's address with the expected
+/// answer in its lowest bit.
+#[repr(align(64))]
+struct Window {
+    in_flight: AtomicU32,
+    completed: AtomicU64,
+    wrong: AtomicU64,
+}
+
+unsafe fn window_done(cbor: bool, ret: c_int, msg: *const c_char, len: usize, ud: *mut c_void) {
+    let expected = ud as usize & 1;
+    // SAFETY: `ud` minus its tag bit is the thread's `Window`, alive until it drained.
+    let w = unsafe { &*((ud as usize & !1) as *const Window) };
+    if decode_bool(cbor, ret, msg, len) as usize != expected {
+        w.wrong.fetch_add(1, Ordering::Relaxed);
+    }
+    w.completed.fetch_add(1, Ordering::Relaxed);
+    w.in_flight.fetch_sub(1, Ordering::Release);
+}
+unsafe extern "C" fn async_native(ret: c_int, msg: *const c_char, len: usize, ud: *mut c_void) {
+    // SAFETY: forwarded.
+    unsafe { window_done(false, ret, msg, len, ud) }
+}
+unsafe extern "C" fn async_cbor(ret: c_int, msg: *const c_char, len: usize, ud: *mut c_void) {
+    // SAFETY: forwarded.
+    unsafe { window_done(true, ret, msg, len, ud) }
+}
+
+/// One thread's request builder: the native args or the CBOR buffer for call `i`, and
+/// the answer it must get.
+struct Requests {
+    setup: Setup,
+    cbor: bool,
+    data: Vec<u8>,
+    buf: Vec<u8>,
+}
+
+impl Requests {
+    fn new(setup: Setup, cbor: bool) -> Self {
+        let data = match setup {
+            Setup::Scalar => Vec::new(),
+            Setup::Payload(n) => vec![0x5a; n],
+        };
+        let mut buf = Vec::new();
+        if let Setup::Payload(n) = setup {
+            // {"data": h'...'}: the header stays, the first and last bytes change per call.
+            buf.extend_from_slice(&[0xa1, 0x64, b'd', b'a', b't', b'a']);
+            cbor_head(&mut buf, 2, n as u64);
+            buf.extend_from_slice(&data);
+        }
+        Requests {
+            setup,
+            cbor,
+            data,
+            buf,
+        }
+    }
+
+    /// Submits call `i` with `cb`/`ud` and returns the expected answer.
+    fn submit(
+        &mut self,
+        api: &Api,
+        ctx: Ctx,
+        i: u64,
+        cb: Cb,
+        ud: *mut c_void,
+        tag: bool,
+    ) -> (c_int, bool) {
+        let (a, b) = ((i % 1000) as i64, (i / 1000 % 7) as i64);
+        match self.setup {
+            Setup::Scalar => {
+                let x = (i % 5) as f64 * 0.75;
+                let expected = predicate(a, b, x);
+                let ud = tagged(ud, tag && expected);
+                // SAFETY: echo.h's contract: args/buffers live for the call.
+                let rc = unsafe {
+                    if self.cbor {
+                        self.buf.clear();
+                        self.buf.extend_from_slice(&[0xa3, 0x61, b'a']);
+                        cbor_int(&mut self.buf, a);
+                        self.buf.extend_from_slice(&[0x61, b'b']);
+                        cbor_int(&mut self.buf, b);
+                        self.buf.extend_from_slice(&[0x61, b'x', 0xfb]);
+                        self.buf.extend_from_slice(&x.to_be_bytes());
+                        (api.scalar_cbor)(ctx, cb, ud, self.buf.as_ptr(), self.buf.len())
+                    } else {
+                        (api.scalar)(ctx, cb, ud, &ScalarArgs { a, b, x })
+                    }
+                };
+                (rc, expected)
+            }
+            Setup::Payload(n) => {
+                let (first, last) = (a as u8, (b as u8).wrapping_add(i as u8));
+                let expected = predicate(first as i64, last as i64, n as f64);
+                let ud = tagged(ud, tag && expected);
+                // SAFETY: as above.
+                let rc = unsafe {
+                    if self.cbor {
+                        let end = self.buf.len() - 1;
+                        let start = end + 1 - n;
+                        self.buf[start] = first;
+                        self.buf[end] = last;
+                        (api.payload_cbor)(ctx, cb, ud, self.buf.as_ptr(), self.buf.len())
+                    } else {
+                        self.data[0] = first;
+                        self.data[n - 1] = last;
+                        let args = PayloadArgs {
+                            data: self.data.as_ptr(),
+                            data_len: n,
+                        };
+                        (api.payload)(ctx, cb, ud, &args)
+                    }
+                };
+                (rc, expected)
+            }
+        }
+    }
+}
+
+fn tagged(ud: *mut c_void, bit: bool) -> *mut c_void {
+    (ud as usize | bit as usize) as *mut c_void
+}
+
+/// Waits for `ready`, spinning first (a round trip is sub-microsecond), then yielding.
+fn wait_for(ready: impl Fn() -> bool) -> bool {
+    wait_spinning(20_000, ready)
+}
+
+/// Spins `spins` polls, then yields between polls (30 s at most).
+pub(crate) fn wait_spinning(spins: u32, ready: impl Fn() -> bool) -> bool {
+    for _ in 0..spins {
+        if ready() {
+            return true;
+        }
+        spin_loop();
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ready() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::yield_now();
+    }
+    true
+}
+
+pub(crate) fn make_context(api: &Api, knobs: &Knobs) -> Ctx {
+    let mut opts = std::mem::MaybeUninit::<FfidOptions>::zeroed();
+    // SAFETY: a valid out pointer to a whole `ffid_options`; init fills every field.
+    let mut opts = unsafe {
+        if (api.options_init)(opts.as_mut_ptr()) != 0 {
+            fail_hard("ffid_options_init failed");
+        }
+        opts.assume_init()
+    };
+    assert_eq!(
+        opts.struct_size as usize,
+        std::mem::size_of::<FfidOptions>()
+    );
+    if let Some(r) = knobs.ring {
+        opts.ring_capacity = r;
+    }
+    if let Some(k) = knobs.ring_kind {
+        opts.ring = k;
+    }
+    if let Some(s) = knobs.spin_ns {
+        opts.spin_ns = s;
+    }
+    let slot = Slot {
+        done: AtomicBool::new(false),
+        answer: AtomicU32::new(9),
+    };
+    let cfg = EchoConfig {
+        prefix: c"driver".as_ptr(),
+    };
+    // SAFETY: valid config, options and callback; `slot` outlives the create callback.
+    let ctx = unsafe {
+        (api.create)(
+            sync_native,
+            &slot as *const Slot as *mut c_void,
+            &cfg,
+            &opts,
+        )
+    };
+    if ctx.is_null() || !wait_for(|| slot.done.load(Ordering::Acquire)) {
+        fail_hard("echo_create_with_options failed");
+    }
+    ctx
+}
+
+pub(crate) fn run_sync(
+    api: &Api,
+    ctx: Ctx,
+    setup: Setup,
+    cbor: bool,
+    threads: usize,
+    calls: u64,
+) -> Row {
+    let start = Instant::now();
+    let results: Vec<(Histogram<u64>, u64)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let ctx = ctx as usize;
+                s.spawn(move || {
+                    let ctx = ctx as Ctx;
+                    let mut hist = histogram();
+                    let mut wrong = 0;
+                    let slot = Slot {
+                        done: AtomicBool::new(false),
+                        answer: AtomicU32::new(9),
+                    };
+                    let ud = &slot as *const Slot as *mut c_void;
+                    let cb: Cb = if cbor { sync_cbor } else { sync_native };
+                    let mut req = Requests::new(setup, cbor);
+                    for i in 0..calls {
+                        slot.done.store(false, Ordering::Relaxed);
+                        let t0 = Instant::now();
+                        let (rc, expected) =
+                            req.submit(api, ctx, i + t as u64 * 7919, cb, ud, false);
+                        if rc != 0 {
+                            wrong += 1;
+                            continue;
+                        }
+                        if !wait_for(|| slot.done.load(Ordering::Acquire)) {
+                            eprintln!("latency-driver: a reply never came");
+                            std::process::exit(1);
+                        }
+                        let ns = t0.elapsed().as_nanos() as u64;
+                        hist.record(ns.max(1)).expect("in range");
+                        if slot.answer.load(Ordering::Relaxed) != expected as u32 {
+                            wrong += 1;
+                        }
+                    }
+                    (hist, wrong)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("driver thread"))
+            .collect()
+    });
+    let elapsed = start.elapsed().as_secs_f64();
+    let mut hist = histogram();
+    let mut wrong = 0;
+    for (h, w) in results {
+        hist.add(&h).expect("same bounds");
+        wrong += w;
+    }
+    Row {
+        setup: setup.name(),
+        mode: if cbor { "cbor" } else { "native" },
+        lane: "sync",
+        threads,
+        calls_per_s: (calls * threads as u64) as f64 / elapsed,
+        hist: Some(hist),
+        wrong,
+    }
+}
+
+pub(crate) fn run_async(
+    api: &Api,
+    ctx: Ctx,
+    setup: Setup,
+    cbor: bool,
+    threads: usize,
+    calls: u64,
+) -> Row {
+    const WINDOW: u32 = 64;
+    let start = Instant::now();
+    let wrong: u64 = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let ctx = ctx as usize;
+                s.spawn(move || {
+                    let ctx = ctx as Ctx;
+                    let w = Arc::new(Window {
+                        in_flight: AtomicU32::new(0),
+                        completed: AtomicU64::new(0),
+                        wrong: AtomicU64::new(0),
+                    });
+                    let ud = Arc::as_ptr(&w) as *mut c_void;
+                    let cb: Cb = if cbor { async_cbor } else { async_native };
+                    let mut req = Requests::new(setup, cbor);
+                    let mut refused = 0;
+                    for i in 0..calls {
+                        while w.in_flight.load(Ordering::Acquire) >= WINDOW {
+                            spin_loop();
+                        }
+                        w.in_flight.fetch_add(1, Ordering::Relaxed);
+                        let (rc, _) = req.submit(api, ctx, i + t as u64 * 7919, cb, ud, true);
+                        if rc != 0 {
+                            w.in_flight.fetch_sub(1, Ordering::Relaxed);
+                            refused += 1;
+                        }
+                    }
+                    if !wait_for(|| w.in_flight.load(Ordering::Acquire) == 0) {
+                        eprintln!("latency-driver: async replies missing");
+                        std::process::exit(1);
+                    }
+                    let missing = calls - refused - w.completed.load(Ordering::Relaxed);
+                    w.wrong.load(Ordering::Relaxed) + refused + missing
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("driver thread"))
+            .sum()
+    });
+    let elapsed = start.elapsed().as_secs_f64();
+    Row {
+        setup: setup.name(),
+        mode: if cbor { "cbor" } else { "native" },
+        lane: "async",
+        threads,
+        calls_per_s: (calls * threads as u64) as f64 / elapsed,
+        hist: None,
+        wrong,
+    }
+}
