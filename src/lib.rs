@@ -125,7 +125,6 @@ pub use lifecycle::stats;
 pub use lifecycle::stats::Stats;
 #[cfg(target_os = "linux")]
 pub use lifecycle::wake_fd;
-pub(crate) use options::UserData;
 pub use options::{
     BackPressure, CompletionMode, EventPolicy, HostFn, Options, RingKind, ThreadHooks, WakeKind,
     MAX_RING_CAPACITY,
@@ -141,6 +140,7 @@ pub(crate) use rt::*;
 #[doc(hidden)]
 pub mod rt {
     pub use crate::abi::{self, ffid_ctx, Callback, Refusal};
+    pub use crate::egress::deferred::Deferred;
     pub use crate::egress::reply::{self, Answer, NativeOut, Reply};
     pub use crate::events::{self, emit, EmitError, EventDesc, ListenerView};
     pub use crate::ingress::envelope::{self, FieldReader, FieldWriter, Scalar};
@@ -153,6 +153,7 @@ pub mod rt {
     pub use crate::marshal::{self, cbor};
     pub use crate::options::Options;
     pub use crate::schema;
+    pub use crate::worker::tasks::spawn_handler;
     pub use crate::CallError;
     pub use minicbor;
 }

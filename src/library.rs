@@ -3,9 +3,9 @@
 
 use std::ffi::c_int;
 
-use crate::envelope::FieldReader;
-use crate::reply::Reply;
-use crate::{CallError, EventDesc};
+use crate::egress::reply::Reply;
+use crate::error::CallError;
+use crate::ingress::envelope::FieldReader;
 
 /// Whether a panicking handler is turned into an `ERR` answer (`true` with
 /// `panic = "unwind"`, the default) or aborts the process (`panic = "abort"`).
@@ -16,6 +16,15 @@ pub const PANICS_ARE_CAUGHT: bool = cfg!(panic = "unwind");
 #[no_mangle]
 pub extern "C" fn ffid_catches_panics() -> c_int {
     PANICS_ARE_CAUGHT as c_int
+}
+
+/// One event a library declares (`#[ffi(event)]`): its name and how its CBOR payload
+/// becomes the native view.
+pub struct EventDesc {
+    /// The event's name (the `<lib>_add_<name>_listener` export).
+    pub name: &'static str,
+    /// Decodes the CBOR payload and answers its native form into the reply.
+    pub native: fn(&[u8], &mut Reply) -> Result<(), CallError>,
 }
 
 /// A library served through ffi-dispatch: one value per context, living on the

@@ -1,7 +1,7 @@
 //! Per-context options: the Rust form of `ffid_options`, its policies, and the host
 //! functions a context calls besides the callbacks.
 
-use std::ffi::c_void;
+use std::ffi::{c_int, c_void};
 use std::time::Duration;
 
 use crate::abi::{self, Callback};
@@ -302,13 +302,19 @@ impl Options {
     }
 }
 
-/// A `*mut c_void` that may cross to the worker thread (the host's `user_data`).
-#[derive(Clone, Copy)]
-pub(crate) struct UserData(pub(crate) *mut c_void);
-
-// SAFETY: `user_data` is never dereferenced by the runtime; the host's documented
-// contract is that it may be passed back to its callback on the worker thread.
-unsafe impl Send for UserData {}
+/// Fills `*opts` with the defaults. Returns `RET_ERR` for a null pointer.
+///
+/// # Safety
+/// `opts` is null or points to writable memory for one `ffid_options`.
+#[no_mangle]
+pub unsafe extern "C" fn ffid_options_init(opts: *mut abi::ffid_options) -> c_int {
+    if opts.is_null() {
+        return abi::RET_ERR;
+    }
+    // SAFETY: non-null and, by this function's contract, valid for one write.
+    unsafe { opts.write(Options::default().to_c()) };
+    abi::RET_OK
+}
 
 #[cfg(all(test, not(loom)))]
 mod tests {

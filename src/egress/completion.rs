@@ -20,7 +20,8 @@
 //! the wait could be the host's own:
 //! - a producer (the worker, a deferred completer, the monitor) that finds the ring
 //!   full waits, counted in `stalled`; a host call that would wait for *request* ring
-//!   space meanwhile is refused `BUSY` instead (`Core::push_full`);
+//!   space meanwhile is refused `BUSY` instead (`SpaceWait::answers_stalled`, checked
+//!   in `Intake::push_full`);
 //! - a drained callback is inside a callback: its calls never block, destroy is refused;
 //! - destroy first lifts the bound ([`CompletionQueue::unbound`]): from then on what
 //!   does not fit waits in an unbounded overflow, so none of the threads destroy joins
@@ -28,6 +29,7 @@
 
 use std::ffi::{c_int, c_void};
 use std::os::fd::RawFd;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_queue::SegQueue;
@@ -35,10 +37,10 @@ use crossbeam_utils::Backoff;
 
 use crate::abi::Callback;
 use crate::envelope::Payload;
-use crate::reply::deliver;
+use crate::ffi::host::deliver;
 use crate::sync::ring::{Ring, TagRing};
-use crate::sync::wake::EventFd;
-use crate::sync::{AtomicBool, AtomicU32, Ordering};
+use crate::sync::wake::{EventFd, SpaceWait};
+use crate::sync::{AtomicBool, Ordering};
 
 /// The signal protocol with the tagged ring, model-checked with loom: no completion is
 /// left in the ring with the fd unsignalled (the host would never drain it). And the
@@ -46,7 +48,7 @@ use crate::sync::{AtomicBool, AtomicU32, Ordering};
 /// stalls on a full completion queue (it would wait for a drain it is to do itself).
 #[cfg(all(test, loom))]
 mod loom_models {
-    use super::{Signal, Stalls};
+    use super::Signal;
     use crate::sync::ring::{Ring, TagRing};
     use crate::sync::wake::SpaceWait;
     use crate::sync::{AtomicU64, Ordering};
@@ -59,18 +61,14 @@ mod loom_models {
             let ring = Arc::new(TagRing::<u32>::new(1));
             ring.push(0).unwrap(); // full, and nobody pops: only the stall ends the wait
             let space = Arc::new(SpaceWait::new());
-            let stalls = Arc::new(Stalls::default());
             let answerer = {
-                let (space, stalls) = (space.clone(), stalls.clone());
-                // As `CompletionQueue::push` on a full queue, with `Core::space_freed`.
-                thread::spawn(move || {
-                    stalls.begin();
-                    space.notify();
-                })
+                let space = space.clone();
+                // As `CompletionQueue::push` on a full queue.
+                thread::spawn(move || space.stall_begin())
             };
-            // As `Core::push_full` under `Block`: refused once an answer is stalled.
-            while !stalls.any() {
-                space.wait(|| ring.is_full() && !stalls.any());
+            // As `Intake::push_full` under `Block`: refused once an answer is stalled.
+            while !space.answers_stalled() {
+                space.wait(|| ring.is_full() && !space.answers_stalled());
             }
             answerer.join().unwrap();
         });
@@ -145,26 +143,6 @@ impl Signal {
     }
 }
 
-/// How many producers wait for room in a full completion ring. `begin` and the
-/// caller's `SpaceWait::notify` (a fence, then a load of the waiters) are one half of a
-/// store-fence-load pair; `SpaceWait::wait`'s registration, fence and the `any` in its
-/// recheck are the other, so a caller that registered to wait for ring space either
-/// sees the stall or is woken to look again.
-#[derive(Default)]
-pub(crate) struct Stalls(AtomicU32);
-
-impl Stalls {
-    pub(crate) fn begin(&self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-    pub(crate) fn end(&self) {
-        self.0.fetch_sub(1, Ordering::Release);
-    }
-    pub(crate) fn any(&self) -> bool {
-        self.0.load(Ordering::Relaxed) > 0
-    }
-}
-
 /// A context's completion ring and its eventfd.
 pub(crate) struct CompletionQueue {
     ring: TagRing<Completion>,
@@ -173,8 +151,9 @@ pub(crate) struct CompletionQueue {
     signalled: Signal,
     /// One drainer at a time (the ring has a single consumer).
     draining: std::sync::Mutex<()>,
-    /// Producers waiting for room in a full ring.
-    stalled: Stalls,
+    /// Where producers waiting for room in a full ring are counted (and the callers
+    /// blocked on the request ring, which must not wait behind them, are woken).
+    space: Arc<SpaceWait>,
     /// Set by destroy: a full ring no longer makes producers wait.
     unbounded: AtomicBool,
     /// What did not fit once `unbounded` was set; drained after the ring.
@@ -182,13 +161,13 @@ pub(crate) struct CompletionQueue {
 }
 
 impl CompletionQueue {
-    pub(crate) fn new(capacity: usize) -> std::io::Result<Self> {
+    pub(crate) fn new(capacity: usize, space: Arc<SpaceWait>) -> std::io::Result<Self> {
         Ok(CompletionQueue {
             ring: TagRing::try_new(capacity).ok_or(std::io::ErrorKind::OutOfMemory)?,
             fd: EventFd::new(true)?,
             signalled: Signal::new(),
             draining: std::sync::Mutex::new(()),
-            stalled: Stalls::default(),
+            space,
             unbounded: AtomicBool::new(false),
             overflow: SegQueue::new(),
         })
@@ -198,27 +177,21 @@ impl CompletionQueue {
         self.fd.raw()
     }
 
-    /// Whether some producer waits for the host to drain.
-    pub(crate) fn stalled(&self) -> bool {
-        self.stalled.any()
-    }
-
     /// Destroy: from now on a full ring no longer makes anyone wait.
     pub(crate) fn unbound(&self) {
         self.unbounded.store(true, Ordering::SeqCst);
     }
 
     /// Queues one host callback (`msg_nul` ends with the NUL terminator). On a full
-    /// ring it waits for the host to drain, first raising `stalled` and calling
-    /// `on_stall` (which wakes callers blocked on the request ring, so that they give
-    /// up with `BUSY` rather than wait for this producer).
+    /// ring it waits for the host to drain, counted as a stall (which wakes callers
+    /// blocked on the request ring, so that they give up with `BUSY` rather than wait
+    /// for this producer).
     pub(crate) fn push(
         &self,
         callback: Callback,
         user_data: *mut c_void,
         ret: c_int,
         msg_nul: &[u8],
-        on_stall: impl FnOnce(),
     ) {
         let mut c = Completion {
             callback,
@@ -226,7 +199,7 @@ impl CompletionQueue {
             ret,
             msg: Payload::copy_from(msg_nul),
         };
-        let mut on_stall = Some(on_stall);
+        let mut stalled = false;
         let backoff = Backoff::new();
         loop {
             let unbounded = self.unbounded.load(Ordering::Acquire);
@@ -241,9 +214,9 @@ impl CompletionQueue {
                 self.overflow.push(c);
                 break;
             }
-            if let Some(f) = on_stall.take() {
-                self.stalled.begin();
-                f();
+            if !stalled {
+                stalled = true;
+                self.space.stall_begin();
             }
             self.signal(); // make sure the host knows there is something to drain
             if backoff.is_completed() {
@@ -253,8 +226,8 @@ impl CompletionQueue {
                 backoff.snooze();
             }
         }
-        if on_stall.is_none() {
-            self.stalled.end();
+        if stalled {
+            self.space.stall_end();
         }
         self.signal();
     }

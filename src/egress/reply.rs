@@ -6,42 +6,36 @@
 
 use std::ffi::{c_int, c_void};
 use std::fmt::Display;
+use std::future::Future;
+use std::mem::size_of;
+use std::pin::Pin;
+use std::sync::Arc;
 
 use minicbor::Encoder;
 
-use std::mem::size_of;
-use std::sync::Arc;
-
 use crate::abi::{Callback, RET_ERR, RET_OK};
-use crate::egress::deferred::Deferred;
-use crate::envelope::{Envelope, Kind};
-use crate::lifecycle::Core;
+use crate::egress::outbox::Outbox;
+use crate::egress::pending::TokenState;
+use crate::error::CallError;
+use crate::ingress::envelope::{Envelope, Kind};
 use crate::marshal::{Arena, Element, Native};
-use crate::CallError;
 
-/// Invokes the host's callback. The bytes must end with the NUL terminator, which is
-/// not counted in `len`.
-#[inline]
-pub(crate) fn deliver(callback: Callback, user_data: *mut c_void, ret: c_int, msg_nul: &[u8]) {
-    debug_assert_eq!(msg_nul.last(), Some(&0));
-    // SAFETY: `callback` is the non-null function pointer the host gave with this request
-    // and promised to keep callable until its terminal callback; `msg` points to
-    // `len + 1` initialised bytes that stay alive and unchanged for the whole call.
-    unsafe { callback(ret, msg_nul.as_ptr().cast(), msg_nul.len() - 1, user_data) };
-}
+/// An async handler's task, answering through its reply token (see `worker/tasks.rs`).
+pub(crate) type TaskFuture = Pin<Box<dyn Future<Output = ()>>>;
 
 /// The answer being built for the current request, in the request's view (native or CBOR).
 pub struct Reply {
     out: NativeOut,
     kind: Kind,
-    /// The worker's context (`None` on other threads): what a reply token needs.
-    core: Option<Arc<Core>>,
+    /// Where the worker's answers leave (`None` on other threads): what a reply token
+    /// needs.
+    outbox: Option<Arc<Outbox>>,
     /// The request being handled, while its handler runs.
     request: Option<Current>,
     /// The handler took the reply token.
     deferred: bool,
     /// An async handler's task, for the worker to adopt.
-    spawned: Option<crate::worker::tasks::TaskFuture>,
+    spawned: Option<TaskFuture>,
 }
 
 /// Who answers the current request.
@@ -104,7 +98,7 @@ impl NativeOut {
 }
 
 impl Reply {
-    pub(crate) fn new(core: Option<Arc<Core>>) -> Self {
+    pub(crate) fn new(outbox: Option<Arc<Outbox>>) -> Self {
         Reply {
             out: NativeOut {
                 buf: Vec::with_capacity(256),
@@ -112,7 +106,7 @@ impl Reply {
                 mirror_len: None,
             },
             kind: Kind::Native,
-            core,
+            outbox,
             request: None,
             deferred: false,
             spawned: None,
@@ -120,41 +114,13 @@ impl Reply {
     }
 
     /// The worker, after a deferred handler: the task it spawned, if any.
-    pub(crate) fn take_spawned(&mut self) -> Option<crate::worker::tasks::TaskFuture> {
+    pub(crate) fn take_spawned(&mut self) -> Option<TaskFuture> {
         self.spawned.take()
     }
 
-    /// Runs an async handler: `make` builds its future from the library, and the worker
-    /// polls it between requests until it answers (through the request's reply token,
-    /// so its `Ok` answers `RET_OK` and its `Err` answers `ERR`). Generated for
-    /// `async fn` methods.
-    ///
-    /// # Safety
-    /// While any task lives, nothing borrows the library mutably: none of its handlers
-    /// calls [`LibRef::get_mut`](crate::LibRef::get_mut) (every method of the library
-    /// takes `&self`; the `library` macro checks it). Its teardown runs after the tasks
-    /// are gone.
-    pub unsafe fn spawn<L, T, E, F>(
-        &mut self,
-        lib: crate::LibRef<'_, L>,
-        make: impl FnOnce(&'static L) -> F,
-    ) where
-        L: 'static,
-        T: Answer + 'static,
-        E: Display + 'static,
-        F: std::future::Future<Output = Result<T, E>> + 'static,
-    {
-        let token = self.defer::<T>();
-        // SAFETY: the library outlives every task (the worker drops them before it) and
-        // is only shared while they live, per this function's contract.
-        let lib: &'static L = unsafe { &*(lib.get() as *const L) };
-        let future = make(lib);
-        self.spawned = Some(Box::pin(async move {
-            match future.await {
-                Ok(v) => token.complete(&v),
-                Err(e) => token.fail(e),
-            }
-        }));
+    /// An async handler's task, for the worker to adopt when the handler returns.
+    pub(crate) fn set_spawned(&mut self, task: TaskFuture) {
+        self.spawned = Some(task);
     }
 
     /// The worker, before running a handler: an answer for `env`, request `id`.
@@ -176,18 +142,24 @@ impl Reply {
         self.deferred
     }
 
-    /// Takes the current request's reply token: the worker will not answer it, the
-    /// token will (see [`Deferred`]). The handler's own return value is then ignored.
+    /// The current request handed to its reply token ([`Deferred::take`]): the worker
+    /// will not answer it.
     ///
     /// # Panics
     /// Outside a handler running on a worker, or when called twice for one request.
-    pub fn defer<T: Answer + ?Sized>(&mut self) -> Deferred<T> {
-        let (Some(core), Some(req)) = (&self.core, self.request) else {
-            panic!("Reply::defer outside a handler");
+    ///
+    /// [`Deferred::take`]: crate::Deferred::take
+    pub(crate) fn take_request(&mut self) -> (Arc<Outbox>, TokenState) {
+        let (Some(outbox), Some(req)) = (&self.outbox, self.request) else {
+            panic!("Deferred::take outside a handler");
         };
-        assert!(!self.deferred, "Reply::defer called twice for one request");
+        assert!(
+            !self.deferred,
+            "Deferred::take called twice for one request"
+        );
         self.deferred = true;
-        Deferred::new(core.clone(), req.id, req.callback, req.user_data, self.kind)
+        let state = TokenState::new(req.id, req.callback, req.user_data, self.kind);
+        (outbox.clone(), state)
     }
 
     #[inline]

@@ -42,23 +42,17 @@ use crossbeam_utils::CachePadded;
 use minicbor::Encoder;
 
 use crate::abi::{Callback, RET_OK};
-use crate::envelope::{Kind, Payload};
-use crate::lifecycle::stats::{OwnedCounter, SharedCounter};
-use crate::reply::{deliver, Answer, Reply};
+use crate::egress::reply::{Answer, Reply};
+use crate::ffi::host::deliver;
+use crate::ingress::envelope::{Kind, Payload};
+pub use crate::library::EventDesc;
+use crate::library::Library;
+use crate::options::EventPolicy;
+use crate::sync::counter::{OwnedCounter, SharedCounter};
 use crate::sync::ring::{Ring, TagRing};
 use crate::sync::wake::{SpaceWait, WakeBackend, WorkerWake};
 use crate::sync::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::threads::{thread_role, ThreadRole};
-use crate::{CallError, EventPolicy, Library};
-
-/// One event a library declares (`#[ffi(event)]`): its name and how its CBOR payload
-/// becomes the native view.
-pub struct EventDesc {
-    /// The event's name (the `<lib>_add_<name>_listener` export).
-    pub name: &'static str,
-    /// Decodes the CBOR payload and answers its native form into the reply.
-    pub native: fn(&[u8], &mut Reply) -> Result<(), CallError>,
-}
 
 /// How a listener receives its events.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

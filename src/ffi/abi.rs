@@ -160,20 +160,6 @@ pub extern "C" fn ffid_status_name(code: c_int) -> *const c_char {
     name.as_ptr()
 }
 
-/// Fills `*opts` with the defaults. Returns `RET_ERR` for a null pointer.
-///
-/// # Safety
-/// `opts` is null or points to writable memory for one `ffid_options`.
-#[no_mangle]
-pub unsafe extern "C" fn ffid_options_init(opts: *mut ffid_options) -> c_int {
-    if opts.is_null() {
-        return RET_ERR;
-    }
-    // SAFETY: non-null and, by this function's contract, valid for one write.
-    unsafe { opts.write(crate::Options::default().to_c()) };
-    RET_OK
-}
-
 /// A snapshot of a context's counters, filled by `ffid_stats` / `<lib>_stats`. Set
 /// `struct_size` to `sizeof(ffid_context_stats)` before the call: the runtime writes no more
 /// than that, so a host built against an older header keeps working.

@@ -12,7 +12,7 @@
 //!   The host keeps ownership of its struct and strings; the copy is what makes the call
 //!   asynchronous. [`FieldReader`] reads the fields back in the same order.
 
-use std::ffi::c_void;
+use std::ffi::{c_int, c_void};
 
 use crate::abi::{Callback, Refusal};
 use crate::CallError;
@@ -242,6 +242,38 @@ const _: () = assert!(std::mem::size_of::<Envelope>() + 8 <= 128);
 // by the documented contract of every call function, allows to be handed back to its
 // callback on the context's worker thread. The runtime never dereferences it.
 unsafe impl Send for Envelope {}
+
+/// The method id of an async task's wake marker: no method has it (a library has at
+/// most `u16::MAX` methods, ids from 0).
+const TASK_WAKE: u16 = u16::MAX;
+
+impl Envelope {
+    /// A marker asking the worker to poll async task `key` again (see
+    /// `worker/tasks.rs`): it takes its turn in ring order, behind the requests queued
+    /// before it. Its callback is never called.
+    pub(crate) fn task_wake(key: u64) -> Envelope {
+        unsafe extern "C" fn never_called(
+            _: c_int,
+            _: *const std::ffi::c_char,
+            _: usize,
+            _: *mut c_void,
+        ) {
+        }
+        Envelope {
+            callback: never_called,
+            user_data: key as usize as *mut c_void,
+            method: TASK_WAKE,
+            kind: Kind::Native,
+            payload: Payload::copy_from(&[]),
+        }
+    }
+
+    /// The task key, when this is a task wake marker.
+    #[inline]
+    pub(crate) fn task_key(&self) -> Option<u64> {
+        (self.method == TASK_WAKE).then_some(self.user_data as usize as u64)
+    }
+}
 
 /// A scalar that crosses the native boundary as its native-endian bytes.
 pub trait Scalar: Copy {

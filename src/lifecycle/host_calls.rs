@@ -7,14 +7,16 @@ use std::ffi::{c_int, c_void};
 use std::sync::Arc;
 
 use crate::abi::{ffid_ctx, Callback, Refusal, RET_ERR, RET_OK};
-use crate::envelope::Envelope;
 use crate::events::ListenerView;
+use crate::ffi::host::UserData;
+use crate::ingress::envelope::Envelope;
+use crate::ingress::request::Request;
+use crate::library::Library;
 use crate::lifecycle::registry;
 use crate::lifecycle::stats::Stats;
+use crate::options::Options;
 use crate::sync::ring::Ingress;
-use crate::sync::Ordering;
 use crate::threads::{must_not_block, ThreadRole};
-use crate::{Library, Options, Request, UserData};
 
 use super::{shut_down, Core, LAST_REQUEST_ID};
 
@@ -40,7 +42,7 @@ pub fn create<L: Library>(
         return std::ptr::null_mut();
     };
     registry::guard_fork();
-    crate::lifecycle::panics::keep_quiet();
+    crate::threads::panics::keep_quiet();
     let Some(core) = Core::new::<L>(&options) else {
         return std::ptr::null_mut();
     };
@@ -88,7 +90,13 @@ fn start_threads<L: Library>(
     let worker = core.spawn(
         ThreadRole::Worker,
         format!("ffid-{}", L::NAME),
-        move |core| crate::worker::run::<L>(core, callback, user_data, config),
+        move |core| match core.worker_ports() {
+            Some(ports) => crate::worker::run::<L>(ports, callback, user_data, config),
+            // Never: this is the context's one worker, the one taker of its inbox.
+            None => core
+                .outbox
+                .answer(callback, user_data.0, RET_ERR, b"no worker\0"),
+        },
     )?;
     *crate::sync::lock(&core.worker) = Some(worker);
     Ok(())
@@ -133,13 +141,13 @@ pub fn submit<L: Library>(
         kind: request.kind,
         payload: request.payload,
     };
-    match core.push(env) {
+    match core.intake.push(env) {
         Ok(id) => {
             LAST_REQUEST_ID.with(|c| c.set(id));
             RET_OK
         }
         Err(refusal) => {
-            core.counters.refused.bump();
+            core.intake.refused.bump();
             refusal.code()
         }
     }
@@ -150,7 +158,7 @@ pub fn submit<L: Library>(
 fn refused<L: Library>(ctx: *mut ffid_ctx, refusal: Refusal) -> c_int {
     if let Some(guard) = registry::acquire(ctx.cast()) {
         if guard.core().library == TypeId::of::<L>() {
-            guard.core().counters.refused.bump();
+            guard.core().intake.refused.bump();
         }
     }
     refusal.code()
@@ -192,13 +200,14 @@ fn with_core<L: Library, R>(ctx: *mut ffid_ctx, f: impl FnOnce(&Core) -> R) -> O
 /// How the worker and a canceller agree is explained at `Cancels`.
 pub fn cancel<L: Library>(ctx: *mut ffid_ctx, id: u64) -> c_int {
     with_core::<L, _>(ctx, |core| {
-        let Ingress::Tag(ring) = &core.ring else {
+        let Ingress::Tag(ring) = core.intake.ring() else {
             return RET_ERR; // the ArrayQueue ring gives no ids
         };
-        if id == 0 || id > ring.pushed() || id <= core.running.gate.started() {
+        let board = &core.board;
+        if id == 0 || id > ring.pushed() || id <= board.running.gate.started() {
             return RET_ERR;
         }
-        if core.cancels.cancel(id, &core.running.gate) {
+        if board.cancels.cancel(id, &board.running.gate) {
             RET_OK
         } else {
             RET_ERR
@@ -218,8 +227,7 @@ pub fn destroy<L: Library>(ctx: *mut ffid_ctx) -> c_int {
     let Some(core) = registry::close(handle, |core| core.library == TypeId::of::<L>()) else {
         return RET_ERR;
     };
-    core.closed.store(true, Ordering::SeqCst);
-    core.space_freed();
+    core.intake.close();
     while !registry::drained(handle) {
         std::thread::yield_now();
     }
@@ -233,8 +241,7 @@ pub fn destroy<L: Library>(ctx: *mut ffid_ctx) -> c_int {
 /// handle that is not live or a context not in completion mode.
 pub fn drain<L: Library>(ctx: *mut ffid_ctx, max: usize) -> Option<usize> {
     #[cfg(target_os = "linux")]
-    return with_core::<L, _>(ctx, |core| core.completions.as_ref().map(|q| q.drain(max)))
-        .flatten();
+    return with_core::<L, _>(ctx, |core| core.outbox.drain(max)).flatten();
     #[cfg(not(target_os = "linux"))]
     None
 }
@@ -243,7 +250,7 @@ pub fn drain<L: Library>(ctx: *mut ffid_ctx, max: usize) -> Option<usize> {
 /// call [`drain`]). Owned by the context, closed by destroy. `None` otherwise.
 pub fn completion_fd<L: Library>(ctx: *mut ffid_ctx) -> Option<c_int> {
     #[cfg(target_os = "linux")]
-    return with_core::<L, _>(ctx, |core| core.completions.as_ref().map(|q| q.fd())).flatten();
+    return with_core::<L, _>(ctx, |core| core.outbox.completion_fd()).flatten();
     #[cfg(not(target_os = "linux"))]
     None
 }
@@ -337,5 +344,5 @@ pub fn remove_listener<L: Library>(ctx: *mut ffid_ctx, id: u64) -> c_int {
 /// stays owned by the context and is closed when it is destroyed.
 #[cfg(target_os = "linux")]
 pub fn wake_fd(ctx: *mut ffid_ctx) -> Option<std::os::fd::RawFd> {
-    registry::acquire(ctx.cast())?.core().wake.fd()
+    registry::acquire(ctx.cast())?.core().intake.wake_fd()
 }

@@ -19,18 +19,15 @@
 //!    host left undrained, on destroy's thread;
 //! 7. free the slot: the handle is stale from here on.
 
-pub(crate) mod board;
 mod host_calls;
 #[cfg(all(test, loom))]
 mod loom_models;
 pub(crate) mod monitor;
-pub(crate) mod panics;
 pub(crate) mod registry;
 mod static_context;
 pub(crate) mod stats;
 mod unload;
 
-pub(crate) use board::{Cancels, Running};
 #[cfg(target_os = "linux")]
 pub use host_calls::wake_fd;
 pub use host_calls::{
@@ -41,55 +38,46 @@ pub use static_context::{static_context, StaticContext};
 
 use std::any::TypeId;
 use std::cell::Cell;
-use std::ffi::{c_int, c_void};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_utils::CachePadded;
-
-use crate::abi::{Callback, Refusal};
-use crate::egress::deferred::Pending;
-use crate::envelope::Envelope;
+use crate::egress::outbox::{Completions, Outbox};
 use crate::events::EventHub;
-use crate::lifecycle::stats::{Counters, Stats};
-use crate::sync::ring::{ArrayRing, Ingress, Ring, TagRing};
+use crate::ingress::intake::Intake;
+use crate::library::Library;
+use crate::options::{Options, RingKind, ThreadHooks, WakeKind};
+use crate::sync::ring::{ArrayRing, Ingress, TagRing};
 use crate::sync::wake::{SpaceWait, WakeBackend, WorkerWake};
-use crate::sync::{AtomicBool, Ordering};
-use crate::threads::{must_not_block, ThreadRole};
-use crate::{BackPressure, Library, Options, RingKind, ThreadHooks, WakeKind};
+use crate::threads::ThreadRole;
+use crate::worker::board::Board;
+use crate::worker::tasks::Requeue;
+use crate::worker::Ports;
 
-/// The shared, library-independent part of a context.
+/// A context: its parts, each with its owner, and its threads. The registry holds it
+/// (`Arc<Core>`); host calls borrow it through the registry, its threads own a clone.
+///
+/// | part | written by | read by |
+/// |---|---|---|
+/// | `intake` | host calls (push), task wakers, destroy (close, stop) | the worker, through its one `Inbox` |
+/// | `board` | the worker | the monitor, `cancel`, `stats` |
+/// | `outbox` | every answerer: worker, reply tokens, monitor, destroy | the host's drain (completion mode) |
+/// | `events` | handlers (emit), listener exports | the event thread |
+/// | the rest | create (once) | destroy, the spawn helper |
 pub(crate) struct Core {
-    pub(crate) ring: Ingress<Envelope>,
-    pub(crate) wake: WorkerWake,
-    pub(crate) space: SpaceWait,
-    /// Intake stopped: blocked producers give up (destroy step 2).
-    closed: AtomicBool,
-    /// The worker exits once the ring is empty (destroy step 4).
-    pub(crate) stop: AtomicBool,
-    library: TypeId,
-    method_names: fn(u16) -> &'static str,
-    policy: BackPressure,
-    pub(crate) spin: Duration,
-    pub(crate) running: CachePadded<Running>,
-    pub(crate) counters: Counters,
-    pub(crate) cancels: Cancels,
-    pub(crate) deferred: Pending,
+    pub(crate) intake: Intake,
+    pub(crate) board: Board,
+    /// Shared with reply tokens, which keep only this part alive.
+    pub(crate) outbox: Arc<Outbox>,
     /// Shared with the sinks, which keep only this part alive.
     pub(crate) events: Arc<EventHub>,
-    /// `Some` in completion mode (see `egress/completion.rs`).
-    #[cfg(target_os = "linux")]
-    completions: Option<crate::egress::completion::CompletionQueue>,
+    library: TypeId,
+    method_names: fn(u16) -> &'static str,
+    spin: Duration,
+    shutdown_timeout: Duration,
     hooks: Option<ThreadHooks>,
-    /// The host's `DIAG_*` callback (`DIAG_PANIC` is reported where the panic was caught).
-    diagnostic: Option<crate::HostFn<Callback>>,
-    pub(crate) shutdown_timeout: Duration,
-    /// Task wakes that found the ring full (rare), and the flag the worker checks.
-    overflow: crossbeam_queue::SegQueue<u64>,
-    pub(crate) overflowed: AtomicBool,
     monitor_stop: Mutex<bool>,
-    monitor_wake: std::sync::Condvar,
+    monitor_wake: Condvar,
     worker: Mutex<Option<JoinHandle<()>>>,
     /// The event thread and the monitor.
     helpers: Mutex<Vec<JoinHandle<()>>>,
@@ -106,117 +94,25 @@ pub fn last_request_id() -> u64 {
     LAST_REQUEST_ID.with(|c| c.get())
 }
 
+/// A woken async task waits its turn in the context's ring.
+impl Requeue for Core {
+    fn requeue(&self, key: u64) {
+        self.intake.push_task_wake(key);
+    }
+}
+
 impl Core {
-    /// Delivers a terminal callback or a progress ping: now, or into the completion ring.
-    /// `msg_nul` ends with the NUL terminator.
-    #[inline]
-    pub(crate) fn answer(
-        &self,
-        callback: Callback,
-        user_data: *mut c_void,
-        ret: c_int,
-        msg_nul: &[u8],
-    ) {
-        #[cfg(target_os = "linux")]
-        if let Some(q) = &self.completions {
-            return q.push(callback, user_data, ret, msg_nul, || self.space_freed());
-        }
-        crate::reply::deliver(callback, user_data, ret, msg_nul);
-    }
-
-    /// Queues async task `key` to be polled: a marker through the ring, so that tasks
-    /// and requests take turns in ring order. Never blocks (a waker may run anywhere):
-    /// a full ring puts the key on the overflow queue.
-    pub(crate) fn wake_task(&self, key: u64) {
-        unsafe extern "C" fn unused(
-            _: c_int,
-            _: *const std::ffi::c_char,
-            _: usize,
-            _: *mut c_void,
-        ) {
-        }
-        let marker = Envelope {
-            callback: unused,
-            user_data: key as usize as *mut c_void,
-            method: crate::worker::tasks::TASK_WAKE,
-            kind: crate::envelope::Kind::Native,
-            payload: crate::envelope::Payload::copy_from(&[]),
-        };
-        if self.ring.push(marker).is_err() {
-            self.overflow.push(key);
-            self.overflowed.store(true, Ordering::Release);
-        }
-        self.wake.notify();
-    }
-
-    /// The worker: task keys woken while the ring was full.
-    pub(crate) fn take_overflow(&self) -> impl Iterator<Item = u64> + '_ {
-        let any = self.overflowed.load(Ordering::Relaxed)
-            && self.overflowed.swap(false, Ordering::AcqRel);
-        std::iter::from_fn(move || if any { self.overflow.pop() } else { None })
-    }
-
-    /// Pushes an envelope, applying the back-pressure policy; wakes the worker if parked.
-    /// Returns the request's id.
-    #[inline]
-    fn push(&self, env: Envelope) -> Result<u64, Refusal> {
-        match self.ring.push(env) {
-            Ok(id) => {
-                self.wake.notify();
-                Ok(id)
-            }
-            Err(env) => self.push_full(env),
-        }
-    }
-
-    /// The ring was full. Kept out of line so that the hot path carries none of it
-    /// (thread-local lookup, backoff, parking).
-    #[cold]
-    #[inline(never)]
-    fn push_full(&self, mut env: Envelope) -> Result<u64, Refusal> {
-        let backoff = crossbeam_utils::Backoff::new();
-        loop {
-            // A caller in completion mode must not wait for ring space while the
-            // completion queue is full: the worker waits for a drain, which may be this
-            // very thread's next step (a single-threaded event loop).
-            if self.policy == BackPressure::Reject || must_not_block() || self.answers_stalled() {
-                return Err(Refusal::Busy);
-            }
-            if self.closed.load(Ordering::Acquire) {
-                return Err(Refusal::Err);
-            }
-            if backoff.is_completed() {
-                self.space.wait(|| {
-                    self.ring.is_full()
-                        && !self.closed.load(Ordering::Relaxed)
-                        && !self.answers_stalled()
-                });
-            } else {
-                backoff.snooze();
-            }
-            match self.ring.push(env) {
-                Ok(id) => {
-                    self.wake.notify();
-                    return Ok(id);
-                }
-                Err(back) => env = back,
-            }
-        }
-    }
-
-    /// Wakes producers blocked on a full ring: the worker calls it after popping a batch.
-    pub(crate) fn space_freed(&self) {
-        self.space.notify();
-    }
-
-    /// Completion mode: some answer is waiting for room in the completion queue, which
-    /// only the host's drain frees (the protocol with a blocked caller is at
-    /// `completion::Stalls`).
-    fn answers_stalled(&self) -> bool {
-        #[cfg(target_os = "linux")]
-        return self.completions.as_ref().is_some_and(|q| q.stalled());
-        #[cfg(not(target_os = "linux"))]
-        false
+    /// The worker's ports, once (the inbox is handed out once per context).
+    fn worker_ports(self: &Arc<Self>) -> Option<Ports<'_>> {
+        Some(Ports {
+            inbox: self.intake.take_inbox()?,
+            board: &self.board,
+            outbox: &self.outbox,
+            events: &self.events,
+            tasks_home: self.clone(),
+            spin: self.spin,
+            shutdown_timeout: self.shutdown_timeout,
+        })
     }
 
     pub(crate) fn method_name(&self, method: u16) -> &'static str {
@@ -240,7 +136,7 @@ impl Core {
         name: String,
         body: impl FnOnce(Arc<Core>) + Send + 'static,
     ) -> std::io::Result<JoinHandle<()>> {
-        let (core, reporter) = (self.clone(), self.clone());
+        let (core, reporter) = (self.clone(), self.outbox.clone());
         crate::threads::spawn(
             role,
             name,
@@ -271,88 +167,58 @@ impl Core {
             WakeKind::Futex => WakeBackend::Futex,
             WakeKind::EventFd => WakeBackend::eventfd().ok()?,
         };
-        #[cfg(target_os = "linux")]
-        let completions = match options.completion {
-            crate::CompletionMode::Callback => None,
-            crate::CompletionMode::Queue => {
-                let capacity = options.ring_capacity.saturating_mul(2).max(1024);
-                Some(crate::egress::completion::CompletionQueue::new(capacity).ok()?)
-            }
+        let space = Arc::new(SpaceWait::new());
+        let ring = match options.ring {
+            RingKind::Tagged => Ingress::Tag(TagRing::try_new(options.ring_capacity)?),
+            RingKind::ArrayQueue => Ingress::Array(ArrayRing::try_new(options.ring_capacity)?),
         };
-        #[cfg(not(target_os = "linux"))]
-        if options.completion == crate::CompletionMode::Queue {
-            return None; // needs eventfd
-        }
         Some(Core {
-            ring: match options.ring {
-                RingKind::Tagged => Ingress::Tag(TagRing::try_new(options.ring_capacity)?),
-                RingKind::ArrayQueue => Ingress::Array(ArrayRing::try_new(options.ring_capacity)?),
-            },
-            wake: WorkerWake::new(backend),
-            space: SpaceWait::new(),
-            closed: AtomicBool::new(false),
-            stop: AtomicBool::new(false),
-            library: TypeId::of::<L>(),
-            method_names: method_name::<L>,
-            policy: options.backpressure,
-            spin: options.spin,
-            running: CachePadded::new(Running::new()),
-            counters: Counters::default(),
-            cancels: Cancels::default(),
-            deferred: Pending::default(),
+            intake: Intake::new(
+                ring,
+                WorkerWake::new(backend),
+                space.clone(),
+                options.backpressure,
+            ),
+            board: Board::default(),
+            outbox: Arc::new(Outbox::new(
+                completions(options, space)?,
+                options.diagnostic,
+            )),
             events: Arc::new(EventHub::new::<L>(
                 options.event_ring_capacity,
                 options.event_policy,
                 options.spin,
             )?),
-            #[cfg(target_os = "linux")]
-            completions,
-            hooks: options.thread_hooks,
-            diagnostic: options.diagnostic,
+            library: TypeId::of::<L>(),
+            method_names: method_name::<L>,
+            spin: options.spin,
             shutdown_timeout: options.shutdown_timeout,
-            overflow: crossbeam_queue::SegQueue::new(),
-            overflowed: AtomicBool::new(false),
+            hooks: options.thread_hooks,
             monitor_stop: Mutex::new(false),
-            monitor_wake: std::sync::Condvar::new(),
+            monitor_wake: Condvar::new(),
             worker: Mutex::new(None),
             helpers: Mutex::new(Vec::new()),
         })
     }
+}
 
-    /// Reports a panic the runtime caught on one of its threads (`DIAG_PANIC`), in
-    /// place of the default hook's report on the host's stderr (`lifecycle/panics.rs`).
-    pub(crate) fn report_panic(&self, what: &str, panic: &(dyn std::any::Any + Send)) {
-        if let Some(report) = self.panic_report(what, panic) {
-            self.send_panic_report(report);
+/// Completion mode's queue, if the options ask for it (`None`: it cannot be had).
+#[cfg(target_os = "linux")]
+fn completions(options: &Options, space: Arc<SpaceWait>) -> Option<Completions> {
+    match options.completion {
+        crate::CompletionMode::Callback => Some(None),
+        crate::CompletionMode::Queue => {
+            let capacity = options.ring_capacity.saturating_mul(2).max(1024);
+            let queue = crate::egress::completion::CompletionQueue::new(capacity, space);
+            Some(Some(queue.ok()?))
         }
     }
+}
 
-    /// The `DIAG_PANIC` text for a caught panic (with its NUL), if a host listens; for
-    /// [`Core::send_panic_report`] once the request's gate is closed.
-    pub(crate) fn panic_report(
-        &self,
-        what: &str,
-        panic: &(dyn std::any::Any + Send),
-    ) -> Option<String> {
-        self.diagnostic?;
-        let mut msg = format!(
-            "{what} panicked: {}",
-            crate::lifecycle::panics::message(panic)
-        );
-        if let Some(at) = crate::lifecycle::panics::take_location() {
-            msg.push_str(" (at ");
-            msg.push_str(&at);
-            msg.push(')');
-        }
-        msg.push('\0');
-        Some(msg)
-    }
-
-    pub(crate) fn send_panic_report(&self, report: String) {
-        if let Some(d) = self.diagnostic {
-            crate::reply::deliver(d.f, d.user_data, crate::abi::DIAG_PANIC, report.as_bytes());
-        }
-    }
+/// Completion mode needs eventfd: refused here.
+#[cfg(not(target_os = "linux"))]
+fn completions(options: &Options, _: Arc<SpaceWait>) -> Option<Completions> {
+    (options.completion == crate::CompletionMode::Callback).then_some(())
 }
 
 /// Stops a context's threads and answers everything still owed (destroy steps 4-6).
@@ -361,13 +227,10 @@ fn shut_down(core: &Core) {
     // deferred completers and the monitor may all be waiting for it now); what does
     // not fit queues beside the ring and runs at the end, on this thread.
     #[cfg(target_os = "linux")]
-    if let Some(q) = &core.completions {
-        q.unbound();
-    }
-    core.stop.store(true, Ordering::SeqCst);
-    core.wake.notify();
+    core.outbox.unbound();
+    core.intake.stop();
     join(crate::sync::lock(&core.worker).take());
-    core.deferred.shut_down(core, core.shutdown_timeout);
+    core.outbox.shut_down_deferred(core.shutdown_timeout);
     core.events.close();
     *crate::sync::lock(&core.monitor_stop) = true;
     core.monitor_wake.notify_all();
@@ -378,34 +241,5 @@ fn shut_down(core: &Core) {
     core.events.clear();
     // Completion mode: what the host has not drained runs here, on its thread.
     #[cfg(target_os = "linux")]
-    if let Some(q) = &core.completions {
-        q.drain_all();
-    }
-}
-
-impl Core {
-    fn stats(&self) -> Stats {
-        let w = &self.counters.worker;
-        let queued = self.ring.len() as u64;
-        let (events_emitted, events_dropped, events_delivered) = self.events.counts();
-        Stats {
-            struct_size: std::mem::size_of::<Stats>() as u32,
-            reserved: 0,
-            accepted: w.popped.get() - w.task_wakes.get() + queued,
-            completed: w.answered.get() + self.counters.deferred_answered.get(),
-            refused: self.counters.refused.get(),
-            queue_depth: queued,
-            high_water: w.high_water.get().max(queued),
-            wakeups: self.wake.wakes(),
-            spin_hits: w.spin_hits.get(),
-            parks: w.parks.get(),
-            panics: w.panics.get(),
-            deferred_pending: self.deferred.len() as u64,
-            cancelled: w.cancelled.get(),
-            stale_pings: self.counters.stale_pings.get(),
-            events_emitted,
-            events_dropped,
-            events_delivered,
-        }
-    }
+    core.outbox.drain_all();
 }

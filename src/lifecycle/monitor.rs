@@ -40,9 +40,10 @@ fn ping(
     let mut w = &mut text[..];
     let _ = write!(w, "{}\0", elapsed.as_millis());
     let len = 24 - w.len();
-    core.answer(callback, user_data, RET_STALE_WARN, &text[..len]);
+    core.outbox
+        .answer(callback, user_data, RET_STALE_WARN, &text[..len]);
     gate.end_ping(id);
-    core.counters.stale_pings.bump();
+    core.outbox.stale_pings.bump();
     true
 }
 
@@ -76,7 +77,7 @@ impl Settings {
             let mut msg = Vec::with_capacity(text.len() + 1);
             msg.extend_from_slice(text.as_bytes());
             msg.push(0);
-            crate::reply::deliver(d.f, d.user_data, code, &msg);
+            crate::ffi::host::deliver(d.f, d.user_data, code, &msg);
         }
     }
 }
@@ -117,7 +118,7 @@ pub(crate) fn run(core: Arc<Core>, settings: Settings, tick: Duration) {
         let now = Instant::now();
 
         // The worker's current request: pings and liveness.
-        match core.running.gate.running() {
+        match core.board.running.gate.running() {
             Some(id) => {
                 let (elapsed, new) = worker.observe(id, now, interval);
                 if new && !worker_responding {
@@ -128,9 +129,9 @@ pub(crate) fn run(core: Arc<Core>, settings: Settings, tick: Duration) {
                     && elapsed >= worker.next_ping
                     && ping(
                         &core,
-                        &core.running.gate,
+                        &core.board.running.gate,
                         id,
-                        || core.running.target(),
+                        || core.board.running.target(),
                         elapsed,
                     )
                 {
@@ -139,7 +140,7 @@ pub(crate) fn run(core: Arc<Core>, settings: Settings, tick: Duration) {
                 if let Some(limit) = settings.not_responding {
                     if worker_responding && elapsed >= limit {
                         worker_responding = false;
-                        let method = core.method_name(core.running.method());
+                        let method = core.method_name(core.board.running.method());
                         settings.report(
                             DIAG_NOT_RESPONDING,
                             &format!(
@@ -161,7 +162,7 @@ pub(crate) fn run(core: Arc<Core>, settings: Settings, tick: Duration) {
 
         // Deferred replies not answered yet.
         if settings.stale_ping.is_some() {
-            for (token, elapsed) in core.deferred.due(now, interval) {
+            for (token, elapsed) in core.outbox.pending.due(now, interval) {
                 let target = || (token.callback, token.user_data);
                 ping(&core, &token.gate, token.id, target, elapsed);
             }

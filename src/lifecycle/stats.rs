@@ -6,76 +6,38 @@
 //! writes; counters that several threads bump (`refused`, deferred completions, dropped
 //! events) are touched only on paths that already left the fast lane.
 
-use crossbeam_utils::CachePadded;
-
 use crate::abi::ffid_context_stats;
-use crate::sync::{AtomicU64, Ordering};
-
-/// A counter with one writing thread: an increment is a load and a store, no locked
-/// instruction. Readers on other threads see a recent value.
-#[derive(Default)]
-pub(crate) struct OwnedCounter(AtomicU64);
-
-impl OwnedCounter {
-    /// Adds one. Only the owning thread may call it.
-    #[inline]
-    pub(crate) fn bump(&self) {
-        self.0
-            .store(self.0.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-    }
-    /// Raises the value to `v` if it is lower. Only the owning thread may call it.
-    #[inline]
-    pub(crate) fn raise(&self, v: u64) {
-        if v > self.0.load(Ordering::Relaxed) {
-            self.0.store(v, Ordering::Relaxed);
-        }
-    }
-    pub(crate) fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-/// A counter any thread may bump (off the hot path).
-#[derive(Default)]
-pub(crate) struct SharedCounter(AtomicU64);
-
-impl SharedCounter {
-    pub(crate) fn bump(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-    pub(crate) fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-/// The worker's counters, on their own cache line.
-#[derive(Default)]
-pub(crate) struct WorkerCounters {
-    /// Requests popped.
-    pub(crate) popped: OwnedCounter,
-    /// Terminal callbacks the worker delivered.
-    pub(crate) answered: OwnedCounter,
-    pub(crate) high_water: OwnedCounter,
-    pub(crate) spin_hits: OwnedCounter,
-    pub(crate) parks: OwnedCounter,
-    pub(crate) panics: OwnedCounter,
-    pub(crate) cancelled: OwnedCounter,
-    /// Async tasks' wake markers popped (not host requests).
-    pub(crate) task_wakes: OwnedCounter,
-}
-
-/// Every counter of a context.
-#[derive(Default)]
-pub(crate) struct Counters {
-    pub(crate) worker: CachePadded<WorkerCounters>,
-    pub(crate) refused: SharedCounter,
-    /// Terminal callbacks delivered by deferred replies (either by their completer or
-    /// by destroy).
-    pub(crate) deferred_answered: SharedCounter,
-    pub(crate) stale_pings: SharedCounter,
-}
 
 /// A snapshot of a context's counters: the C struct itself, which the Rust API returns
 /// too (see [`ffid_context_stats`] for each field's meaning). `struct_size` is its full
 /// size and `reserved` is 0.
 pub type Stats = ffid_context_stats;
+
+impl crate::lifecycle::Core {
+    /// A snapshot of the context's counters, from the parts that keep them.
+    pub(crate) fn stats(&self) -> Stats {
+        use crate::sync::ring::Ring;
+        let w = &self.board.counters;
+        let queued = self.intake.ring().len() as u64;
+        let (events_emitted, events_dropped, events_delivered) = self.events.counts();
+        Stats {
+            struct_size: std::mem::size_of::<Stats>() as u32,
+            reserved: 0,
+            accepted: w.popped.get() - w.task_wakes.get() + queued,
+            completed: w.answered.get() + self.outbox.deferred_answered.get(),
+            refused: self.intake.refused.get(),
+            queue_depth: queued,
+            high_water: w.high_water.get().max(queued),
+            wakeups: self.intake.wakes(),
+            spin_hits: w.spin_hits.get(),
+            parks: w.parks.get(),
+            panics: w.panics.get(),
+            deferred_pending: self.outbox.pending.len() as u64,
+            cancelled: w.cancelled.get(),
+            stale_pings: self.outbox.stale_pings.get(),
+            events_emitted,
+            events_dropped,
+            events_delivered,
+        }
+    }
+}

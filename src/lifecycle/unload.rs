@@ -45,7 +45,7 @@ extern "C" fn release_at_unload() {
     unsafe {
         if crate::lifecycle::registry::release() {
             crate::envelope::pool::release();
-            crate::lifecycle::panics::release();
+            crate::threads::panics::release();
         }
     }
 }

@@ -2,6 +2,7 @@
 //! (`RUSTFLAGS="--cfg loom"`) substitutes its model-checked types without touching the
 //! protocol code. See `scripts/loom.sh`.
 
+pub(crate) mod counter;
 pub(crate) mod ring;
 pub(crate) mod spin;
 pub(crate) mod wake;

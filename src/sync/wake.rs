@@ -290,10 +290,17 @@ impl WorkerWake {
     }
 }
 
-/// Producers waiting for a free slot (back-pressure `Block`).
+/// Producers waiting for a free slot (back-pressure `Block`), and the answers that
+/// wait for the host (completion mode), which such a producer must not wait behind.
 pub(crate) struct SpaceWait {
     waiters: CachePadded<AtomicU32>,
     epoch: AtomicU32,
+    /// How many answers wait for room in a full completion queue. `stall_begin` and
+    /// the `notify` after it (a fence, then a load of the waiters) are one half of a
+    /// store-fence-load pair; `wait`'s registration, fence and the
+    /// [`answers_stalled`](Self::answers_stalled) in its recheck are the other, so a
+    /// producer that registered to wait either sees the stall or is woken to look again.
+    stalled: AtomicU32,
 }
 
 impl SpaceWait {
@@ -301,7 +308,25 @@ impl SpaceWait {
         SpaceWait {
             waiters: CachePadded::new(AtomicU32::new(0)),
             epoch: AtomicU32::new(0),
+            stalled: AtomicU32::new(0),
         }
+    }
+
+    /// An answer starts waiting for the host to drain; wakes the waiting producers so
+    /// that they give up rather than wait behind it.
+    pub(crate) fn stall_begin(&self) {
+        self.stalled.fetch_add(1, Ordering::SeqCst);
+        self.notify();
+    }
+
+    /// That answer found room.
+    pub(crate) fn stall_end(&self) {
+        self.stalled.fetch_sub(1, Ordering::Release);
+    }
+
+    /// Whether some answer waits for the host to drain.
+    pub(crate) fn answers_stalled(&self) -> bool {
+        self.stalled.load(Ordering::Relaxed) > 0
     }
 
     /// Producer side: sleeps until the worker frees space or `notify` is called for

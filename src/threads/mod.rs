@@ -5,6 +5,8 @@
 //! other thread is marked while the runtime calls host code on it ([`calling_host`]).
 //! Either way it is "inside a callback" in the header's words ([`must_not_block`]).
 
+pub(crate) mod panics;
+
 use std::any::Any;
 use std::cell::Cell;
 use std::ffi::{c_int, CStr};

@@ -6,7 +6,7 @@
 //! create installs a hook, once per copy of this crate (each cdylib has its own `std`
 //! and so its own hook): on a context's own threads it only notes where the panic
 //! happened, for the `DIAG_PANIC` report the catching site sends
-//! ([`Core::report_panic`](crate::lifecycle::Core)). Every panic on those threads is
+//! (`Outbox::report_panic`). Every panic on those threads is
 //! caught: by the handler, constructor, teardown and task sites, and by the thread's
 //! body as a last resort (`threads::spawn`). Any other thread's panic, and every panic
 //! with `panic = "abort"` (which ends the process), goes to the hook that was installed

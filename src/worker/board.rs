@@ -1,5 +1,6 @@
-//! The running request's board: what the worker is running (for the monitor's pings)
-//! and the requests a host asked to cancel.
+//! The worker's board: what it is running (for the monitor's pings), the requests a
+//! host asked to cancel, and the worker's counters. The worker writes it; the monitor,
+//! `cancel` and `stats` read it through the context.
 
 use std::ffi::c_void;
 
@@ -8,7 +9,32 @@ use crossbeam_utils::CachePadded;
 use crate::abi::Callback;
 use crate::egress::gate::PingGate;
 use crate::envelope::Envelope;
+use crate::sync::counter::OwnedCounter;
 use crate::sync::{fence, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+
+/// The worker's board, one per context.
+#[derive(Default)]
+pub(crate) struct Board {
+    pub(crate) running: CachePadded<Running>,
+    pub(crate) cancels: Cancels,
+    pub(crate) counters: CachePadded<WorkerCounters>,
+}
+
+/// The worker's counters, on their own cache line.
+#[derive(Default)]
+pub(crate) struct WorkerCounters {
+    /// Requests popped.
+    pub(crate) popped: OwnedCounter,
+    /// Terminal callbacks the worker delivered.
+    pub(crate) answered: OwnedCounter,
+    pub(crate) high_water: OwnedCounter,
+    pub(crate) spin_hits: OwnedCounter,
+    pub(crate) parks: OwnedCounter,
+    pub(crate) panics: OwnedCounter,
+    pub(crate) cancelled: OwnedCounter,
+    /// Async tasks' wake markers popped (not host requests).
+    pub(crate) task_wakes: OwnedCounter,
+}
 
 /// The request the worker is running, for the monitor: its gate, and where its pings go.
 /// Written by the worker per request (relaxed stores before the gate's `begin`, which
@@ -22,8 +48,8 @@ pub(crate) struct Running {
     method: AtomicU32,
 }
 
-impl Running {
-    pub(crate) fn new() -> Self {
+impl Default for Running {
+    fn default() -> Self {
         Running {
             gate: PingGate::new(),
             callback: AtomicPtr::new(std::ptr::null_mut()),
@@ -31,7 +57,9 @@ impl Running {
             method: AtomicU32::new(0),
         }
     }
+}
 
+impl Running {
     #[inline]
     pub(crate) fn set(&self, env: &Envelope) {
         self.callback

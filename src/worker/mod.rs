@@ -1,6 +1,10 @@
 //! The worker loop: construct the library, then drain the ring in batches, spin while
 //! idle for the configured budget, and park (see `sync/wake.rs`) when the budget runs out.
+//!
+//! The worker names no lifecycle type: it gets its [`Ports`] (the ring's consumer side,
+//! its board, the outbox, the event hub, and where async tasks are requeued).
 
+pub(crate) mod board;
 pub(crate) mod tasks;
 
 use std::ffi::c_int;
@@ -10,28 +14,60 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::abi::{Callback, RET_ERR, RET_OK};
-use crate::envelope::{Envelope, FieldReader, Kind};
-use crate::lifecycle::panics;
-use crate::lifecycle::Core;
-use crate::reply::Reply;
-use crate::sync::ring::Ring;
-use crate::sync::spin::spin_until;
-use crate::sync::Ordering;
-use crate::worker::tasks::{Tasks, TASK_WAKE};
-use crate::{CallError, LibRef, Library, UserData};
+use crate::egress::outbox::Outbox;
+use crate::egress::reply::Reply;
+use crate::error::CallError;
+use crate::events::EventHub;
+use crate::ffi::host::UserData;
+use crate::ingress::envelope::{Envelope, FieldReader, Kind};
+use crate::ingress::intake::Inbox;
+use crate::library::{LibRef, Library};
+use crate::threads::panics;
+use crate::worker::board::Board;
+use crate::worker::tasks::{Requeue, Tasks};
 
 /// Requests handled between two checks for blocked producers.
 const BATCH: usize = 64;
 
+/// The parts of a context the worker uses, each named by what it does with it. The
+/// lifecycle builds them from its context inside the worker's thread.
+pub(crate) struct Ports<'a> {
+    /// The request ring's consumer side: the worker's alone.
+    pub(crate) inbox: Inbox<'a>,
+    /// What the worker is running, cancellations, its counters.
+    pub(crate) board: &'a Board,
+    /// Where answers leave; reply tokens keep a clone.
+    pub(crate) outbox: &'a Arc<Outbox>,
+    /// Handlers emit events into it (bound to the worker's thread).
+    pub(crate) events: &'a Arc<EventHub>,
+    /// Where woken async tasks are queued again.
+    pub(crate) tasks_home: Arc<dyn Requeue>,
+    /// How long an idle worker spins before parking.
+    pub(crate) spin: Duration,
+    /// How long destroy gives async handlers after the last request.
+    pub(crate) shutdown_timeout: Duration,
+}
+
+/// The worker thread's body: constructs the library (answering `callback`), serves
+/// requests until destroy stops it, then tears the library down.
 pub(crate) fn run<L: Library>(
-    core: Arc<Core>,
+    ports: Ports<'_>,
     callback: Callback,
     user_data: UserData,
     config: L::Config,
 ) {
+    let Ports {
+        mut inbox,
+        board,
+        outbox,
+        events,
+        tasks_home,
+        spin,
+        shutdown_timeout,
+    } = ports;
     // Handlers (and the constructor) emit events into this context.
-    crate::events::bind(Some(core.events.clone()));
-    let mut reply = Reply::new(Some(core.clone()));
+    crate::events::bind(Some(events.clone()));
+    let mut reply = Reply::new(Some(outbox.clone()));
     // A create from `<lib>_create_cbor` answers in CBOR: its "no value" is CBOR null.
     let answer_kind = if L::config_is_cbor(&config) {
         Kind::Cbor
@@ -41,7 +77,7 @@ pub(crate) fn run<L: Library>(
     let constructed = match catch_unwind(AssertUnwindSafe(|| L::construct(config))) {
         Ok(result) => result,
         Err(panic) => {
-            core.report_panic("constructor", &*panic);
+            outbox.report_panic("constructor", &*panic);
             Err(CallError::new(format!(
                 "constructor panicked: {}",
                 panics::message(&*panic)
@@ -55,66 +91,68 @@ pub(crate) fn run<L: Library>(
     match &library {
         Ok(_) => {
             reply.start(answer_kind);
-            core.answer(callback, user_data.0, RET_OK, reply.ok_bytes());
+            outbox.answer(callback, user_data.0, RET_OK, reply.ok_bytes());
         }
-        Err(e) => core.answer(callback, user_data.0, RET_ERR, reply.err_bytes(e.message())),
+        Err(e) => outbox.answer(callback, user_data.0, RET_ERR, reply.err_bytes(e.message())),
     }
 
-    let counters = &core.counters.worker;
-    let mut tasks = Tasks::default();
+    let counters = &board.counters;
+    let mut tasks = Tasks::new(tasks_home);
+    let task_panicked = |result: Result<(), Box<dyn std::any::Any + Send>>| {
+        if let Err(panic) = result {
+            counters.panics.bump();
+            outbox.report_panic("async handler", &*panic);
+        }
+    };
     // Request ids: the worker pops in ring order, so its count is the ring position + 1,
     // the id the producer was given.
     let mut id = 0u64;
     let mut shutdown_deadline = None;
     loop {
         let mut handled = 0;
-        // SAFETY: this thread is the context's only consumer: the worker is the one
-        // thread that pops, for the whole life of the ring.
-        while let Some(env) = unsafe { core.ring.pop() } {
+        while let Some(env) = inbox.pop() {
             id += 1;
             counters.popped.bump();
             handled += 1;
             if handled == 2 {
                 // A backlog: sample the queue's depth (never on the one-at-a-time path,
                 // where reading the producers' line would cost a cache miss).
-                counters.high_water.raise(core.ring.len() as u64 + 2);
+                counters.high_water.raise(inbox.len() as u64 + 2);
             }
-            if env.method == TASK_WAKE {
+            if let Some(key) = env.task_key() {
                 counters.task_wakes.bump();
-                tasks.poll(env.user_data as usize as u64);
+                task_panicked(tasks.poll(key));
             } else {
-                handle::<L>(&core, &mut library, &env, id, &mut reply);
+                handle::<L>(board, outbox, &mut library, &env, id, &mut reply);
                 if let Some(task) = reply.take_spawned() {
-                    tasks.spawn(&core, task);
+                    task_panicked(tasks.spawn(task));
                 }
             }
             if handled == BATCH {
                 break;
             }
         }
-        for key in core.take_overflow() {
-            tasks.poll(key);
+        for key in inbox.take_overflow() {
+            task_panicked(tasks.poll(key));
         }
         if handled > 0 {
             // After the answers, not before: a blocked producer is never on the
             // critical path of the request just answered.
-            core.space_freed();
-            if core.events.take_fresh() {
+            inbox.space_freed();
+            if events.take_fresh() {
                 // This batch emitted events: with more runnable threads than cores, the
                 // event thread we just woke needs a core now more than we do.
                 std::thread::yield_now();
             }
             continue;
         }
-        // `stop` first: it is set after every producer left, so once it reads true an
-        // empty ring stays empty (but for task wakes).
-        if core.stop.load(Ordering::Acquire) && core.ring.is_empty() {
+        if inbox.stopped_and_empty() {
             if tasks.is_empty() {
                 break;
             }
             // Destroy with async handlers running: give them `shutdown_timeout`.
             let deadline =
-                *shutdown_deadline.get_or_insert_with(|| Instant::now() + core.shutdown_timeout);
+                *shutdown_deadline.get_or_insert_with(|| Instant::now() + shutdown_timeout);
             if Instant::now() >= deadline {
                 tasks.fail_all();
                 break;
@@ -122,14 +160,10 @@ pub(crate) fn run<L: Library>(
             std::thread::sleep(Duration::from_micros(200));
             continue;
         }
-        // Relaxed while spinning; SeqCst in the park's recheck (see `sync/wake.rs`).
-        let has_work =
-            |order| !core.ring.is_empty() || core.stop.load(order) || core.overflowed.load(order);
-        if spin_until(core.spin, || has_work(Ordering::Relaxed)) {
+        if inbox.wait_for_work(spin) {
             counters.spin_hits.bump();
         } else {
             counters.parks.bump();
-            core.wake.park(|| has_work(Ordering::SeqCst));
         }
     }
 
@@ -142,11 +176,11 @@ pub(crate) fn run<L: Library>(
     });
     if let Ok(lib) = &mut library {
         if let Err(panic) = catch_unwind(AssertUnwindSafe(|| lib.teardown())) {
-            core.report_panic("teardown", &*panic);
+            outbox.report_panic("teardown", &*panic);
         }
     }
     if let Err(panic) = catch_unwind(AssertUnwindSafe(|| drop(library))) {
-        core.report_panic("the library's drop", &*panic);
+        outbox.report_panic("the library's drop", &*panic);
     }
     drop(reply);
     crate::events::bind(None);
@@ -155,31 +189,32 @@ pub(crate) fn run<L: Library>(
 /// Runs one request and answers it exactly once: here, or through the reply token the
 /// handler took (see `egress/deferred.rs`).
 fn handle<L: Library>(
-    core: &Core,
+    board: &Board,
+    outbox: &Outbox,
     library: &mut Result<NonNull<L>, CallError>,
     env: &Envelope,
     id: u64,
     reply: &mut Reply,
 ) {
-    let running = &core.running;
+    let running = &board.running;
     running.set(env);
     running.gate.begin(id);
     // A panic's report goes out once the request's gate is closed: pings and liveness
     // time handlers, not the host's diagnostic callback.
     let mut panic_report = None;
-    let answer = if core.cancels.take(id) {
-        core.counters.worker.cancelled.bump();
+    let answer = if board.cancels.take(id) {
+        board.counters.cancelled.bump();
         Some((RET_ERR, reply.err_bytes("cancelled")))
     } else {
-        run_handler(core, library, env, id, reply, &mut panic_report)
+        run_handler(board, outbox, library, env, id, reply, &mut panic_report)
     };
     match answer {
         // Only the monitor competes for the gate, and it never claims: this succeeds,
         // after any ping in flight has returned.
         Some((ret, msg)) => {
             if running.gate.claim(id) {
-                core.answer(env.callback, env.user_data, ret, msg);
-                core.counters.worker.answered.bump();
+                outbox.answer(env.callback, env.user_data, ret, msg);
+                board.counters.answered.bump();
             }
         }
         // Deferred: the token answers. Closing the gate stops the worker's pings; the
@@ -189,13 +224,14 @@ fn handle<L: Library>(
         }
     }
     if let Some(report) = panic_report {
-        core.send_panic_report(report);
+        outbox.send_panic_report(report);
     }
 }
 
 /// The handler's answer, or `None` when it deferred it.
 fn run_handler<'r, L: Library>(
-    core: &Core,
+    board: &Board,
+    outbox: &Outbox,
     library: &mut Result<NonNull<L>, CallError>,
     env: &Envelope,
     id: u64,
@@ -221,8 +257,8 @@ fn run_handler<'r, L: Library>(
         Kind::Cbor => (method.cbor)(lib, payload, reply),
     }));
     if let Err(panic) = &outcome {
-        core.counters.worker.panics.bump();
-        *panic_report = core.panic_report(method.name, &**panic);
+        board.counters.panics.bump();
+        *panic_report = outbox.panic_report(method.name, &**panic);
     }
     if reply.end() {
         return None;

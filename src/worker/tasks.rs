@@ -2,8 +2,9 @@
 //!
 //! An `async fn` method becomes a task: its future, holding the method's reply token
 //! ([`Deferred`]), lives in the worker's task table. The worker polls it once at once;
-//! when it is pending, its waker pushes a marker envelope ([`TASK_WAKE`]) through the
-//! context's own ring, and the worker polls it again when it pops that marker. So async
+//! when it is pending, its waker asks the task's home ([`Requeue`]) to push a marker
+//! envelope through the context's own ring, and the worker polls it again when it pops
+//! that marker. So async
 //! and sync handlers interleave on one thread in ring order, with no second runtime.
 //!
 //! A task answers through its token, which gives it progress pings, exactly-once and
@@ -13,27 +14,63 @@
 //!
 //! Soundness: a future borrows the library (`&'static L`, extended from the worker's
 //! borrow) across `.await`s while other requests run. That is sound only if nothing
-//! takes `&mut L` while tasks live: [`Reply::spawn`] is `unsafe` with that contract,
+//! takes `&mut L` while tasks live: [`spawn_handler`] is `unsafe` with that contract,
 //! which the `library` macro upholds by requiring `&self` of every method of a library
 //! that has async methods, and the worker drops every task before the library's
 //! teardown and drop.
 
-use std::future::Future;
-use std::pin::Pin;
+use std::any::Any;
+use std::fmt::Display;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
-use crate::lifecycle::Core;
+use crate::egress::deferred::{with_drop_reason, Deferred};
+use crate::egress::reply::{Answer, Reply, TaskFuture};
+use crate::library::LibRef;
 use crate::sync::{AtomicBool, Ordering};
 
-/// The method id of a task's wake marker in the ring.
-pub(crate) const TASK_WAKE: u16 = u16::MAX;
+/// Where a woken task goes to be polled again: implemented by the context, which
+/// queues the task's key behind the requests already in its ring. It never blocks (a
+/// waker may run on any thread, also inside a callback).
+pub(crate) trait Requeue: Send + Sync {
+    fn requeue(&self, key: u64);
+}
 
-pub(crate) type TaskFuture = Pin<Box<dyn Future<Output = ()>>>;
+/// Runs an async handler: `make` builds its future from the library, and the worker
+/// polls it between requests until it answers (through the request's reply token, so
+/// its `Ok` answers `RET_OK` and its `Err` answers `ERR`). Generated for `async fn`
+/// methods.
+///
+/// # Safety
+/// While any task lives, nothing borrows the library mutably: none of its handlers
+/// calls [`LibRef::get_mut`] (every method of the library takes `&self`; the `library`
+/// macro checks it). Its teardown runs after the tasks are gone.
+pub unsafe fn spawn_handler<L, T, E, F>(
+    reply: &mut Reply,
+    lib: LibRef<'_, L>,
+    make: impl FnOnce(&'static L) -> F,
+) where
+    L: 'static,
+    T: Answer + 'static,
+    E: Display + 'static,
+    F: std::future::Future<Output = Result<T, E>> + 'static,
+{
+    let token = Deferred::<T>::take(reply);
+    // SAFETY: the library outlives every task (the worker drops them before it) and is
+    // only shared while they live, per this function's contract.
+    let lib: &'static L = unsafe { &*(lib.get() as *const L) };
+    let future = make(lib);
+    reply.set_spawned(Box::pin(async move {
+        match future.await {
+            Ok(v) => token.complete(&v),
+            Err(e) => token.fail(e),
+        }
+    }));
+}
 
 /// Wakes one task by queueing its marker (at most one marker per task at a time).
 struct TaskWaker {
-    core: Arc<Core>,
+    home: Arc<dyn Requeue>,
     key: u64,
     queued: AtomicBool,
 }
@@ -44,7 +81,7 @@ impl Wake for TaskWaker {
     }
     fn wake_by_ref(self: &Arc<Self>) {
         if !self.queued.swap(true, Ordering::AcqRel) {
-            self.core.wake_task(self.key);
+            self.home.requeue(self.key);
         }
     }
 }
@@ -55,20 +92,30 @@ struct Task {
 }
 
 /// The worker's live tasks, by key `generation << 32 | index`.
-#[derive(Default)]
 pub(crate) struct Tasks {
+    home: Arc<dyn Requeue>,
     slots: Vec<(u32, Option<Task>)>,
     free: Vec<u32>,
     live: usize,
 }
 
 impl Tasks {
+    /// No tasks yet; their wakers will requeue them at `home`.
+    pub(crate) fn new(home: Arc<dyn Requeue>) -> Self {
+        Tasks {
+            home,
+            slots: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+        }
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.live == 0
     }
 
-    /// Adds a task and polls it once.
-    pub(crate) fn spawn(&mut self, core: &Arc<Core>, future: TaskFuture) {
+    /// Adds a task and polls it once; a panic in that poll is returned.
+    pub(crate) fn spawn(&mut self, future: TaskFuture) -> Result<(), Box<dyn Any + Send>> {
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
@@ -82,23 +129,25 @@ impl Tasks {
         slot.1 = Some(Task {
             future,
             waker: Arc::new(TaskWaker {
-                core: core.clone(),
+                home: self.home.clone(),
                 key,
                 queued: AtomicBool::new(false),
             }),
         });
         self.live += 1;
-        self.poll(key);
+        self.poll(key)
     }
 
-    /// Polls the task `key` names; a stale key (the task finished) is ignored.
-    pub(crate) fn poll(&mut self, key: u64) {
+    /// Polls the task `key` names; a stale key (the task finished) is ignored. A task
+    /// that panics is dropped (its token answers `ERR`), and the panic returned for the
+    /// worker to count and report.
+    pub(crate) fn poll(&mut self, key: u64) -> Result<(), Box<dyn Any + Send>> {
         let (index, generation) = (key as u32 as usize, (key >> 32) as u32);
         let Some((slot_gen, Some(task))) = self.slots.get_mut(index) else {
-            return;
+            return Ok(());
         };
         if *slot_gen != generation {
-            return;
+            return Ok(());
         }
         // Cleared before polling: a wake during the poll queues a new marker.
         task.waker.queued.store(false, Ordering::Release);
@@ -108,14 +157,14 @@ impl Tasks {
             task.future.as_mut().poll(&mut cx)
         }));
         match outcome {
-            Ok(Poll::Pending) => {}
-            Ok(Poll::Ready(())) => self.remove(index),
+            Ok(Poll::Pending) => Ok(()),
+            Ok(Poll::Ready(())) => {
+                self.remove(index);
+                Ok(())
+            }
             Err(panic) => {
-                task.waker.core.counters.worker.panics.bump();
-                task.waker.core.report_panic("async handler", &*panic);
-                crate::egress::deferred::with_drop_reason("async handler panicked", || {
-                    self.remove(index)
-                });
+                with_drop_reason("async handler panicked", || self.remove(index));
+                Err(panic)
             }
         }
     }
@@ -131,7 +180,7 @@ impl Tasks {
 
     /// Destroy, after the timeout: drops every task (their tokens answer `ERR`).
     pub(crate) fn fail_all(&mut self) {
-        crate::egress::deferred::with_drop_reason(
+        with_drop_reason(
             "context destroyed before the async handler finished",
             || {
                 for i in 0..self.slots.len() {

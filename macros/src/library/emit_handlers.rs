@@ -42,7 +42,10 @@ pub(super) fn readers(f: &Func) -> (TokenStream, TokenStream, TokenStream) {
     let (take, token) = match &f.deferred {
         Some(t) => {
             let ok = &f.ok_ty;
-            (quote!(let #t = __out.defer::<#ok>();), quote!(#t))
+            (
+                quote!(let #t = ::ffi_dispatch::rt::Deferred::<#ok>::take(__out);),
+                quote!(#t),
+            )
         }
         None => (quote!(), quote!()),
     };
@@ -73,7 +76,7 @@ pub(super) fn method_entry(f: &Func, self_ty: &Type, on_self: bool) -> TokenStre
             // SAFETY: every method of this library takes `&self` (the macro checked), so
             // its handlers only ever `get` the value: nothing borrows it mutably while
             // the task lives.
-            unsafe { __out.spawn(__lib, move |__lib| async move { #result }) };
+            unsafe { ::ffi_dispatch::rt::spawn_handler(__out, __lib, move |__lib| async move { #result }) };
             ::core::result::Result::Ok(())
         })
     } else {

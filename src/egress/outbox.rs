@@ -1,0 +1,152 @@
+//! The one place answers leave: every terminal callback and progress ping, from the
+//! worker, a deferred reply's completer, the monitor or destroy, goes through
+//! [`Outbox::answer`], which calls the host now or queues it for the host's drain
+//! (completion mode). The outbox also keeps the table of outstanding deferred replies,
+//! their counters, and the host's diagnostic callback for caught panics.
+//!
+//! Reply tokens hold the outbox (`Arc<Outbox>`), not the context: a token kept past
+//! destroy pins this, not the request ring.
+
+use std::any::Any;
+use std::ffi::{c_int, c_void};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::abi::{Callback, DIAG_PANIC, RET_ERR};
+use crate::egress::pending::{Pending, TokenState};
+use crate::ffi::host::deliver;
+use crate::sync::counter::SharedCounter;
+use crate::threads::{calling_host, panics};
+use crate::HostFn;
+
+/// Where a context's answers leave.
+pub(crate) struct Outbox {
+    /// `Some` in completion mode (see `egress/completion.rs`).
+    #[cfg(target_os = "linux")]
+    completions: Option<crate::egress::completion::CompletionQueue>,
+    /// Outstanding deferred replies.
+    pub(crate) pending: Pending,
+    /// Terminal callbacks delivered by deferred replies (by their completer or destroy).
+    pub(crate) deferred_answered: SharedCounter,
+    pub(crate) stale_pings: SharedCounter,
+    /// The host's `DIAG_*` callback (`DIAG_PANIC` is reported where the panic was caught).
+    diagnostic: Option<HostFn<Callback>>,
+}
+
+/// Completion mode's queue, where the platform has it.
+#[cfg(target_os = "linux")]
+pub(crate) type Completions = Option<crate::egress::completion::CompletionQueue>;
+/// Completion mode's queue, where the platform has it (it needs eventfd).
+#[cfg(not(target_os = "linux"))]
+pub(crate) type Completions = ();
+
+impl Outbox {
+    #[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
+    pub(crate) fn new(completions: Completions, diagnostic: Option<HostFn<Callback>>) -> Self {
+        Outbox {
+            #[cfg(target_os = "linux")]
+            completions,
+            pending: Pending::default(),
+            deferred_answered: SharedCounter::default(),
+            stale_pings: SharedCounter::default(),
+            diagnostic,
+        }
+    }
+
+    /// Delivers a terminal callback or a progress ping: now, or into the completion
+    /// queue. `msg_nul` ends with the NUL terminator.
+    #[inline]
+    pub(crate) fn answer(
+        &self,
+        callback: Callback,
+        user_data: *mut c_void,
+        ret: c_int,
+        msg_nul: &[u8],
+    ) {
+        #[cfg(target_os = "linux")]
+        if let Some(q) = &self.completions {
+            return q.push(callback, user_data, ret, msg_nul);
+        }
+        deliver(callback, user_data, ret, msg_nul);
+    }
+
+    /// A deferred reply's answer, on whichever thread completes it (marked as inside a
+    /// callback meanwhile); the token's gate was claimed.
+    pub(crate) fn answer_deferred(&self, token: &TokenState, ret: c_int, msg_nul: &[u8]) {
+        calling_host(|| self.answer(token.callback, token.user_data, ret, msg_nul));
+        self.deferred_answered.bump();
+    }
+
+    /// Destroy: waits up to `timeout` for the outstanding deferred replies, then answers
+    /// each one still outstanding `ERR`. Returns when the table is empty.
+    pub(crate) fn shut_down_deferred(&self, timeout: Duration) {
+        let tokens = self.pending.wait_empty(Instant::now().checked_add(timeout));
+        let late: Vec<Arc<TokenState>> = tokens.by_id.values().cloned().collect();
+        drop(tokens);
+        for token in late {
+            if token.gate.claim(token.id) {
+                let msg = *b"context destroyed before the deferred reply\0";
+                self.answer_deferred(&token, RET_ERR, &msg);
+                self.pending.remove(token.id);
+            }
+        }
+        // A completer that won its claim removes its token after its callback returns.
+        drop(self.pending.wait_empty(None));
+    }
+
+    /// Reports a panic the runtime caught on one of its threads (`DIAG_PANIC`), in
+    /// place of the default hook's report on the host's stderr (`threads/panics.rs`).
+    pub(crate) fn report_panic(&self, what: &str, panic: &(dyn Any + Send)) {
+        if let Some(report) = self.panic_report(what, panic) {
+            self.send_panic_report(report);
+        }
+    }
+
+    /// The `DIAG_PANIC` text for a caught panic (with its NUL), if a host listens; for
+    /// [`Outbox::send_panic_report`] once the request's gate is closed.
+    pub(crate) fn panic_report(&self, what: &str, panic: &(dyn Any + Send)) -> Option<String> {
+        self.diagnostic?;
+        let mut msg = format!("{what} panicked: {}", panics::message(panic));
+        if let Some(at) = panics::take_location() {
+            msg.push_str(" (at ");
+            msg.push_str(&at);
+            msg.push(')');
+        }
+        msg.push('\0');
+        Some(msg)
+    }
+
+    pub(crate) fn send_panic_report(&self, report: String) {
+        if let Some(d) = self.diagnostic {
+            deliver(d.f, d.user_data, DIAG_PANIC, report.as_bytes());
+        }
+    }
+}
+
+/// Completion mode's host-facing side.
+#[cfg(target_os = "linux")]
+impl Outbox {
+    /// Destroy, first: nothing waits for the host's drain from here on.
+    pub(crate) fn unbound(&self) {
+        if let Some(q) = &self.completions {
+            q.unbound();
+        }
+    }
+
+    /// Destroy, last: what the host has not drained runs here, on its thread.
+    pub(crate) fn drain_all(&self) {
+        if let Some(q) = &self.completions {
+            q.drain_all();
+        }
+    }
+
+    /// `<lib>_drain`: `None` when the context is not in completion mode.
+    pub(crate) fn drain(&self, max: usize) -> Option<usize> {
+        self.completions.as_ref().map(|q| q.drain(max))
+    }
+
+    /// `<lib>_completion_fd`: `None` when the context is not in completion mode.
+    pub(crate) fn completion_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.completions.as_ref().map(|q| q.fd())
+    }
+}

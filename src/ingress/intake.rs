@@ -1,0 +1,229 @@
+//! The context's intake: the producer side of the request ring, with its back-pressure
+//! policy and the worker's wake word, and the one [`Inbox`] (the consumer side) the
+//! worker takes from it.
+//!
+//! Host calls push (`Intake::push`), async task wakers push markers
+//! (`Intake::push_task_wake`), and destroy closes it. The worker alone pops: the ring
+//! has a single consumer, and [`Intake::take_inbox`] hands out that role once, as a
+//! value, so that `Inbox::pop` is safe (rtrb's producer/consumer shape).
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_queue::SegQueue;
+
+use crate::abi::Refusal;
+use crate::ingress::envelope::Envelope;
+use crate::options::BackPressure;
+use crate::sync::counter::SharedCounter;
+use crate::sync::ring::{Ingress, Ring};
+use crate::sync::spin::spin_until;
+use crate::sync::wake::{SpaceWait, WorkerWake};
+use crate::sync::{AtomicBool, Ordering};
+use crate::threads::must_not_block;
+
+/// The producer side of a context's request ring.
+pub(crate) struct Intake {
+    ring: Ingress<Envelope>,
+    wake: WorkerWake,
+    /// Where producers wait for space, shared with the completion queue (whose stalled
+    /// answers they must not wait behind).
+    space: Arc<SpaceWait>,
+    /// Intake stopped: blocked producers give up (destroy step 2).
+    closed: AtomicBool,
+    /// The worker exits once the ring is empty (destroy step 4).
+    stop: AtomicBool,
+    policy: BackPressure,
+    /// Task wakes that found the ring full (rare), and the flag the worker checks.
+    overflow: SegQueue<u64>,
+    overflowed: AtomicBool,
+    /// The inbox was handed out.
+    inbox_taken: AtomicBool,
+    /// Calls this context refused.
+    pub(crate) refused: SharedCounter,
+}
+
+impl Intake {
+    pub(crate) fn new(
+        ring: Ingress<Envelope>,
+        wake: WorkerWake,
+        space: Arc<SpaceWait>,
+        policy: BackPressure,
+    ) -> Self {
+        Intake {
+            ring,
+            wake,
+            space,
+            closed: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            policy,
+            overflow: SegQueue::new(),
+            overflowed: AtomicBool::new(false),
+            inbox_taken: AtomicBool::new(false),
+            refused: SharedCounter::default(),
+        }
+    }
+
+    /// The ring, for reading its figures (`len`, the ids pushed so far).
+    pub(crate) fn ring(&self) -> &Ingress<Envelope> {
+        &self.ring
+    }
+
+    /// How many times the worker was woken from its park.
+    pub(crate) fn wakes(&self) -> u64 {
+        self.wake.wakes()
+    }
+
+    /// The eventfd the parked worker sleeps on (`None` for the futex backend).
+    #[cfg(target_os = "linux")]
+    pub(crate) fn wake_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.wake.fd()
+    }
+
+    /// Pushes an envelope, applying the back-pressure policy; wakes the worker if parked.
+    /// Returns the request's id.
+    #[inline]
+    pub(crate) fn push(&self, env: Envelope) -> Result<u64, Refusal> {
+        match self.ring.push(env) {
+            Ok(id) => {
+                self.wake.notify();
+                Ok(id)
+            }
+            Err(env) => self.push_full(env),
+        }
+    }
+
+    /// The ring was full. Kept out of line so that the hot path carries none of it
+    /// (thread-local lookup, backoff, parking).
+    #[cold]
+    #[inline(never)]
+    fn push_full(&self, mut env: Envelope) -> Result<u64, Refusal> {
+        let backoff = crossbeam_utils::Backoff::new();
+        loop {
+            // A caller in completion mode must not wait for ring space while an answer
+            // waits for the completion queue's drain, which may be this very thread's
+            // next step (a single-threaded event loop).
+            if self.policy == BackPressure::Reject
+                || must_not_block()
+                || self.space.answers_stalled()
+            {
+                return Err(Refusal::Busy);
+            }
+            if self.closed.load(Ordering::Acquire) {
+                return Err(Refusal::Err);
+            }
+            if backoff.is_completed() {
+                self.space.wait(|| {
+                    self.ring.is_full()
+                        && !self.closed.load(Ordering::Relaxed)
+                        && !self.space.answers_stalled()
+                });
+            } else {
+                backoff.snooze();
+            }
+            match self.ring.push(env) {
+                Ok(id) => {
+                    self.wake.notify();
+                    return Ok(id);
+                }
+                Err(back) => env = back,
+            }
+        }
+    }
+
+    /// Queues async task `key` to be polled: a marker through the ring, so that tasks
+    /// and requests take turns in ring order. Never blocks (a waker may run anywhere):
+    /// a full ring puts the key on the overflow queue.
+    pub(crate) fn push_task_wake(&self, key: u64) {
+        if self.ring.push(Envelope::task_wake(key)).is_err() {
+            self.overflow.push(key);
+            self.overflowed.store(true, Ordering::Release);
+        }
+        self.wake.notify();
+    }
+
+    /// Destroy step 2: new pushes that would wait give up, and the producers waiting
+    /// now are woken to see it.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.space.notify();
+    }
+
+    /// Destroy step 4, once no producer is left: the worker drains the ring and exits.
+    pub(crate) fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.wake.notify();
+    }
+
+    /// The consumer side, once: `None` if it was taken before.
+    pub(crate) fn take_inbox(&self) -> Option<Inbox<'_>> {
+        if self.inbox_taken.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        Some(Inbox {
+            intake: self,
+            _not_sync: PhantomData,
+        })
+    }
+}
+
+/// The consumer side of a context's request ring: the worker's alone (there is one
+/// per [`Intake`]), so popping needs no promise from the caller.
+pub(crate) struct Inbox<'a> {
+    intake: &'a Intake,
+    /// Popping through a shared reference from two threads would break the ring's
+    /// single-consumer rule: an inbox may move to another thread, never be shared.
+    _not_sync: PhantomData<std::cell::Cell<()>>,
+}
+
+impl<'a> Inbox<'a> {
+    /// The next request (or task wake marker), in ring order.
+    #[inline]
+    pub(crate) fn pop(&mut self) -> Option<Envelope> {
+        // SAFETY: this inbox is its intake's only consumer (`take_inbox` hands out one),
+        // and `&mut self` keeps its pops on one thread at a time.
+        unsafe { self.intake.ring.pop() }
+    }
+
+    /// How many requests are queued (a read of the producers' line: off the
+    /// one-at-a-time path).
+    pub(crate) fn len(&self) -> usize {
+        self.intake.ring.len()
+    }
+
+    /// Task keys woken while the ring was full.
+    pub(crate) fn take_overflow(&mut self) -> impl Iterator<Item = u64> + 'a {
+        let intake = self.intake;
+        let overflowed = &intake.overflowed;
+        let any = overflowed.load(Ordering::Relaxed) && overflowed.swap(false, Ordering::AcqRel);
+        std::iter::from_fn(move || if any { intake.overflow.pop() } else { None })
+    }
+
+    /// Wakes producers blocked on a full ring: the worker calls it after popping a batch.
+    pub(crate) fn space_freed(&self) {
+        self.intake.space.notify();
+    }
+
+    /// Destroy asked the worker to stop and the ring is empty. `stop` is read first: it
+    /// is set after every producer left, so once it reads true an empty ring stays
+    /// empty (but for task wakes).
+    pub(crate) fn stopped_and_empty(&self) -> bool {
+        self.intake.stop.load(Ordering::Acquire) && self.intake.ring.is_empty()
+    }
+
+    /// Idle: spins up to `spin` for work, then parks until a producer wakes it. Returns
+    /// whether the spin found work (false: it parked).
+    pub(crate) fn wait_for_work(&self, spin: Duration) -> bool {
+        let intake = self.intake;
+        // Relaxed while spinning; SeqCst in the park's recheck (see `sync/wake.rs`).
+        let has_work = |order| {
+            !intake.ring.is_empty() || intake.stop.load(order) || intake.overflowed.load(order)
+        };
+        if spin_until(spin, || has_work(Ordering::Relaxed)) {
+            return true;
+        }
+        intake.wake.park(|| has_work(Ordering::SeqCst));
+        false
+    }
+}
