@@ -8,6 +8,9 @@
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 
+/// Options' C face lives with `Options` (`options.rs`); exported from here too.
+pub use crate::options::ffid_options_init;
+
 /// Accepted; or, in a callback, the terminal success answer.
 pub const RET_OK: c_int = 0;
 /// Refused (return value) or failed (terminal callback); `msg` says why.

@@ -1,11 +1,19 @@
 //! `destroy` racing submits, model-checked with loom (`scripts/loom.sh`). The model runs
-//! the real slot state machine, ring and wake protocol in the order `submit` and
-//! `destroy` use them; the registry's static tables and the library are left out.
+//! the real slot state machine, the real intake (push, close, stop) and the worker's
+//! real inbox (pop, the stop check, spin-then-park) in the order `submit`, the worker
+//! loop and `destroy` use them; the registry's static tables and the library are left
+//! out, and an answer is a count per request.
 
+use std::ffi::{c_char, c_int, c_void};
+use std::time::Duration;
+
+use crate::ingress::envelope::{Envelope, Kind, Payload};
+use crate::ingress::intake::Intake;
 use crate::lifecycle::registry::SlotState;
-use crate::sync::ring::{Ring, TagRing};
-use crate::sync::wake::{WakeBackend, WorkerWake};
-use crate::sync::{AtomicBool, Ordering};
+use crate::options::BackPressure;
+use crate::sync::ring::{Ingress, TagRing};
+use crate::sync::wake::{SpaceWait, WakeBackend, WorkerWake};
+use crate::sync::Ordering;
 use loom::sync::atomic::AtomicUsize;
 use loom::sync::Arc;
 use loom::thread;
@@ -17,34 +25,41 @@ const REFUSED: usize = 2;
 
 struct Context {
     slot: SlotState,
-    ring: TagRing<usize>,
-    wake: WorkerWake,
-    stop: AtomicBool,
+    intake: Intake,
     answers: [AtomicUsize; 2],
     outcome: [AtomicUsize; 2],
     closes_won: AtomicUsize,
 }
 
+/// The model's requests are answered by counting, not by calling back.
+unsafe extern "C" fn never_called(_: c_int, _: *const c_char, _: usize, _: *mut c_void) {}
+
 impl Context {
     fn new() -> Arc<Self> {
         let slot = SlotState::new(GENERATION as u64);
         slot.open();
+        let ring = Ingress::Tag(TagRing::new(4));
+        let wake = WorkerWake::new(WakeBackend::Futex);
         Arc::new(Context {
             slot,
-            ring: TagRing::new(4),
-            wake: WorkerWake::new(WakeBackend::Futex),
-            stop: AtomicBool::new(false),
+            intake: Intake::new(ring, wake, std::sync::Arc::new(SpaceWait::new()), BackPressure::Block),
             answers: [AtomicUsize::new(0), AtomicUsize::new(0)],
             outcome: [AtomicUsize::new(PENDING), AtomicUsize::new(PENDING)],
             closes_won: AtomicUsize::new(0),
         })
     }
 
-    /// `submit`: enter the slot, push, leave, wake; or be refused.
+    /// `submit`: enter the slot, push (waking the worker), leave; or be refused.
     fn submit(&self, request: usize) {
         if self.slot.enter(GENERATION) {
-            self.ring.push(request).expect("the ring has room");
-            self.wake.notify();
+            let env = Envelope {
+                callback: never_called,
+                user_data: request as *mut c_void,
+                method: 0,
+                kind: Kind::Native,
+                payload: Payload::copy_from(&[]),
+            };
+            assert!(self.intake.push(env).is_ok(), "the ring has room");
             self.outcome[request].store(ACCEPTED, Ordering::Relaxed);
             self.slot.leave();
         } else {
@@ -52,23 +67,22 @@ impl Context {
         }
     }
 
-    /// The worker loop: drain, exit once stopped and empty, else park.
+    /// The worker loop: drain, exit once stopped and empty, else (no spin) park.
     fn work(&self) {
+        let mut inbox = self.intake.take_inbox().expect("one inbox");
         loop {
-            // SAFETY: the model's worker thread is the only consumer.
-            while let Some(r) = unsafe { self.ring.pop() } {
-                self.answers[r].fetch_add(1, Ordering::Relaxed);
+            while let Some(env) = inbox.pop() {
+                self.answers[env.user_data as usize].fetch_add(1, Ordering::Relaxed);
             }
-            if self.stop.load(Ordering::Acquire) && self.ring.is_empty() {
+            if inbox.stopped_and_empty() {
                 return;
             }
-            self.wake
-                .park(|| !self.ring.is_empty() || self.stop.load(Ordering::SeqCst));
+            inbox.wait_for_work(Duration::ZERO);
         }
     }
 
-    /// `destroy`: enter, close (one winner), leave, wait for callers to drain, stop
-    /// the worker. Returns whether this call won the close.
+    /// `destroy`: enter, close (one winner), leave, close the intake, wait for callers
+    /// to drain, stop the worker. Returns whether this call won the close.
     fn destroy(&self) -> bool {
         if !self.slot.enter(GENERATION) {
             return false;
@@ -79,11 +93,11 @@ impl Context {
             return false;
         }
         self.closes_won.fetch_add(1, Ordering::Relaxed);
+        self.intake.close();
         while !self.slot.drained() {
             thread::yield_now();
         }
-        self.stop.store(true, Ordering::SeqCst);
-        self.wake.notify();
+        self.intake.stop();
         true
     }
 
@@ -129,7 +143,7 @@ fn destroy_racing_two_submitters_answers_each_accepted_call_once() {
 #[test]
 fn cancel_racing_the_start_decides_once() {
     use crate::egress::gate::PingGate;
-    use crate::lifecycle::Cancels;
+    use crate::worker::board::Cancels;
     crate::sync::model("cancel racing the start", || {
         let cancels = Arc::new(Cancels::default());
         let gate = Arc::new(PingGate::new());
