@@ -3,14 +3,13 @@
 
 use std::collections::HashMap;
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::abi::Callback;
 use crate::egress::gate::PingGate;
 use crate::envelope::Kind;
-use crate::sync::lock;
+use crate::sync::{lock, AtomicU64, Ordering};
 
 /// One outstanding deferred reply.
 pub(crate) struct TokenState {

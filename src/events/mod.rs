@@ -200,6 +200,7 @@ impl EventHub {
 
     /// Whether events were queued since the last call (the worker's question, after
     /// each batch: a load of a line it rarely shares, and a store only when true).
+    #[inline]
     pub(crate) fn take_fresh(&self) -> bool {
         let fresh = self.fresh.load(Ordering::Relaxed);
         if fresh {

@@ -188,11 +188,13 @@ impl<'a> Inbox<'a> {
 
     /// How many requests are queued (a read of the producers' line: off the
     /// one-at-a-time path).
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         self.intake.ring.len()
     }
 
     /// Task keys woken while the ring was full.
+    #[inline]
     pub(crate) fn take_overflow(&mut self) -> impl Iterator<Item = u64> + 'a {
         let intake = self.intake;
         let overflowed = &intake.overflowed;
@@ -201,6 +203,7 @@ impl<'a> Inbox<'a> {
     }
 
     /// Wakes producers blocked on a full ring: the worker calls it after popping a batch.
+    #[inline]
     pub(crate) fn space_freed(&self) {
         self.intake.space.notify();
     }
@@ -208,12 +211,14 @@ impl<'a> Inbox<'a> {
     /// Destroy asked the worker to stop and the ring is empty. `stop` is read first: it
     /// is set after every producer left, so once it reads true an empty ring stays
     /// empty (but for task wakes).
+    #[inline]
     pub(crate) fn stopped_and_empty(&self) -> bool {
         self.intake.stop.load(Ordering::Acquire) && self.intake.ring.is_empty()
     }
 
     /// Idle: spins up to `spin` for work, then parks until a producer wakes it. Returns
     /// whether the spin found work (false: it parked).
+    #[inline]
     pub(crate) fn wait_for_work(&self, spin: Duration) -> bool {
         let intake = self.intake;
         // Relaxed while spinning; SeqCst in the park's recheck (see `sync/wake.rs`).

@@ -42,7 +42,12 @@ impl Context {
         let wake = WorkerWake::new(WakeBackend::Futex);
         Arc::new(Context {
             slot,
-            intake: Intake::new(ring, wake, std::sync::Arc::new(SpaceWait::new()), BackPressure::Block),
+            intake: Intake::new(
+                ring,
+                wake,
+                std::sync::Arc::new(SpaceWait::new()),
+                BackPressure::Block,
+            ),
             answers: [AtomicUsize::new(0), AtomicUsize::new(0)],
             outcome: [AtomicUsize::new(PENDING), AtomicUsize::new(PENDING)],
             closes_won: AtomicUsize::new(0),

@@ -1,6 +1,11 @@
 //! The atomics the concurrency protocols use, in one place, so that a `loom` build
 //! (`RUSTFLAGS="--cfg loom"`) substitutes its model-checked types without touching the
 //! protocol code. See `scripts/loom.sh`.
+//!
+//! The exceptions are `static`s, which need `const` constructors that loom's atomics do
+//! not have: the registry's chunk table and fork count, the payload pool's classes, the
+//! static context of a library's static methods, and the unload flags. No model covers
+//! them; each is a publish-once pointer or a counter read with its own comment.
 
 pub(crate) mod counter;
 pub(crate) mod ring;
