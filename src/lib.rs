@@ -119,6 +119,7 @@ pub use events::{EmitError, ListenerView, Sink, SinkGuard};
 pub use library::{LibRef, Library, PANICS_ARE_CAUGHT};
 
 // ## Configuring and watching a context
+pub use ffi::host::{HostFn, ThreadHooks};
 pub use ingress::envelope::INLINE_CAPACITY;
 pub use lifecycle::registry::MAX_CONTEXTS;
 pub use lifecycle::stats;
@@ -126,8 +127,7 @@ pub use lifecycle::stats::Stats;
 #[cfg(target_os = "linux")]
 pub use lifecycle::wake_fd;
 pub use options::{
-    BackPressure, CompletionMode, EventPolicy, HostFn, Options, RingKind, ThreadHooks, WakeKind,
-    MAX_RING_CAPACITY,
+    BackPressure, CompletionMode, EventPolicy, Options, RingKind, WakeKind, MAX_RING_CAPACITY,
 };
 
 // Inside the crate, the contract's names are at the root too (`crate::Request`, ...).

@@ -1,10 +1,11 @@
 //! Per-context options: the Rust form of `ffid_options`, its policies, and the host
 //! functions a context calls besides the callbacks.
 
-use std::ffi::{c_int, c_void};
+use std::ffi::c_int;
 use std::time::Duration;
 
 use crate::abi::{self, Callback};
+use crate::ffi::host::{HostFn, ThreadHooks};
 
 /// What a full ring does to a producer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -58,37 +59,6 @@ pub enum CompletionMode {
     /// [`drain`](crate::drain), woken by [`completion_fd`](crate::completion_fd) (an eventfd).
     Queue,
 }
-
-/// A host function and the `user_data` it is called with.
-#[derive(Clone, Copy, Debug)]
-pub struct HostFn<F> {
-    /// The function.
-    pub f: F,
-    /// Its `user_data` argument, never dereferenced by the runtime.
-    pub user_data: *mut c_void,
-}
-
-// SAFETY: the host's contract (see `ffid_options` in the header): its hooks and
-// diagnostic callback may be called, with their `user_data`, from the context's threads.
-unsafe impl<F: Send> Send for HostFn<F> {}
-// SAFETY: as above; the runtime only copies the pair and calls `f`.
-unsafe impl<F: Sync> Sync for HostFn<F> {}
-
-/// Start and stop hooks for the context's threads (to attach them to a VM).
-#[derive(Clone, Copy, Debug)]
-pub struct ThreadHooks {
-    /// Called first on each thread; may be `None`.
-    pub start: Option<abi::ThreadHook>,
-    /// Called last on each thread; may be `None`.
-    pub stop: Option<abi::ThreadHook>,
-    /// Passed to both.
-    pub user_data: *mut c_void,
-}
-
-// SAFETY: as for `HostFn`.
-unsafe impl Send for ThreadHooks {}
-// SAFETY: as for `HostFn`.
-unsafe impl Sync for ThreadHooks {}
 
 /// Per-context runtime options.
 #[derive(Clone, Debug)]
@@ -319,7 +289,7 @@ pub unsafe extern "C" fn ffid_options_init(opts: *mut abi::ffid_options) -> c_in
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use std::ffi::c_int;
+    use std::ffi::{c_int, c_void};
 
     #[test]
     fn options_round_trip_through_c() {

@@ -2,9 +2,9 @@
 
 use std::fmt::Write;
 
-use ffi_dispatch_schema::{FieldDesc, FnDesc, LibraryDesc, Ty};
+use ffi_dispatch_schema::{CShape, FieldDesc, FnDesc, LibraryDesc, Ty};
 
-use crate::naming::{c_type, is_scalar, named_types, notation, scalar_c, screaming};
+use crate::naming::{c_type, named_types, notation, scalar_c, screaming};
 
 // ---- C header ------------------------------------------------------------------------------
 
@@ -26,64 +26,59 @@ fn elem_ptr(lib: &LibraryDesc, t: Ty) -> String {
     }
 }
 
-/// The C declaration(s) of one slot, per the table in `marshal/mod.rs`.
+/// The C declaration(s) of one slot, in the shape [`Ty::c_shape`] gives it (the table at
+/// `schema::CShape`), each with what it holds.
 fn c_fields(lib: &LibraryDesc, name: &str, t: Ty) -> Vec<(String, String)> {
-    let pair = |ptr: String, what: &str| {
-        vec![
-            (format!("{ptr} {name}"), what.to_string()),
-            (format!("size_t {name}_len"), format!("length of {name}")),
-        ]
+    let (value, absent) = match t {
+        Ty::Option(inner) => (inner(), true),
+        t => (t, false),
     };
-    match t {
-        Ty::Str => vec![(
-            format!("const char* {name}"),
-            "NUL-terminated UTF-8, not NULL".into(),
-        )],
-        Ty::Bytes => pair(
-            "const uint8_t*".into(),
-            &format!("{name}_len bytes; may be NULL when {name}_len == 0"),
-        ),
-        Ty::Vec(inner) => pair(
-            elem_ptr(lib, inner()),
-            &format!("{name}_len elements; may be NULL when {name}_len == 0"),
-        ),
-        Ty::Record(r) => vec![(format!("{} {name}", c_type(lib, r.name)), String::new())],
-        Ty::Enum(e) => vec![(
-            format!("{} {name}", c_type(lib, e.name)),
-            format!("one of the {} values", c_type(lib, e.name)),
-        )],
-        Ty::Option(inner) => match inner() {
-            s if is_scalar(s) => vec![
-                (
-                    format!("bool has_{name}"),
-                    format!("false: {name} is absent"),
-                ),
-                (
-                    format!("{} {name}", scalar_c(s).unwrap_or("void")),
-                    String::new(),
-                ),
-            ],
-            Ty::Bytes => pair(
-                "const uint8_t*".into(),
-                &format!("NULL = absent, else {name}_len bytes"),
+    match t.c_shape() {
+        CShape::Pair => {
+            let (ptr, what) = match value {
+                Ty::Vec(e) => (elem_ptr(lib, e()), "elements"),
+                _ => ("const uint8_t*".to_string(), "bytes"),
+            };
+            let doc = if absent {
+                format!("NULL = absent, else {name}_len {what}")
+            } else {
+                format!("{name}_len {what}; may be NULL when {name}_len == 0")
+            };
+            vec![
+                (format!("{ptr} {name}"), doc),
+                (format!("size_t {name}_len"), format!("length of {name}")),
+            ]
+        }
+        CShape::Flag => vec![
+            (
+                format!("bool has_{name}"),
+                format!("false: {name} is absent"),
             ),
-            Ty::Vec(e) => pair(
-                elem_ptr(lib, e()),
-                &format!("NULL = absent, else {name}_len elements"),
+            (
+                format!("{} {name}", scalar_c(value).unwrap_or("void")),
+                String::new(),
             ),
-            Ty::Str => vec![(
-                format!("const char* {name}"),
-                "NULL = absent, else NUL-terminated UTF-8".into(),
-            )],
-            other => vec![(
-                format!("{} {name}", elem_ptr(lib, other)),
-                "NULL = absent".into(),
-            )],
-        },
-        s => vec![(
-            format!("{} {name}", scalar_c(s).unwrap_or("void")),
-            String::new(),
-        )],
+        ],
+        CShape::Single => {
+            let (decl, doc) = match value {
+                Ty::Str if absent => (
+                    "const char*".to_string(),
+                    "NULL = absent, else NUL-terminated UTF-8".to_string(),
+                ),
+                Ty::Str => (
+                    "const char*".to_string(),
+                    "NUL-terminated UTF-8, not NULL".to_string(),
+                ),
+                other if absent => (elem_ptr(lib, other), "NULL = absent".to_string()),
+                Ty::Record(r) => (c_type(lib, r.name), String::new()),
+                Ty::Enum(e) => (
+                    c_type(lib, e.name),
+                    format!("one of the {} values", c_type(lib, e.name)),
+                ),
+                s => (scalar_c(s).unwrap_or("void").to_string(), String::new()),
+            };
+            vec![(format!("{decl} {name}"), doc)]
+        }
     }
 }
 

@@ -5,10 +5,6 @@ use ffi_dispatch_schema::{LibraryDesc, Ty};
 
 // ---- naming -----------------------------------------------------------------------------
 
-pub(crate) fn is_scalar(t: Ty) -> bool {
-    scalar_c(t).is_some()
-}
-
 pub(crate) fn scalar_c(t: Ty) -> Option<&'static str> {
     Some(match t {
         Ty::Bool => "bool",

@@ -7,16 +7,9 @@ use proc_macro2::Span;
 use syn::visit_mut::VisitMut;
 use syn::{GenericArgument, Lifetime, PathArguments, Type, TypePath};
 
-/// How a slot is laid out in a C struct (see `ffi_dispatch::marshal`).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Shape {
-    /// One field `x`.
-    Single,
-    /// `x; x_len`.
-    Pair,
-    /// `has_x; x`.
-    Flag,
-}
+/// How a slot is laid out in a C struct: the table at `ffi_dispatch_schema::CShape`,
+/// shared with the header renderer. Here it is read from a type's spelling.
+pub use ffi_dispatch_schema::CShape as Shape;
 
 /// Where a type is used: decides what is allowed and how errors read.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -49,6 +49,67 @@ pub enum Ty {
     Enum(&'static EnumDesc),
 }
 
+/// How a slot (a parameter or a record field) of a type is laid out in a C struct: the
+/// one table the macros (which declare the `#[repr(C)]` structs), the runtime's
+/// marshalling (`ffi_dispatch::marshal`, whose types the generated code checks against
+/// these structs) and the header renderer all follow.
+///
+/// | type | shape | C fields |
+/// |---|---|---|
+/// | `bool`, `u8`..`u64`, `i8`..`i64`, `f32`, `f64` | single | the C scalar (`bool` is one byte) |
+/// | `&str`, `String` | single | `const char* x` (NUL-terminated UTF-8, not null) |
+/// | `&[u8]`, `Vec<u8>` | pair | `const uint8_t* x; size_t x_len` (null only when `x_len == 0`) |
+/// | `Vec<T>` | pair | `const T* x; size_t x_len`, `T` the element's C form |
+/// | record | single | its `#[repr(C)]` mirror, by value |
+/// | fieldless enum | single | the C enum (`int32_t`) |
+/// | `Option<scalar>` | flag | `bool has_x; T x` |
+/// | `Option<&str>`, `Option<record>`, `Option<enum>` | single | a pointer, null for `None` |
+/// | `Option<bytes>`, `Option<Vec<T>>` | pair | `x; x_len`, `x` null for `None` |
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CShape {
+    /// One field `x`.
+    Single,
+    /// `x; x_len`: a pointer and a length.
+    Pair,
+    /// `has_x; x`: a presence flag and the value.
+    Flag,
+}
+
+impl Ty {
+    /// Whether the type is a C scalar (a number or `bool`).
+    pub fn is_scalar(self) -> bool {
+        matches!(
+            self,
+            Ty::Bool
+                | Ty::U8
+                | Ty::U16
+                | Ty::U32
+                | Ty::U64
+                | Ty::I8
+                | Ty::I16
+                | Ty::I32
+                | Ty::I64
+                | Ty::F32
+                | Ty::F64
+        )
+    }
+
+    /// The shape of a slot of this type (see [`CShape`]).
+    pub fn c_shape(self) -> CShape {
+        match self {
+            Ty::Bytes | Ty::Vec(_) => CShape::Pair,
+            Ty::Option(inner) => match inner() {
+                t if t.is_scalar() => CShape::Flag,
+                t => match t.c_shape() {
+                    CShape::Pair => CShape::Pair,
+                    _ => CShape::Single,
+                },
+            },
+            _ => CShape::Single,
+        }
+    }
+}
+
 /// A named, documented, typed slot: a parameter or a record field.
 pub struct FieldDesc {
     /// Name (the CBOR key and the C field).

@@ -37,7 +37,7 @@ use crossbeam_utils::Backoff;
 
 use crate::abi::Callback;
 use crate::envelope::Payload;
-use crate::ffi::host::deliver;
+use crate::ffi::host::{deliver, UserData};
 use crate::sync::ring::{Ring, TagRing};
 use crate::sync::wake::{EventFd, SpaceWait};
 use crate::sync::{AtomicBool, Ordering};
@@ -116,15 +116,11 @@ mod loom_models {
 
 struct Completion {
     callback: Callback,
-    user_data: *mut c_void,
+    user_data: UserData,
     ret: c_int,
     /// The message with its NUL terminator.
     msg: Payload,
 }
-
-// SAFETY: `user_data` is the host's opaque token, handed back to its callback on the
-// host's thread as the header documents; the payload is owned.
-unsafe impl Send for Completion {}
 
 /// Whether the host has been told (through the fd) that completions wait.
 pub(crate) struct Signal(AtomicBool);
@@ -195,7 +191,7 @@ impl CompletionQueue {
     ) {
         let mut c = Completion {
             callback,
-            user_data,
+            user_data: UserData(user_data),
             ret,
             msg: Payload::copy_from(msg_nul),
         };
@@ -265,7 +261,7 @@ impl CompletionQueue {
                 let Some(c) = (unsafe { self.ring.pop() }).or_else(|| self.overflow.pop()) else {
                     break;
                 };
-                deliver(c.callback, c.user_data, c.ret, c.msg.as_slice());
+                deliver(c.callback, c.user_data.0, c.ret, c.msg.as_slice());
                 ran += 1;
             }
             ran

@@ -73,7 +73,7 @@ impl Outbox {
     /// A deferred reply's answer, on whichever thread completes it (marked as inside a
     /// callback meanwhile); the token's gate was claimed.
     pub(crate) fn answer_deferred(&self, token: &TokenState, ret: c_int, msg_nul: &[u8]) {
-        calling_host(|| self.answer(token.callback, token.user_data, ret, msg_nul));
+        calling_host(|| self.answer(token.callback, token.user_data.0, ret, msg_nul));
         self.deferred_answered.bump();
     }
 

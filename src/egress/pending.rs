@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crate::abi::Callback;
 use crate::egress::gate::PingGate;
 use crate::envelope::Kind;
+use crate::ffi::host::UserData;
 use crate::sync::{lock, AtomicU64, Ordering};
 
 /// One outstanding deferred reply.
@@ -17,7 +18,7 @@ pub(crate) struct TokenState {
     pub(crate) id: u64,
     pub(crate) gate: PingGate,
     pub(crate) callback: Callback,
-    pub(crate) user_data: *mut c_void,
+    pub(crate) user_data: UserData,
     pub(crate) kind: Kind,
     created: Instant,
     /// When the monitor pings next, in ms since `created` (the monitor's alone).
@@ -31,7 +32,7 @@ impl TokenState {
             id,
             gate: PingGate::new(),
             callback,
-            user_data,
+            user_data: UserData(user_data),
             kind,
             created: Instant::now(),
             next_ping_ms: AtomicU64::new(0),
@@ -40,12 +41,6 @@ impl TokenState {
         state
     }
 }
-
-// SAFETY: `user_data` is the host's opaque token; the header's contract lets the runtime
-// hand it back to the callback on any thread that answers the request.
-unsafe impl Send for TokenState {}
-// SAFETY: as above; the other fields are atomics or immutable.
-unsafe impl Sync for TokenState {}
 
 /// The table of a context's outstanding deferred replies.
 #[derive(Default)]

@@ -129,7 +129,7 @@ impl Reply {
         self.start(env.kind);
         self.request = Some(Current {
             callback: env.callback,
-            user_data: env.user_data,
+            user_data: env.user_data.0,
             id,
         });
         self.deferred = false;

@@ -43,7 +43,7 @@ use minicbor::Encoder;
 
 use crate::abi::{Callback, RET_OK};
 use crate::egress::reply::{Answer, Reply};
-use crate::ffi::host::deliver;
+use crate::ffi::host::{deliver, UserData};
 use crate::ingress::envelope::{Kind, Payload};
 pub use crate::library::EventDesc;
 use crate::library::Library;
@@ -100,7 +100,7 @@ struct Listener {
     event: Option<u16>,
     view: ListenerView,
     callback: Callback,
-    user_data: *mut c_void,
+    user_data: UserData,
     active: AtomicBool,
 }
 
@@ -127,12 +127,6 @@ impl Listener {
         }
     }
 }
-
-// SAFETY: `user_data` is the host's opaque token, handed back to its callback on the
-// event thread as the header documents; the rest is immutable or atomic.
-unsafe impl Send for Listener {}
-// SAFETY: as above.
-unsafe impl Sync for Listener {}
 
 struct Event {
     id: u16,
@@ -276,7 +270,7 @@ impl EventHub {
             event,
             view,
             callback,
-            user_data,
+            user_data: UserData(user_data),
             active: AtomicBool::new(true),
         });
         let mut table = crate::sync::lock(&self.listeners);
@@ -495,7 +489,7 @@ impl Delivery {
             hub.call_seq.bump();
             if l.begin_call(&hub.calling) {
                 hub.delivered.bump();
-                deliver(l.callback, l.user_data, ret, bytes);
+                deliver(l.callback, l.user_data.0, ret, bytes);
             }
             hub.calling.store(0, Ordering::Release);
         }
@@ -519,7 +513,7 @@ mod loom_models {
                 event: None,
                 view: ListenerView::Cbor,
                 callback: never,
-                user_data: std::ptr::null_mut(),
+                user_data: UserData(std::ptr::null_mut()),
                 active: AtomicBool::new(true),
             });
             let calling = Arc::new(AtomicU64::new(0));

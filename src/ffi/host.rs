@@ -5,11 +5,12 @@
 //! never dereferences, only passes back. The header's contract lets the runtime call
 //! them from the context's threads (and, in completion mode, from the host's drain), so
 //! moving them between threads is the host's promise, argued here once for
-//! [`UserData`].
+//! [`UserData`]; every struct that keeps a `user_data` holds it as one, and the two
+//! public pairs ([`HostFn`], [`ThreadHooks`]) refer to that argument.
 
 use std::ffi::{c_int, c_void};
 
-use crate::abi::Callback;
+use crate::abi::{Callback, ThreadHook};
 
 /// Invokes the host's callback. The bytes must end with the NUL terminator, which is
 /// not counted in `len`.
@@ -23,6 +24,8 @@ pub(crate) fn deliver(callback: Callback, user_data: *mut c_void, ret: c_int, ms
 }
 
 /// The host's `user_data`: a `*mut c_void` that may cross to the thread that answers.
+/// `UserData(ptr)` is made where the host hands the pointer over, `.0` read where it
+/// is passed back.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct UserData(pub(crate) *mut c_void);
 
@@ -32,3 +35,35 @@ pub(crate) struct UserData(pub(crate) *mut c_void);
 unsafe impl Send for UserData {}
 // SAFETY: as above: shared references only copy the pointer.
 unsafe impl Sync for UserData {}
+
+/// A host function and the `user_data` it is called with.
+#[derive(Clone, Copy, Debug)]
+pub struct HostFn<F> {
+    /// The function.
+    pub f: F,
+    /// Its `user_data` argument, never dereferenced by the runtime.
+    pub user_data: *mut c_void,
+}
+
+// SAFETY: as for `UserData`: the runtime only copies the pair and calls `f` on the
+// threads the header names (`ffid_options`: hooks and the diagnostic callback run on the
+// context's threads).
+unsafe impl<F: Send> Send for HostFn<F> {}
+// SAFETY: as above.
+unsafe impl<F: Sync> Sync for HostFn<F> {}
+
+/// Start and stop hooks for the context's threads (to attach them to a VM).
+#[derive(Clone, Copy, Debug)]
+pub struct ThreadHooks {
+    /// Called first on each thread; may be `None`.
+    pub start: Option<ThreadHook>,
+    /// Called last on each thread; may be `None`.
+    pub stop: Option<ThreadHook>,
+    /// Passed to both.
+    pub user_data: *mut c_void,
+}
+
+// SAFETY: as for `UserData` (the hooks run on the context's own threads).
+unsafe impl Send for ThreadHooks {}
+// SAFETY: as above.
+unsafe impl Sync for ThreadHooks {}

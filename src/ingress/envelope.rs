@@ -15,6 +15,7 @@
 use std::ffi::{c_int, c_void};
 
 use crate::abi::{Callback, Refusal};
+use crate::ffi::host::UserData;
 use crate::CallError;
 
 /// Payloads up to this many bytes travel inside the ring slot (no allocation): as much as
@@ -229,7 +230,7 @@ pub(crate) enum Kind {
 #[repr(C)]
 pub(crate) struct Envelope {
     pub(crate) callback: Callback,
-    pub(crate) user_data: *mut c_void,
+    pub(crate) user_data: UserData,
     pub(crate) method: u16,
     pub(crate) kind: Kind,
     pub(crate) payload: Payload,
@@ -237,11 +238,6 @@ pub(crate) struct Envelope {
 
 // An envelope and the ring's 8-byte tag fill one 128-byte slot, no more.
 const _: () = assert!(std::mem::size_of::<Envelope>() + 8 <= 128);
-
-// SAFETY: the envelope owns its payload; `user_data` is an opaque token that the host,
-// by the documented contract of every call function, allows to be handed back to its
-// callback on the context's worker thread. The runtime never dereferences it.
-unsafe impl Send for Envelope {}
 
 /// The method id of an async task's wake marker: no method has it (a library has at
 /// most `u16::MAX` methods, ids from 0).
@@ -261,7 +257,7 @@ impl Envelope {
         }
         Envelope {
             callback: never_called,
-            user_data: key as usize as *mut c_void,
+            user_data: UserData(key as usize as *mut c_void),
             method: TASK_WAKE,
             kind: Kind::Native,
             payload: Payload::copy_from(&[]),
@@ -271,7 +267,7 @@ impl Envelope {
     /// The task key, when this is a task wake marker.
     #[inline]
     pub(crate) fn task_key(&self) -> Option<u64> {
-        (self.method == TASK_WAKE).then_some(self.user_data as usize as u64)
+        (self.method == TASK_WAKE).then_some(self.user_data.0 as usize as u64)
     }
 }
 

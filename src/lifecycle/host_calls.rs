@@ -136,7 +136,7 @@ pub fn submit<L: Library>(
     }
     let env = Envelope {
         callback,
-        user_data,
+        user_data: UserData(user_data),
         method,
         kind: request.kind,
         payload: request.payload,

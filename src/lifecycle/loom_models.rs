@@ -7,6 +7,7 @@
 use std::ffi::{c_char, c_int, c_void};
 use std::time::Duration;
 
+use crate::ffi::host::UserData;
 use crate::ingress::envelope::{Envelope, Kind, Payload};
 use crate::ingress::intake::Intake;
 use crate::lifecycle::registry::SlotState;
@@ -59,7 +60,7 @@ impl Context {
         if self.slot.enter(GENERATION) {
             let env = Envelope {
                 callback: never_called,
-                user_data: request as *mut c_void,
+                user_data: UserData(request as *mut c_void),
                 method: 0,
                 kind: Kind::Native,
                 payload: Payload::copy_from(&[]),
@@ -77,7 +78,7 @@ impl Context {
         let mut inbox = self.intake.take_inbox().expect("one inbox");
         loop {
             while let Some(env) = inbox.pop() {
-                self.answers[env.user_data as usize].fetch_add(1, Ordering::Relaxed);
+                self.answers[env.user_data.0 as usize].fetch_add(1, Ordering::Relaxed);
             }
             if inbox.stopped_and_empty() {
                 return;

@@ -44,9 +44,10 @@ use std::time::Duration;
 
 use crate::egress::outbox::{Completions, Outbox};
 use crate::events::EventHub;
+use crate::ffi::host::ThreadHooks;
 use crate::ingress::intake::Intake;
 use crate::library::Library;
-use crate::options::{Options, RingKind, ThreadHooks, WakeKind};
+use crate::options::{Options, RingKind, WakeKind};
 use crate::sync::ring::{ArrayRing, Ingress, TagRing};
 use crate::sync::wake::{SpaceWait, WakeBackend, WorkerWake};
 use crate::threads::ThreadRole;

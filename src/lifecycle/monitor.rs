@@ -163,7 +163,7 @@ pub(crate) fn run(core: Arc<Core>, settings: Settings, tick: Duration) {
         // Deferred replies not answered yet.
         if settings.stale_ping.is_some() {
             for (token, elapsed) in core.outbox.pending.due(now, interval) {
-                let target = || (token.callback, token.user_data);
+                let target = || (token.callback, token.user_data.0);
                 ping(&core, &token.gate, token.id, target, elapsed);
             }
         }

@@ -1,19 +1,10 @@
 //! Native marshalling: how each supported Rust type looks in C, and how it crosses.
 //!
-//! Every parameter or record field of type `T` occupies one, or two, consecutive fields
-//! of a `#[repr(C)]` struct, given by [`Native::Fields`]:
-//!
-//! | Rust | C fields |
-//! |---|---|
-//! | `bool`, `u8`..`u64`, `i8`..`i64`, `f32`, `f64` | the C scalar (`bool` is one byte) |
-//! | `&str`, `String` | `const char* x` (NUL-terminated UTF-8, not null) |
-//! | `&[u8]`, `Vec<u8>` | `const uint8_t* x; size_t x_len` (null only when `x_len == 0`) |
-//! | `Vec<T>` | `const T* x; size_t x_len`, `T` the element's C form |
-//! | record | its `#[repr(C)]` mirror, by value |
-//! | fieldless enum | the C enum (`int32_t`) |
-//! | `Option<scalar>` | `bool has_x; T x` |
-//! | `Option<&str>`, `Option<record>`, `Option<enum>` | a pointer, null for `None` |
-//! | `Option<bytes>`, `Option<Vec<T>>` | `x; x_len`, `x` null for `None` |
+//! Every parameter or record field of type `T` occupies one or two consecutive fields
+//! of a `#[repr(C)]` struct, given by [`Native::Fields`], in the shape the one layout
+//! table gives it: [`CShape`](crate::schema::CShape), which the proc-macros and the header
+//! renderer follow too (and the generated code checks these types against the structs
+//! the macros declare).
 //!
 //! Two directions use these fields. Into the library, an export copies the host's fields
 //! into the request payload with [`Native::write`] (checking pointers, UTF-8 and enum
@@ -21,14 +12,15 @@
 //! worker reads the value back with [`ReadNative::read`], borrowing strings and bytes
 //! from the payload. Out of the library, a record answer is laid out as its C mirror with
 //! [`Native::to_c`], whatever it points to placed in an [`Arena`] owned by the reply.
-//!
-//! The header renderer in [`crate::schema`] follows the same table; the proc-macros pick
-//! the one- or two-field shape by the same rules.
 
+mod arena;
 pub mod cbor;
 
+use arena::round8;
+pub use arena::Arena;
+
 use std::ffi::{c_char, CStr};
-use std::mem::{align_of, size_of};
+use std::mem::size_of;
 
 use crate::abi::Refusal;
 use crate::envelope::{FieldReader, FieldWriter};
@@ -107,99 +99,6 @@ pub trait SingleField: Copy {}
 
 /// Compile-time check used by the generated code (see [`SingleField`]).
 pub const fn assert_single_field<T: SingleField>() {}
-
-/// Where an answer's C form keeps the data its pointers point to. Allocations are
-/// 8-byte aligned and sized in advance, so no pointer handed out moves before the
-/// callback returns.
-pub struct Arena {
-    words: Vec<u64>,
-    used: usize,
-}
-
-const fn round8(n: usize) -> usize {
-    (n + 7) & !7
-}
-
-impl Default for Arena {
-    fn default() -> Self {
-        Arena::new()
-    }
-}
-
-impl Arena {
-    /// An empty arena (a host written in Rust uses one to build C forms with
-    /// [`Native::to_c`]).
-    pub fn new() -> Self {
-        Arena {
-            words: Vec::new(),
-            used: 0,
-        }
-    }
-
-    /// Empties the arena and makes room for `bytes` (zero-filled); pointers taken
-    /// before are invalid afterwards.
-    pub fn reset(&mut self, bytes: usize) {
-        self.words.clear();
-        self.words.resize(round8(bytes) / 8, 0);
-        self.used = 0;
-    }
-
-    /// The start of the arena.
-    pub(crate) fn base(&self) -> *const u8 {
-        self.words.as_ptr().cast()
-    }
-
-    /// Takes `n` bytes (rounded up to 8). Panics, which the worker turns into an `ERR`
-    /// answer, if the sizes given to `reset` were short: a bug in a `c_extra`.
-    fn take(&mut self, n: usize) -> *mut u8 {
-        let end = self.used + round8(n);
-        assert!(
-            end <= self.words.len() * 8,
-            "arena overrun: c_extra and to_c disagree"
-        );
-        // SAFETY: `used <= end <= words.len() * 8`, so the offset stays inside the
-        // allocation; the buffer is not resized until the next `reset`.
-        let p = unsafe { self.words.as_mut_ptr().cast::<u8>().add(self.used) };
-        self.used = end;
-        p
-    }
-
-    /// Copies bytes into the arena (never null, even when empty).
-    pub fn put_bytes(&mut self, b: &[u8]) -> *const u8 {
-        let p = self.take(b.len());
-        // SAFETY: `take` returned `b.len()` writable bytes that `b` cannot overlap.
-        unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), p, b.len()) };
-        p
-    }
-
-    /// Copies a string and a NUL terminator into the arena.
-    pub fn put_str(&mut self, s: &str) -> *const c_char {
-        let p = self.take(s.len() + 1);
-        // SAFETY: `take` returned `s.len() + 1` writable, zero-filled bytes, so the
-        // byte after the copy is the terminator.
-        unsafe { std::ptr::copy_nonoverlapping(s.as_ptr(), p, s.len()) };
-        p.cast()
-    }
-
-    /// Room for `n` values of `T` (zero-filled); the caller writes them.
-    pub fn array<T: Copy>(&mut self, n: usize) -> *mut T {
-        assert!(align_of::<T>() <= 8, "C forms are at most 8-byte aligned");
-        self.take(n * size_of::<T>()).cast()
-    }
-
-    /// Places one value and returns its address.
-    pub fn put<T: Copy>(&mut self, v: T) -> *const T {
-        let p = self.array::<T>(1);
-        // SAFETY: `array` returned room for one aligned `T`.
-        unsafe { p.write(v) };
-        p
-    }
-
-    /// Arena bytes for `n` values of `T`, as [`Arena::array`] takes them.
-    pub const fn array_size<T>(n: usize) -> usize {
-        round8(n * size_of::<T>())
-    }
-}
 
 // ---- scalars ------------------------------------------------------------------------
 

@@ -64,7 +64,7 @@ impl Running {
     pub(crate) fn set(&self, env: &Envelope) {
         self.callback
             .store(env.callback as *mut c_void, Ordering::Relaxed);
-        self.user_data.store(env.user_data, Ordering::Relaxed);
+        self.user_data.store(env.user_data.0, Ordering::Relaxed);
         self.method.store(env.method as u32, Ordering::Relaxed);
     }
 

@@ -213,7 +213,7 @@ fn handle<L: Library>(
         // after any ping in flight has returned.
         Some((ret, msg)) => {
             if running.gate.claim(id) {
-                outbox.answer(env.callback, env.user_data, ret, msg);
+                outbox.answer(env.callback, env.user_data.0, ret, msg);
                 board.counters.answered.bump();
             }
         }

@@ -1,0 +1,99 @@
+//! The arena an answer's C form lives in: what its pointers point to stays put until
+//! the callback returns.
+
+use std::ffi::c_char;
+use std::mem::{align_of, size_of};
+
+/// Where an answer's C form keeps the data its pointers point to. Allocations are
+/// 8-byte aligned and sized in advance, so no pointer handed out moves before the
+/// callback returns.
+pub struct Arena {
+    words: Vec<u64>,
+    used: usize,
+}
+
+/// `n` rounded up to the arena's 8-byte granule.
+pub(crate) const fn round8(n: usize) -> usize {
+    (n + 7) & !7
+}
+
+impl Default for Arena {
+    fn default() -> Self {
+        Arena::new()
+    }
+}
+
+impl Arena {
+    /// An empty arena (a host written in Rust uses one to build C forms with
+    /// [`Native::to_c`]).
+    pub fn new() -> Self {
+        Arena {
+            words: Vec::new(),
+            used: 0,
+        }
+    }
+
+    /// Empties the arena and makes room for `bytes` (zero-filled); pointers taken
+    /// before are invalid afterwards.
+    pub fn reset(&mut self, bytes: usize) {
+        self.words.clear();
+        self.words.resize(round8(bytes) / 8, 0);
+        self.used = 0;
+    }
+
+    /// The start of the arena.
+    pub(crate) fn base(&self) -> *const u8 {
+        self.words.as_ptr().cast()
+    }
+
+    /// Takes `n` bytes (rounded up to 8). Panics, which the worker turns into an `ERR`
+    /// answer, if the sizes given to `reset` were short: a bug in a `c_extra`.
+    fn take(&mut self, n: usize) -> *mut u8 {
+        let end = self.used + round8(n);
+        assert!(
+            end <= self.words.len() * 8,
+            "arena overrun: c_extra and to_c disagree"
+        );
+        // SAFETY: `used <= end <= words.len() * 8`, so the offset stays inside the
+        // allocation; the buffer is not resized until the next `reset`.
+        let p = unsafe { self.words.as_mut_ptr().cast::<u8>().add(self.used) };
+        self.used = end;
+        p
+    }
+
+    /// Copies bytes into the arena (never null, even when empty).
+    pub fn put_bytes(&mut self, b: &[u8]) -> *const u8 {
+        let p = self.take(b.len());
+        // SAFETY: `take` returned `b.len()` writable bytes that `b` cannot overlap.
+        unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), p, b.len()) };
+        p
+    }
+
+    /// Copies a string and a NUL terminator into the arena.
+    pub fn put_str(&mut self, s: &str) -> *const c_char {
+        let p = self.take(s.len() + 1);
+        // SAFETY: `take` returned `s.len() + 1` writable, zero-filled bytes, so the
+        // byte after the copy is the terminator.
+        unsafe { std::ptr::copy_nonoverlapping(s.as_ptr(), p, s.len()) };
+        p.cast()
+    }
+
+    /// Room for `n` values of `T` (zero-filled); the caller writes them.
+    pub fn array<T: Copy>(&mut self, n: usize) -> *mut T {
+        assert!(align_of::<T>() <= 8, "C forms are at most 8-byte aligned");
+        self.take(n * size_of::<T>()).cast()
+    }
+
+    /// Places one value and returns its address.
+    pub fn put<T: Copy>(&mut self, v: T) -> *const T {
+        let p = self.array::<T>(1);
+        // SAFETY: `array` returned room for one aligned `T`.
+        unsafe { p.write(v) };
+        p
+    }
+
+    /// Arena bytes for `n` values of `T`, as [`Arena::array`] takes them.
+    pub const fn array_size<T>(n: usize) -> usize {
+        round8(n * size_of::<T>())
+    }
+}
