@@ -276,7 +276,9 @@ impl EventHub {
         let mut table = crate::sync::lock(&self.listeners);
         table.push(listener);
         self.live.store(table.len(), Ordering::Relaxed);
-        self.version.fetch_add(1, Ordering::Release);
+        // Relaxed would do: the event thread reads the table under the lock, which
+        // orders its contents; the version only says a re-read is due.
+        self.version.fetch_add(1, Ordering::Relaxed);
         id
     }
 
@@ -288,7 +290,7 @@ impl EventHub {
         };
         let listener = table.remove(i);
         self.live.store(table.len(), Ordering::Relaxed);
-        self.version.fetch_add(1, Ordering::Release);
+        self.version.fetch_add(1, Ordering::Relaxed); // as in `add`
         drop(table);
         // On the event thread (inside a callback) there is nothing to wait for: the
         // thread checks `active` before every later call.
@@ -439,7 +441,10 @@ struct Delivery {
 
 impl Delivery {
     fn deliver(&mut self, hub: &EventHub, ev: &Event) {
-        let version = hub.version.load(Ordering::Acquire);
+        // Relaxed: a change is seen by a later event at the latest, and the lock orders
+        // the table's contents. `remove` does not rely on it: it waits on `calling` and
+        // clears `active`, which the thread checks before every call.
+        let version = hub.version.load(Ordering::Relaxed);
         if version != self.version {
             self.snapshot = crate::sync::lock(&hub.listeners).clone();
             self.version = version;

@@ -138,6 +138,9 @@ impl Intake {
     pub(crate) fn push_task_wake(&self, key: u64) {
         if self.ring.push(Envelope::task_wake(key)).is_err() {
             self.overflow.push(key);
+            // After the push (the queue synchronises its own contents): a worker that
+            // swaps the flag off then finds the key. Release/AcqRel keep the flag from
+            // being seen before the key is queued.
             self.overflowed.store(true, Ordering::Release);
         }
         self.wake.notify();
@@ -146,6 +149,9 @@ impl Intake {
     /// Destroy step 2: new pushes that would wait give up, and the producers waiting
     /// now are woken to see it.
     pub(crate) fn close(&self) {
+        // SeqCst store, then `notify`'s SeqCst fence and load of the waiters: a producer
+        // that registered to wait and then re-checks `closed` either sees it or is
+        // woken (the space wait's store-fence-load pair, `sync/wake.rs`).
         self.closed.store(true, Ordering::SeqCst);
         self.space.notify();
     }

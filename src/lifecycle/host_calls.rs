@@ -18,7 +18,7 @@ use crate::options::Options;
 use crate::sync::ring::Ingress;
 use crate::threads::{must_not_block, ThreadRole};
 
-use super::{shut_down, Core, LAST_REQUEST_ID};
+use super::{shut_down, Context, LAST_REQUEST_ID};
 
 /// Creates a context for library `L`: starts its threads; the worker runs
 /// `L::construct` on `config()` and reports the outcome through `callback`. Returns
@@ -43,7 +43,7 @@ pub fn create<L: Library>(
     };
     registry::guard_fork();
     crate::threads::panics::keep_quiet();
-    let Some(core) = Core::new::<L>(&options) else {
+    let Some(core) = Context::new::<L>(&options) else {
         return std::ptr::null_mut();
     };
     let core = Arc::new(core);
@@ -62,7 +62,7 @@ pub fn create<L: Library>(
 /// had no worker has reported to the host yet and NULL keeps the "no callback" promise.
 /// Each thread started is handed to `core` at once, for `shut_down` to join.
 fn start_threads<L: Library>(
-    core: &Arc<Core>,
+    core: &Arc<Context>,
     options: &Options,
     callback: Callback,
     user_data: UserData,
@@ -130,7 +130,7 @@ pub fn submit<L: Library>(
     let Some(guard) = registry::acquire(ctx.cast()) else {
         return RET_ERR;
     };
-    let core = guard.core();
+    let core = guard.context();
     if core.library != TypeId::of::<L>() {
         return RET_ERR;
     }
@@ -157,8 +157,8 @@ pub fn submit<L: Library>(
 #[cold]
 fn refused<L: Library>(ctx: *mut ffid_ctx, refusal: Refusal) -> c_int {
     if let Some(guard) = registry::acquire(ctx.cast()) {
-        if guard.core().library == TypeId::of::<L>() {
-            guard.core().intake.refused.bump();
+        if guard.context().library == TypeId::of::<L>() {
+            guard.context().intake.refused.bump();
         }
     }
     refusal.code()
@@ -186,9 +186,9 @@ pub unsafe fn submit_cbor<L: Library>(
 }
 
 /// Borrows a live context of library `L` for the duration of `f`.
-fn with_core<L: Library, R>(ctx: *mut ffid_ctx, f: impl FnOnce(&Core) -> R) -> Option<R> {
+fn with_core<L: Library, R>(ctx: *mut ffid_ctx, f: impl FnOnce(&Context) -> R) -> Option<R> {
     let guard = registry::acquire(ctx.cast())?;
-    let core = guard.core();
+    let core = guard.context();
     (core.library == TypeId::of::<L>()).then(|| f(core))
 }
 
@@ -258,7 +258,7 @@ pub fn completion_fd<L: Library>(ctx: *mut ffid_ctx) -> Option<c_int> {
 /// Reads a live context's counters; `None` for a stale or invalid handle.
 pub fn stats(ctx: *mut ffid_ctx) -> Option<Stats> {
     let guard = registry::acquire(ctx.cast())?;
-    Some(guard.core().stats())
+    Some(guard.context().stats())
 }
 
 /// Writes a context's counters into the host's struct (`ffid_context_stats`, `<lib>_stats`).
@@ -344,5 +344,5 @@ pub fn remove_listener<L: Library>(ctx: *mut ffid_ctx, id: u64) -> c_int {
 /// stays owned by the context and is closed when it is destroyed.
 #[cfg(target_os = "linux")]
 pub fn wake_fd(ctx: *mut ffid_ctx) -> Option<std::os::fd::RawFd> {
-    registry::acquire(ctx.cast())?.core().intake.wake_fd()
+    registry::acquire(ctx.cast())?.context().intake.wake_fd()
 }

@@ -24,7 +24,7 @@ const PENDING: usize = 0;
 const ACCEPTED: usize = 1;
 const REFUSED: usize = 2;
 
-struct Context {
+struct Model {
     slot: SlotState,
     intake: Intake,
     answers: [AtomicUsize; 2],
@@ -35,13 +35,13 @@ struct Context {
 /// The model's requests are answered by counting, not by calling back.
 unsafe extern "C" fn never_called(_: c_int, _: *const c_char, _: usize, _: *mut c_void) {}
 
-impl Context {
+impl Model {
     fn new() -> Arc<Self> {
         let slot = SlotState::new(GENERATION as u64);
         slot.open();
         let ring = Ingress::Tag(TagRing::new(4));
         let wake = WorkerWake::new(WakeBackend::Futex);
-        Arc::new(Context {
+        Arc::new(Model {
             slot,
             intake: Intake::new(
                 ring,
@@ -124,7 +124,7 @@ impl Context {
 #[test]
 fn destroy_racing_two_submitters_answers_each_accepted_call_once() {
     crate::sync::model("destroy racing 2 submitters", || {
-        let ctx = Context::new();
+        let ctx = Model::new();
         let worker = {
             let ctx = ctx.clone();
             thread::spawn(move || ctx.work())
@@ -171,7 +171,7 @@ fn cancel_racing_the_start_decides_once() {
 #[test]
 fn two_destroys_racing_a_submitter_free_once() {
     crate::sync::model("two destroys racing 1 submitter", || {
-        let ctx = Context::new();
+        let ctx = Model::new();
         let worker = {
             let ctx = ctx.clone();
             thread::spawn(move || ctx.work())

@@ -1,6 +1,6 @@
 //! Context lifecycle: create, submit, cancel, destroy, stats.
 //!
-//! A context is a [`Core`] (ring, wake words, flags, counters, event hub; not generic)
+//! A context is a [`Context`] (ring, wake words, flags, counters, event hub; not generic)
 //! shared by the registry, the host threads that call into it and its threads: the
 //! worker, which alone holds the library value, the event thread, and the monitor
 //! (pings and diagnostics; only when configured). Destroy is synchronous and ordered so
@@ -56,7 +56,7 @@ use crate::worker::tasks::Requeue;
 use crate::worker::Ports;
 
 /// A context: its parts, each with its owner, and its threads. The registry holds it
-/// (`Arc<Core>`); host calls borrow it through the registry, its threads own a clone.
+/// (`Arc<Context>`); host calls borrow it through the registry, its threads own a clone.
 ///
 /// | part | written by | read by |
 /// |---|---|---|
@@ -65,7 +65,7 @@ use crate::worker::Ports;
 /// | `outbox` | every answerer: worker, reply tokens, monitor, destroy | the host's drain (completion mode) |
 /// | `events` | handlers (emit), listener exports | the event thread |
 /// | the rest | create (once) | destroy, the spawn helper |
-pub(crate) struct Core {
+pub(crate) struct Context {
     pub(crate) intake: Intake,
     pub(crate) board: Board,
     /// Shared with reply tokens, which keep only this part alive.
@@ -96,13 +96,13 @@ pub fn last_request_id() -> u64 {
 }
 
 /// A woken async task waits its turn in the context's ring.
-impl Requeue for Core {
+impl Requeue for Context {
     fn requeue(&self, key: u64) {
         self.intake.push_task_wake(key);
     }
 }
 
-impl Core {
+impl Context {
     /// The worker's ports, once (the inbox is handed out once per context).
     fn worker_ports(self: &Arc<Self>) -> Option<Ports<'_>> {
         Some(Ports {
@@ -135,7 +135,7 @@ impl Core {
         self: &Arc<Self>,
         role: ThreadRole,
         name: String,
-        body: impl FnOnce(Arc<Core>) + Send + 'static,
+        body: impl FnOnce(Arc<Context>) + Send + 'static,
     ) -> std::io::Result<JoinHandle<()>> {
         let (core, reporter) = (self.clone(), self.outbox.clone());
         crate::threads::spawn(
@@ -160,10 +160,10 @@ fn method_name<L: Library>(method: u16) -> &'static str {
     L::METHODS.get(method as usize).map_or("?", |m| m.name)
 }
 
-impl Core {
+impl Context {
     /// The parts of a new context, or `None` when a descriptor or the rings' memory
     /// cannot be had.
-    fn new<L: Library>(options: &Options) -> Option<Core> {
+    fn new<L: Library>(options: &Options) -> Option<Context> {
         let backend = match options.wake {
             WakeKind::Futex => WakeBackend::Futex,
             WakeKind::EventFd => WakeBackend::eventfd().ok()?,
@@ -173,7 +173,7 @@ impl Core {
             RingKind::Tagged => Ingress::Tag(TagRing::try_new(options.ring_capacity)?),
             RingKind::ArrayQueue => Ingress::Array(ArrayRing::try_new(options.ring_capacity)?),
         };
-        Some(Core {
+        Some(Context {
             intake: Intake::new(
                 ring,
                 WorkerWake::new(backend),
@@ -223,7 +223,7 @@ fn completions(options: &Options, _: Arc<SpaceWait>) -> Option<Completions> {
 }
 
 /// Stops a context's threads and answers everything still owed (destroy steps 4-6).
-fn shut_down(core: &Core) {
+fn shut_down(core: &Context) {
     // Completion mode: from here on nothing waits for the host to drain (the worker,
     // deferred completers and the monitor may all be waiting for it now); what does
     // not fit queues beside the ring and runs at the end, on this thread.

@@ -18,7 +18,7 @@ use crate::abi::{
     Callback, DIAG_LISTENER_STUCK, DIAG_NOT_RESPONDING, DIAG_RESPONDING, RET_STALE_WARN,
 };
 use crate::egress::gate::PingGate;
-use crate::lifecycle::Core;
+use crate::lifecycle::Context;
 
 use crate::HostFn;
 
@@ -26,7 +26,7 @@ use crate::HostFn;
 /// if its gate still lets it: not answered, not being answered. `target` is read while
 /// the gate is held, so it is still this request's. Returns whether it pinged.
 fn ping(
-    core: &Core,
+    core: &Context,
     gate: &PingGate,
     id: u64,
     target: impl FnOnce() -> (Callback, *mut c_void),
@@ -109,7 +109,7 @@ impl Watch {
 }
 
 /// The monitor thread's body: runs until destroy sets `core.monitor_stop`.
-pub(crate) fn run(core: Arc<Core>, settings: Settings, tick: Duration) {
+pub(crate) fn run(core: Arc<Context>, settings: Settings, tick: Duration) {
     let interval = settings.stale_ping.unwrap_or(Duration::MAX);
     let mut worker = Watch::default();
     let mut worker_responding = true;

@@ -21,7 +21,7 @@
 use std::ffi::c_void;
 use std::sync::{Arc, Mutex};
 
-use crate::lifecycle::Core;
+use crate::lifecycle::Context;
 use crate::sync::{AtomicU64, Ordering};
 use std::sync::atomic::AtomicPtr;
 
@@ -35,7 +35,7 @@ const USERS: u64 = CLOSING - 1;
 
 struct Slot {
     state: SlotState,
-    core: AtomicPtr<Core>,
+    core: AtomicPtr<Context>,
 }
 
 /// A slot's state word, `generation << 32 | CLOSING | users`, and its transitions: the
@@ -192,7 +192,7 @@ fn encode(index: usize, generation: u32) -> *mut c_void {
 }
 
 /// Registers a context and returns its handle, or `None` when the registry is full.
-pub(crate) fn insert(core: Arc<Core>) -> Option<*mut c_void> {
+pub(crate) fn insert(core: Arc<Context>) -> Option<*mut c_void> {
     let index = {
         let mut free = crate::sync::lock(&FREE);
         match free.free.pop() {
@@ -227,12 +227,12 @@ pub(crate) fn insert(core: Arc<Core>) -> Option<*mut c_void> {
 /// A call's hold on a live context: while it exists the context is not freed.
 pub(crate) struct Guard {
     slot: &'static Slot,
-    core: *const Core,
+    core: *const Context,
 }
 
 impl Guard {
     #[inline]
-    pub(crate) fn core(&self) -> &Core {
+    pub(crate) fn context(&self) -> &Context {
         // SAFETY: `users > 0` while this guard lives, and `remove` waits for users to
         // reach 0 before it releases the Arc that `core` points into.
         unsafe { &*self.core }
@@ -260,10 +260,13 @@ pub(crate) fn acquire(handle: *mut c_void) -> Option<Guard> {
 
 /// Marks a context closing (later `acquire`s fail) and returns it, if the handle is live,
 /// `accept` approves the context, and no other `close` won. Finish with [`remove`].
-pub(crate) fn close(handle: *mut c_void, accept: impl FnOnce(&Core) -> bool) -> Option<Arc<Core>> {
+pub(crate) fn close(
+    handle: *mut c_void,
+    accept: impl FnOnce(&Context) -> bool,
+) -> Option<Arc<Context>> {
     // Entering first keeps the core alive while `accept` looks at it.
     let guard = acquire(handle)?;
-    if !accept(guard.core()) {
+    if !accept(guard.context()) {
         return None;
     }
     if !guard.slot.state.close() {

@@ -13,7 +13,7 @@ use crate::abi::ffid_context_stats;
 /// size and `reserved` is 0.
 pub type Stats = ffid_context_stats;
 
-impl crate::lifecycle::Core {
+impl crate::lifecycle::Context {
     /// A snapshot of the context's counters, from the parts that keep them.
     pub(crate) fn stats(&self) -> Stats {
         use crate::sync::ring::Ring;

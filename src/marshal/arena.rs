@@ -92,6 +92,13 @@ impl Arena {
         p
     }
 
+    /// Bytes reserved by the last `reset` and not yet taken (tests check `c_extra`
+    /// with it).
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn unused(&self) -> usize {
+        self.words.len() * 8 - self.used
+    }
+
     /// Arena bytes for `n` values of `T`, as [`Arena::array`] takes them.
     pub const fn array_size<T>(n: usize) -> usize {
         round8(n * size_of::<T>())

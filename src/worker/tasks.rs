@@ -80,6 +80,9 @@ impl Wake for TaskWaker {
         self.wake_by_ref();
     }
     fn wake_by_ref(self: &Arc<Self>) {
+        // One marker per task in the ring at a time. AcqRel pairs with the worker's
+        // Release clear before it polls: a wake after that clear queues a new marker,
+        // and sees whatever the poll before the clear wrote.
         if !self.queued.swap(true, Ordering::AcqRel) {
             self.home.requeue(self.key);
         }
