@@ -8,8 +8,8 @@ use ffi_dispatch::rt::cbor::ArgMap;
 use ffi_dispatch::Answer;
 use minicbor::Encoder;
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+#[path = "../tests/support/cbor.rs"]
+mod cbor;
 mod shared;
 
 fn entry() -> kv::Entry {
@@ -34,7 +34,7 @@ fn encode(v: &impl Answer, buf: &mut Vec<u8>) {
 
 fn codec(c: &mut Criterion) {
     let mut group = c.benchmark_group("codec");
-    let scalar = common::scalar_request(41, 1, 0.5);
+    let scalar = cbor::scalar_request(41, 1, 0.5);
     group.bench_function("decode scalar_check request {a, b, x}", |b| {
         b.iter(|| {
             let m = ArgMap::parse(black_box(&scalar), ["a", "b", "x"]).unwrap();

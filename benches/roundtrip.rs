@@ -13,14 +13,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use common::scalar_request;
+use cbor::scalar_request;
 use criterion::{criterion_group, criterion_main, Criterion};
 use crossbeam_utils::CachePadded;
 use echo::*;
 use ffi_dispatch::{Options, RingKind, RET_OK};
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+#[path = "../tests/support/cbor.rs"]
+mod cbor;
 mod shared;
 use shared::{complete, make, wait, Completion};
 

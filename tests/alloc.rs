@@ -4,39 +4,19 @@
 //!
 //! One `#[test]` only: the counter is process-wide, and parallel tests would add noise.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::ffi::{c_char, c_int, c_void};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 
-use common::scalar_request;
 use echo::*;
 use ffi_dispatch::{ffid_ctx, RET_OK};
+use support::alloc::Counting;
+use support::cbor::scalar_request;
 
-mod common;
+mod support;
 
-struct Counting;
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: forwarded contract.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded contract.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: forwarded contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
+/// Counts every allocation (`alloc` and `realloc`) on any thread.
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: Counting = Counting::new();
 
 /// A completion record the callback fills; no allocation in the callback.
 #[derive(Default)]
@@ -111,11 +91,11 @@ fn allocations_per_call(n: u64, mut one: impl FnMut(u64)) -> f64 {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
     }
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let before = GLOBAL.allocations();
     for i in 0..n {
         one(i);
     }
-    (ALLOCATIONS.load(Ordering::SeqCst) - before) as f64 / n as f64
+    (GLOBAL.allocations() - before) as f64 / n as f64
 }
 
 #[test]

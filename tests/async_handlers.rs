@@ -2,7 +2,7 @@
 //! by their wakers, interleaved with sync requests; errors, panics, the full-ring wake
 //! path, and destroy with tasks still running.
 
-mod lab;
+mod support;
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -12,7 +12,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use ffi_dispatch::{Options, RET_ERR, RET_OK};
-use lab::{Log, RECORD};
+use support::lab::{settled_stats, Log, RECORD};
 
 /// A timer future: a thread sleeps, then wakes the task.
 struct Sleep(Arc<Mutex<(bool, Option<Waker>)>>);
@@ -135,6 +135,27 @@ impl Aio {
         Never.await;
         0
     }
+
+    /// Never ready: leaves its waker in `STASHED`, as a future handing it to an I/O
+    /// library would.
+    #[ffi]
+    async fn stash(&self) -> u64 {
+        Stash.await;
+        0
+    }
+}
+
+static STASHED: Mutex<Option<Waker>> = Mutex::new(None);
+
+/// Never ready; keeps its waker where the test can reach it.
+struct Stash;
+
+impl Future for Stash {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        *STASHED.lock().unwrap() = Some(cx.waker().clone());
+        Poll::Pending
+    }
 }
 
 fn aio(options: Options) -> *mut ffi_dispatch::ffid_ctx {
@@ -247,7 +268,7 @@ fn async_errors_and_panics_answer_err_once() {
     let ok = Log::new();
     assert_eq!(after(ctx, &ok, 0, 1), RET_OK, "the worker goes on");
     assert_eq!(ok.wait_len(1)[0].u64(), 1);
-    assert_eq!(lab::settled_stats(ctx, |s| s.panics == 1).panics, 1);
+    assert_eq!(settled_stats(ctx, |s| s.panics == 1).panics, 1);
     assert_eq!(aio_destroy(ctx), RET_OK);
     assert_eq!((f.snapshot().len(), p.snapshot().len()), (1, 1));
 }
@@ -305,4 +326,34 @@ fn destroy_gives_running_tasks_the_timeout_then_fails_them() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].ret, RET_ERR);
     assert!(got[0].text().contains("destroyed"), "{}", got[0].text());
+}
+
+#[test]
+fn a_waker_kept_past_destroy_wakes_nothing() {
+    let ctx = aio(Options {
+        shutdown_timeout: Duration::from_millis(50),
+        ..Options::default()
+    });
+    let stuck = Log::new();
+    assert_eq!(aio_stash(ctx, RECORD, stuck.ud()), RET_OK);
+    let deadline = Instant::now() + support::lab::PATIENCE;
+    while STASHED.lock().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the task never ran");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(aio_destroy(ctx), RET_OK);
+    let got = stuck.snapshot();
+    assert_eq!((got.len(), got[0].ret), (1, RET_ERR), "failed by destroy");
+    // The waker outlived its task and its context: waking it (by reference, by value,
+    // and through a clone dropped unwoken) finds no context and does nothing.
+    let waker = STASHED.lock().unwrap().take().expect("stashed");
+    waker.wake_by_ref();
+    drop(waker.clone());
+    waker.wake();
+    // A new context is unaffected by the old one's waker.
+    let ctx = aio(Options::default());
+    let log = Log::new();
+    assert_eq!(after(ctx, &log, 1, 9), RET_OK);
+    assert_eq!(log.wait_len(1)[0].u64(), 9);
+    assert_eq!(aio_destroy(ctx), RET_OK);
 }

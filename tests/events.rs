@@ -1,8 +1,9 @@
-//! Events through the generated exports of `Lab` (`tests/lab`): the three listener
-//! views, emission order, removal (from other threads and from inside a callback),
-//! full-ring policies, the stuck-listener diagnostic, library threads, and destroy.
+//! Events through the generated exports of `Lab` (`tests/support/lab.rs`): the three
+//! listener views, emission order, removal (from other threads and from inside a
+//! callback), full-ring policies, the stuck-listener diagnostic, library threads, and
+//! destroy.
 
-mod lab;
+mod support;
 
 use std::ffi::{c_char, c_int, c_void};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -10,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ffi_dispatch::{EmitError, EventPolicy, HostFn, Options, RET_OK};
-use lab::*;
+use support::lab::*;
 
 /// A listener's state, alive for the rest of the process: a failing test unwinds
 /// while the listener may still run.
@@ -274,7 +275,7 @@ fn a_stuck_listener_is_reported_once() {
     let ctx = lab(Options {
         listener_stuck: Some(Duration::from_millis(20)),
         diagnostic: Some(HostFn {
-            f: lab::RECORD.unwrap(),
+            f: RECORD.unwrap(),
             user_data: diag.ud(),
         }),
         ..Options::default()

@@ -1,8 +1,8 @@
-//! Long and deferred work through `Lab` (`tests/lab`): progress pings, deferred
-//! replies, destroy with replies outstanding, cancellation, liveness diagnostics,
-//! thread hooks and the counters.
+//! Long and deferred work through `Lab` (`tests/support/lab.rs`): progress pings,
+//! deferred replies, destroy with replies outstanding, cancellation, liveness
+//! diagnostics, thread hooks and the counters.
 
-mod lab;
+mod support;
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::sync::{Arc, Mutex};
@@ -12,7 +12,7 @@ use ffi_dispatch::abi::{
     DIAG_NOT_RESPONDING, DIAG_RESPONDING, THREAD_EVENTS, THREAD_MONITOR, THREAD_WORKER,
 };
 use ffi_dispatch::{HostFn, Options, ThreadHooks, RET_ERR, RET_OK, RET_STALE_WARN};
-use lab::*;
+use support::lab::*;
 
 fn pings(entries: &[Entry]) -> usize {
     entries.iter().filter(|e| e.ret == RET_STALE_WARN).count()
@@ -244,7 +244,7 @@ fn a_wedged_worker_is_reported_once_and_its_recovery_too() {
         not_responding: Some(Duration::from_millis(30)),
         stale_ping: None,
         diagnostic: Some(HostFn {
-            f: lab::RECORD.unwrap(),
+            f: RECORD.unwrap(),
             user_data: diag.ud(),
         }),
         ..Options::default()

@@ -2,8 +2,10 @@
 //! to `echo`, constructor failures, teardown order, wake accounting, and destroy racing
 //! submitters. Callbacks are Rust `extern "C"` functions.
 
+mod support;
+
 use std::ffi::{c_char, c_int, c_void};
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,46 +13,13 @@ use std::time::Duration;
 // contract, `rt`.
 use ffi_dispatch::rt::cbor::ArgMap;
 use ffi_dispatch::rt::{create, destroy, submit, Method, Request};
-use ffi_dispatch::{ffid_ctx, stats, CallError, Callback, Library, Options, RET_ERR, RET_OK};
+use ffi_dispatch::{ffid_ctx, stats, CallError, Library, Options, RET_ERR, RET_OK};
+use support::lab::{Log, RECORD};
 
-/// What a callback saw.
-#[derive(Default)]
-struct Seen {
-    calls: AtomicU32,
-    ret: AtomicU32,
-    msg: Mutex<String>,
-}
-
-unsafe extern "C" fn record(ret: c_int, msg: *const c_char, len: usize, ud: *mut c_void) {
-    // SAFETY: `ud` is a `Seen` kept alive by the test until it has read the result.
-    let seen = unsafe { &*(ud as *const Seen) };
-    // SAFETY: the runtime passes `len` readable bytes followed by a NUL.
-    let bytes = unsafe { std::slice::from_raw_parts(msg.cast::<u8>(), len + 1) };
-    assert_eq!(bytes[len], 0, "msg[len] == 0");
-    *seen.msg.lock().unwrap() = String::from_utf8_lossy(&bytes[..len]).into_owned();
-    seen.ret.store(ret as u32, Ordering::Relaxed);
-    seen.calls.fetch_add(1, Ordering::Release);
-}
-
-const RECORD: Option<Callback> = Some(record);
-
-fn ud(seen: &Seen) -> *mut c_void {
-    seen as *const Seen as *mut c_void
-}
-
-fn wait(seen: &Seen) -> (u32, String) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while seen.calls.load(Ordering::Acquire) == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no callback within 20 s"
-        );
-        std::thread::yield_now();
-    }
-    (
-        seen.ret.load(Ordering::Relaxed),
-        seen.msg.lock().unwrap().clone(),
-    )
+/// Waits for the first callback into `log` and returns its status and message.
+fn wait(log: &Log) -> (c_int, String) {
+    let first = &log.wait_len(1)[0];
+    (first.ret, first.text())
 }
 
 /// A second library: a log of events shared with the test.
@@ -99,18 +68,18 @@ impl Journal {
 
 fn journal(
     start: Start,
-    created: &Seen,
+    created: &Arc<Log>,
     options: Options,
 ) -> (*mut ffid_ctx, Arc<Mutex<Vec<String>>>) {
     let log = Arc::new(Mutex::new(Vec::new()));
     let config = (log.clone(), start);
-    let ctx = create::<Journal>(RECORD, ud(created), Some(options), || Ok(config));
+    let ctx = create::<Journal>(RECORD, created.ud(), Some(options), || Ok(config));
     assert!(!ctx.is_null());
     (ctx, log)
 }
 
-fn note(ctx: *mut ffid_ctx, seen: &Seen, text: &'static str) -> c_int {
-    submit::<Journal>(ctx, RECORD, ud(seen), 0, || {
+fn note(ctx: *mut ffid_ctx, log: &Arc<Log>, text: &'static str) -> c_int {
+    submit::<Journal>(ctx, RECORD, log.ud(), 0, || {
         Ok(Request::native(|w| {
             w.str(text);
         }))
@@ -119,44 +88,45 @@ fn note(ctx: *mut ffid_ctx, seen: &Seen, text: &'static str) -> c_int {
 
 #[test]
 fn a_handle_of_another_library_is_refused() {
-    let created = Seen::default();
+    let created = Log::new();
     let (jctx, _) = journal(Start::Ok, &created, Options::default());
-    assert_eq!(wait(&created).0, RET_OK as u32);
+    assert_eq!(wait(&created).0, RET_OK);
 
-    let stray = Seen::default();
+    // Every callback counts here, progress pings too: a refused call gets none.
+    let stray = Log::all();
     // The journal's handle through echo's exports, and the reverse.
     let args = echo::EchoShoutArgs {
         text: c"x".as_ptr(),
     };
     assert_eq!(
         // SAFETY: valid pointers; the handle is only inspected.
-        unsafe { echo::echo_shout(jctx, RECORD, ud(&stray), &args) },
+        unsafe { echo::echo_shout(jctx, RECORD, stray.ud(), &args) },
         RET_ERR
     );
     assert_eq!(echo::echo_destroy(jctx), RET_ERR);
-    let echo_created = Seen::default();
+    let echo_created = Log::new();
     let cfg = echo::EchoConfig {
         prefix: c"e".as_ptr(),
     };
     // SAFETY: valid config and callback.
-    let ectx = unsafe { echo::echo_create(RECORD, ud(&echo_created), &cfg) };
+    let ectx = unsafe { echo::echo_create(RECORD, echo_created.ud(), &cfg) };
     wait(&echo_created);
     assert_eq!(note(ectx, &stray, "x"), RET_ERR);
     assert_eq!(destroy::<Journal>(ectx), RET_ERR);
 
     // Both still work afterwards.
-    let seen = Seen::default();
+    let seen = Log::new();
     assert_eq!(note(jctx, &seen, "still mine"), RET_OK);
     assert_eq!(
         wait(&seen),
         (
-            RET_OK as u32,
+            RET_OK,
             String::from_utf8(1u64.to_ne_bytes().to_vec()).unwrap()
         )
     );
     assert_eq!(destroy::<Journal>(jctx), RET_OK);
     assert_eq!(echo::echo_destroy(ectx), RET_OK);
-    assert_eq!(stray.calls.load(Ordering::SeqCst), 0);
+    assert!(stray.snapshot().is_empty(), "no callback for refused calls");
 }
 
 #[test]
@@ -168,9 +138,9 @@ fn a_failed_constructor_fails_every_queued_call() {
             "constructor panicked: journal constructor exploded",
         ),
     ] {
-        let created = Seen::default();
+        let created = Log::new();
         let (ctx, log) = journal(start, &created, Options::default());
-        let queued: Vec<Seen> = (0..100).map(|_| Seen::default()).collect();
+        let queued: Vec<Arc<Log>> = (0..100).map(|_| Log::new()).collect();
         for s in &queued {
             assert_eq!(
                 note(ctx, s, "never"),
@@ -178,11 +148,11 @@ fn a_failed_constructor_fails_every_queued_call() {
                 "calls queue behind the constructor"
             );
         }
-        assert_eq!(wait(&created), (RET_ERR as u32, expected.to_owned()));
+        assert_eq!(wait(&created), (RET_ERR, expected.to_owned()));
         for s in &queued {
             assert_eq!(
                 wait(s),
-                (RET_ERR as u32, format!("constructor failed: {expected}"))
+                (RET_ERR, format!("constructor failed: {expected}"))
             );
         }
         assert_eq!(
@@ -194,15 +164,15 @@ fn a_failed_constructor_fails_every_queued_call() {
             log.lock().unwrap().is_empty(),
             "no method and no teardown ran"
         );
-        assert!(queued.iter().all(|s| s.calls.load(Ordering::SeqCst) == 1));
+        assert!(queued.iter().all(|s| s.snapshot().len() == 1));
     }
 }
 
 #[test]
 fn teardown_runs_after_the_last_request() {
-    let created = Seen::default();
+    let created = Log::new();
     let (ctx, log) = journal(Start::Ok, &created, Options::default());
-    let seen: Vec<Seen> = (0..50).map(|_| Seen::default()).collect();
+    let seen: Vec<Arc<Log>> = (0..50).map(|_| Log::new()).collect();
     for s in &seen {
         assert_eq!(note(ctx, s, "n"), RET_OK);
     }
@@ -210,7 +180,7 @@ fn teardown_runs_after_the_last_request() {
     let log = log.lock().unwrap();
     assert_eq!(log.len(), 51);
     assert_eq!(log.last().map(String::as_str), Some("teardown"));
-    assert!(seen.iter().all(|s| s.calls.load(Ordering::SeqCst) == 1));
+    assert!(seen.iter().all(|s| s.snapshot().len() == 1));
 }
 
 /// A hot worker is never woken (no syscall per submit); a worker that parks at once
@@ -226,11 +196,11 @@ fn wakes_only_when_the_worker_announced_parking() {
         ..Options::default()
     };
     for (options, calls) in [(hot, 2000u64), (cold, 200)] {
-        let created = Seen::default();
+        let created = Log::new();
         let (ctx, _) = journal(Start::Ok, &created, options.clone());
         wait(&created);
         for i in 0..calls {
-            let seen = Seen::default();
+            let seen = Log::new();
             assert_eq!(note(ctx, &seen, "w"), RET_OK);
             wait(&seen);
             if options.spin.is_zero() && i % 10 == 0 {
@@ -252,7 +222,7 @@ fn wakes_only_when_the_worker_announced_parking() {
 
 #[test]
 fn the_eventfd_backend_exposes_its_descriptor() {
-    let created = Seen::default();
+    let created = Log::new();
     let options = Options {
         wake: ffi_dispatch::WakeKind::EventFd,
         spin: Duration::ZERO,
@@ -264,13 +234,13 @@ fn the_eventfd_backend_exposes_its_descriptor() {
     // SAFETY: fcntl on a descriptor the context owns; F_GETFD only reads its flags.
     let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
     assert!(flags >= 0, "a live descriptor");
-    let seen = Seen::default();
+    let seen = Log::new();
     assert_eq!(note(ctx, &seen, "through eventfd"), RET_OK);
-    assert_eq!(wait(&seen).0, RET_OK as u32);
+    assert_eq!(wait(&seen).0, RET_OK);
     assert_eq!(destroy::<Journal>(ctx), RET_OK);
     assert_eq!(ffi_dispatch::wake_fd(ctx), None, "stale handle");
 
-    let created = Seen::default();
+    let created = Log::new();
     let (futex, _) = journal(Start::Ok, &created, Options::default());
     wait(&created);
     assert_eq!(
@@ -291,7 +261,7 @@ fn destroy_racing_submitters_is_exactly_once() {
     }
     for round in 0..20 {
         CALLBACKS.store(0, Ordering::SeqCst);
-        let created = Seen::default();
+        let created = Log::new();
         let options = Options {
             ring_capacity: 64,
             ..Options::default()

@@ -15,9 +15,8 @@
 //! `FFID_SOAK_SECS=60 cargo test --release --test soak -- --ignored --nocapture`
 //! (CI runs 10 seconds).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::ffi::{c_char, c_int, c_void};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -27,28 +26,13 @@ use echo::{
 };
 use ffi_dispatch::abi::ffid_options;
 use ffi_dispatch::{ffid_ctx, Options, RET_BUSY, RET_ERR, RET_OK, RET_STALE_WARN};
+use support::alloc::Counting;
 
-/// Live heap bytes, counted by the global allocator.
-static LIVE_BYTES: AtomicI64 = AtomicI64::new(0);
+mod support;
 
-struct Counting;
-
-// SAFETY: forwards to the system allocator and only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE_BYTES.fetch_add(layout.size() as i64, SeqCst);
-        // SAFETY: forwarded contract.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE_BYTES.fetch_sub(layout.size() as i64, SeqCst);
-        // SAFETY: forwarded contract.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
+/// Counts live heap bytes.
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: Counting = Counting::new();
 
 static ACCEPTED: AtomicU64 = AtomicU64::new(0);
 static ANSWERED: AtomicU64 = AtomicU64::new(0);
@@ -288,7 +272,7 @@ fn soak_with_faults() {
         }
         assert_eq!(echo::echo_destroy(c as *mut ffid_ctx), RET_OK);
     }
-    let baseline = LIVE_BYTES.load(SeqCst);
+    let baseline = ALLOC.live_bytes();
 
     const SLOTS: usize = 4;
     let contexts: Mutex<Vec<usize>> = Mutex::new((0..SLOTS).map(|_| create(&mut rng)).collect());
@@ -379,7 +363,7 @@ fn soak_with_faults() {
     // only payloads here too big to travel inline (events of up to 199 data bytes) use
     // the 128 B and 256 B classes, 24 KiB at most. A leak grows with the run; the pool
     // does not.
-    let leaked = LIVE_BYTES.load(SeqCst) - baseline;
+    let leaked = ALLOC.live_bytes() - baseline;
     println!("live heap after the run: {leaked:+} bytes against the baseline");
     assert!(
         leaked.abs() < 64 * 1024,

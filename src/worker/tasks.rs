@@ -21,7 +21,7 @@
 
 use std::any::Any;
 use std::fmt::Display;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 
 use crate::egress::deferred::{with_drop_reason, Deferred};
@@ -69,8 +69,10 @@ pub unsafe fn spawn_handler<L, T, E, F>(
 }
 
 /// Wakes one task by queueing its marker (at most one marker per task at a time).
+/// It holds its home weakly: a waker a future stashed somewhere does not keep a
+/// destroyed context's rings alive, and waking it then does nothing.
 struct TaskWaker {
-    home: Arc<dyn Requeue>,
+    home: Weak<dyn Requeue>,
     key: u64,
     queued: AtomicBool,
 }
@@ -84,7 +86,9 @@ impl Wake for TaskWaker {
         // Release clear before it polls: a wake after that clear queues a new marker,
         // and sees whatever the poll before the clear wrote.
         if !self.queued.swap(true, Ordering::AcqRel) {
-            self.home.requeue(self.key);
+            if let Some(home) = self.home.upgrade() {
+                home.requeue(self.key);
+            }
         }
     }
 }
@@ -96,7 +100,7 @@ struct Task {
 
 /// The worker's live tasks, by key `generation << 32 | index`.
 pub(crate) struct Tasks {
-    home: Arc<dyn Requeue>,
+    home: Weak<dyn Requeue>,
     slots: Vec<(u32, Option<Task>)>,
     free: Vec<u32>,
     live: usize,
@@ -106,7 +110,7 @@ impl Tasks {
     /// No tasks yet; their wakers will requeue them at `home`.
     pub(crate) fn new(home: Arc<dyn Requeue>) -> Self {
         Tasks {
-            home,
+            home: Arc::downgrade(&home),
             slots: Vec::new(),
             free: Vec::new(),
             live: 0,

@@ -1,4 +1,5 @@
-//! Helpers shared by the integration tests and the benches (`#[path]`-included there).
+//! CBOR requests of the example libraries, encoded as a host would encode them.
+//! Also `#[path]`-included on its own by `benches/roundtrip.rs` and `benches/codec.rs`.
 
 /// The CBOR request of echo's `scalar_check`: `{"a": a, "b": b, "x": x}`.
 pub fn scalar_request(a: i64, b: i64, x: f64) -> Vec<u8> {

@@ -1,7 +1,6 @@
 //! `Lab`: a library whose handlers the test controls (block until released, keep reply
-//! tokens, emit events), and `Log`, a callback recorder. Shared by `tests/events.rs` and
-//! `tests/long_work.rs`.
-#![allow(dead_code)]
+//! tokens, emit events), and `Log`, a callback recorder (`RECORD` + `Log::ud`) any test
+//! can pass to any library's exports.
 
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void};
@@ -230,7 +229,7 @@ impl Log {
             .push(Entry { ret, msg, thread });
         self.changed.notify_all();
     }
-    /// Waits until `pred` holds over the entries (20 s at most), and returns them.
+    /// Waits until `pred` holds over the entries (`PATIENCE` at most), and returns them.
     pub fn wait_until(&self, what: &str, pred: impl Fn(&[Entry]) -> bool) -> Vec<Entry> {
         let deadline = Instant::now() + PATIENCE;
         let mut e = self.entries.lock().unwrap();
