@@ -1,10 +1,10 @@
 //! Context lifecycle: create, submit, cancel, destroy, stats.
 //!
-//! A context is a [`Context`] (ring, wake words, flags, counters, event hub; not generic)
-//! shared by the registry, the host threads that call into it and its threads: the
-//! worker, which alone holds the library value, the event thread, and the monitor
-//! (pings and diagnostics; only when configured). Destroy is synchronous and ordered so
-//! that every accepted request is answered exactly once:
+//! A context is a [`Context`] (its intake, the worker's board, the outbox and the event
+//! hub; not generic) shared by the registry, the host threads that call into it and its
+//! threads: the worker, which alone holds the library value, the event thread, and the
+//! monitor (pings and diagnostics; only when configured). Destroy is synchronous and
+//! ordered so that every accepted request is answered exactly once:
 //!
 //! 1. mark the registry slot closing: new calls (and a second destroy) are refused;
 //! 2. set `closed` and wake producers blocked on a full ring: they give up, refused;
