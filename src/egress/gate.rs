@@ -25,7 +25,7 @@
 //! at the bottom checks these claims.
 //!
 //! The gate's id is also the worker's started-watermark, which cancellation uses: `id`
-//! only grows (see `lifecycle::board::Cancels` for how a canceller and the worker agree).
+//! only grows (see `worker::board::Cancels` for how a canceller and the worker agree).
 //!
 
 use crate::sync::{AtomicU64, Ordering};

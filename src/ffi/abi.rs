@@ -8,9 +8,6 @@
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 
-/// Options' C face lives with `Options` (`options.rs`); exported from here too.
-pub use crate::options::ffid_options_init;
-
 /// Accepted; or, in a callback, the terminal success answer.
 pub const RET_OK: c_int = 0;
 /// Refused (return value) or failed (terminal callback); `msg` says why.
@@ -96,7 +93,7 @@ pub type ThreadHook =
 /// Size of the first version of [`ffid_options`] (six `uint32_t`), still accepted.
 pub const OPTIONS_V1_SIZE: usize = 24;
 
-/// Runtime options a host may pass at create time. Initialise with [`ffid_options_init`]
+/// Runtime options a host may pass at create time. Initialise with [`ffid_options_init`](crate::ffid_options_init)
 /// and then change fields; `struct_size` lets later versions add fields compatibly.
 #[allow(non_camel_case_types)]
 #[repr(C)]

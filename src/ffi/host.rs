@@ -5,8 +5,11 @@
 //! never dereferences, only passes back. The header's contract lets the runtime call
 //! them from the context's threads (and, in completion mode, from the host's drain), so
 //! moving them between threads is the host's promise, argued here once for
-//! [`UserData`]; every struct that keeps a `user_data` holds it as one, and the two
-//! public pairs ([`HostFn`], [`ThreadHooks`]) refer to that argument.
+//! [`UserData`]. The structs that carry a `user_data` to another thread hold it as one
+//! (the envelope, a deferred token, a queued completion, a listener); the two public
+//! pairs ([`HostFn`], [`ThreadHooks`]) refer to that argument. Two keep a raw pointer
+//! for a reason: the worker's board publishes it through an `AtomicPtr` (with its
+//! provenance) to the monitor, and the reply's current request never leaves the worker.
 
 use std::ffi::{c_int, c_void};
 
@@ -31,7 +34,8 @@ pub(crate) struct UserData(pub(crate) *mut c_void);
 
 // SAFETY: the runtime never dereferences `user_data`; the host's documented contract is
 // that it is passed back to its callback on whichever thread answers (the worker, a
-// deferred completer, the monitor, the event thread, or the host's own drain).
+// deferred completer, the monitor, the event thread, the host's own drain, or the
+// thread that destroys the context, for what is still owed then).
 unsafe impl Send for UserData {}
 // SAFETY: as above: shared references only copy the pointer.
 unsafe impl Sync for UserData {}

@@ -4,8 +4,9 @@
 //!
 //! Host calls push (`Intake::push`), async task wakers push markers
 //! (`Intake::push_task_wake`), and destroy closes it. The worker alone pops: the ring
-//! has a single consumer, and [`Intake::take_inbox`] hands out that role once, as a
-//! value, so that `Inbox::pop` is safe (rtrb's producer/consumer shape).
+//! has a single consumer, and [`Intake::claim_inbox`] hands out that role once, as a
+//! value the creating thread moves to the worker, which turns it into its [`Inbox`]; so
+//! `Inbox::pop` is safe (rtrb's producer/consumer shape).
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -38,8 +39,8 @@ pub(crate) struct Intake {
     /// Task wakes that found the ring full (rare), and the flag the worker checks.
     overflow: SegQueue<u64>,
     overflowed: AtomicBool,
-    /// The inbox was handed out.
-    inbox_taken: AtomicBool,
+    /// The inbox was claimed.
+    inbox_claimed: AtomicBool,
     /// Calls this context refused.
     pub(crate) refused: SharedCounter,
 }
@@ -60,14 +61,23 @@ impl Intake {
             policy,
             overflow: SegQueue::new(),
             overflowed: AtomicBool::new(false),
-            inbox_taken: AtomicBool::new(false),
+            inbox_claimed: AtomicBool::new(false),
             refused: SharedCounter::default(),
         }
     }
 
-    /// The ring, for reading its figures (`len`, the ids pushed so far).
-    pub(crate) fn ring(&self) -> &Ingress<Envelope> {
-        &self.ring
+    /// How many requests are queued (a snapshot).
+    pub(crate) fn len(&self) -> usize {
+        self.ring.len()
+    }
+
+    /// The id of the last request pushed (`None` for the `ArrayQueue` ring, which gives
+    /// no ids).
+    pub(crate) fn last_id(&self) -> Option<u64> {
+        match &self.ring {
+            Ingress::Tag(ring) => Some(ring.pushed()),
+            Ingress::Array(_) => None,
+        }
     }
 
     /// How many times the worker was woken from its park.
@@ -162,17 +172,26 @@ impl Intake {
         self.wake.notify();
     }
 
-    /// The consumer side, once: `None` if it was taken before.
-    pub(crate) fn take_inbox(&self) -> Option<Inbox<'_>> {
-        if self.inbox_taken.swap(true, Ordering::AcqRel) {
-            return None;
-        }
-        Some(Inbox {
+    /// The right to the consumer side, once: `None` if it was claimed before. `create`
+    /// claims it before it starts the worker, and moves the claim to it.
+    pub(crate) fn claim_inbox(&self) -> Option<InboxClaim> {
+        (!self.inbox_claimed.swap(true, Ordering::AcqRel)).then_some(InboxClaim(()))
+    }
+
+    /// The consumer side, for the thread the claim was moved to. A claim is for the
+    /// intake that gave it (each is made for its own context in `create`).
+    pub(crate) fn inbox(&self, _claim: InboxClaim) -> Inbox<'_> {
+        Inbox {
             intake: self,
             _not_sync: PhantomData,
-        })
+        }
     }
 }
+
+/// The one claim on an intake's consumer side ([`Intake::claim_inbox`]); not `Clone`,
+/// so there is at most one [`Inbox`] per intake.
+#[must_use = "an unused claim leaves the ring without a consumer"]
+pub(crate) struct InboxClaim(());
 
 /// The consumer side of a context's request ring: the worker's alone (there is one
 /// per [`Intake`]), so popping needs no promise from the caller.
@@ -187,7 +206,8 @@ impl<'a> Inbox<'a> {
     /// The next request (or task wake marker), in ring order.
     #[inline]
     pub(crate) fn pop(&mut self) -> Option<Envelope> {
-        // SAFETY: this inbox is its intake's only consumer (`take_inbox` hands out one),
+        // SAFETY: this inbox is its intake's only consumer (`claim_inbox` hands out one
+        // claim, and a claim makes one inbox),
         // and `&mut self` keeps its pops on one thread at a time.
         unsafe { self.intake.ring.pop() }
     }

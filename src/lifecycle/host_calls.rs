@@ -15,7 +15,6 @@ use crate::library::Library;
 use crate::lifecycle::registry;
 use crate::lifecycle::stats::Stats;
 use crate::options::Options;
-use crate::sync::ring::Ingress;
 use crate::threads::{must_not_block, ThreadRole};
 
 use super::{shut_down, Context, LAST_REQUEST_ID};
@@ -87,15 +86,18 @@ fn start_threads<L: Library>(
             move |core| crate::lifecycle::monitor::run(core, monitor, tick),
         )?);
     }
+    // Claimed here, not on the worker: a context whose ring already had a consumer
+    // (never: this is its first and only worker) is refused before any callback.
+    let claim = core
+        .intake
+        .claim_inbox()
+        .ok_or_else(|| std::io::Error::other("the ring has a consumer"))?;
     let worker = core.spawn(
         ThreadRole::Worker,
         format!("ffid-{}", L::NAME),
-        move |core| match core.worker_ports() {
-            Some(ports) => crate::worker::run::<L>(ports, callback, user_data, config),
-            // Never: this is the context's one worker, the one taker of its inbox.
-            None => core
-                .outbox
-                .answer(callback, user_data.0, RET_ERR, b"no worker\0"),
+        move |core| {
+            let ports = core.worker_ports(claim);
+            crate::worker::run::<L>(ports, callback, user_data, config)
         },
     )?;
     *crate::sync::lock(&core.worker) = Some(worker);
@@ -200,11 +202,11 @@ fn with_core<L: Library, R>(ctx: *mut ffid_ctx, f: impl FnOnce(&Context) -> R) -
 /// How the worker and a canceller agree is explained at `Cancels`.
 pub fn cancel<L: Library>(ctx: *mut ffid_ctx, id: u64) -> c_int {
     with_core::<L, _>(ctx, |core| {
-        let Ingress::Tag(ring) = core.intake.ring() else {
+        let Some(last_id) = core.intake.last_id() else {
             return RET_ERR; // the ArrayQueue ring gives no ids
         };
         let board = &core.board;
-        if id == 0 || id > ring.pushed() || id <= board.running.gate.started() {
+        if id == 0 || id > last_id || id <= board.running.gate.started() {
             return RET_ERR;
         }
         if board.cancels.cancel(id, &board.running.gate) {

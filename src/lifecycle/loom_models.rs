@@ -75,7 +75,8 @@ impl Model {
 
     /// The worker loop: drain, exit once stopped and empty, else (no spin) park.
     fn work(&self) {
-        let mut inbox = self.intake.take_inbox().expect("one inbox");
+        let claim = self.intake.claim_inbox().expect("one claim");
+        let mut inbox = self.intake.inbox(claim);
         loop {
             while let Some(env) = inbox.pop() {
                 self.answers[env.user_data.0 as usize].fetch_add(1, Ordering::Relaxed);

@@ -45,7 +45,7 @@ use std::time::Duration;
 use crate::egress::outbox::{Completions, Outbox};
 use crate::events::EventHub;
 use crate::ffi::host::ThreadHooks;
-use crate::ingress::intake::Intake;
+use crate::ingress::intake::{InboxClaim, Intake};
 use crate::library::Library;
 use crate::options::{Options, RingKind, WakeKind};
 use crate::sync::ring::{ArrayRing, Ingress, TagRing};
@@ -60,8 +60,8 @@ use crate::worker::Ports;
 ///
 /// | part | written by | read by |
 /// |---|---|---|
-/// | `intake` | host calls (push), task wakers, destroy (close, stop) | the worker, through its one `Inbox` |
-/// | `board` | the worker | the monitor, `cancel`, `stats` |
+/// | `intake` | host calls (push), task wakers, destroy (close, stop) | the worker, through its one `Inbox`; `cancel` and `stats` (ids, length) |
+/// | `board` | the worker; `cancel` (its cancel table) | the monitor, `cancel`, `stats` |
 /// | `outbox` | every answerer: worker, reply tokens, monitor, destroy | the host's drain (completion mode) |
 /// | `events` | handlers (emit), listener exports | the event thread |
 /// | the rest | create (once) | destroy, the spawn helper |
@@ -103,17 +103,17 @@ impl Requeue for Context {
 }
 
 impl Context {
-    /// The worker's ports, once (the inbox is handed out once per context).
-    fn worker_ports(self: &Arc<Self>) -> Option<Ports<'_>> {
-        Some(Ports {
-            inbox: self.intake.take_inbox()?,
+    /// The worker's ports, from the claim on the intake's consumer side.
+    fn worker_ports(self: &Arc<Self>, claim: InboxClaim) -> Ports<'_> {
+        Ports {
+            inbox: self.intake.inbox(claim),
             board: &self.board,
             outbox: &self.outbox,
             events: &self.events,
             tasks_home: self.clone(),
             spin: self.spin,
             shutdown_timeout: self.shutdown_timeout,
-        })
+        }
     }
 
     pub(crate) fn method_name(&self, method: u16) -> &'static str {

@@ -264,7 +264,7 @@ pub(crate) fn close(
     handle: *mut c_void,
     accept: impl FnOnce(&Context) -> bool,
 ) -> Option<Arc<Context>> {
-    // Entering first keeps the core alive while `accept` looks at it.
+    // Entering first keeps the context alive while `accept` looks at it.
     let guard = acquire(handle)?;
     if !accept(guard.context()) {
         return None;

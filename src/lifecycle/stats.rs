@@ -1,10 +1,12 @@
-//! Live counters of a context, cheap enough to poll.
+//! A context's stats snapshot, read from the parts that keep each counter: the worker's
+//! board, the intake (`refused`, the queue), the outbox (deferred completions, pings)
+//! and the event hub.
 //!
 //! None of them is written on a producer's hot path. `accepted` is derived from what the
 //! worker has popped plus what is still queued; the worker's own counters have a single
-//! writer, so they are plain relaxed load-and-store pairs on a line only the worker
-//! writes; counters that several threads bump (`refused`, deferred completions, dropped
-//! events) are touched only on paths that already left the fast lane.
+//! writer (`sync/counter.rs`); counters that several threads bump (`refused`, deferred
+//! completions, dropped events) are touched only on paths that already left the fast
+//! lane.
 
 use crate::abi::ffid_context_stats;
 
@@ -16,9 +18,8 @@ pub type Stats = ffid_context_stats;
 impl crate::lifecycle::Context {
     /// A snapshot of the context's counters, from the parts that keep them.
     pub(crate) fn stats(&self) -> Stats {
-        use crate::sync::ring::Ring;
         let w = &self.board.counters;
-        let queued = self.intake.ring().len() as u64;
+        let queued = self.intake.len() as u64;
         let (events_emitted, events_dropped, events_delivered) = self.events.counts();
         Stats {
             struct_size: std::mem::size_of::<Stats>() as u32,

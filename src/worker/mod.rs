@@ -98,10 +98,15 @@ pub(crate) fn run<L: Library>(
 
     let counters = &board.counters;
     let mut tasks = Tasks::new(tasks_home);
-    let task_panicked = |result: Result<(), Box<dyn std::any::Any + Send>>| {
-        if let Err(panic) = result {
-            counters.panics.bump();
-            outbox.report_panic("async handler", &*panic);
+    // A task's panic is counted and its report made before its token answers `ERR`,
+    // and the report sent after, as for a sync handler.
+    let on_panic = |panic: &(dyn std::any::Any + Send)| {
+        counters.panics.bump();
+        outbox.panic_report("async handler", panic)
+    };
+    let send_report = |report: Option<String>| {
+        if let Some(report) = report {
+            outbox.send_panic_report(report);
         }
     };
     // Request ids: the worker pops in ring order, so its count is the ring position + 1,
@@ -121,11 +126,11 @@ pub(crate) fn run<L: Library>(
             }
             if let Some(key) = env.task_key() {
                 counters.task_wakes.bump();
-                task_panicked(tasks.poll(key));
+                send_report(tasks.poll(key, &on_panic));
             } else {
                 handle::<L>(board, outbox, &mut library, &env, id, &mut reply);
                 if let Some(task) = reply.take_spawned() {
-                    task_panicked(tasks.spawn(task));
+                    send_report(tasks.spawn(task, &on_panic));
                 }
             }
             if handled == BATCH {
@@ -133,7 +138,7 @@ pub(crate) fn run<L: Library>(
             }
         }
         for key in inbox.take_overflow() {
-            task_panicked(tasks.poll(key));
+            send_report(tasks.poll(key, &on_panic));
         }
         if handled > 0 {
             // After the answers, not before: a blocked producer is never on the

@@ -4,8 +4,8 @@
 //! ([`Deferred`]), lives in the worker's task table. The worker polls it once at once;
 //! when it is pending, its waker asks the task's home ([`Requeue`]) to push a marker
 //! envelope through the context's own ring, and the worker polls it again when it pops
-//! that marker. So async
-//! and sync handlers interleave on one thread in ring order, with no second runtime.
+//! that marker. So async and sync handlers interleave on one thread in ring order, with
+//! no second runtime.
 //!
 //! A task answers through its token, which gives it progress pings, exactly-once and
 //! destroy's handling for free. At destroy the worker keeps polling tasks for up to the
@@ -68,6 +68,10 @@ pub unsafe fn spawn_handler<L, T, E, F>(
     }));
 }
 
+/// What the worker does with a task's panic before the task is dropped: count it, and
+/// make the `DIAG_PANIC` report (if any) to send once the task's token has answered.
+pub(crate) type OnPanic<'a> = &'a dyn Fn(&(dyn Any + Send)) -> Option<String>;
+
 /// Wakes one task by queueing its marker (at most one marker per task at a time).
 /// It holds its home weakly: a waker a future stashed somewhere does not keep a
 /// destroyed context's rings alive, and waking it then does nothing.
@@ -121,8 +125,8 @@ impl Tasks {
         self.live == 0
     }
 
-    /// Adds a task and polls it once; a panic in that poll is returned.
-    pub(crate) fn spawn(&mut self, future: TaskFuture) -> Result<(), Box<dyn Any + Send>> {
+    /// Adds a task and polls it once (see [`Tasks::poll`] for `on_panic`).
+    pub(crate) fn spawn(&mut self, future: TaskFuture, on_panic: OnPanic<'_>) -> Option<String> {
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
@@ -142,19 +146,20 @@ impl Tasks {
             }),
         });
         self.live += 1;
-        self.poll(key)
+        self.poll(key, on_panic)
     }
 
     /// Polls the task `key` names; a stale key (the task finished) is ignored. A task
-    /// that panics is dropped (its token answers `ERR`), and the panic returned for the
-    /// worker to count and report.
-    pub(crate) fn poll(&mut self, key: u64) -> Result<(), Box<dyn Any + Send>> {
+    /// that panics is first shown to `on_panic` (which counts it and makes its report,
+    /// as for a sync handler, before the answer), then dropped: its token answers `ERR`.
+    /// Returns the report, for the worker to send after that answer.
+    pub(crate) fn poll(&mut self, key: u64, on_panic: OnPanic<'_>) -> Option<String> {
         let (index, generation) = (key as u32 as usize, (key >> 32) as u32);
         let Some((slot_gen, Some(task))) = self.slots.get_mut(index) else {
-            return Ok(());
+            return None;
         };
         if *slot_gen != generation {
-            return Ok(());
+            return None;
         }
         // Cleared before polling: a wake during the poll queues a new marker.
         task.waker.queued.store(false, Ordering::Release);
@@ -164,14 +169,15 @@ impl Tasks {
             task.future.as_mut().poll(&mut cx)
         }));
         match outcome {
-            Ok(Poll::Pending) => Ok(()),
+            Ok(Poll::Pending) => None,
             Ok(Poll::Ready(())) => {
                 self.remove(index);
-                Ok(())
+                None
             }
             Err(panic) => {
+                let report = on_panic(&*panic);
                 with_drop_reason("async handler panicked", || self.remove(index));
-                Err(panic)
+                report
             }
         }
     }
