@@ -218,6 +218,23 @@ typedef struct ffid_ctx ffid_ctx;
 #define FFID_COMPLETION_CALLBACK 0 /* callbacks run on the context's threads (default) */
 #define FFID_COMPLETION_QUEUE 1    /* they queue; the host runs them with <lib>_drain */
 
+/* Values of ffid_options.idle_policy: what the idle worker spends to answer the next
+ * request without a wake (a futex wake costs tens of µs on a VM). What a policy costs
+ * shows in ffid_context_stats.idle_spin_ns, what it leaves to pay in avoidable_wakes.
+ * LATENCY spins the whole spin_ns bound after every request, then parks: up to
+ *   spin_ns of a core per idle gap (the default).
+ * BALANCED (experimental) learns the gaps between requests: it spins when the next is
+ *   due within the spin_ns bound, naps until just before a request that comes on a
+ *   regular period and spins through its expected arrival, and keeps idle spinning
+ *   under idle_spin_cap_permille (default half a core). On a 2-vCPU VM its naps can
+ *   still cost a request the host thread's time slice, when the host spins for the
+ *   answer on the core the worker wakes on.
+ * POWER never spins: the worker parks at once, and every request after an idle gap
+ *   pays a wake (no idle CPU at all). */
+#define FFID_IDLE_LATENCY 0
+#define FFID_IDLE_BALANCED 1
+#define FFID_IDLE_POWER 2
+
 /* Diagnostic codes (the ret of ffid_options.diagnostic) */
 #define FFID_DIAG_NOT_RESPONDING 1 /* the worker is stuck in one handler */
 #define FFID_DIAG_RESPONDING 2     /* ... and has moved on */
@@ -240,7 +257,7 @@ typedef void (*ffid_thread_hook)(int role, const char* name, void* user_data);
 
 /* Runtime options for <lib>_create_with_options. Always fill with ffid_options_init
  * first, then change fields: struct_size identifies the layout the host compiled (the
- * first layout, the six uint32_t up to ring, is still accepted). Function pointers and
+ * earlier layouts, up to ring or up to hook_user_data, are still accepted). Function pointers and
  * user_data here must stay valid until destroy returns; they are called on the
  * context's threads. */
 typedef struct ffid_options {
@@ -264,6 +281,9 @@ typedef struct ffid_options {
     ffid_thread_hook thread_start; /* may be NULL */
     ffid_thread_hook thread_stop;  /* may be NULL */
     void* hook_user_data;          /* passed to both hooks */
+    uint32_t idle_policy;            /* FFID_IDLE_*; default FFID_IDLE_LATENCY */
+    uint32_t idle_spin_cap_permille; /* BALANCED: the most idle spinning may cost, 1..1000
+                                        thousandths of a core; 0 = 500 */
 } ffid_options;
 
 /* A context's counters. Set struct_size = sizeof(ffid_context_stats) before the call;
@@ -286,6 +306,9 @@ typedef struct ffid_context_stats {
     uint64_t events_emitted;   /* events queued for the event thread */
     uint64_t events_dropped;   /* events dropped on a full event ring */
     uint64_t events_delivered; /* listener calls made */
+    uint64_t idle_spin_ns;     /* time the idle worker spun for work, ns (what staying hot costs) */
+    uint64_t avoidable_wakes;  /* sleeps a request ended within 1 ms: wakes a spin that long
+                                  would have saved (what parking costs) */
 } ffid_context_stats;
 
 /* Copies the counters of ctx into *out. FFID_RET_OK, or FFID_RET_ERR for a handle that

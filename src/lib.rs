@@ -127,8 +127,8 @@ pub use lifecycle::stats::Stats;
 #[cfg(target_os = "linux")]
 pub use lifecycle::wake_fd;
 pub use options::{
-    ffid_options_init, BackPressure, CompletionMode, EventPolicy, Options, RingKind, WakeKind,
-    MAX_RING_CAPACITY,
+    ffid_options_init, BackPressure, CompletionMode, EventPolicy, IdlePolicy, Options, RingKind,
+    WakeKind, MAX_RING_CAPACITY,
 };
 
 // Inside the crate, the contract's names are at the root too (`crate::Request`, ...).

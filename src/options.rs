@@ -60,6 +60,23 @@ pub enum CompletionMode {
     Queue,
 }
 
+/// What an idle worker does between requests: the CPU it spends to answer the next one
+/// without a wake (see `worker/idle.rs`). [`Stats::idle_spin_ns`](crate::Stats) shows
+/// what a policy costs, [`Stats::avoidable_wakes`](crate::Stats) what it leaves to pay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum IdlePolicy {
+    /// Stay hot: spin the whole [`Options::spin`] bound after every request, then park.
+    #[default]
+    Latency,
+    /// Learn the gaps between requests: spin when the next is due soon, nap until just
+    /// before one that comes on a regular period, and keep idle spinning under the cap
+    /// (default 50% of a core). Experimental: see `worker/idle.rs` for what it does not
+    /// do well yet.
+    Balanced,
+    /// Never spin: park at once. Every request after an idle gap pays a wake.
+    Power,
+}
+
 /// Per-context runtime options.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -91,6 +108,11 @@ pub struct Options {
     pub shutdown_timeout: Duration,
     /// Where terminal callbacks run. Default [`CompletionMode::Callback`].
     pub completion: CompletionMode,
+    /// What the idle worker does between requests. Default [`IdlePolicy::Latency`].
+    pub idle_policy: IdlePolicy,
+    /// Balanced: the most its idle spinning may cost, as a fraction of one core in
+    /// `(0, 1]`; `None` takes the default, 0.5.
+    pub idle_spin_cap: Option<f32>,
     /// Receives the `DIAG_*` reports: on the context's monitor thread, `DIAG_PANIC` on the
     /// thread that caught the panic (the worker).
     pub diagnostic: Option<HostFn<Callback>>,
@@ -113,6 +135,8 @@ impl Default for Options {
             event_policy: EventPolicy::DropNewest,
             shutdown_timeout: Duration::from_secs(5),
             completion: CompletionMode::Callback,
+            idle_policy: IdlePolicy::Latency,
+            idle_spin_cap: None,
             diagnostic: None,
             thread_hooks: None,
         }
@@ -133,10 +157,22 @@ pub const MAX_RING_CAPACITY: usize = abi::MAX_RING_CAPACITY as usize;
 
 impl Options {
     /// Whether a create accepts these options: both ring capacities in
-    /// `1..=MAX_RING_CAPACITY`.
+    /// `1..=MAX_RING_CAPACITY`, and a spin cap (if given) in `(0, 1]`.
     pub fn is_valid(&self) -> bool {
         let ring = 1..=MAX_RING_CAPACITY;
-        ring.contains(&self.ring_capacity) && ring.contains(&self.event_ring_capacity)
+        ring.contains(&self.ring_capacity)
+            && ring.contains(&self.event_ring_capacity)
+            && self.idle_spin_cap.is_none_or(|c| c > 0.0 && c <= 1.0)
+    }
+
+    /// The idle spin cap in force: the option, or the policy's default (only
+    /// `Balanced` plans with it).
+    pub fn effective_spin_cap(&self) -> f32 {
+        self.idle_spin_cap.unwrap_or(match self.idle_policy {
+            IdlePolicy::Balanced => 0.5,
+            IdlePolicy::Latency => 1.0,
+            IdlePolicy::Power => 0.0,
+        })
     }
 
     /// The C mirror of these options.
@@ -180,6 +216,14 @@ impl Options {
             hook_user_data: self
                 .thread_hooks
                 .map_or(std::ptr::null_mut(), |h| h.user_data),
+            idle_policy: match self.idle_policy {
+                IdlePolicy::Balanced => abi::IDLE_BALANCED,
+                IdlePolicy::Latency => abi::IDLE_LATENCY,
+                IdlePolicy::Power => abi::IDLE_POWER,
+            },
+            idle_spin_cap_permille: self
+                .idle_spin_cap
+                .map_or(0, |c| (c * 1000.0).round().clamp(1.0, 1000.0) as u32),
         }
     }
 
@@ -222,6 +266,17 @@ impl Options {
                 abi::COMPLETION_QUEUE => CompletionMode::Queue,
                 _ => return None,
             },
+            idle_policy: match o.idle_policy {
+                abi::IDLE_BALANCED => IdlePolicy::Balanced,
+                abi::IDLE_LATENCY => IdlePolicy::Latency,
+                abi::IDLE_POWER => IdlePolicy::Power,
+                _ => return None,
+            },
+            idle_spin_cap: match o.idle_spin_cap_permille {
+                0 => None,
+                p @ 1..=1000 => Some(p as f32 / 1000.0),
+                _ => return None,
+            },
             diagnostic: o.diagnostic.map(|f| HostFn {
                 f,
                 user_data: o.diagnostic_user_data,
@@ -237,9 +292,9 @@ impl Options {
         options.is_valid().then_some(options)
     }
 
-    /// Reads an optional host options pointer: null means the defaults. A struct of the
-    /// first layout (`struct_size == 24`, six `uint32_t`) is read as far as it goes,
-    /// the newer fields taking their defaults.
+    /// Reads an optional host options pointer: null means the defaults. A struct of an
+    /// earlier layout (`struct_size` 24: six `uint32_t`; 96: up to `hook_user_data`) is
+    /// read as far as it goes, the newer fields taking their defaults.
     ///
     /// # Safety
     /// `opts` is null or points to a readable `ffid_options` of the layout its
@@ -251,14 +306,14 @@ impl Options {
         // SAFETY: `struct_size` is the first field of every layout.
         let size = unsafe { opts.cast::<u32>().read_unaligned() } as usize;
         let mut o = Options::default().to_c();
-        if size == abi::OPTIONS_V1_SIZE {
-            // SAFETY: the host's struct holds `OPTIONS_V1_SIZE` readable bytes, the
-            // prefix of the current layout (asserted in `abi`).
+        if size == abi::OPTIONS_V1_SIZE || size == abi::OPTIONS_V2_SIZE {
+            // SAFETY: the host's struct holds `size` readable bytes, a prefix of the
+            // current layout (asserted in `abi`).
             unsafe {
                 std::ptr::copy_nonoverlapping(
                     opts.cast::<u8>(),
                     (&mut o as *mut abi::ffid_options).cast::<u8>(),
-                    abi::OPTIONS_V1_SIZE,
+                    size,
                 )
             };
             o.struct_size = std::mem::size_of::<abi::ffid_options>() as u32;
@@ -308,6 +363,8 @@ mod tests {
             event_policy: EventPolicy::Block,
             shutdown_timeout: Duration::from_millis(11),
             completion: CompletionMode::Queue,
+            idle_policy: IdlePolicy::Latency,
+            idle_spin_cap: Some(0.25),
             diagnostic: Some(HostFn {
                 f: diag,
                 user_data: 5 as *mut c_void,
@@ -327,6 +384,22 @@ mod tests {
         let mut bad = Options::default().to_c();
         bad.event_backpressure = 2;
         assert!(Options::from_c(&bad).is_none());
+        let mut bad = Options::default().to_c();
+        bad.idle_policy = 3;
+        assert!(Options::from_c(&bad).is_none());
+        let mut bad = Options::default().to_c();
+        bad.idle_spin_cap_permille = 1001;
+        assert!(Options::from_c(&bad).is_none());
+        // A host built against the second header (no idle fields) gets the defaults.
+        let mut v2 = o.to_c();
+        v2.struct_size = abi::OPTIONS_V2_SIZE as u32;
+        // SAFETY: `v2` is a whole struct; its first `OPTIONS_V2_SIZE` bytes are read.
+        let read = unsafe { Options::from_c_ptr(&v2) }.expect("the second layout");
+        assert_eq!(
+            (read.idle_policy, read.idle_spin_cap),
+            (IdlePolicy::Latency, None)
+        );
+        assert_eq!(read.ring_capacity, 8);
         let mut small = Options::default().to_c();
         small.struct_size = 4;
         assert!(Options::from_c(&small).is_none());

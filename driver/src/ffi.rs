@@ -28,6 +28,8 @@ pub(crate) struct FfidOptions {
     thread_start: *const c_void,
     thread_stop: *const c_void,
     hook_user_data: *mut c_void,
+    pub(crate) idle_policy: u32,
+    pub(crate) idle_spin_cap_permille: u32,
 }
 #[repr(C)]
 pub(crate) struct TriggerPingArgs {

@@ -17,6 +17,7 @@ impl Setup {
     }
 }
 
+#[derive(Clone)]
 pub(crate) struct Knobs {
     pub(crate) calls: u64,
     pub(crate) threads: Vec<usize>,
@@ -26,6 +27,14 @@ pub(crate) struct Knobs {
     pub(crate) ring: Option<u32>,
     pub(crate) ring_kind: Option<u32>,
     pub(crate) spin_ns: Option<u32>,
+    /// The idle policy of every context (`FFID_IDLE_*`), if not the default.
+    pub(crate) idle: Option<u32>,
+    /// The periodic lane's policies.
+    pub(crate) periodic_policies: Vec<(String, u32)>,
+    /// The periodic lane's periods.
+    pub(crate) periods: Vec<std::time::Duration>,
+    /// The periodic lane's wall time per period.
+    pub(crate) period_budget: std::time::Duration,
 }
 
 fn env_list(name: &str, default: &str) -> Vec<String> {
@@ -35,6 +44,16 @@ fn env_list(name: &str, default: &str) -> Vec<String> {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect()
+}
+
+/// `FFID_IDLE_*` by name.
+fn idle_policy(name: &str) -> u32 {
+    match name {
+        "latency" => 0,
+        "balanced" => 1,
+        "power" => 2,
+        other => fail_hard(&format!("unknown idle policy {other}")),
+    }
 }
 
 fn env_num<T: std::str::FromStr>(name: &str) -> Option<T> {
@@ -71,9 +90,29 @@ pub(crate) fn knobs() -> Knobs {
             .iter()
             .map(|m| m == "cbor")
             .collect(),
-        lanes: env_list("FFID_DRIVER_LANES", "sync,async,event"),
+        lanes: env_list("FFID_DRIVER_LANES", "sync,async,event,periodic"),
         ring: env_num("FFID_DRIVER_RING"),
         ring_kind: env_num("FFID_DRIVER_RING_KIND"),
         spin_ns: env_num("FFID_DRIVER_SPIN_NS"),
+        periods: env_list("FFID_DRIVER_PERIODS_US", "10,100,1000,10000")
+            .iter()
+            .map(|p| match p.parse::<u64>() {
+                Ok(us) if us > 0 => std::time::Duration::from_micros(us),
+                _ => fail_hard("FFID_DRIVER_PERIODS_US: positive numbers of µs"),
+            })
+            .collect(),
+        idle: std::env::var("FFID_DRIVER_IDLE")
+            .ok()
+            .map(|p| idle_policy(&p)),
+        periodic_policies: env_list("FFID_DRIVER_PERIODIC_IDLE", "latency,balanced,power")
+            .into_iter()
+            .map(|p| {
+                let v = idle_policy(&p);
+                (p, v)
+            })
+            .collect(),
+        period_budget: std::time::Duration::from_millis(
+            env_num("FFID_DRIVER_PERIOD_MS").unwrap_or(1_000),
+        ),
     }
 }

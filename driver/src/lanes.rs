@@ -224,6 +224,9 @@ pub(crate) fn make_context(api: &Api, knobs: &Knobs) -> Ctx {
     if let Some(s) = knobs.spin_ns {
         opts.spin_ns = s;
     }
+    if let Some(p) = knobs.idle {
+        opts.idle_policy = p;
+    }
     let slot = Slot {
         done: AtomicBool::new(false),
         answer: AtomicU32::new(9),
@@ -246,6 +249,45 @@ pub(crate) fn make_context(api: &Api, knobs: &Knobs) -> Ctx {
     ctx
 }
 
+/// One host thread's blocking caller: its completion slot and request builder.
+pub(crate) struct SyncCaller {
+    slot: Box<Slot>,
+    req: Requests,
+    cb: Cb,
+}
+
+impl SyncCaller {
+    pub(crate) fn new(setup: Setup, cbor: bool) -> Self {
+        SyncCaller {
+            slot: Box::new(Slot {
+                done: AtomicBool::new(false),
+                answer: AtomicU32::new(9),
+            }),
+            req: Requests::new(setup, cbor),
+            cb: if cbor { sync_cbor } else { sync_native },
+        }
+    }
+
+    /// Makes call `i` and waits for its answer: its round trip in ns and whether the
+    /// answer was right (`None` when refused). Exits the process if it never comes.
+    pub(crate) fn call(&mut self, api: &Api, ctx: Ctx, i: u64) -> Option<(u64, bool)> {
+        let slot = &*self.slot;
+        let ud = slot as *const Slot as *mut c_void;
+        slot.done.store(false, Ordering::Relaxed);
+        let t0 = Instant::now();
+        let (rc, expected) = self.req.submit(api, ctx, i, self.cb, ud, false);
+        if rc != 0 {
+            return None;
+        }
+        if !wait_for(|| slot.done.load(Ordering::Acquire)) {
+            eprintln!("latency-driver: a reply never came");
+            std::process::exit(1);
+        }
+        let ns = t0.elapsed().as_nanos() as u64;
+        Some((ns, slot.answer.load(Ordering::Relaxed) == expected as u32))
+    }
+}
+
 pub(crate) fn run_sync(
     api: &Api,
     ctx: Ctx,
@@ -263,30 +305,14 @@ pub(crate) fn run_sync(
                     let ctx = ctx as Ctx;
                     let mut hist = histogram();
                     let mut wrong = 0;
-                    let slot = Slot {
-                        done: AtomicBool::new(false),
-                        answer: AtomicU32::new(9),
-                    };
-                    let ud = &slot as *const Slot as *mut c_void;
-                    let cb: Cb = if cbor { sync_cbor } else { sync_native };
-                    let mut req = Requests::new(setup, cbor);
+                    let mut caller = SyncCaller::new(setup, cbor);
                     for i in 0..calls {
-                        slot.done.store(false, Ordering::Relaxed);
-                        let t0 = Instant::now();
-                        let (rc, expected) =
-                            req.submit(api, ctx, i + t as u64 * 7919, cb, ud, false);
-                        if rc != 0 {
-                            wrong += 1;
-                            continue;
-                        }
-                        if !wait_for(|| slot.done.load(Ordering::Acquire)) {
-                            eprintln!("latency-driver: a reply never came");
-                            std::process::exit(1);
-                        }
-                        let ns = t0.elapsed().as_nanos() as u64;
-                        hist.record(ns.max(1)).expect("in range");
-                        if slot.answer.load(Ordering::Relaxed) != expected as u32 {
-                            wrong += 1;
+                        match caller.call(api, ctx, i + t as u64 * 7919) {
+                            Some((ns, right)) => {
+                                hist.record(ns.max(1)).expect("in range");
+                                wrong += u64::from(!right);
+                            }
+                            None => wrong += 1,
                         }
                     }
                     (hist, wrong)

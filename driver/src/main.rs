@@ -18,9 +18,19 @@
 //!   it down by size);
 //! - `FFID_DRIVER_THREADS`: thread counts (default `1,2,4`);
 //! - `FFID_DRIVER_SETUPS`: `scalar,payload64,payload512,payload4096,payload65536`;
-//! - `FFID_DRIVER_MODES`: `native,cbor`;  `FFID_DRIVER_LANES`: `sync,async,event`;
+//! - `FFID_DRIVER_MODES`: `native,cbor`;  `FFID_DRIVER_LANES`: `sync,async,event,periodic`;
 //! - `FFID_DRIVER_RING` (capacity), `FFID_DRIVER_RING_KIND` (0 tagged, 1 ArrayQueue),
-//!   `FFID_DRIVER_SPIN_NS` (worker spin budget).
+//!   `FFID_DRIVER_SPIN_NS` (worker spin budget);
+//! - `FFID_DRIVER_IDLE`: every context's idle policy (`latency`, the default,
+//!   `balanced` or `power`);
+//! - `FFID_DRIVER_PERIODS_US` (the periodic lane's periods, default `10,100,1000,10000`),
+//!   `FFID_DRIVER_PERIOD_MS` (its wall time per period, default 1000) and
+//!   `FFID_DRIVER_PERIODIC_IDLE` (the policies it runs, default all three).
+//!
+//! The `periodic` lane calls once every period from one host thread and prints its own
+//! table: p50/p99 against the hot round trip and a bare futex wake round trip after the
+//! same idle time, both measured in the same run, and the CPU the other threads (the
+//! idle worker, in effect) spent per call.
 
 // The modules, in the order of a run:
 // - `knobs`: the environment's knobs and the setups they name;
@@ -29,6 +39,7 @@
 // - `cbor`: the mini CBOR codec of the requests and the event;
 // - `floors`: the ping-pong floor and the event relay baseline;
 // - `events`: the event lane;
+// - `periodic`: the periodic-caller lane and its futex baseline;
 // - `anchors`: nim-ffi's figures;
 // - `report`: rows, histograms and printing.
 mod anchors;
@@ -38,6 +49,7 @@ mod ffi;
 mod floors;
 mod knobs;
 mod lanes;
+mod periodic;
 mod report;
 
 use anchors::{nim_ffi, nim_ffi_events};
@@ -46,6 +58,7 @@ use ffi::{fail_hard, load};
 use floors::{floor, p50_ns, relay_floor};
 use knobs::{knobs, Setup};
 use lanes::{make_context, run_async, run_sync};
+use periodic::{calls_for, print_periodic, run_periodic};
 use report::print_row;
 
 fn main() {
@@ -74,7 +87,11 @@ fn main() {
             Setup::Payload(n) => (knobs.calls * 64 / n.max(64) as u64).max(200),
         };
         for &cbor in &knobs.modes {
-            for lane in knobs.lanes.iter().filter(|l| *l != "event") {
+            for lane in knobs
+                .lanes
+                .iter()
+                .filter(|l| *l != "event" && *l != "periodic")
+            {
                 for &threads in &knobs.threads {
                     // A fresh context per row, so that no row inherits another's state,
                     // and an unmeasured warm-up, so that the scheduler has placed the new
@@ -121,6 +138,34 @@ fn main() {
                 let nim = if cbor { None } else { nim_ffi_events(threads) };
                 print_row(&row, relay_p50, nim);
             }
+        }
+    }
+    if knobs.lanes.iter().any(|l| l == "periodic") {
+        for (name, policy) in &knobs.periodic_policies {
+            let knobs = knobs::Knobs {
+                idle: Some(*policy),
+                ..knobs.clone()
+            };
+            let ctx = make_context(&api, &knobs);
+            // The hot round trip of the same context: calls back to back.
+            let hot_calls = knobs.calls.clamp(1_000, 50_000);
+            run_sync(&api, ctx, Setup::Scalar, false, 1, hot_calls / 10);
+            let hot = run_sync(&api, ctx, Setup::Scalar, false, 1, hot_calls);
+            wrong += hot.wrong;
+            let rows: Vec<_> = knobs
+                .periods
+                .iter()
+                .map(|&period| {
+                    let calls = calls_for(period, knobs.period_budget, 20_000);
+                    run_periodic(&api, ctx, period, calls)
+                })
+                .collect();
+            // SAFETY: a live context, no call in flight.
+            if unsafe { (api.destroy)(ctx) } != 0 {
+                fail_hard("echo_destroy failed");
+            }
+            wrong += rows.iter().map(|r| r.wrong).sum::<u64>();
+            print_periodic(&rows, p50_ns(&hot), &format!("idle policy {name}"));
         }
     }
     if wrong > 0 {

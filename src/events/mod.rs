@@ -423,7 +423,9 @@ pub(crate) fn run(hub: Arc<EventHub>) {
         };
         if !crate::sync::spin::spin_until(spin, || {
             !hub.ring.is_empty() || hub.stop.load(Ordering::Relaxed)
-        }) {
+        })
+        .found
+        {
             hub.wake
                 .park(|| !hub.ring.is_empty() || hub.stop.load(Ordering::SeqCst));
         }

@@ -62,6 +62,20 @@ pub const COMPLETION_CALLBACK: u32 = 0;
 /// queue to a completion ring that the host drains on its own thread.
 pub const COMPLETION_QUEUE: u32 = 1;
 
+/// Idle policy for [`ffid_options::idle_policy`]: spin the whole `spin_ns` bound after
+/// every request, then park (the default).
+pub const IDLE_LATENCY: u32 = 0;
+/// Idle policy: learn the gaps between requests, spin when the next is due soon, nap
+/// until just before one that comes on a regular period, and keep idle spinning under
+/// the cap (default 50% of a core). Experimental (see `worker/idle.rs`).
+pub const IDLE_BALANCED: u32 = 1;
+/// Idle policy: never spin; park at once (every request after an idle gap pays a wake).
+pub const IDLE_POWER: u32 = 2;
+
+/// Size of the second version of [`ffid_options`] (up to `hook_user_data`), still
+/// accepted.
+pub const OPTIONS_V2_SIZE: usize = 96;
+
 /// Diagnostic code: the worker has been inside one handler longer than
 /// `not_responding_ms`.
 pub const DIAG_NOT_RESPONDING: c_int = 1;
@@ -141,9 +155,15 @@ pub struct ffid_options {
     pub thread_stop: Option<ThreadHook>,
     /// Passed to both thread hooks.
     pub hook_user_data: *mut c_void,
+    /// [`IDLE_LATENCY`] (default), [`IDLE_BALANCED`] or [`IDLE_POWER`].
+    pub idle_policy: u32,
+    /// Balanced: the most its idle spinning may cost, in thousandths of a core, 1 to
+    /// 1000; 0 takes the default, 500.
+    pub idle_spin_cap_permille: u32,
 }
 
 const _: () = assert!(std::mem::offset_of!(ffid_options, stale_ping_ms) == OPTIONS_V1_SIZE);
+const _: () = assert!(std::mem::offset_of!(ffid_options, idle_policy) == OPTIONS_V2_SIZE);
 
 /// Human-readable name of a status code (`"OK"`, `"ERR"`, ...); `"UNKNOWN"` otherwise.
 /// The returned string is static.
@@ -201,6 +221,11 @@ pub struct ffid_context_stats {
     pub events_dropped: u64,
     /// Listener calls made.
     pub events_delivered: u64,
+    /// Time the idle worker spent spinning for work, in ns (what staying hot costs).
+    pub idle_spin_ns: u64,
+    /// Times the worker slept and a request woke it within 1 ms: wakes that a spin of
+    /// that length would have saved (what parking costs).
+    pub avoidable_wakes: u64,
 }
 
 /// Why a call was refused before it reached the ring: the status code the export

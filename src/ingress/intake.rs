@@ -10,7 +10,7 @@
 
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_queue::SegQueue;
 
@@ -19,10 +19,11 @@ use crate::ingress::envelope::Envelope;
 use crate::options::BackPressure;
 use crate::sync::counter::SharedCounter;
 use crate::sync::ring::{Ingress, Ring};
-use crate::sync::spin::spin_until;
-use crate::sync::wake::{SpaceWait, WorkerWake};
+use crate::sync::spin::{spin_until, Spin};
+use crate::sync::wake::{Nap, SpaceWait, WorkerWake};
 use crate::sync::{AtomicBool, Ordering};
 use crate::threads::must_not_block;
+use crate::worker::idle::Plan;
 
 /// The producer side of a context's request ring.
 pub(crate) struct Intake {
@@ -193,6 +194,20 @@ impl Intake {
 #[must_use = "an unused claim leaves the ring without a consumer"]
 pub(crate) struct InboxClaim(());
 
+/// How an idle wait ended.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Idle {
+    /// How long the worker spun (see [`Spin::spun`]).
+    pub(crate) spun: Duration,
+    /// `None` when a spin found work; else it slept until a producer woke it (a nap or
+    /// a park), for this long (zero: the recheck found work at once).
+    pub(crate) slept: Option<Duration>,
+    /// When the work was found, since the worker went idle.
+    pub(crate) gap: Duration,
+    /// How late a nap that ran to its deadline woke.
+    pub(crate) nap_late: Option<Duration>,
+}
+
 /// The consumer side of a context's request ring: the worker's alone (there is one
 /// per [`Intake`]), so popping needs no promise from the caller.
 pub(crate) struct Inbox<'a> {
@@ -242,19 +257,58 @@ impl<'a> Inbox<'a> {
         self.intake.stop.load(Ordering::Acquire) && self.intake.ring.is_empty()
     }
 
-    /// Idle: spins up to `spin` for work, then parks until a producer wakes it. Returns
-    /// whether the spin found work (false: it parked).
+    /// Idle: carries out the idle policy's plan (`worker/idle.rs`): nap until
+    /// `plan.nap_until`, spin until `plan.spin_until` (both since now), then park until
+    /// a producer wakes the worker. Returns as soon as work is there.
     #[inline]
-    pub(crate) fn wait_for_work(&self, spin: Duration) -> bool {
+    pub(crate) fn wait_for_work(&self, plan: Plan) -> Idle {
         let intake = self.intake;
         // Relaxed while spinning; SeqCst in the park's recheck (see `sync/wake.rs`).
         let has_work = |order| {
             !intake.ring.is_empty() || intake.stop.load(order) || intake.overflowed.load(order)
         };
-        if spin_until(spin, || has_work(Ordering::Relaxed)) {
-            return true;
+        // Read as the worker goes idle, just after it answered: off the next request's
+        // path (its host is still in the callback).
+        let start = Instant::now();
+        let mut spin_from = Duration::ZERO;
+        let mut nap_late = None;
+        if let Some(nap) = plan.nap_until {
+            match intake.wake.nap(|| has_work(Ordering::SeqCst), start + nap) {
+                Nap::TimedOut { late } => {
+                    nap_late = Some(late);
+                    spin_from = start.elapsed();
+                }
+                Nap::Woken => {
+                    let gap = start.elapsed();
+                    return Idle {
+                        spun: Duration::ZERO,
+                        slept: Some(gap),
+                        gap,
+                        // Woken after the deadline: the nap overslept by at most this.
+                        nap_late: gap.checked_sub(nap),
+                    };
+                }
+            }
         }
-        intake.wake.park(|| has_work(Ordering::SeqCst));
-        false
+        let budget = plan.spin_until.saturating_sub(spin_from);
+        let Spin { found, spun } = spin_until(budget, || has_work(Ordering::Relaxed));
+        if found {
+            return Idle {
+                spun,
+                slept: None,
+                gap: spin_from + spun,
+                nap_late,
+            };
+        }
+        // The clock is read around a sleep only: a wake costs tens of µs, the read
+        // tens of ns.
+        let parked_at = Instant::now();
+        let slept = intake.wake.park(|| has_work(Ordering::SeqCst));
+        Idle {
+            spun,
+            slept: slept.then(|| parked_at.elapsed()),
+            gap: start.elapsed(),
+            nap_late,
+        }
     }
 }

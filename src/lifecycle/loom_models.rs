@@ -1,6 +1,6 @@
 //! `destroy` racing submits, model-checked with loom (`scripts/loom.sh`). The model runs
 //! the real slot state machine, the real intake (push, close, stop) and the worker's
-//! real inbox (pop, the stop check, spin-then-park) in the order `submit`, the worker
+//! real inbox (pop, the stop check, a park) in the order `submit`, the worker
 //! loop and `destroy` use them; the registry's static tables and the library are left
 //! out, and an answer is a count per request.
 
@@ -15,6 +15,7 @@ use crate::options::BackPressure;
 use crate::sync::ring::{Ingress, TagRing};
 use crate::sync::wake::{SpaceWait, WakeBackend, WorkerWake};
 use crate::sync::Ordering;
+use crate::worker::idle::Plan;
 use loom::sync::atomic::AtomicUsize;
 use loom::sync::Arc;
 use loom::thread;
@@ -84,7 +85,10 @@ impl Model {
             if inbox.stopped_and_empty() {
                 return;
             }
-            inbox.wait_for_work(Duration::ZERO);
+            inbox.wait_for_work(Plan {
+                nap_until: None,
+                spin_until: Duration::ZERO,
+            });
         }
     }
 

@@ -47,11 +47,12 @@ use crate::events::EventHub;
 use crate::ffi::host::ThreadHooks;
 use crate::ingress::intake::{InboxClaim, Intake};
 use crate::library::Library;
-use crate::options::{Options, RingKind, WakeKind};
+use crate::options::{IdlePolicy, Options, RingKind, WakeKind};
 use crate::sync::ring::{ArrayRing, Ingress, TagRing};
 use crate::sync::wake::{SpaceWait, WakeBackend, WorkerWake};
 use crate::threads::ThreadRole;
 use crate::worker::board::Board;
+use crate::worker::idle::IdleTuner;
 use crate::worker::tasks::Requeue;
 use crate::worker::Ports;
 
@@ -75,6 +76,10 @@ pub(crate) struct Context {
     library: TypeId,
     method_names: fn(u16) -> &'static str,
     spin: Duration,
+    idle_policy: IdlePolicy,
+    spin_cap: f32,
+    /// The wake backend can nap (the futex one).
+    can_nap: bool,
     shutdown_timeout: Duration,
     hooks: Option<ThreadHooks>,
     monitor_stop: Mutex<bool>,
@@ -111,7 +116,7 @@ impl Context {
             outbox: &self.outbox,
             events: &self.events,
             tasks_home: self.clone(),
-            spin: self.spin,
+            idle: IdleTuner::new(self.idle_policy, self.spin, self.spin_cap, self.can_nap),
             shutdown_timeout: self.shutdown_timeout,
         }
     }
@@ -193,6 +198,9 @@ impl Context {
             library: TypeId::of::<L>(),
             method_names: method_name::<L>,
             spin: options.spin,
+            idle_policy: options.idle_policy,
+            spin_cap: options.effective_spin_cap(),
+            can_nap: options.wake == WakeKind::Futex,
             shutdown_timeout: options.shutdown_timeout,
             hooks: options.thread_hooks,
             monitor_stop: Mutex::new(false),

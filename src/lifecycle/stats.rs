@@ -39,6 +39,8 @@ impl crate::lifecycle::Context {
             events_emitted,
             events_dropped,
             events_delivered,
+            idle_spin_ns: w.idle_spin_ns.get(),
+            avoidable_wakes: w.avoidable_wakes.get(),
         }
     }
 }

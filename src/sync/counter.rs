@@ -14,6 +14,14 @@ impl OwnedCounter {
         self.0
             .store(self.0.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
+    /// Adds `n`. Only the owning thread may call it.
+    #[inline]
+    pub(crate) fn add(&self, n: u64) {
+        if n > 0 {
+            self.0
+                .store(self.0.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+        }
+    }
     /// Raises the value to `v` if it is lower. Only the owning thread may call it.
     #[inline]
     pub(crate) fn raise(&self, v: u64) {

@@ -35,6 +35,8 @@
 //! is non-zero, bumps `epoch` and wakes all sleepers. Same argument: either the
 //! producer's recheck sees the freed slot, or the worker sees the registration.
 
+use std::time::{Duration, Instant};
+
 use crossbeam_utils::CachePadded;
 
 use crate::sync::{fence, AtomicU32, AtomicU64, Ordering};
@@ -64,6 +66,26 @@ mod futex {
                 std::ptr::null::<libc::timespec>(),
                 std::ptr::null::<u32>(), // unused by FUTEX_WAIT_BITSET
                 !0u32,                   // every bit: a plain FUTEX_WAIT
+            );
+        }
+    }
+
+    /// As [`wait`], for at most `timeout`.
+    pub(super) fn wait_for(word: &AtomicU32, expected: u32, timeout: std::time::Duration) {
+        let timeout = libc::timespec {
+            tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
+            tv_nsec: timeout.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: FUTEX_WAIT on a live, aligned u32 with a relative timeout (on
+        // CLOCK_MONOTONIC) that lives for the call; the kernel only reads both. Every
+        // return (timeout, wake, EINTR, EAGAIN) is fine: the caller loops.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                word as *const AtomicU32 as *const u32,
+                libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                expected,
+                &timeout as *const libc::timespec,
             );
         }
     }
@@ -101,6 +123,21 @@ mod futex {
         }
     }
 
+    pub(super) fn wait_for(word: &AtomicU32, expected: u32, timeout: std::time::Duration) {
+        let key = word as *const AtomicU32 as usize;
+        // SAFETY: as for `wait`.
+        unsafe {
+            parking_lot_core::park(
+                key,
+                || word.load(Ordering::Acquire) == expected,
+                || {},
+                |_, _| {},
+                parking_lot_core::DEFAULT_PARK_TOKEN,
+                std::time::Instant::now().checked_add(timeout),
+            );
+        }
+    }
+
     pub(super) fn wake_all(word: &AtomicU32) {
         let key = word as *const AtomicU32 as usize;
         // SAFETY: as for `wait`.
@@ -122,6 +159,11 @@ mod futex {
         if word.load(Ordering::Acquire) == expected {
             drop(LOT.1.wait(guard).unwrap());
         }
+    }
+    /// A timeout is a return the sleeper did not ask for: the model lets it happen at
+    /// once, which covers every later moment the protocol could see.
+    pub(super) fn wait_for(_word: &AtomicU32, _expected: u32, _timeout: std::time::Duration) {
+        loom::thread::yield_now();
     }
     pub(super) fn wake_all(_word: &AtomicU32) {
         let _guard = LOT.0.lock().unwrap();
@@ -203,6 +245,15 @@ impl WakeBackend {
     }
 }
 
+/// How a nap ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Nap {
+    /// Work came (a producer woke the worker, or the recheck found it).
+    Woken,
+    /// The deadline passed; the worker woke `late` after it.
+    TimedOut { late: Duration },
+}
+
 /// The worker's parking word and the backend that sleeps on it.
 pub(crate) struct WorkerWake {
     /// Written by the worker around parking and by the one producer that wakes it; read
@@ -223,8 +274,8 @@ impl WorkerWake {
     }
 
     /// Worker side: announces parking, rechecks `has_work`, and sleeps until woken.
-    /// Returns without sleeping when `has_work` is already true.
-    pub(crate) fn park(&self, has_work: impl Fn() -> bool) {
+    /// Returns without sleeping when `has_work` is already true; true when it slept.
+    pub(crate) fn park(&self, has_work: impl Fn() -> bool) -> bool {
         // Both writes are read-modify-writes, not plain stores: they take their place in
         // the state word's modification order after any producer's swap they race with
         // (loom, which orders plain stores only partially against other threads' RMWs,
@@ -235,10 +286,48 @@ impl WorkerWake {
             // A producer may have swapped to RUNNING and be about to wake us anyway; the
             // stray wake only makes a later park return once, spuriously.
             self.state.swap(RUNNING, Ordering::Relaxed);
-            return;
+            return false;
         }
         while self.state.load(Ordering::Acquire) == PARKED {
             self.sleep();
+        }
+        true
+    }
+
+    /// Worker side: [`park`](Self::park) until `deadline` at the latest (a nap before a
+    /// request the worker expects). On the deadline the worker takes the word back
+    /// itself; if a producer swapped it first, that producer's wake is on its way (a
+    /// stray wake only makes a later sleep return once). Only the futex backend naps:
+    /// with the eventfd backend this returns at once, timed out.
+    pub(crate) fn nap(&self, has_work: impl Fn() -> bool, deadline: Instant) -> Nap {
+        if !matches!(self.backend, WakeBackend::Futex) {
+            return Nap::TimedOut {
+                late: Duration::ZERO,
+            };
+        }
+        // As `park`: announce, fence, recheck.
+        self.state.swap(PARKED, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if has_work() {
+            self.state.swap(RUNNING, Ordering::Relaxed);
+            return Nap::Woken;
+        }
+        loop {
+            if self.state.load(Ordering::Acquire) != PARKED {
+                return Nap::Woken;
+            }
+            let now = Instant::now();
+            if cfg!(loom) || now >= deadline {
+                // AcqRel: if a producer's swap came first, this reads it and so sees the
+                // work it published before (the caller pops next).
+                return match self.state.swap(RUNNING, Ordering::AcqRel) {
+                    PARKED => Nap::TimedOut {
+                        late: now.saturating_duration_since(deadline),
+                    },
+                    _ => Nap::Woken,
+                };
+            }
+            futex::wait_for(&self.state, PARKED, deadline - now);
         }
     }
 
@@ -382,7 +471,48 @@ mod loom_models {
                 // SAFETY: this thread is the only consumer.
                 match unsafe { ring.pop() } {
                     Some(v) => got.push(v),
-                    None => wake.park(|| !ring.is_empty()),
+                    None => {
+                        wake.park(|| !ring.is_empty());
+                    }
+                }
+            }
+            got.sort_unstable();
+            assert_eq!(got, [0, 1]);
+            for p in producers {
+                p.join().unwrap();
+            }
+        });
+    }
+
+    /// A worker that naps (with a timeout, which the model lets expire at any moment)
+    /// before it parks loses no request of two producers.
+    #[test]
+    fn a_napping_worker_loses_no_request() {
+        crate::sync::model("worker nap, 2 producers", || {
+            let ring = Arc::new(TagRing::<u32>::new(4));
+            let wake = Arc::new(WorkerWake::new(WakeBackend::Futex));
+            let producers: Vec<_> = (0..2)
+                .map(|i| {
+                    let (ring, wake) = (ring.clone(), wake.clone());
+                    thread::spawn(move || {
+                        ring.push(i).unwrap();
+                        wake.notify();
+                    })
+                })
+                .collect();
+            let mut got = Vec::new();
+            let mut napped = false;
+            while got.len() < 2 {
+                // SAFETY: this thread is the only consumer.
+                match unsafe { ring.pop() } {
+                    Some(v) => got.push(v),
+                    None if !napped => {
+                        napped = true;
+                        let _ = wake.nap(|| !ring.is_empty(), Instant::now());
+                    }
+                    None => {
+                        wake.park(|| !ring.is_empty());
+                    }
                 }
             }
             got.sort_unstable();
@@ -425,7 +555,9 @@ mod loom_models {
                         got.push(v);
                         space.notify();
                     }
-                    None => wake.park(|| !ring.is_empty()),
+                    None => {
+                        wake.park(|| !ring.is_empty());
+                    }
                 }
             }
             assert_eq!(got, [0, 1], "FIFO, nothing lost");

@@ -34,6 +34,10 @@ pub(crate) struct WorkerCounters {
     pub(crate) cancelled: OwnedCounter,
     /// Async tasks' wake markers popped (not host requests).
     pub(crate) task_wakes: OwnedCounter,
+    /// Time spun while idle, in ns.
+    pub(crate) idle_spin_ns: OwnedCounter,
+    /// Sleeps a request ended within `AVOIDABLE_WAKE` (`worker/mod.rs`).
+    pub(crate) avoidable_wakes: OwnedCounter,
 }
 
 /// The request the worker is running, for the monitor: its gate, and where its pings go.

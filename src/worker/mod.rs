@@ -5,6 +5,7 @@
 //! its board, the outbox, the event hub, and where async tasks are requeued).
 
 pub(crate) mod board;
+pub(crate) mod idle;
 pub(crate) mod tasks;
 
 use std::ffi::c_int;
@@ -24,10 +25,15 @@ use crate::ingress::intake::Inbox;
 use crate::library::{LibRef, Library};
 use crate::threads::panics;
 use crate::worker::board::Board;
+use crate::worker::idle::{IdleTuner, Seen};
 use crate::worker::tasks::{Requeue, Tasks};
 
 /// Requests handled between two checks for blocked producers.
 const BATCH: usize = 64;
+
+/// A wake that came this soon after the worker went to sleep is counted as one a
+/// spin that long would have saved (`avoidable_wakes`).
+const AVOIDABLE_WAKE: Duration = Duration::from_millis(1);
 
 /// The parts of a context the worker uses, each named by what it does with it. The
 /// lifecycle builds them from its context inside the worker's thread.
@@ -42,8 +48,8 @@ pub(crate) struct Ports<'a> {
     pub(crate) events: &'a Arc<EventHub>,
     /// Where woken async tasks are queued again.
     pub(crate) tasks_home: Arc<dyn Requeue>,
-    /// How long an idle worker spins before parking.
-    pub(crate) spin: Duration,
+    /// What the worker does when idle.
+    pub(crate) idle: IdleTuner,
     /// How long destroy gives async handlers after the last request.
     pub(crate) shutdown_timeout: Duration,
 }
@@ -62,9 +68,15 @@ pub(crate) fn run<L: Library>(
         outbox,
         events,
         tasks_home,
-        spin,
+        mut idle,
         shutdown_timeout,
     } = ports;
+    #[cfg(all(target_os = "linux", not(miri)))]
+    // SAFETY: PR_SET_TIMERSLACK on the calling thread (the worker's own) takes a plain
+    // integer; timed naps then wake when asked, not up to 50 µs later.
+    unsafe {
+        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong)
+    };
     // Handlers (and the constructor) emit events into this context.
     crate::events::bind(Some(events.clone()));
     let mut reply = Reply::new(Some(outbox.clone()));
@@ -165,10 +177,21 @@ pub(crate) fn run<L: Library>(
             std::thread::sleep(Duration::from_micros(200));
             continue;
         }
-        if inbox.wait_for_work(spin) {
-            counters.spin_hits.bump();
-        } else {
-            counters.parks.bump();
+        let waited = inbox.wait_for_work(idle.plan());
+        idle.learn(Seen {
+            gap: waited.gap,
+            woken: waited.slept.is_some_and(|d| !d.is_zero()),
+            nap_late: waited.nap_late,
+        });
+        counters.idle_spin_ns.add(waited.spun.as_nanos() as u64);
+        match waited.slept {
+            None => counters.spin_hits.bump(),
+            Some(slept) => {
+                counters.parks.bump();
+                if !slept.is_zero() && slept <= AVOIDABLE_WAKE {
+                    counters.avoidable_wakes.bump();
+                }
+            }
         }
     }
 

@@ -144,9 +144,15 @@ static void test_events_reach_every_view_in_order(void) {
         static const uint8_t head[] = "\xa2\x65" "event" "\x6c" "on_perf_ping" "\x67" "payload" "\xa3";
         CHECK(all.e[i].len > sizeof head - 1 && memcmp(all.e[i].head, head, sizeof head - 1) == 0);
     }
-    ffid_context_stats s = {.struct_size = sizeof s};
+    ffid_context_stats s;
+    memset(&s, 0xff, sizeof s); /* every field the runtime writes stops reading all-ones */
+    s.struct_size = sizeof s;
     CHECK(echo_stats(ctx, &s) == FFID_RET_OK);
+    CHECK(s.struct_size == sizeof s && s.reserved == 0);
     CHECK(s.events_emitted == 5 && s.events_dropped == 0 && s.events_delivered == 15);
+    /* the idle counters at the struct's end are written too (the layouts agree) */
+    CHECK(s.idle_spin_ns != UINT64_MAX && s.avoidable_wakes != UINT64_MAX);
+    CHECK(s.avoidable_wakes <= s.parks);
     CHECK(echo_destroy(ctx) == FFID_RET_OK);
     /* after destroy: no listener is called, and the handle is refused */
     CHECK(atomic_load(&native.count) == 5);
