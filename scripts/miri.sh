@@ -19,7 +19,7 @@
 #   hosts (the futex backend, the default, is covered);
 # - loom models: they need `--cfg loom` (scripts/loom.sh);
 # - long_work.rs's completion-mode test: Miri does not model poll(2) (marked ignore);
-#   its idle-counter test: interpreted, no wake comes within 1 ms (marked ignore).
+# - tests/idle.rs: interpreted, no wake comes within 1 ms, and it needs eventfd.
 # Isolation is off because the worker reads the clock (its spin budget) and the
 # registry seeds its generations from it.
 set -euo pipefail
