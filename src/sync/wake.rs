@@ -451,75 +451,62 @@ mod loom_models {
     use loom::sync::Arc;
     use loom::thread;
 
+    /// Two producers push one request each and notify, while this thread, the worker,
+    /// pops until it has both: idling with `idle` (given whether it idled before) when
+    /// the ring is empty. Nothing may be lost.
+    fn two_producers_one_worker(idle: impl Fn(&WorkerWake, &TagRing<u32>, bool)) {
+        let ring = Arc::new(TagRing::<u32>::new(4));
+        let wake = Arc::new(WorkerWake::new(WakeBackend::Futex));
+        let producers: Vec<_> = (0..2)
+            .map(|i| {
+                let (ring, wake) = (ring.clone(), wake.clone());
+                thread::spawn(move || {
+                    ring.push(i).unwrap();
+                    wake.notify();
+                })
+            })
+            .collect();
+        let mut got = Vec::new();
+        let mut idled = false;
+        while got.len() < 2 {
+            // SAFETY: this thread is the only consumer.
+            match unsafe { ring.pop() } {
+                Some(v) => got.push(v),
+                None => {
+                    idle(&wake, &ring, idled);
+                    idled = true;
+                }
+            }
+        }
+        got.sort_unstable();
+        assert_eq!(got, [0, 1]);
+        for p in producers {
+            p.join().unwrap();
+        }
+    }
+
     /// Two producers push and notify while the worker drains and parks.
     #[test]
     fn worker_wake_loses_no_request_with_two_producers() {
         crate::sync::model("worker wake, 2 producers", || {
-            let ring = Arc::new(TagRing::<u32>::new(4));
-            let wake = Arc::new(WorkerWake::new(WakeBackend::Futex));
-            let producers: Vec<_> = (0..2)
-                .map(|i| {
-                    let (ring, wake) = (ring.clone(), wake.clone());
-                    thread::spawn(move || {
-                        ring.push(i).unwrap();
-                        wake.notify();
-                    })
-                })
-                .collect();
-            let mut got = Vec::new();
-            while got.len() < 2 {
-                // SAFETY: this thread is the only consumer.
-                match unsafe { ring.pop() } {
-                    Some(v) => got.push(v),
-                    None => {
-                        wake.park(|| !ring.is_empty());
-                    }
-                }
-            }
-            got.sort_unstable();
-            assert_eq!(got, [0, 1]);
-            for p in producers {
-                p.join().unwrap();
-            }
+            two_producers_one_worker(|wake, ring, _| {
+                wake.park(|| !ring.is_empty());
+            });
         });
     }
 
-    /// A worker that naps (with a timeout, which the model lets expire at any moment)
-    /// before it parks loses no request of two producers.
+    /// A worker that naps first (with a timeout, which the model lets expire at any
+    /// moment), then parks, loses no request either.
     #[test]
     fn a_napping_worker_loses_no_request() {
         crate::sync::model("worker nap, 2 producers", || {
-            let ring = Arc::new(TagRing::<u32>::new(4));
-            let wake = Arc::new(WorkerWake::new(WakeBackend::Futex));
-            let producers: Vec<_> = (0..2)
-                .map(|i| {
-                    let (ring, wake) = (ring.clone(), wake.clone());
-                    thread::spawn(move || {
-                        ring.push(i).unwrap();
-                        wake.notify();
-                    })
-                })
-                .collect();
-            let mut got = Vec::new();
-            let mut napped = false;
-            while got.len() < 2 {
-                // SAFETY: this thread is the only consumer.
-                match unsafe { ring.pop() } {
-                    Some(v) => got.push(v),
-                    None if !napped => {
-                        napped = true;
-                        let _ = wake.nap(|| !ring.is_empty(), Instant::now());
-                    }
-                    None => {
-                        wake.park(|| !ring.is_empty());
-                    }
+            two_producers_one_worker(|wake, ring, idled| {
+                if idled {
+                    wake.park(|| !ring.is_empty());
+                } else {
+                    let _ = wake.nap(|| !ring.is_empty(), Instant::now());
                 }
-            }
-            got.sort_unstable();
-            assert_eq!(got, [0, 1]);
-            for p in producers {
-                p.join().unwrap();
-            }
+            });
         });
     }
 
