@@ -165,14 +165,9 @@ impl Options {
             && self.idle_spin_cap.is_none_or(|c| c > 0.0 && c <= 1.0)
     }
 
-    /// The idle spin cap in force: the option, or the policy's default (only
-    /// `Balanced` plans with it).
-    pub fn effective_spin_cap(&self) -> f32 {
-        self.idle_spin_cap.unwrap_or(match self.idle_policy {
-            IdlePolicy::Balanced => 0.5,
-            IdlePolicy::Latency => 1.0,
-            IdlePolicy::Power => 0.0,
-        })
+    /// The spin cap `Balanced` plans with: the option, or half a core.
+    pub fn balanced_spin_cap(&self) -> f32 {
+        self.idle_spin_cap.unwrap_or(0.5)
     }
 
     /// The C mirror of these options.

@@ -267,12 +267,15 @@ impl<'a> Inbox<'a> {
         let has_work = |order| {
             !intake.ring.is_empty() || intake.stop.load(order) || intake.overflowed.load(order)
         };
-        // Read as the worker goes idle, just after it answered: off the next request's
-        // path (its host is still in the callback).
-        let start = Instant::now();
+        // Time since the worker went idle, as far as the spin and the sleeps measure it:
+        // the clock is read only for a nap (its deadline) and around a sleep, never on
+        // the way from a spin to the work it found.
         let mut spin_from = Duration::ZERO;
         let mut nap_late = None;
         if let Some(nap) = plan.nap_until {
+            // Read as the worker goes idle, just after it answered: off the next
+            // request's path (its host is still in the callback).
+            let start = Instant::now();
             match intake.wake.nap(|| has_work(Ordering::SeqCst), start + nap) {
                 Nap::TimedOut { late } => {
                     nap_late = Some(late);
@@ -300,14 +303,14 @@ impl<'a> Inbox<'a> {
                 nap_late,
             };
         }
-        // The clock is read around a sleep only: a wake costs tens of µs, the read
-        // tens of ns.
+        // A wake costs tens of µs, the clock reads around it tens of ns.
         let parked_at = Instant::now();
         let slept = intake.wake.park(|| has_work(Ordering::SeqCst));
+        let parked = parked_at.elapsed();
         Idle {
             spun,
-            slept: slept.then(|| parked_at.elapsed()),
-            gap: start.elapsed(),
+            slept: slept.then_some(parked),
+            gap: spin_from + spun + parked,
             nap_late,
         }
     }

@@ -47,7 +47,7 @@ use crate::events::EventHub;
 use crate::ffi::host::ThreadHooks;
 use crate::ingress::intake::{InboxClaim, Intake};
 use crate::library::Library;
-use crate::options::{IdlePolicy, Options, RingKind, WakeKind};
+use crate::options::{Options, RingKind, WakeKind};
 use crate::sync::ring::{ArrayRing, Ingress, TagRing};
 use crate::sync::wake::{SpaceWait, WakeBackend, WorkerWake};
 use crate::threads::ThreadRole;
@@ -75,11 +75,8 @@ pub(crate) struct Context {
     pub(crate) events: Arc<EventHub>,
     library: TypeId,
     method_names: fn(u16) -> &'static str,
-    spin: Duration,
-    idle_policy: IdlePolicy,
-    spin_cap: f32,
-    /// The wake backend can nap (the futex one).
-    can_nap: bool,
+    /// The worker's idle policy, as the options set it (the worker's copy learns).
+    idle: IdleTuner,
     shutdown_timeout: Duration,
     hooks: Option<ThreadHooks>,
     monitor_stop: Mutex<bool>,
@@ -116,7 +113,7 @@ impl Context {
             outbox: &self.outbox,
             events: &self.events,
             tasks_home: self.clone(),
-            idle: IdleTuner::new(self.idle_policy, self.spin, self.spin_cap, self.can_nap),
+            idle: self.idle.clone(),
             shutdown_timeout: self.shutdown_timeout,
         }
     }
@@ -197,10 +194,12 @@ impl Context {
             )?),
             library: TypeId::of::<L>(),
             method_names: method_name::<L>,
-            spin: options.spin,
-            idle_policy: options.idle_policy,
-            spin_cap: options.effective_spin_cap(),
-            can_nap: options.wake == WakeKind::Futex,
+            idle: IdleTuner::new(
+                options.idle_policy,
+                options.spin,
+                options.balanced_spin_cap(),
+                options.wake == WakeKind::Futex,
+            ),
             shutdown_timeout: options.shutdown_timeout,
             hooks: options.thread_hooks,
             monitor_stop: Mutex::new(false),

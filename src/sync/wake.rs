@@ -52,40 +52,42 @@ const PARKED: u32 = 1;
 #[cfg(all(not(loom), target_os = "linux"))]
 mod futex {
     use std::sync::atomic::AtomicU32;
+    use std::time::Duration;
 
-    pub(super) fn wait(word: &AtomicU32, expected: u32) {
-        // SAFETY: FUTEX_WAIT_BITSET on a live, aligned u32 with no timeout; the kernel
-        // only reads the word. EINTR, EAGAIN and spurious returns are fine: every caller
-        // loops on its own condition.
+    /// Sleeps while `word` holds `expected`, for at most `timeout` when one is given.
+    pub(super) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+        // As `std` does: FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline.
+        let deadline = timeout.map(|timeout| {
+            let mut now = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: a valid clock id and out pointer.
+            unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+            let nanos = now.tv_nsec as u64 + timeout.subsec_nanos() as u64;
+            libc::timespec {
+                tv_sec: now
+                    .tv_sec
+                    .saturating_add(timeout.as_secs().min(i32::MAX as u64) as libc::time_t)
+                    .saturating_add((nanos / 1_000_000_000) as libc::time_t),
+                tv_nsec: (nanos % 1_000_000_000) as libc::c_long,
+            }
+        });
+        let deadline_ptr = deadline
+            .as_ref()
+            .map_or(std::ptr::null(), |d| d as *const libc::timespec);
+        // SAFETY: FUTEX_WAIT_BITSET on a live, aligned u32, with no deadline or one that
+        // lives for the call; the kernel only reads them. EINTR, EAGAIN, timeouts and
+        // spurious returns are fine: every caller loops on its own condition.
         unsafe {
             libc::syscall(
                 libc::SYS_futex,
                 word as *const AtomicU32 as *const u32,
                 libc::FUTEX_WAIT_BITSET | libc::FUTEX_PRIVATE_FLAG,
                 expected,
-                std::ptr::null::<libc::timespec>(),
+                deadline_ptr,
                 std::ptr::null::<u32>(), // unused by FUTEX_WAIT_BITSET
                 !0u32,                   // every bit: a plain FUTEX_WAIT
-            );
-        }
-    }
-
-    /// As [`wait`], for at most `timeout`.
-    pub(super) fn wait_for(word: &AtomicU32, expected: u32, timeout: std::time::Duration) {
-        let timeout = libc::timespec {
-            tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
-            tv_nsec: timeout.subsec_nanos() as libc::c_long,
-        };
-        // SAFETY: FUTEX_WAIT on a live, aligned u32 with a relative timeout (on
-        // CLOCK_MONOTONIC) that lives for the call; the kernel only reads both. Every
-        // return (timeout, wake, EINTR, EAGAIN) is fine: the caller loops.
-        unsafe {
-            libc::syscall(
-                libc::SYS_futex,
-                word as *const AtomicU32 as *const u32,
-                libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-                expected,
-                &timeout as *const libc::timespec,
             );
         }
     }
@@ -107,8 +109,9 @@ mod futex {
 #[cfg(all(not(loom), not(target_os = "linux")))]
 mod futex {
     use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
 
-    pub(super) fn wait(word: &AtomicU32, expected: u32) {
+    pub(super) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
         let key = word as *const AtomicU32 as usize;
         // SAFETY: the key is the caller's live word; the callbacks only load it.
         unsafe {
@@ -118,22 +121,7 @@ mod futex {
                 || {},
                 |_, _| {},
                 parking_lot_core::DEFAULT_PARK_TOKEN,
-                None,
-            );
-        }
-    }
-
-    pub(super) fn wait_for(word: &AtomicU32, expected: u32, timeout: std::time::Duration) {
-        let key = word as *const AtomicU32 as usize;
-        // SAFETY: as for `wait`.
-        unsafe {
-            parking_lot_core::park(
-                key,
-                || word.load(Ordering::Acquire) == expected,
-                || {},
-                |_, _| {},
-                parking_lot_core::DEFAULT_PARK_TOKEN,
-                std::time::Instant::now().checked_add(timeout),
+                timeout.and_then(|t| std::time::Instant::now().checked_add(t)),
             );
         }
     }
@@ -154,16 +142,16 @@ mod futex {
     loom::lazy_static! {
         static ref LOT: (Mutex<()>, Condvar) = (Mutex::new(()), Condvar::new());
     }
-    pub(super) fn wait(word: &AtomicU32, expected: u32) {
+    /// A timeout is a return the sleeper did not ask for: the model lets it happen at
+    /// once, which covers every later moment the protocol could see.
+    pub(super) fn wait(word: &AtomicU32, expected: u32, timeout: Option<std::time::Duration>) {
+        if timeout.is_some() {
+            return loom::thread::yield_now();
+        }
         let guard = LOT.0.lock().unwrap();
         if word.load(Ordering::Acquire) == expected {
             drop(LOT.1.wait(guard).unwrap());
         }
-    }
-    /// A timeout is a return the sleeper did not ask for: the model lets it happen at
-    /// once, which covers every later moment the protocol could see.
-    pub(super) fn wait_for(_word: &AtomicU32, _expected: u32, _timeout: std::time::Duration) {
-        loom::thread::yield_now();
     }
     pub(super) fn wake_all(_word: &AtomicU32) {
         let _guard = LOT.0.lock().unwrap();
@@ -327,7 +315,7 @@ impl WorkerWake {
                     _ => Nap::Woken,
                 };
             }
-            futex::wait_for(&self.state, PARKED, deadline - now);
+            futex::wait(&self.state, PARKED, Some(deadline - now));
         }
     }
 
@@ -359,7 +347,7 @@ impl WorkerWake {
 
     fn sleep(&self) {
         match &self.backend {
-            WakeBackend::Futex => futex::wait(&self.state, PARKED),
+            WakeBackend::Futex => futex::wait(&self.state, PARKED, None),
             #[cfg(target_os = "linux")]
             WakeBackend::EventFd(fd) => {
                 // Returns once the counter is non-zero (a wake happened after the
@@ -425,7 +413,7 @@ impl SpaceWait {
         self.waiters.fetch_add(1, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         if still_blocked() {
-            futex::wait(&self.epoch, epoch);
+            futex::wait(&self.epoch, epoch, None);
         }
         self.waiters.fetch_sub(1, Ordering::Release);
     }

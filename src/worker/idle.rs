@@ -83,6 +83,7 @@ pub(crate) struct Seen {
 }
 
 /// The worker's idle policy and what it has learnt.
+#[derive(Clone)]
 pub(crate) struct IdleTuner {
     policy: IdlePolicy,
     /// The longest spin at a stretch (`Options::spin`).
@@ -123,16 +124,13 @@ impl IdleTuner {
         };
         match self.policy {
             // A zero bound means what it always meant: park at once.
-            _ if self.bound.is_zero() => Plan {
-                nap_until: None,
-                spin_until: Duration::ZERO,
-            },
+            _ if self.bound.is_zero() => spin_bound,
             IdlePolicy::Power => Plan {
                 nap_until: None,
                 spin_until: Duration::ZERO,
             },
             IdlePolicy::Latency => spin_bound,
-            _ if self.samples < WARM => spin_bound,
+            IdlePolicy::Balanced if self.samples < WARM => spin_bound,
             IdlePolicy::Balanced => self.periodic().unwrap_or_else(|| self.soon()),
         }
     }
