@@ -41,11 +41,9 @@ static ffid_ctx* make(uint32_t cap, uint32_t policy, uint32_t wake, uint32_t spi
     o.wake = wake;
     o.spin_ns = spin_ns;
     waiter w;
-    waiter_reset(&w);
-    EchoConfig cfg = {"c"};
-    ffid_ctx* ctx = echo_create_with_options(waiter_cb, &w, &cfg, &o);
+    ffid_ctx* ctx = echo_create_waited(&w, "c", &o, TIMEOUT_MS);
     CHECK(ctx != NULL);
-    CHECK(ctx && waiter_wait(&w, TIMEOUT_MS) == 0 && w.ret == FFID_RET_OK);
+    CHECK(ctx && atomic_load(&w.done) && w.ret == FFID_RET_OK);
     return ctx;
 }
 

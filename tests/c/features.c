@@ -85,12 +85,10 @@ static int rec_wait(recorder* r, int n) {
 
 static ffid_ctx* make_with(const ffid_options* o) {
     waiter w;
-    waiter_reset(&w);
-    EchoConfig cfg = {"f"};
-    ffid_ctx* ctx = echo_create_with_options(waiter_cb, &w, &cfg, o);
+    ffid_ctx* ctx = echo_create_waited(&w, "f", o, TIMEOUT_MS);
     CHECK(ctx != NULL);
     if (!ctx) return NULL;
-    CHECK(waiter_wait(&w, TIMEOUT_MS) == 0 && w.ret == FFID_RET_OK);
+    CHECK(atomic_load(&w.done) && w.ret == FFID_RET_OK);
     return ctx;
 }
 

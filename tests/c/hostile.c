@@ -29,13 +29,11 @@ static ffid_options options(void) {
 }
 
 static ffid_ctx* make(const ffid_options* o) {
-    waiter w;
-    waiter_reset(&w);
-    EchoConfig cfg = {"h"};
-    ffid_ctx* ctx = echo_create_with_options(waiter_cb, &w, &cfg, o);
-    CHECK(ctx != NULL);
     /* Always waited for: `w` is this frame's (completion-mode tests create their own). */
-    if (ctx) CHECK(waiter_wait(&w, TIMEOUT_MS) == 0 && w.ret == FFID_RET_OK);
+    waiter w;
+    ffid_ctx* ctx = echo_create_waited(&w, "h", o, TIMEOUT_MS);
+    CHECK(ctx != NULL);
+    if (ctx) CHECK(atomic_load(&w.done) && w.ret == FFID_RET_OK);
     return ctx;
 }
 

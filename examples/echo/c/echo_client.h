@@ -178,4 +178,18 @@ static inline int waiter_wait(waiter* w, uint64_t timeout_ms) {
     return 0;
 }
 
+/* Creates an echo context with options opts (NULL: the defaults) whose create callback
+ * reports into *w, and waits up to timeout_ms for that callback. Returns the context, or
+ * NULL when create refused it (no callback). Afterwards w->done says whether the callback
+ * came and w->ret is its status. *w must stay valid until the callback has run: a caller
+ * whose wait timed out must not let *w go. */
+static inline ffid_ctx* echo_create_waited(waiter* w, const char* prefix, const ffid_options* opts,
+                                           uint64_t timeout_ms) {
+    waiter_reset(w);
+    EchoConfig cfg = {prefix};
+    ffid_ctx* ctx = echo_create_with_options(waiter_cb, w, &cfg, opts);
+    if (ctx) waiter_wait(w, timeout_ms);
+    return ctx;
+}
+
 #endif /* ECHO_CLIENT_H */
