@@ -3,6 +3,9 @@
 //! std `mpsc` or `crossbeam-channel` channel + worker thread answering through the same
 //! kind of completion flag).
 //!
+//! `inline`: an inline export (`byte_sum`), answered on the calling thread before it
+//! returns: no ring, no worker, the cost of the export's copy, handler and callback.
+//!
 //! `hot`: the worker is spinning when the call arrives. `cold`: the host sleeps 200 µs
 //! (untimed) before each call so the worker has parked (spin budget 0 for ffi-dispatch;
 //! std's `recv` blocks after its own brief spin). Compare ratios within one run only.
@@ -131,6 +134,27 @@ fn ffi_dispatch_lanes(c: &mut Criterion, state: &str, gap: Option<Duration>) {
     group.finish();
 }
 
+/// An inline export: the callback runs on this thread before the call returns.
+fn inline_lane(c: &mut Criterion) {
+    let mut group = c.benchmark_group("roundtrip/inline");
+    let done = Completion::default();
+    let ud = &done as *const Completion as *mut c_void;
+    let data = [7u8; 8];
+    let args = EchoByteSumArgs {
+        data: data.as_ptr(),
+        data_len: data.len(),
+    };
+    group.bench_function("native byte_sum (calling thread)", |bench| {
+        bench.iter(|| {
+            // SAFETY: valid args and user data for the duration of the call.
+            let accepted = unsafe { echo_byte_sum(Some(complete), ud, black_box(&args)) };
+            assert_eq!(accepted, RET_OK);
+            wait(&done);
+        })
+    });
+    group.finish();
+}
+
 /// A plain channel baseline's request: the same predicate, answered through the same
 /// kind of completion flag.
 struct Req {
@@ -207,6 +231,7 @@ fn channel_baseline(
 fn roundtrip(c: &mut Criterion) {
     // The floor first, before any worker thread exists.
     floor(c);
+    inline_lane(c);
     ffi_dispatch_lanes(c, "hot", None);
     channel_baselines(c, "hot", None);
     ffi_dispatch_lanes(c, "cold", Some(COLD_GAP));

@@ -134,8 +134,10 @@
  * LIFECYCLE
  *   <lib>_create(cb, user_data, cfg) returns a handle at once, or NULL (and no callback)
  *   when it cannot start: invalid options (a ring_capacity or event_ring_capacity of 0 or
- *   above FFID_MAX_RING_CAPACITY, an unknown value, a non-zero reserved), no memory for
- *   the rings, or no thread to be had. Whatever a failed create had started is stopped
+ *   above FFID_MAX_RING_CAPACITY, an unknown value, a non-zero reserved), invalid
+ *   constructor arguments, a library that serves another interface than the header the
+ *   host was built with (<LIB>_INTERFACE_HASH), no memory for the rings, or no thread to
+ *   be had; ffid_last_error() then says which. Whatever a failed create had started is stopped
  *   and joined before it returns, thread_stop hooks included: the hooks' user_data may
  *   be freed as soon as it returns NULL. The constructor runs on the new worker thread and reports
  *   through cb: FFID_RET_OK with no value, or FFID_RET_ERR with a message. Calls made
@@ -326,6 +328,13 @@ const char* ffid_status_name(int code);
 
 /* 1 when handler panics are answered FFID_RET_ERR, 0 when they abort the process. */
 int ffid_catches_panics(void);
+
+/* Why the calling thread's last <lib>_create* call returned NULL, or "" when it did not.
+ * Never NULL. The text is owned by the runtime and valid until this thread's next create
+ * call. With two ffi-dispatch libraries in one process this symbol belongs to one of
+ * them (each library's runtime keeps its own): prefer <lib>_last_error, which always
+ * reaches the right one. */
+const char* ffid_last_error(void);
 
 #ifdef __cplusplus
 }

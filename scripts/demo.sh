@@ -14,7 +14,7 @@ cd "$root"
 cargo build --release -p echo -p latency-driver --quiet
 lib="$root/target/release"
 out="$root/target/release/echo-host"
-${CC:-cc} -std=c11 -O2 -Wall -Wextra -Werror -Iinclude -Iexamples/echo/include -Iexamples/echo/c \
+${CC:-cc} -std=c11 -O2 -Wall -Wextra -Werror -Iexamples/echo/include -Iexamples/echo/c \
   examples/echo/host.c -L"$lib" -lecho -Wl,-rpath,"$lib" -lpthread -o "$out"
 echo "== C host (examples/echo/host.c)"
 ECHO_HOST_CALLS="${ECHO_HOST_CALLS:-100000}" "$out"

@@ -20,7 +20,7 @@ cd "$(dirname "$0")/../fuzz"
 secs="${1:-30}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(cbor_requests cbor_decode ops)
+[ ${#targets[@]} -gt 0 ] || targets=(cbor_requests cbor_decode ops description)
 # shellcheck source=scripts/nightly.sh
 source ../scripts/nightly.sh
 # shellcheck disable=SC2119 # the toolchain alone: cargo-fuzz needs no component

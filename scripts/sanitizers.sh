@@ -52,7 +52,7 @@ valgrind_hosts() {
     cargo build -q -p echo -p kv
     local lib="$PWD/target/debug" out="target/valgrind"
     mkdir -p "$out"
-    local flags=(-std=c11 -O1 -g -Wall -Wextra -Werror -Iinclude -Iexamples/echo/include
+    local flags=(-std=c11 -O1 -g -Wall -Wextra -Werror -Iexamples/echo/include
         -Iexamples/kv/include -Iexamples/echo/c -Itests/c)
     cc "${flags[@]}" examples/echo/host.c -L"$lib" -lecho -Wl,-rpath,"$lib" -lpthread -o "$out/echo-host"
     cc "${flags[@]}" tests/c/contract.c -L"$lib" -lecho -Wl,-rpath,"$lib" -lpthread -o "$out/contract"

@@ -21,7 +21,7 @@
 //! decoded zero-copy; result as CBOR). The author writes ordinary Rust and annotates it:
 //!
 //! ```
-//! use ffi_dispatch::schema::Exports;
+//! use ffi_dispatch::schema::model::Library;
 //! use ffi_dispatch_codegen::header; // the renderer: a build- and test-time crate
 //!
 //! /// A running total.
@@ -31,6 +31,10 @@
 //!
 //! #[ffi_dispatch::library(name = "counter")]
 //! impl Counter {
+//!     /// The largest step `add` takes.
+//!     #[ffi]
+//!     const MAX_STEP: u64 = 1000;
+//!
 //!     /// Starts at `start`.
 //!     #[ffi(ctor)]
 //!     fn create(start: u64) -> Counter {
@@ -42,13 +46,23 @@
 //!         self.total = self.total.checked_add(by).ok_or("overflow")?;
 //!         Ok(self.total)
 //!     }
+//!     /// Whether `by` is a step `add` takes: answered on the calling thread.
+//!     #[ffi(inline)]
+//!     fn valid_step(by: u64) -> bool {
+//!         by <= Self::MAX_STEP
+//!     }
 //! }
 //!
-//! // The exports exist (`counter_create`, `counter_add`, `counter_add_cbor`, ...), and
-//! // the C header is rendered from the same definition:
-//! let h = header(Counter::SCHEMA, "(regenerate command)");
+//! // The exports exist (`counter_create_checked`, `counter_add`, `counter_add_cbor`,
+//! // ...), and the library describes itself: `ffi-dispatch-bindgen` reads that from the
+//! // built cdylib and renders the C header from it.
+//! let mut len = 0;
+//! // SAFETY: the library's describing export; it hands out `len` bytes.
+//! let bytes = unsafe { std::slice::from_raw_parts(counter_ffid_describe(&mut len), len) };
+//! let h = header(&Library::decode(bytes).unwrap());
 //! assert!(h.contains("typedef struct CounterAddArgs {\n    uint64_t by;\n} CounterAddArgs;"));
 //! assert!(h.contains("int counter_add(ffid_ctx* ctx, ffid_callback cb, void* user_data, const CounterAddArgs* args);"));
+//! assert!(h.contains("#define COUNTER_MAX_STEP UINT64_C(1000)"));
 //! ```
 //!
 //! ## A map of the crate
@@ -58,8 +72,8 @@
 //! - Configuring and watching a context: [`Options`] and its policies, [`HostFn`],
 //!   [`ThreadHooks`], [`stats`], [`wake_fd`].
 //! - The C side: [`abi`] (mirrors `include/ffi_dispatch.h`, the C contract) and
-//!   [`schema`] (the descriptors the header and CDDL are rendered from, by the
-//!   `ffi-dispatch-codegen` crate).
+//!   [`schema`] (the descriptors, and the description each built library hands out,
+//!   which the `ffi-dispatch-bindgen` command renders the header and CDDL from).
 //! - The macros' contract with the runtime is the hidden module `rt`: not a stable API.
 //!
 //! `examples/kv` is a complete library.
@@ -89,6 +103,7 @@ compile_error!("ffi-dispatch encodes context handles in 64-bit pointers");
 // The pipeline, one folder a stage (see the README's "How it works"):
 // ffi (the C vocabulary) -> ingress (requests) -> sync (rings, wake) -> worker
 // -> egress (answers) -> the host; events beside them; lifecycle on top.
+mod description;
 mod egress;
 mod error;
 #[doc(hidden)] // through `rt`, and `Sink` and its kin at the root
@@ -141,6 +156,7 @@ pub(crate) use rt::*;
 #[doc(hidden)]
 pub mod rt {
     pub use crate::abi::{self, ffid_ctx, Callback, Refusal};
+    pub use crate::description::{Description, RUNTIME_HEADER};
     pub use crate::egress::deferred::Deferred;
     pub use crate::egress::reply::{self, Answer, NativeOut, Reply};
     pub use crate::events::{self, emit, EmitError, EventDesc, ListenerView};
@@ -148,8 +164,9 @@ pub mod rt {
     pub use crate::ingress::request::{ArgsView, Request};
     pub use crate::library::{ffid_catches_panics, CborHandler, Library, Method, NativeHandler};
     pub use crate::lifecycle::{
-        add_listener, cancel, completion_fd, create, destroy, drain, last_request_id,
-        remove_listener, static_context, stats_into, submit, submit_cbor, StaticContext,
+        add_listener, call_inline, cancel, completion_fd, create, destroy, drain, ffid_last_error,
+        last_request_id, remove_listener, static_context, stats_into, submit, submit_cbor,
+        StaticContext,
     };
     pub use crate::marshal::{self, cbor};
     pub use crate::options::Options;
@@ -159,27 +176,9 @@ pub mod rt {
     pub use minicbor;
 }
 
-/// Exposes a library: put it on the `impl` block of the library's type.
-///
-/// `#[ffi_dispatch::library(name = "kv")]` (the name defaults to the type's name in
-/// snake case) over `impl Kv { ... }`, where:
-/// - exactly one `#[ffi(ctor)]` function builds the value (`-> Self` or
-///   `-> Result<Self, E: Display>`); its parameters become `<Prefix>Config`;
-/// - each `#[ffi]` method (`&self` or `&mut self`) becomes `<lib>_<m>` with a
-///   `<Prefix><M>Args` struct (none without parameters) and `<lib>_<m>_cbor`;
-/// - each `#[ffi(static)]` function is served by a process-wide context created on
-///   first use; its exports take no handle;
-/// - at most one `#[ffi(dtor)]` (`&mut self`) runs when the context is destroyed, after
-///   the last request.
-///
-/// Functions without `#[ffi]` are left alone. Doc comments reach the generated header.
-/// The generated items: the args structs, `impl Library`, `impl schema::Exports` and the
-/// `#[no_mangle]` exports (`<lib>_create`, `_create_with_options`, `_create_cbor`,
-/// `_destroy`, and two per function).
+#[doc = include_str!("../docs/library.md")]
 pub use ffi_dispatch_macros::library;
-/// Makes a fieldless enum cross both views: an `int32_t` natively, its variant's name
-/// as text on the CBOR wire.
+#[doc = include_str!("../docs/enum.md")]
 pub use ffi_dispatch_macros::Enum;
-/// Makes a struct with named fields a record that crosses both views: a `#[repr(C)]`
-/// mirror `<Name>C` natively, a map on the CBOR wire.
+#[doc = include_str!("../docs/record.md")]
 pub use ffi_dispatch_macros::Record;

@@ -105,7 +105,15 @@ fn steady_state_allocations_per_call() {
         prefix: c"alloc".as_ptr(),
     };
     // SAFETY: valid callback, config and user data that outlives the constructor callback.
-    let ctx: *mut ffid_ctx = unsafe { echo_create(Some(on_done), created.ud(), &cfg) };
+    let ctx: *mut ffid_ctx = unsafe {
+        echo::echo_create_checked(
+            echo::echo_interface_hash(),
+            Some(on_done),
+            created.ud(),
+            &cfg,
+            std::ptr::null(),
+        )
+    };
     assert!(!ctx.is_null());
     created.wait_ok();
 

@@ -162,7 +162,7 @@ fn aio(options: Options) -> *mut ffi_dispatch::ffid_ctx {
     let created = Log::new();
     let o = options.to_c();
     // SAFETY: valid options; the log is kept alive by `ud()`.
-    let ctx = unsafe { aio_create_with_options(RECORD, created.ud(), &o) };
+    let ctx = unsafe { aio_create_checked(aio_interface_hash(), RECORD, created.ud(), &o) };
     assert!(!ctx.is_null());
     assert_eq!(created.wait_len(1)[0].ret, RET_OK);
     ctx

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use ffi_dispatch::rt::cbor::FromCbor;
 use ffi_dispatch::rt::marshal::{Arena, Native, ReadNative};
 use ffi_dispatch::rt::{ArgsView, Request};
-use ffi_dispatch::schema::Exports;
 use ffi_dispatch::{Answer, RET_ERR, RET_OK};
 use ffi_dispatch_codegen::{cddl, header};
 use minicbor::{Decoder, Encoder};
@@ -210,7 +209,8 @@ fn context() -> *mut ffi_dispatch::ffid_ctx {
         |ret, _| assert_eq!(ret, RET_OK, "the constructor succeeds"),
         |cb, ud| {
             // SAFETY: no arguments; `ud` outlives the callback.
-            ctx = unsafe { shapes_create(cb, ud) };
+            ctx =
+                unsafe { shapes_create_checked(shapes_interface_hash(), cb, ud, std::ptr::null()) };
             if ctx.is_null() {
                 RET_ERR
             } else {
@@ -375,9 +375,20 @@ unsafe extern "C" fn never(_: c_int, _: *const c_char, _: usize, _: *mut c_void)
     panic!("a refused call must not be answered");
 }
 
+/// The description the library hands out (what `ffi-dispatch-bindgen` reads).
+fn described() -> ffi_dispatch::schema::model::Library {
+    let mut len = 0;
+    // SAFETY: the library's own export; `len` is writable.
+    let ptr = unsafe { shapes_ffid_describe(&mut len) };
+    // SAFETY: it hands out `len` bytes at `ptr`, valid for the life of the process.
+    let bytes = unsafe { std::slice::from_raw_parts(ptr, len) };
+    ffi_dispatch::schema::model::Library::decode(bytes).expect("a valid description")
+}
+
 #[test]
 fn header_and_schema_describe_every_shape() {
-    let h = header(Shapes::SCHEMA, "regen");
+    let lib = described();
+    let h = header(&lib);
     for expected in [
         "typedef int32_t ShapesLevel;",
         "SHAPES_LEVEL_LOW = -1,",
@@ -395,8 +406,9 @@ fn header_and_schema_describe_every_shape() {
         "    uint16_t n16;",
         "    bool has_yes;",
         "int shapes_kept(ffid_ctx* ctx, ffid_callback cb, void* user_data);",
-        "ffid_ctx* shapes_create(ffid_callback cb, void* user_data);",
-        "ffid_ctx* shapes_create_with_options(ffid_callback cb, void* user_data,\n    const ffid_options* opts);",
+        "static inline ffid_ctx* shapes_create(ffid_callback cb, void* user_data) {",
+        "static inline ffid_ctx* shapes_create_with_options(ffid_callback cb, void* user_data,\n    const ffid_options* opts) {",
+        "ffid_ctx* shapes_create_checked(uint64_t interface_hash, ffid_callback cb, void* user_data,\n    const ffid_options* opts);",
     ] {
         assert!(h.contains(expected), "header lacks `{expected}`:\n{h}");
     }
@@ -406,7 +418,7 @@ fn header_and_schema_describe_every_shape() {
         h.find("typedef int32_t ShapesLevel;").unwrap()
             < h.find("typedef struct ShapesInner").unwrap()
     );
-    let c = cddl(Shapes::SCHEMA, "regen");
+    let c = cddl(&lib);
     for expected in [
         "ShapesLevel = \"Low\" / \"Mid\" / \"High\"",
         "  ? maybe: ShapesInner / null,",

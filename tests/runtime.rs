@@ -109,7 +109,15 @@ fn a_handle_of_another_library_is_refused() {
         prefix: c"e".as_ptr(),
     };
     // SAFETY: valid config and callback.
-    let ectx = unsafe { echo::echo_create(RECORD, echo_created.ud(), &cfg) };
+    let ectx = unsafe {
+        echo::echo_create_checked(
+            echo::echo_interface_hash(),
+            RECORD,
+            echo_created.ud(),
+            &cfg,
+            std::ptr::null(),
+        )
+    };
     wait(&echo_created);
     assert_eq!(note(ectx, &stray, "x"), RET_ERR);
     assert_eq!(destroy::<Journal>(ectx), RET_ERR);

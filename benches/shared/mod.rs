@@ -39,7 +39,8 @@ pub fn make(options: Options) -> *mut ffid_ctx {
     let opts = options.to_c();
     // SAFETY: valid callback, config and options; `created` outlives its callback.
     let ctx = unsafe {
-        echo_create_with_options(
+        echo::echo_create_checked(
+            echo::echo_interface_hash(),
             Some(complete),
             &created as *const _ as *mut c_void,
             &cfg,

@@ -2,41 +2,41 @@
 
 use std::fmt::Write;
 
-use ffi_dispatch_schema::{CShape, FieldDesc, FnDesc, LibraryDesc, Ty};
+use ffi_dispatch_schema::model::{Field, Function, Library, Type, TypeDef, Value};
+use ffi_dispatch_schema::CShape;
 
-use crate::naming::{c_type, named_types, notation, scalar_c, screaming};
+use crate::naming::{notation, scalar_c};
 
 // ---- C header ------------------------------------------------------------------------------
 
 /// The C type of one element of a `Vec<T>` (or of a one-field C form).
-fn elem_c(lib: &LibraryDesc, t: Ty) -> String {
+fn elem_c(t: &Type) -> String {
     match t {
-        Ty::Str => "const char*".into(),
-        Ty::Record(r) => c_type(lib, r.name),
-        Ty::Enum(e) => c_type(lib, e.name),
+        Type::Str => "const char*".into(),
+        Type::Record(c) | Type::Enum(c) => c.clone(),
         s => scalar_c(s).unwrap_or("void").into(),
     }
 }
 
 /// A read-only pointer to elements of `t`: `const T*`, or `const char* const*` for text.
-fn elem_ptr(lib: &LibraryDesc, t: Ty) -> String {
+fn elem_ptr(t: &Type) -> String {
     match t {
-        Ty::Str => "const char* const*".into(),
-        t => format!("const {}*", elem_c(lib, t)),
+        Type::Str => "const char* const*".into(),
+        t => format!("const {}*", elem_c(t)),
     }
 }
 
-/// The C declaration(s) of one slot, in the shape [`Ty::c_shape`] gives it (the table at
-/// `schema::CShape`), each with what it holds.
-fn c_fields(lib: &LibraryDesc, name: &str, t: Ty) -> Vec<(String, String)> {
+/// The C declaration(s) of one slot, in the shape [`Type::c_shape`] gives it (the table
+/// at `schema::CShape`), each with what it holds.
+fn c_fields(name: &str, t: &Type) -> Vec<(String, String)> {
     let (value, absent) = match t {
-        Ty::Option(inner) => (inner(), true),
+        Type::Option(inner) => (&**inner, true),
         t => (t, false),
     };
     match t.c_shape() {
         CShape::Pair => {
             let (ptr, what) = match value {
-                Ty::Vec(e) => (elem_ptr(lib, e()), "elements"),
+                Type::Vec(e) => (elem_ptr(e), "elements"),
                 _ => ("const uint8_t*".to_string(), "bytes"),
             };
             let doc = if absent {
@@ -61,20 +61,17 @@ fn c_fields(lib: &LibraryDesc, name: &str, t: Ty) -> Vec<(String, String)> {
         ],
         CShape::Single => {
             let (decl, doc) = match value {
-                Ty::Str if absent => (
+                Type::Str if absent => (
                     "const char*".to_string(),
                     "NULL = absent, else NUL-terminated UTF-8".to_string(),
                 ),
-                Ty::Str => (
+                Type::Str => (
                     "const char*".to_string(),
                     "NUL-terminated UTF-8, not NULL".to_string(),
                 ),
-                other if absent => (elem_ptr(lib, other), "NULL = absent".to_string()),
-                Ty::Record(r) => (c_type(lib, r.name), String::new()),
-                Ty::Enum(e) => (
-                    c_type(lib, e.name),
-                    format!("one of the {} values", c_type(lib, e.name)),
-                ),
+                other if absent => (elem_ptr(other), "NULL = absent".to_string()),
+                Type::Record(c) => (c.clone(), String::new()),
+                Type::Enum(c) => (c.clone(), format!("one of the {c} values")),
                 s => (scalar_c(s).unwrap_or("void").to_string(), String::new()),
             };
             vec![(format!("{decl} {name}"), doc)]
@@ -83,22 +80,21 @@ fn c_fields(lib: &LibraryDesc, name: &str, t: Ty) -> Vec<(String, String)> {
 }
 
 /// How a native answer of type `t` arrives in the callback.
-fn native_answer(lib: &LibraryDesc, t: Ty) -> String {
+fn native_answer(t: &Type) -> String {
     match t {
-        Ty::Unit => "no value (len == 0)".into(),
-        Ty::Bool => "1 byte, 0 or 1".into(),
-        Ty::Str => "UTF-8 text, len bytes (msg is NUL-terminated)".into(),
-        Ty::Bytes => "the bytes (len of them)".into(),
-        Ty::Record(r) => format!(
-            "msg points to a {0} (len == sizeof({0})), valid during the callback",
-            c_type(lib, r.name)
-        ),
-        Ty::Enum(e) => format!("an int32_t {} value, native-endian", c_type(lib, e.name)),
-        Ty::Vec(inner) => format!(
+        Type::Unit => "no value (len == 0)".into(),
+        Type::Bool => "1 byte, 0 or 1".into(),
+        Type::Str => "UTF-8 text, len bytes (msg is NUL-terminated)".into(),
+        Type::Bytes => "the bytes (len of them)".into(),
+        Type::Record(c) => {
+            format!("msg points to a {c} (len == sizeof({c})), valid during the callback")
+        }
+        Type::Enum(c) => format!("an int32_t {c} value, native-endian"),
+        Type::Vec(inner) => format!(
             "msg points to an array of {0} (len == count * sizeof({0})), valid during the callback",
-            elem_c(lib, inner())
+            elem_c(inner)
         ),
-        Ty::Option(inner) => format!("len == 0 when absent, else {}", native_answer(lib, inner())),
+        Type::Option(inner) => format!("len == 0 when absent, else {}", native_answer(inner)),
         s => format!(
             "{} in native byte order (len == {})",
             scalar_c(s).unwrap_or("?"),
@@ -107,16 +103,22 @@ fn native_answer(lib: &LibraryDesc, t: Ty) -> String {
     }
 }
 
-fn c_size(t: Ty) -> usize {
+fn c_size(t: &Type) -> usize {
     match t {
-        Ty::Bool | Ty::U8 | Ty::I8 => 1,
-        Ty::U16 | Ty::I16 => 2,
-        Ty::U32 | Ty::I32 | Ty::F32 => 4,
+        Type::Bool | Type::U8 | Type::I8 => 1,
+        Type::U16 | Type::I16 => 2,
+        Type::U32 | Type::I32 | Type::F32 => 4,
         _ => 8,
     }
 }
 
+/// Text for inside a C comment: a `*/` in it would end the comment.
+fn in_comment(text: &str) -> String {
+    text.replace("*/", "*\\/")
+}
+
 fn comment(out: &mut String, indent: &str, text: &str) {
+    let text = in_comment(text);
     let lines: Vec<&str> = text.lines().collect();
     match lines.as_slice() {
         [] => {}
@@ -131,15 +133,15 @@ fn comment(out: &mut String, indent: &str, text: &str) {
     }
 }
 
-fn struct_def(out: &mut String, lib: &LibraryDesc, name: &str, fields: &[FieldDesc]) {
+fn struct_def(out: &mut String, name: &str, fields: &[Field]) {
     writeln!(out, "typedef struct {name} {{").unwrap();
     for f in fields {
-        let decls = c_fields(lib, f.name, (f.ty)());
+        let decls = c_fields(&f.name, &f.ty);
         // The doc goes on the slot's value field: the second of `has_x; x`, else the first.
-        let value_at = usize::from(decls[0].0.starts_with("bool has_"));
+        let value_at = usize::from(f.ty.c_shape() == CShape::Flag);
         for (i, (decl, note)) in decls.into_iter().enumerate() {
             let doc = if i == value_at {
-                f.doc.lines().next()
+                f.doc.lines().next().map(in_comment)
             } else {
                 None
             };
@@ -158,37 +160,77 @@ fn struct_def(out: &mut String, lib: &LibraryDesc, name: &str, fields: &[FieldDe
     writeln!(out, "}} {name};").unwrap();
 }
 
-fn signature(lib: &LibraryDesc, f: &FnDesc, ctor: bool) -> String {
+fn signature(f: &Function, ctor: bool) -> String {
     let params: Vec<String> = f
         .params
         .iter()
-        .map(|p| format!("{}: {}", p.name, notation(lib, (p.ty)())))
+        .map(|p| format!("{}: {}", p.name, notation(&p.ty)))
         .collect();
     let ret = match (ctor, f.fallible) {
         (true, true) => " -> context or error".to_string(),
         (true, false) => String::new(),
-        (false, true) => format!(" -> {} or error", notation(lib, (f.ret)())),
-        (false, false) => format!(" -> {}", notation(lib, (f.ret)())),
+        (false, true) => format!(" -> {} or error", notation(&f.ret)),
+        (false, false) => format!(" -> {}", notation(&f.ret)),
     };
     format!("{}({}){ret}", f.name, params.join(", "))
 }
 
-/// Renders the library's C header. `regenerate` is the command that rewrites it, quoted
-/// in the header's first lines.
-pub fn header(lib: &LibraryDesc, regenerate: &str) -> String {
+/// A constant's C value: integers through `<stdint.h>`'s `UINT32_C(..)` and kin, which
+/// give the declared width and stay usable in `#if`.
+fn c_value(ty: &Type, v: &Value) -> String {
+    let width = scalar_c(ty)
+        .unwrap_or("int64_t")
+        .trim_end_matches("_t")
+        .to_ascii_uppercase();
+    match v {
+        Value::Unsigned(u) => format!("{width}_C({u})"),
+        Value::Signed(i) if *i == i64::MIN => "(-INT64_C(9223372036854775807) - 1)".into(),
+        Value::Signed(i) if *i < 0 => format!("(-{width}_C({}))", i.unsigned_abs()),
+        Value::Signed(i) => format!("{width}_C({i})"),
+        Value::Float(f) if ty == &Type::F32 => format!("{:?}f", *f as f32),
+        Value::Float(f) => format!("{f:?}"),
+        Value::Bool(b) => b.to_string(),
+        Value::Str(s) => c_string(s),
+    }
+}
+
+/// A C string literal of `s`: printable ASCII as it is, everything else as octal
+/// escapes (which, unlike `\x`, end after three digits).
+fn c_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for b in s.bytes() {
+        match b {
+            b'"' | b'\\' => {
+                out.push('\\');
+                out.push(b as char);
+            }
+            // `??` could start a trigraph in old compilers.
+            b'?' => out.push_str("\\?"),
+            0x20..=0x7e => out.push(b as char),
+            _ => out.push_str(&format!("\\{b:03o}")),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Renders the library's C header, `<name>.h`. It includes `ffi_dispatch.h`, the
+/// runtime's header ([`runtime_header`]), which ships beside it.
+pub fn header(lib: &Library) -> String {
     let mut o = String::new();
-    let guard = format!("{}_H", lib.name.to_ascii_uppercase());
-    let n = lib.name;
+    let guard = lib.macro_name("H");
+    let n = &lib.name;
     writeln!(o, "/*").unwrap();
     writeln!(
         o,
-        " * {n}.h - generated by ffi-dispatch from the library's Rust source. Do not edit;"
+        " * {n}.h - generated by ffi-dispatch-bindgen from the built library (ffi-dispatch {}).\n \
+         * Do not edit; regenerate it with ffi-dispatch-bindgen.",
+        lib.runtime_version
     )
     .unwrap();
-    writeln!(o, " * regenerate with: {regenerate}").unwrap();
     if !lib.doc.is_empty() {
         writeln!(o, " *").unwrap();
-        for l in lib.doc.lines() {
+        for l in in_comment(&lib.doc).lines() {
             writeln!(o, " * {l}").unwrap();
         }
     }
@@ -197,9 +239,15 @@ pub fn header(lib: &LibraryDesc, regenerate: &str) -> String {
  * Every method has a native export (arguments in a struct passed by pointer) and a CBOR
  * export (arguments as a CBOR map keyed by parameter name; schema in {n}.cddl). The rules
  * of ffi_dispatch.h apply to all of them: FFID_RET_OK = accepted, exactly one terminal
- * callback follows; anything else = refused, no callback. Every pointer passed in is
- * borrowed for the duration of the call only (the runtime copies what it needs), and
- * every pointer in an answer is valid only until the callback returns.
+ * callback follows (an inline export's has come before it returns); anything else =
+ * refused, no callback.
+ *
+ * Pointers: every pointer passed in (args structs, the text, bytes and arrays they point
+ * to, CBOR buffers) is borrowed for the duration of the call only: the runtime copies
+ * what it needs before the call returns, and never writes through it. Every pointer in an
+ * answer (msg, and whatever a record or array in it points to) is owned by the runtime
+ * and valid only until the callback returns: copy what you keep. ffid_ctx handles are
+ * owned by the host from create until destroy returns.
  *
  * Native answers are raw bytes as each method says; CBOR answers are the CBOR encoding
  * of the value (no value is 0xf6). An error answer (FFID_RET_ERR) is a text message.
@@ -218,87 +266,26 @@ extern \"C\" {{
 #endif
 "
     ));
-
-    let types = named_types(lib);
-    if !types.is_empty() {
-        writeln!(o, "\n/* ---- types ---- */").unwrap();
-    }
-    for t in types {
-        writeln!(o).unwrap();
-        match t {
-            Ty::Enum(e) => {
-                let c = c_type(lib, e.name);
-                comment(&mut o, "", e.doc);
-                writeln!(o, "typedef int32_t {c};").unwrap();
-                writeln!(o, "enum {{").unwrap();
-                for (name, value, doc) in e.variants {
-                    let konst = format!("{}_{}", screaming(&c), screaming(name));
-                    match doc.lines().next() {
-                        Some(d) => writeln!(o, "    {konst} = {value}, /* {d} */").unwrap(),
-                        None => writeln!(o, "    {konst} = {value},").unwrap(),
-                    }
-                }
-                writeln!(o, "}};").unwrap();
-            }
-            Ty::Record(r) => {
-                comment(&mut o, "", r.doc);
-                struct_def(&mut o, lib, &c_type(lib, r.name), r.fields);
-            }
-            _ => {}
-        }
-    }
-
-    writeln!(o, "\n/* ---- context ---- */\n").unwrap();
-    let ctor = &lib.ctor;
-    let mut doc = String::from(ctor.doc);
-    if !doc.is_empty() {
-        doc.push('\n');
-    }
-    doc.push_str(&signature(lib, ctor, true));
-    doc.push_str(
-        "\nReturns NULL, with no callback, when cb is NULL, an argument is invalid (NULL\n\
-         pointer, text not UTF-8, malformed CBOR) or no worker could be started. Otherwise cb\n\
-         reports the constructor's outcome (FFID_RET_OK with no value, or FFID_RET_ERR).",
-    );
-    comment(&mut o, "", &doc);
-    let cfg = if ctor.params.is_empty() {
-        String::new()
-    } else {
-        struct_def(&mut o, lib, ctor.args_struct, ctor.params);
-        format!(", const {}* cfg", ctor.args_struct)
-    };
     writeln!(
         o,
-        "ffid_ctx* {n}_create(ffid_callback cb, void* user_data{cfg});"
+        "\n/* The interface this header describes. Create passes it to the library, which\n \
+         * refuses (NULL; ffid_last_error says why) when it serves another interface: a header\n \
+         * from another version of the library. */\n#define {} UINT64_C({:#018x})",
+        lib.macro_name("INTERFACE_HASH"),
+        lib.interface_hash
     )
     .unwrap();
-    writeln!(
-        o,
-        "ffid_ctx* {n}_create_cbor(ffid_callback cb, void* user_data, const uint8_t* req, size_t len);"
-    )
-    .unwrap();
-    writeln!(
-        o,
-        "/* As {n}_create, with runtime options (opts may be NULL for the defaults; options not\n \
-         * made by ffid_options_init, or with out-of-range values, make create return NULL). */"
-    )
-    .unwrap();
-    writeln!(
-        o,
-        "ffid_ctx* {n}_create_with_options(ffid_callback cb, void* user_data{cfg},\n    const ffid_options* opts);"
-    )
-    .unwrap();
-    writeln!(
-        o,
-        "\n/* Synchronous: answers every accepted call, then frees the context. FFID_RET_OK, or\n \
-         * FFID_RET_ERR for a handle that is not live or a call from inside a callback. */"
-    )
-    .unwrap();
-    writeln!(o, "int {n}_destroy(ffid_ctx* ctx);").unwrap();
-
+    constants_section(&mut o, lib);
+    types_section(&mut o, lib);
+    context_section(&mut o, lib);
     let sections = [
-        ("methods", lib.methods, "ffid_ctx* ctx, "),
-        ("static methods (no context)", lib.statics, ""),
+        ("methods", &lib.methods, "ffid_ctx* ctx, "),
+        ("static methods (no context)", &lib.statics, ""),
+        (
+            "inline exports (no context; run on the calling thread, which the callback is\n   called on before the export returns)",
+            &lib.inlines,
+            "",
+        ),
     ];
     for (title, fns, ctx) in sections {
         if fns.is_empty() {
@@ -306,50 +293,7 @@ extern \"C\" {{
         }
         writeln!(o, "\n/* ---- {title} ---- */").unwrap();
         for f in fns {
-            writeln!(o).unwrap();
-            let mut doc = String::from(f.doc);
-            if !doc.is_empty() {
-                doc.push('\n');
-            }
-            doc.push_str(&signature(lib, f, false));
-            doc.push_str(&format!(
-                "\nNative answer: {}.",
-                native_answer(lib, (f.ret)())
-            ));
-            if f.fallible {
-                doc.push_str("\nMay answer FFID_RET_ERR with a message.");
-            }
-            if f.asynchronous {
-                doc.push_str(
-                    "\nAsync: runs on the worker between other requests and answers when it\n\
-                     completes; destroy gives it shutdown_timeout_ms, then answers FFID_RET_ERR.",
-                );
-            } else if f.deferred {
-                doc.push_str(
-                    "\nDeferred: answered later, possibly on another thread; FFID_RET_ERR\n\
-                     \"reply dropped\" if the library drops the reply unanswered.",
-                );
-            }
-            comment(&mut o, "", &doc);
-            let args = if f.params.is_empty() {
-                String::new()
-            } else {
-                let s = f.args_struct;
-                struct_def(&mut o, lib, s, f.params);
-                format!(", const {s}* args")
-            };
-            writeln!(
-                o,
-                "int {n}_{}({ctx}ffid_callback cb, void* user_data{args});",
-                f.name
-            )
-            .unwrap();
-            writeln!(
-                o,
-                "int {n}_{}_cbor({ctx}ffid_callback cb, void* user_data, const uint8_t* req, size_t len);",
-                f.name
-            )
-            .unwrap();
+            function(&mut o, f, ctx);
         }
     }
     runtime_section(&mut o, lib);
@@ -361,9 +305,173 @@ extern \"C\" {{
     o
 }
 
+/// The runtime's header, `ffi_dispatch.h`, of the runtime the library was built with:
+/// the library's header includes it, so it ships beside that header.
+pub fn runtime_header(lib: &Library) -> &str {
+    &lib.runtime_header
+}
+
+fn constants_section(o: &mut String, lib: &Library) {
+    if lib.constants.is_empty() {
+        return;
+    }
+    writeln!(o, "\n/* ---- constants ---- */\n").unwrap();
+    for c in &lib.constants {
+        let value = c_value(&c.ty, &c.value);
+        match c.doc.lines().next().map(in_comment) {
+            Some(d) => writeln!(o, "#define {} {value} /* {d} */", c.c_name).unwrap(),
+            None => writeln!(o, "#define {} {value}", c.c_name).unwrap(),
+        }
+    }
+}
+
+fn types_section(o: &mut String, lib: &Library) {
+    if lib.types.is_empty() {
+        return;
+    }
+    writeln!(o, "\n/* ---- types ---- */").unwrap();
+    for t in &lib.types {
+        writeln!(o).unwrap();
+        match t {
+            TypeDef::Enum(e) => {
+                comment(o, "", &e.doc);
+                writeln!(o, "typedef int32_t {};", e.c_name).unwrap();
+                writeln!(o, "enum {{").unwrap();
+                for v in &e.variants {
+                    match v.doc.lines().next().map(in_comment) {
+                        Some(d) => writeln!(o, "    {} = {}, /* {d} */", v.c_name, v.value),
+                        None => writeln!(o, "    {} = {},", v.c_name, v.value),
+                    }
+                    .unwrap();
+                }
+                writeln!(o, "}};").unwrap();
+            }
+            TypeDef::Record(r) => {
+                comment(o, "", &r.doc);
+                struct_def(o, &r.c_name, &r.fields);
+            }
+        }
+    }
+}
+
+fn context_section(o: &mut String, lib: &Library) {
+    let n = &lib.name;
+    let hash = lib.macro_name("INTERFACE_HASH");
+    writeln!(o, "\n/* ---- context ---- */\n").unwrap();
+    let ctor = &lib.ctor;
+    let (create, create_cbor) = (&ctor.export, &ctor.cbor_export);
+    let mut doc = ctor.doc.clone();
+    if !doc.is_empty() {
+        doc.push('\n');
+    }
+    doc.push_str(&signature(ctor, true));
+    doc.push_str(
+        &format!("\nReturns NULL, with no callback, when cb is NULL, an argument is invalid (NULL\n\
+         pointer, text not UTF-8, an unknown enum value, malformed CBOR), the options are\n\
+         invalid, the library serves another interface than this header's or no worker could\n\
+         be started; {n}_last_error() then says why. Otherwise cb reports the constructor's outcome (FFID_RET_OK with no\n\
+         value, or FFID_RET_ERR) on the context's worker thread. opts may be NULL for the\n\
+         defaults; it is read during the call only."),
+    );
+    comment(o, "", &doc);
+    let (cfg_param, cfg_arg) = match &ctor.args_struct {
+        Some(s) => {
+            struct_def(o, s, &ctor.params);
+            (format!(", const {s}* cfg"), ", cfg")
+        }
+        None => (String::new(), ""),
+    };
+    writeln!(
+        o,
+        "ffid_ctx* {create}(uint64_t interface_hash, ffid_callback cb, void* user_data{cfg_param},\n    const ffid_options* opts);"
+    )
+    .unwrap();
+    writeln!(
+        o,
+        "ffid_ctx* {create_cbor}(uint64_t interface_hash, ffid_callback cb, void* user_data,\n    const uint8_t* req, size_t len, const ffid_options* opts);"
+    )
+    .unwrap();
+    let wrappers = [
+        (
+            format!("{n}_create(ffid_callback cb, void* user_data{cfg_param})"),
+            format!("{create}({hash}, cb, user_data{cfg_arg}, NULL)"),
+        ),
+        (
+            format!("{n}_create_with_options(ffid_callback cb, void* user_data{cfg_param},\n    const ffid_options* opts)"),
+            format!("{create}({hash}, cb, user_data{cfg_arg}, opts)"),
+        ),
+        (
+            format!("{n}_create_cbor(ffid_callback cb, void* user_data, const uint8_t* req, size_t len)"),
+            format!("{create_cbor}({hash}, cb, user_data, req, len, NULL)"),
+        ),
+        (
+            format!("{n}_create_cbor_with_options(ffid_callback cb, void* user_data,\n    const uint8_t* req, size_t len, const ffid_options* opts)"),
+            format!("{create_cbor}({hash}, cb, user_data, req, len, opts)"),
+        ),
+    ];
+    for (decl, call) in wrappers {
+        writeln!(
+            o,
+            "static inline ffid_ctx* {decl} {{\n    return {call};\n}}"
+        )
+        .unwrap();
+    }
+    writeln!(
+        o,
+        "\n/* Synchronous: answers every accepted call, then frees the context. FFID_RET_OK, or\n \
+         * FFID_RET_ERR for a handle that is not live or a call from inside a callback. */"
+    )
+    .unwrap();
+    writeln!(o, "int {n}_destroy(ffid_ctx* ctx);").unwrap();
+}
+
+fn function(o: &mut String, f: &Function, ctx: &str) {
+    writeln!(o).unwrap();
+    let mut doc = f.doc.clone();
+    if !doc.is_empty() {
+        doc.push('\n');
+    }
+    doc.push_str(&signature(f, false));
+    doc.push_str(&format!("\nNative answer: {}.", native_answer(&f.ret)));
+    if f.fallible {
+        doc.push_str("\nMay answer FFID_RET_ERR with a message.");
+    }
+    if f.asynchronous {
+        doc.push_str(
+            "\nAsync: runs on the worker between other requests and answers when it\n\
+             completes; destroy gives it shutdown_timeout_ms, then answers FFID_RET_ERR.",
+        );
+    } else if f.deferred {
+        doc.push_str(
+            "\nDeferred: answered later, possibly on another thread; FFID_RET_ERR\n\
+             \"reply dropped\" if the library drops the reply unanswered.",
+        );
+    }
+    comment(o, "", &doc);
+    let args = match &f.args_struct {
+        Some(s) => {
+            struct_def(o, s, &f.params);
+            format!(", const {s}* args")
+        }
+        None => String::new(),
+    };
+    writeln!(
+        o,
+        "int {}({ctx}ffid_callback cb, void* user_data{args});",
+        f.export
+    )
+    .unwrap();
+    writeln!(
+        o,
+        "int {}({ctx}ffid_callback cb, void* user_data, const uint8_t* req, size_t len);",
+        f.cbor_export
+    )
+    .unwrap();
+}
+
 /// The per-library runtime functions and the event listeners.
-fn runtime_section(o: &mut String, lib: &LibraryDesc) {
-    let n = lib.name;
+fn runtime_section(o: &mut String, lib: &Library) {
+    let n = &lib.name;
     writeln!(o, "\n/* ---- runtime ---- */\n").unwrap();
     comment(
         o,
@@ -382,6 +490,14 @@ fn runtime_section(o: &mut String, lib: &LibraryDesc) {
         ),
     );
     writeln!(o, "uint64_t {n}_last_request_id(void);").unwrap();
+    comment(
+        o,
+        "",
+        "Why this thread's last create of this library returned NULL, or \"\" when it did not:\n\
+         ffid_last_error() of this library's runtime. Owned by the runtime; valid until this\n\
+         thread's next create. Never NULL.",
+    );
+    writeln!(o, "const char* {n}_last_error(void);").unwrap();
     comment(
         o,
         "",
@@ -406,6 +522,24 @@ fn runtime_section(o: &mut String, lib: &LibraryDesc) {
          Owned by the context and closed by destroy; -1 when not in that mode.",
     );
     writeln!(o, "int {n}_completion_fd(ffid_ctx* ctx);").unwrap();
+    comment(
+        o,
+        "",
+        &format!(
+            "The interface hash of the library as built (what create compares with\n\
+             {}).",
+            lib.macro_name("INTERFACE_HASH")
+        ),
+    );
+    writeln!(o, "uint64_t {n}_interface_hash(void);").unwrap();
+    comment(
+        o,
+        "",
+        "The library's description (what ffi-dispatch-bindgen reads): *len bytes of CBOR at\n\
+         the returned address, owned by the library and valid until it is unloaded. NULL\n\
+         when len is NULL.",
+    );
+    writeln!(o, "const uint8_t* {n}_ffid_describe(size_t* len);").unwrap();
     if lib.events.is_empty() {
         return;
     }
@@ -418,29 +552,29 @@ fn runtime_section(o: &mut String, lib: &LibraryDesc) {
          == 0). Each add returns a listener id, or 0 when refused (NULL cb, handle not live).\n\
          A listener may add and remove listeners, itself included, from its callback.",
     );
-    for e in lib.events {
+    for e in &lib.events {
         writeln!(o).unwrap();
-        let mut doc = String::from(e.doc);
+        let mut doc = e.doc.clone();
         if !doc.is_empty() {
             doc.push('\n');
         }
         doc.push_str(&format!(
             "Event {}: {}. Native listener: {}.",
             e.name,
-            notation(lib, (e.ty)()),
-            native_answer(lib, (e.ty)())
+            notation(&e.ty),
+            native_answer(&e.ty)
         ));
         comment(o, "", &doc);
         writeln!(
             o,
-            "uint64_t {n}_add_{}_listener(ffid_ctx* ctx, ffid_callback cb, void* user_data);",
-            e.name
+            "uint64_t {}(ffid_ctx* ctx, ffid_callback cb, void* user_data);",
+            e.listener
         )
         .unwrap();
         writeln!(
             o,
-            "uint64_t {n}_add_{}_listener_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data);",
-            e.name
+            "uint64_t {}(ffid_ctx* ctx, ffid_callback cb, void* user_data);",
+            e.cbor_listener
         )
         .unwrap();
     }

@@ -1,17 +1,16 @@
-//! Renders a library's C header and CDDL schema from its descriptor
-//! (`ffi_dispatch::schema`), and keeps checked-in copies current. A build-time and
-//! test-time crate: libraries do not link it.
+//! Renders a library's C header and CDDL schema from its description
+//! (`ffi_dispatch::schema::model::Library`, which the built library hands out and
+//! `ffi-dispatch-bindgen` reads). Pure functions from the description to text: the
+//! generator (`ffi-dispatch-bindgen`) writes and checks the files.
 //!
-//! The C forms follow the table at the top of `ffi_dispatch::marshal`, which lays the
-//! fields out at run time.
+//! The C forms follow the table at `ffi_dispatch::schema::CShape`, which the runtime's
+//! marshalling lays out at run time.
 
 // The modules: `naming` (shared by both renderers), `c_header` and `cddl` (the
-// renderers), `check` (the checked-in copies).
+// renderers).
 mod c_header;
 mod cddl;
-mod check;
 mod naming;
 
-pub use c_header::header;
+pub use c_header::{header, runtime_header};
 pub use cddl::cddl;
-pub use check::{check_generated, check_library};

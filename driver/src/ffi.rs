@@ -62,13 +62,22 @@ pub(crate) struct PayloadArgs {
     pub(crate) data_len: usize,
 }
 
+/// The interface hash of the `echo.h` these mirrors follow (read from it by build.rs).
+pub(crate) const ECHO_INTERFACE_HASH: u64 =
+    match u64::from_str_radix(env!("ECHO_INTERFACE_HASH"), 16) {
+        Ok(h) => h,
+        Err(_) => panic!("ECHO_INTERFACE_HASH is not a hex number"),
+    };
+
 pub(crate) type Cb = unsafe extern "C" fn(c_int, *const c_char, usize, *mut c_void);
 pub(crate) type Ctx = *mut c_void;
 
 pub(crate) struct Api {
     pub(crate) options_init: unsafe extern "C" fn(*mut FfidOptions) -> c_int,
+    /// `echo_create_checked`: the interface hash first (see `ECHO_INTERFACE_HASH`).
     pub(crate) create:
-        unsafe extern "C" fn(Cb, *mut c_void, *const EchoConfig, *const FfidOptions) -> Ctx,
+        unsafe extern "C" fn(u64, Cb, *mut c_void, *const EchoConfig, *const FfidOptions) -> Ctx,
+    pub(crate) last_error: unsafe extern "C" fn() -> *const c_char,
     pub(crate) destroy: unsafe extern "C" fn(Ctx) -> c_int,
     pub(crate) scalar: unsafe extern "C" fn(Ctx, Cb, *mut c_void, *const ScalarArgs) -> c_int,
     pub(crate) scalar_cbor: unsafe extern "C" fn(Ctx, Cb, *mut c_void, *const u8, usize) -> c_int,
@@ -93,7 +102,8 @@ pub(crate) fn load(path: &str) -> Api {
         }
         Api {
             options_init: sym(handle, path, c"ffid_options_init"),
-            create: sym(handle, path, c"echo_create_with_options"),
+            create: sym(handle, path, c"echo_create_checked"),
+            last_error: sym(handle, path, c"ffid_last_error"),
             destroy: sym(handle, path, c"echo_destroy"),
             scalar: sym(handle, path, c"echo_scalar_check"),
             scalar_cbor: sym(handle, path, c"echo_scalar_check_cbor"),

@@ -237,14 +237,23 @@ pub(crate) fn make_context(api: &Api, knobs: &Knobs) -> Ctx {
     // SAFETY: valid config, options and callback; `slot` outlives the create callback.
     let ctx = unsafe {
         (api.create)(
+            crate::ffi::ECHO_INTERFACE_HASH,
             sync_native,
             &slot as *const Slot as *mut c_void,
             &cfg,
             &opts,
         )
     };
-    if ctx.is_null() || !wait_for(|| slot.done.load(Ordering::Acquire)) {
-        fail_hard("echo_create_with_options failed");
+    if ctx.is_null() {
+        // SAFETY: the runtime's export; it never returns NULL.
+        let why = unsafe { std::ffi::CStr::from_ptr((api.last_error)()) };
+        fail_hard(&format!(
+            "echo_create_checked failed: {}",
+            why.to_string_lossy()
+        ));
+    }
+    if !wait_for(|| slot.done.load(Ordering::Acquire)) {
+        fail_hard("echo's constructor did not answer");
     }
     ctx
 }

@@ -70,12 +70,14 @@ fn contexts() -> (usize, usize) {
     let mut guard = CONTEXTS.lock().unwrap();
     let c = guard.get_or_insert_with(|| Contexts {
         echo: make(|cb| unsafe {
-            echo::echo_create(
+            echo::echo_create_checked(
+                echo::echo_interface_hash(),
                 cb,
                 std::ptr::null_mut(),
                 &echo::EchoConfig {
                     prefix: c"p".as_ptr(),
                 },
+                std::ptr::null(),
             )
         }),
         kv: 0,
@@ -88,7 +90,8 @@ fn contexts() -> (usize, usize) {
             assert_eq!(kv::kv_destroy(c.kv as *mut ffid_ctx), ffi_dispatch::RET_OK);
         }
         c.kv = make(|cb| unsafe {
-            kv::kv_create(
+            kv::kv_create_checked(
+                kv::kv_interface_hash(),
                 cb,
                 std::ptr::null_mut(),
                 &kv::KvConfig {
@@ -96,6 +99,7 @@ fn contexts() -> (usize, usize) {
                     has_max_entries: 1,
                     max_entries: 256,
                 },
+                std::ptr::null(),
             )
         });
     }

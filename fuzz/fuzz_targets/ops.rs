@@ -28,7 +28,13 @@ fn create(arg: u8) -> *mut ffid_ctx {
     counted_call(|| {
         // SAFETY: valid config and options for the call.
         ctx = unsafe {
-            echo::echo_create_with_options(Some(counted), std::ptr::null_mut(), &cfg, &o)
+            echo::echo_create_checked(
+                echo::echo_interface_hash(),
+                Some(counted),
+                std::ptr::null_mut(),
+                &cfg,
+                &o,
+            )
         };
         if ctx.is_null() {
             RET_ERR

@@ -49,6 +49,8 @@ pub fn record(item: TokenStream) -> syn::Result<TokenStream> {
         ));
         docs.push(doc_of(&f.attrs));
     }
+    let c_slots: Vec<&CSlot> = slots.iter().map(|(s, _, _)| s).collect();
+    crate::check_c_fields(&c_slots, &format!("the C mirror of record `{name}`"))?;
     let n = slots.len();
     let decls = slots.iter().map(|(s, _, _)| s.decl());
     let checks = slots.iter().map(|(s, _, _)| s.check());
@@ -141,14 +143,12 @@ pub fn record(item: TokenStream) -> syn::Result<TokenStream> {
         }
 
         impl ::ffi_dispatch::schema::Describe for #ident {
-            fn ty() -> ::ffi_dispatch::schema::Ty {
-                static DESC: ::ffi_dispatch::schema::RecordDesc = ::ffi_dispatch::schema::RecordDesc {
+            const TY: ::ffi_dispatch::schema::Ty =
+                ::ffi_dispatch::schema::Ty::Record(&::ffi_dispatch::schema::RecordDesc {
                     name: #name,
                     doc: #doc,
                     fields: &[#(#descs),*],
-                };
-                ::ffi_dispatch::schema::Ty::Record(&DESC)
-            }
+                });
         }
     })
 }
@@ -164,6 +164,12 @@ pub fn enumeration(item: TokenStream) -> syn::Result<TokenStream> {
     };
     let ident = &input.ident;
     let name = ident.to_string();
+    if data.variants.is_empty() {
+        return Err(syn::Error::new_spanned(
+            ident,
+            "#[derive(Enum)] needs at least one variant: C has no empty enum",
+        ));
+    }
     let mut next: i64 = 0;
     let mut variants = Vec::new();
     for v in &data.variants {
@@ -273,14 +279,12 @@ pub fn enumeration(item: TokenStream) -> syn::Result<TokenStream> {
         }
 
         impl ::ffi_dispatch::schema::Describe for #ident {
-            fn ty() -> ::ffi_dispatch::schema::Ty {
-                static DESC: ::ffi_dispatch::schema::EnumDesc = ::ffi_dispatch::schema::EnumDesc {
+            const TY: ::ffi_dispatch::schema::Ty =
+                ::ffi_dispatch::schema::Ty::Enum(&::ffi_dispatch::schema::EnumDesc {
                     name: #name,
                     doc: #doc,
                     variants: &[#(#descs),*],
-                };
-                ::ffi_dispatch::schema::Ty::Enum(&DESC)
-            }
+                });
         }
     })
 }

@@ -161,7 +161,154 @@ impl CSlot {
         quote::quote!(::ffi_dispatch::schema::FieldDesc {
             name: #name,
             doc: #doc,
-            ty: <#ty as ::ffi_dispatch::schema::Describe>::ty,
+            ty: &<#ty as ::ffi_dispatch::schema::Describe>::TY,
         })
     }
+
+    /// The C field names of this slot (`x`, and `x_len` or `has_x`).
+    fn c_names(&self) -> Vec<String> {
+        let name = self.name.to_string();
+        match self.shape {
+            types::Shape::Single => vec![name],
+            types::Shape::Pair => vec![format!("{name}_len"), name],
+            types::Shape::Flag => vec![format!("has_{name}"), name],
+        }
+    }
+}
+
+/// C and C++ keywords (and the names `<stdbool.h>` defines): not usable as field or
+/// parameter names, since they become C struct fields.
+const C_KEYWORDS: &[&str] = &[
+    "alignas",
+    "alignof",
+    "and",
+    "and_eq",
+    "asm",
+    "auto",
+    "bitand",
+    "bitor",
+    "bool",
+    "break",
+    "case",
+    "catch",
+    "char",
+    "char8_t",
+    "char16_t",
+    "char32_t",
+    "class",
+    "co_await",
+    "co_return",
+    "co_yield",
+    "compl",
+    "concept",
+    "const",
+    "const_cast",
+    "consteval",
+    "constexpr",
+    "constinit",
+    "continue",
+    "decltype",
+    "default",
+    "delete",
+    "do",
+    "double",
+    "dynamic_cast",
+    "else",
+    "enum",
+    "explicit",
+    "export",
+    "extern",
+    "false",
+    "float",
+    "for",
+    "friend",
+    "goto",
+    "if",
+    "inline",
+    "int",
+    "long",
+    "mutable",
+    "namespace",
+    "new",
+    "noexcept",
+    "not",
+    "not_eq",
+    "nullptr",
+    "operator",
+    "or",
+    "or_eq",
+    "private",
+    "protected",
+    "public",
+    "register",
+    "reinterpret_cast",
+    "requires",
+    "restrict",
+    "return",
+    "short",
+    "signed",
+    "sizeof",
+    "static",
+    "static_assert",
+    "static_cast",
+    "struct",
+    "switch",
+    "template",
+    "this",
+    "thread_local",
+    "throw",
+    "true",
+    "try",
+    "typedef",
+    "typeid",
+    "typename",
+    "typeof",
+    "union",
+    "unsigned",
+    "using",
+    "virtual",
+    "void",
+    "volatile",
+    "wchar_t",
+    "while",
+    "xor",
+    "xor_eq",
+    "_Alignas",
+    "_Alignof",
+    "_Atomic",
+    "_Bool",
+    "_Complex",
+    "_Generic",
+    "_Imaginary",
+    "_Noreturn",
+    "_Static_assert",
+    "_Thread_local",
+];
+
+/// Checks the C fields a list of slots makes (the parameters of one function, the
+/// fields of one record): no C or C++ keyword, no name twice (`data` beside
+/// `data_len`, say). `owner` names the struct in errors.
+fn check_c_fields(slots: &[&CSlot], owner: &str) -> syn::Result<()> {
+    let mut seen: Vec<(String, &syn::Ident)> = Vec::new();
+    for s in slots {
+        let name = s.name.to_string();
+        if C_KEYWORDS.contains(&name.as_str()) {
+            return Err(syn::Error::new_spanned(
+                &s.name,
+                format!(
+                    "`{name}` is a C or C++ keyword and would be a field of {owner}; rename it"
+                ),
+            ));
+        }
+        for c in s.c_names() {
+            if let Some((_, other)) = seen.iter().find(|(n, _)| *n == c) {
+                return Err(syn::Error::new_spanned(
+                    &s.name,
+                    format!("`{name}` makes the C field `{c}` of {owner}, which `{other}` makes too; rename one of them"),
+                ));
+            }
+            seen.push((c, &s.name));
+        }
+    }
+    Ok(())
 }

@@ -142,6 +142,14 @@ pub fn classify(ty: &Type, slot: Slot, what: &str) -> syn::Result<Shape> {
                 }
                 Type::Slice(_) => err(ty, what, "is not supported as a parameter; take a Vec<T>"),
                 _ if slot == Slot::Result => classify(&r.elem, slot, what),
+                Type::Path(p) if p.qself.is_none() && p.path.segments.len() == 1 => {
+                    let inner = &r.elem;
+                    err(
+                        ty,
+                        what,
+                        &format!("is a borrow; take it by value (`{}`): the handler gets its own copy of the host's argument", spelled(inner)),
+                    )
+                }
                 _ => err(
                     ty,
                     what,

@@ -1,12 +1,23 @@
-//! Descriptors of a library's exports: what `ffi-dispatch`'s macros record and what its
-//! generators render from (UniFFI's `uniffi_meta`, Diplomat's `core`).
+//! Descriptions of a library's exports: what `ffi-dispatch`'s macros record, what a
+//! built library hands out about itself, and what its generators render from (UniFFI's
+//! `uniffi_meta`, Diplomat's `core`).
 //!
-//! `#[ffi_dispatch::library]` records every export in a [`LibraryDesc`] (reachable as
-//! [`Exports::SCHEMA`]); `#[derive(Record)]` and `#[derive(Enum)]` describe their types
-//! through [`Describe`]. `ffi-dispatch-codegen` renders the C header and the CDDL schema
-//! from that one description. The runtime re-exports this crate as
-//! `ffi_dispatch::schema`; a library links these plain `static` tables and nothing of
-//! the renderer.
+//! Two forms, one content:
+//! - **Descriptors** (this module): `const` tables the macros write.
+//!   `#[ffi_dispatch::library]` records every export in a [`LibraryDesc`] (reachable as
+//!   [`Exports::SCHEMA`]); `#[derive(Record)]` and `#[derive(Enum)]` describe their types
+//!   through [`Describe::TY`]. Being `const`, they are checked at compile time:
+//!   [`names::check`] refuses two items with one C name.
+//! - **The model** ([`model::Library`]): the same description as owned data, with every
+//!   C name spelled out and the interface hash. A library builds it from its descriptors
+//!   and exports it CBOR-encoded (`<lib>_ffid_describe`); `ffi-dispatch-bindgen` reads it
+//!   from the built library and `ffi-dispatch-codegen` renders the C header and the
+//!   CDDL schema from it.
+//!
+//! The runtime re-exports this crate as `ffi_dispatch::schema`.
+
+pub mod model;
+pub mod names;
 
 /// A type as the two wire views see it.
 #[derive(Clone, Copy)]
@@ -40,9 +51,9 @@ pub enum Ty {
     /// A byte string.
     Bytes,
     /// An optional value.
-    Option(fn() -> Ty),
+    Option(&'static Ty),
     /// A sequence.
-    Vec(fn() -> Ty),
+    Vec(&'static Ty),
     /// A record (`#[derive(Record)]`).
     Record(&'static RecordDesc),
     /// A fieldless enum (`#[derive(Enum)]`).
@@ -52,7 +63,7 @@ pub enum Ty {
 /// How a slot (a parameter or a record field) of a type is laid out in a C struct: the
 /// one table the macros (which declare the `#[repr(C)]` structs), the runtime's
 /// marshalling (`ffi_dispatch::marshal`, whose types the generated code checks against
-/// these structs) and the header renderer all follow.
+/// these structs) and the header renderer ([`model::Type::c_shape`]) all follow.
 ///
 /// | type | shape | C fields |
 /// |---|---|---|
@@ -75,41 +86,6 @@ pub enum CShape {
     Flag,
 }
 
-impl Ty {
-    /// Whether the type is a C scalar (a number or `bool`).
-    pub fn is_scalar(self) -> bool {
-        matches!(
-            self,
-            Ty::Bool
-                | Ty::U8
-                | Ty::U16
-                | Ty::U32
-                | Ty::U64
-                | Ty::I8
-                | Ty::I16
-                | Ty::I32
-                | Ty::I64
-                | Ty::F32
-                | Ty::F64
-        )
-    }
-
-    /// The shape of a slot of this type (see [`CShape`]).
-    pub fn c_shape(self) -> CShape {
-        match self {
-            Ty::Bytes | Ty::Vec(_) => CShape::Pair,
-            Ty::Option(inner) => match inner() {
-                t if t.is_scalar() => CShape::Flag,
-                t => match t.c_shape() {
-                    CShape::Pair => CShape::Pair,
-                    _ => CShape::Single,
-                },
-            },
-            _ => CShape::Single,
-        }
-    }
-}
-
 /// A named, documented, typed slot: a parameter or a record field.
 pub struct FieldDesc {
     /// Name (the CBOR key and the C field).
@@ -117,7 +93,7 @@ pub struct FieldDesc {
     /// Doc comment.
     pub doc: &'static str,
     /// Type.
-    pub ty: fn() -> Ty,
+    pub ty: &'static Ty,
 }
 
 /// A record type.
@@ -149,7 +125,7 @@ pub struct FnDesc {
     /// Parameters in order.
     pub params: &'static [FieldDesc],
     /// Result type.
-    pub ret: fn() -> Ty,
+    pub ret: &'static Ty,
     /// Whether it returns a `Result` (may answer `ERR`).
     pub fallible: bool,
     /// Whether it answers through a `Deferred` reply token (later, from any thread).
@@ -167,7 +143,35 @@ pub struct EventSchema {
     /// Doc comment.
     pub doc: &'static str,
     /// Payload type.
-    pub ty: fn() -> Ty,
+    pub ty: &'static Ty,
+}
+
+/// A constant (`#[ffi] const NAME: T = ...;` in the library's `impl` block): a `#define`
+/// in the header.
+pub struct ConstDesc {
+    /// Rust name (the C name is `<LIB>_<NAME>`).
+    pub name: &'static str,
+    /// Doc comment.
+    pub doc: &'static str,
+    /// Its declared type: an integer, a float, `bool` or `&str`.
+    pub ty: Ty,
+    /// Its value.
+    pub value: ConstValue,
+}
+
+/// A constant's value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ConstValue {
+    /// An unsigned integer.
+    Unsigned(u64),
+    /// A signed integer.
+    Signed(i64),
+    /// A float (`f32` ones widened).
+    Float(f64),
+    /// A `bool`.
+    Bool(bool),
+    /// Text.
+    Str(&'static str),
 }
 
 /// Everything a library exports.
@@ -182,10 +186,14 @@ pub struct LibraryDesc {
     pub ctor: FnDesc,
     /// Methods on a context, in method-id order.
     pub methods: &'static [FnDesc],
-    /// Static methods (no context).
+    /// Static methods (no context), served by the process-wide static context.
     pub statics: &'static [FnDesc],
+    /// Inline exports (no context, run on the calling thread).
+    pub inlines: &'static [FnDesc],
     /// Events, in event-id order.
     pub events: &'static [EventSchema],
+    /// Constants, in declaration order.
+    pub constants: &'static [ConstDesc],
 }
 
 /// A library generated by `#[ffi_dispatch::library]`.
@@ -202,25 +210,21 @@ pub trait Exports {
 )]
 pub trait Describe {
     /// The description.
-    fn ty() -> Ty;
+    const TY: Ty;
 }
 
 macro_rules! describe {
-    ($($t:ty => $v:ident),*) => {$( impl Describe for $t { fn ty() -> Ty { Ty::$v } } )*};
+    ($($t:ty => $v:ident),*) => {$( impl Describe for $t { const TY: Ty = Ty::$v; } )*};
 }
 describe!(() => Unit, bool => Bool, u8 => U8, u16 => U16, u32 => U32, u64 => U64, i8 => I8,
     i16 => I16, i32 => I32, i64 => I64, f32 => F32, f64 => F64, str => Str, String => Str,
     [u8] => Bytes, Vec<u8> => Bytes);
 
 impl<T: Describe + ?Sized> Describe for &T {
-    fn ty() -> Ty {
-        T::ty()
-    }
+    const TY: Ty = T::TY;
 }
 impl<T: Describe> Describe for Option<T> {
-    fn ty() -> Ty {
-        Ty::Option(T::ty)
-    }
+    const TY: Ty = Ty::Option(&T::TY);
 }
 /// A type that can be an element of a sequence (`Vec<T>`, `[T]`): every described type
 /// but `u8` (`Vec<u8>` is a byte string), `()` and the `Option`s and sequences
@@ -235,12 +239,8 @@ array_elements!(bool, u16, u32, u64, i8, i16, i32, i64, f32, f64, str, String);
 impl<T: ArrayElement + ?Sized> ArrayElement for &T {}
 
 impl<T: Describe + ArrayElement> Describe for Vec<T> {
-    fn ty() -> Ty {
-        Ty::Vec(T::ty)
-    }
+    const TY: Ty = Ty::Vec(&T::TY);
 }
 impl<T: Describe + ArrayElement> Describe for [T] {
-    fn ty() -> Ty {
-        Ty::Vec(T::ty)
-    }
+    const TY: Ty = Ty::Vec(&T::TY);
 }

@@ -25,36 +25,92 @@ use super::{shut_down, Context, LAST_REQUEST_ID};
 /// invalid, or no memory, thread or registry slot can be had. Whatever it had started
 /// by then is stopped and joined (the thread hooks' stop calls included) before it
 /// returns null.
+/// The reason is the calling thread's `ffid_last_error` until its next create.
 pub fn create<L: Library>(
     callback: Option<Callback>,
     user_data: *mut c_void,
     options: Option<Options>,
     config: impl FnOnce() -> Result<L::Config, Refusal>,
 ) -> *mut ffid_ctx {
-    let (Some(callback), Some(options)) = (callback, options) else {
-        return std::ptr::null_mut();
-    };
-    if !options.is_valid() {
-        return std::ptr::null_mut();
+    match start::<L>(callback, user_data, options, config) {
+        Ok(handle) => {
+            set_last_error(String::new());
+            handle
+        }
+        Err(why) => {
+            set_last_error(why);
+            std::ptr::null_mut()
+        }
     }
-    let Ok(config) = config() else {
-        return std::ptr::null_mut();
-    };
+}
+
+/// [`create`] without touching `ffid_last_error` (the static context's maker uses it:
+/// a static call is no create of the host's): the handle, or why there is none.
+pub(crate) fn start<L: Library>(
+    callback: Option<Callback>,
+    user_data: *mut c_void,
+    options: Option<Options>,
+    config: impl FnOnce() -> Result<L::Config, Refusal>,
+) -> Result<*mut ffid_ctx, String> {
+    let callback = callback.ok_or("cb is NULL")?;
+    let options = options.filter(Options::is_valid).ok_or(
+        "invalid ffid_options: not made by ffid_options_init, a reserved field set, or a value out of range",
+    )?;
+    let config = config().map_err(|_| {
+        "invalid constructor arguments: a NULL pointer, text that is not UTF-8, an unknown enum value or malformed CBOR"
+    })?;
     registry::guard_fork();
     crate::threads::panics::keep_quiet();
-    let Some(core) = Context::new::<L>(&options) else {
-        return std::ptr::null_mut();
-    };
+    let core = Context::new::<L>(&options)
+        .ok_or("could not set up the context: out of memory or file descriptors")?;
     let core = Arc::new(core);
     let Some(handle) = registry::insert(core.clone()) else {
-        return std::ptr::null_mut();
+        return Err(format!(
+            "too many live contexts (at most {})",
+            registry::MAX_CONTEXTS
+        ));
     };
-    if start_threads::<L>(&core, &options, callback, UserData(user_data), config).is_err() {
+    if let Err(e) = start_threads::<L>(&core, &options, callback, UserData(user_data), config) {
         shut_down(&core);
         registry::remove(handle);
-        return std::ptr::null_mut();
+        return Err(format!("could not start the context's threads: {e}"));
     }
-    handle.cast()
+    Ok(handle.cast())
+}
+
+/// The longest `ffid_last_error` text, in bytes (longer reasons are cut at a character
+/// boundary).
+const LAST_ERROR_MAX: usize = 511;
+
+thread_local! {
+    /// Why this thread's last create returned null, NUL-terminated (empty: it did not).
+    /// A plain array: a thread-local with a destructor would keep the library loaded for
+    /// as long as the host's thread lives.
+    static LAST_ERROR: std::cell::RefCell<[u8; LAST_ERROR_MAX + 1]> =
+        const { std::cell::RefCell::new([0; LAST_ERROR_MAX + 1]) };
+}
+
+/// Sets the calling thread's `ffid_last_error` (an interior NUL ends it early).
+pub(crate) fn set_last_error(msg: String) {
+    let mut end = msg.len().min(LAST_ERROR_MAX);
+    while !msg.is_char_boundary(end) {
+        end -= 1;
+    }
+    let text = &msg.as_bytes()[..end];
+    LAST_ERROR.with(|cell| {
+        if let Ok(mut buf) = cell.try_borrow_mut() {
+            buf[..end].copy_from_slice(text);
+            buf[end] = 0;
+        }
+    });
+}
+
+/// `const char* ffid_last_error(void)`: why the calling thread's last create returned
+/// NULL, or "" when it did not. Valid until that thread's next create; never NULL.
+#[no_mangle]
+pub extern "C" fn ffid_last_error() -> *const std::ffi::c_char {
+    // The thread's own buffer: rewritten by this thread's next create only.
+    LAST_ERROR.with(|cell| cell.as_ptr().cast::<std::ffi::c_char>().cast_const())
 }
 
 /// Starts a new context's threads: the helpers first, so that if a thread cannot be

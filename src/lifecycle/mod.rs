@@ -20,6 +20,7 @@
 //! 7. free the slot: the handle is stale from here on.
 
 mod host_calls;
+mod inline;
 #[cfg(all(test, loom))]
 mod loom_models;
 pub(crate) mod monitor;
@@ -28,12 +29,15 @@ mod static_context;
 pub(crate) mod stats;
 mod unload;
 
+pub(crate) use host_calls::set_last_error;
 #[cfg(target_os = "linux")]
 pub use host_calls::wake_fd;
 pub use host_calls::{
-    add_listener, cancel, completion_fd, create, destroy, drain, remove_listener, stats,
-    stats_into, submit, submit_cbor,
+    add_listener, cancel, completion_fd, create, destroy, drain, ffid_last_error, remove_listener,
+    stats, stats_into, submit, submit_cbor,
 };
+pub use inline::call_inline;
+pub(crate) use inline::release as release_inline;
 pub use static_context::{static_context, StaticContext};
 
 use std::any::TypeId;

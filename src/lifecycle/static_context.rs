@@ -7,7 +7,7 @@ use crate::lifecycle::registry;
 use crate::sync::Ordering;
 use crate::{Library, Options, Request};
 
-use super::host_calls::create;
+use super::host_calls::start;
 
 /// Where a library keeps the handle of its static methods' context (one `static` per
 /// library, in generated code). Its atomics are `std`'s, not the loom shim's: a
@@ -64,12 +64,13 @@ fn make_static_context<L: Library<Config = Request>>(
     if let handle @ 1.. = cell.current() {
         return handle as *mut ffid_ctx;
     }
-    let ctx = create::<L>(
+    let ctx = start::<L>(
         Some(created),
         std::ptr::null_mut(),
         Some(Options::default()),
         || Request::native_checked(|_| Ok(())),
-    );
+    )
+    .unwrap_or(std::ptr::null_mut());
     if !ctx.is_null() {
         // Cleared first: a reader that sees the new `forks` sees 0 or the new handle.
         cell.handle.store(0, Ordering::Relaxed);

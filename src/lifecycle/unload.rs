@@ -3,7 +3,8 @@
 //! A cdylib's statics are not dropped by `dlclose`, so whatever they point to on the
 //! heap would stay behind, and a host that unloads and reloads the library would leak
 //! it each time. The heap-owning statics are the registry's slot chunks and free list,
-//! the payload buffer pool and the quiet panic hook; the futex word and `std`'s mutexes
+//! the payload buffer pool, the quiet panic hook, the descriptions handed out and the
+//! inline exports' spare answer buffer; the futex word and `std`'s mutexes
 //! hold no global table (`parking_lot`'s would). A destructor in `.fini_array` frees
 //! them at `dlclose`, when no context is live (with one still running, the static
 //! methods' context say, the memory is in use and stays).
@@ -48,6 +49,12 @@ extern "C" fn release_at_unload() {
             crate::threads::panics::release();
         }
     }
+    // What no context uses, freed even when one is left (the static context, say): the
+    // descriptions handed out, and the inline exports' spare buffer.
+    crate::description::release();
+    // SAFETY: the same contract: no call into the library, inline ones included, is in
+    // progress or will be.
+    unsafe { crate::lifecycle::release_inline() };
 }
 
 #[cfg(all(target_os = "linux", not(miri)))]

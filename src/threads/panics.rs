@@ -8,12 +8,13 @@
 //! happened, for the `DIAG_PANIC` report the catching site sends
 //! (`Outbox::report_panic`). Every panic on those threads is
 //! caught: by the handler, constructor, teardown and task sites, and by the thread's
-//! body as a last resort (`threads::spawn`). Any other thread's panic, and every panic
+//! body as a last resort (`threads::spawn`). A host thread running an inline export's
+//! handler counts as one of those threads for as long (`quietly`). Any other thread's panic, and every panic
 //! with `panic = "abort"` (which ends the process), goes to the hook that was installed
 //! before, as if this one were not there.
 
 use std::any::Any;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::Once;
 
 use crate::threads::{thread_role, ThreadRole};
@@ -21,6 +22,18 @@ use crate::threads::{thread_role, ThreadRole};
 thread_local! {
     /// Where the last panic on this context thread happened, until reported.
     static LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// Set while a host thread runs a handler of an inline export, whose panics are
+    /// caught and answered like the worker's.
+    static QUIET: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` (a handler, under `catch_unwind`) on a host thread with its panics kept
+/// off the host's stderr.
+pub(crate) fn quietly<R>(f: impl FnOnce() -> R) -> R {
+    let before = QUIET.with(|q| q.replace(true));
+    let r = f();
+    QUIET.with(|q| q.set(before));
+    r
 }
 
 /// Installs the quiet hook (once).
@@ -33,8 +46,16 @@ pub(crate) fn keep_quiet() {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             // With `panic = "abort"` nothing is caught and the process ends here: say why.
-            if thread_role() == ThreadRole::Host || cfg!(panic = "abort") {
+            let host = thread_role() == ThreadRole::Host;
+            let quiet = QUIET.with(|q| q.get());
+            if (host && !quiet) || cfg!(panic = "abort") {
                 return previous(info);
+            }
+            if host {
+                // An inline export's handler: its answer says what panicked, and a
+                // location kept here would leave a thread-local destructor on the
+                // host's thread (which keeps the library loaded while it lives).
+                return;
             }
             let at = info
                 .location()

@@ -374,6 +374,19 @@ static void test_counters_and_errors(void) {
     CHECK(kv_destroy(ctx) == FFID_RET_OK);
 }
 
+/* Before any other static call: the first static call makes the static context, which is no create
+ * of the host's and leaves the host's last create error as it was. */
+static void test_static_calls_keep_the_create_error(void) {
+    KvConfig cfg = {"s", false, 0};
+    CHECK(kv_create(NULL, NULL, &cfg) == NULL);
+    CHECK(strstr(kv_last_error(), "cb is NULL") != NULL);
+    probe p;
+    probe_reset(&p, NULL, NULL);
+    CHECK(kv_version(probe_cb, &p) == FFID_RET_OK);
+    expect(&p, FFID_RET_OK);
+    CHECK(strstr(kv_last_error(), "cb is NULL") != NULL);
+}
+
 static void test_static_methods(void) {
     probe p;
     probe_reset(&p, NULL, NULL);
@@ -388,13 +401,29 @@ static void test_static_methods(void) {
     size_t n;
     CHECK(cbor_read_text(p.w.msg, p.w.len, &s, &n) == 0 && n == 5 && memcmp(s, "0.1.0", 5) == 0);
 
+    /* check_key is an inline export: answered before it returns. */
     KvCheckKeyArgs good = {"fine"}, bad = {""};
     probe_reset(&p, NULL, NULL);
     CHECK(kv_check_key(probe_cb, &p, &good) == FFID_RET_OK);
+    CHECK(atomic_load(&p.w.done) == 1);
     expect(&p, FFID_RET_OK);
     probe_reset(&p, NULL, NULL);
     CHECK(kv_check_key(probe_cb, &p, &bad) == FFID_RET_OK);
+    CHECK(atomic_load(&p.w.done) == 1);
     expect(&p, FFID_RET_ERR);
+    char longest[KV_MAX_KEY_LEN + 2];
+    memset(longest, 'k', sizeof longest);
+    longest[KV_MAX_KEY_LEN] = 0;
+    KvCheckKeyArgs at_limit = {longest};
+    probe_reset(&p, NULL, NULL);
+    CHECK(kv_check_key(probe_cb, &p, &at_limit) == FFID_RET_OK);
+    expect(&p, FFID_RET_OK);
+    longest[KV_MAX_KEY_LEN] = 'k';
+    longest[KV_MAX_KEY_LEN + 1] = 0;
+    probe_reset(&p, NULL, NULL);
+    CHECK(kv_check_key(probe_cb, &p, &at_limit) == FFID_RET_OK);
+    expect(&p, FFID_RET_ERR);
+    CHECK(strcmp(KV_PROTOCOL, "kv/1") == 0);
     CHECK(kv_check_key(probe_cb, &p, NULL) == FFID_RET_ERR);
     CHECK(kv_version(NULL, &p) == FFID_RET_MISSING_CALLBACK);
 }
@@ -599,6 +628,7 @@ int main(void) {
     static const test_case tests[] = {
         /* First: each library's first context then sits in slot 0 of its registry. */
         TEST_ENTRY(test_foreign_handles_are_refused),
+        TEST_ENTRY(test_static_calls_keep_the_create_error),
         TEST_ENTRY(test_create),
         TEST_ENTRY(test_records_natively),
         TEST_ENTRY(test_arrays_and_nested_records),

@@ -14,7 +14,8 @@
 #include "check.h"
 #include "echo_client.h"
 
-typedef ffid_ctx* (*create_fn)(ffid_callback, void*, const EchoConfig*);
+typedef ffid_ctx* (*create_fn)(uint64_t, ffid_callback, void*, const EchoConfig*,
+                                const ffid_options*);
 typedef int (*shout_fn)(ffid_ctx*, ffid_callback, void*, const EchoShoutArgs*);
 typedef int (*destroy_fn)(ffid_ctx*);
 
@@ -40,13 +41,13 @@ static void* use_library(void* arg) {
     create_fn create;
     shout_fn shout;
     destroy_fn destroy;
-    if (!SYM(s->lib, "echo_create", create) || !SYM(s->lib, "echo_shout", shout) ||
+    if (!SYM(s->lib, "echo_create_checked", create) || !SYM(s->lib, "echo_shout", shout) ||
         !SYM(s->lib, "echo_destroy", destroy))
         return NULL;
     waiter w;
     waiter_reset(&w);
     EchoConfig cfg = {"r"};
-    ffid_ctx* ctx = create(waiter_cb, &w, &cfg);
+    ffid_ctx* ctx = create(ECHO_INTERFACE_HASH, waiter_cb, &w, &cfg, NULL);
     if (!ctx || waiter_wait(&w, 10000) != 0 || w.ret != FFID_RET_OK) return NULL;
     waiter_reset(&w);
     EchoShoutArgs a = {"again"};

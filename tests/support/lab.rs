@@ -260,7 +260,7 @@ pub fn lab(options: Options) -> *mut ffid_ctx {
     let opts = options.to_c();
     // SAFETY: `opts` is a valid options struct; the create callback's log outlives it
     // (waited for below).
-    let ctx = unsafe { lab_create_with_options(RECORD, created.ud(), &opts) };
+    let ctx = unsafe { lab_create_checked(lab_interface_hash(), RECORD, created.ud(), &opts) };
     assert!(!ctx.is_null());
     if options.completion == ffi_dispatch::CompletionMode::Queue {
         // The create callback is queued like every other: drain until it ran.

@@ -33,6 +33,22 @@ pub struct Echo {
 /// Echoes text back, checks the nim-ffi benchmark predicates, and misbehaves on request.
 #[ffi_dispatch::library(name = "echo")]
 impl Echo {
+    /// The longest prefix `create` is meant for, in bytes (not enforced).
+    #[ffi]
+    pub const MAX_PREFIX: u32 = 64;
+    /// A negative constant, for the C tests.
+    #[ffi]
+    pub const LOWEST: i32 = -7;
+    /// A float constant, for the C tests.
+    #[ffi]
+    pub const RATIO: f64 = 0.25;
+    /// A bool constant, for the C tests.
+    #[ffi]
+    pub const STRICT: bool = true;
+    /// A text constant that needs escaping in C.
+    #[ffi]
+    pub const GREETING: &str = "h\u{e9}llo \"C\"\n";
+
     /// Creates a context whose `shout` answers start with `prefix`.
     #[ffi(ctor)]
     pub fn create(prefix: &str) -> Echo {
@@ -86,6 +102,19 @@ impl Echo {
     pub fn fail(&self, message: &str) -> Result<(), String> {
         self.tick();
         Err(message.to_owned())
+    }
+
+    /// The sum of the bytes, computed on the calling thread: no context, no queue.
+    #[ffi(inline)]
+    pub fn byte_sum(data: &[u8]) -> u64 {
+        data.iter().map(|&b| b as u64).sum()
+    }
+
+    /// Never OK: panics on the calling thread, answered FFID_RET_ERR "handler
+    /// panicked: ..." before the call returns.
+    #[ffi(inline)]
+    pub fn panic_inline() -> bool {
+        panic!("echo was asked to panic inline");
     }
 
     /// Never OK: the handler panics, answered FFID_RET_ERR "handler panicked: ...".

@@ -3,8 +3,9 @@
 //! It uses every kind of type the macros support: records (one nested in another, one
 //! optional inside another), fieldless enums, options of scalars, strings and records,
 //! vectors of strings and of records, byte strings, fallible and infallible methods,
-//! static methods and a destructor. `include/kv.h` and `kv.cddl` are generated from this
-//! file; `tests/c/kv.c` drives it from C.
+//! static methods, an inline export, constants and a destructor. `include/` (`kv.h`,
+//! `ffi_dispatch.h`, `kv.cddl`) is generated from the built library by
+//! `ffi-dispatch-bindgen`; `tests/c/kv.c` drives it from C.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -100,6 +101,13 @@ pub struct Kv {
 /// An in-memory key-value store, one per context.
 #[ffi_dispatch::library(name = "kv")]
 impl Kv {
+    /// The longest key, in bytes.
+    #[ffi]
+    pub const MAX_KEY_LEN: u32 = 256;
+    /// The protocol this store speaks.
+    #[ffi]
+    pub const PROTOCOL: &str = "kv/1";
+
     /// Creates an empty store; `max_entries` bounds it (unbounded when absent).
     #[ffi(ctor)]
     pub fn create(name: &str, max_entries: Option<u32>) -> Result<Kv, KvError> {
@@ -242,10 +250,11 @@ impl Kv {
         env!("CARGO_PKG_VERSION")
     }
 
-    /// Checks a key without a store: 1 to 256 bytes.
-    #[ffi(static)]
+    /// Checks a key without a store: 1 to `MAX_KEY_LEN` bytes. Inline: answered on the
+    /// calling thread before the call returns.
+    #[ffi(inline)]
     pub fn check_key(key: &str) -> Result<(), KvError> {
-        if key.is_empty() || key.len() > 256 {
+        if key.is_empty() || key.len() > Kv::MAX_KEY_LEN as usize {
             Err(KvError::BadKey)
         } else {
             Ok(())

@@ -3,7 +3,15 @@
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
+use ffi_dispatch_schema::names::CName;
+
 use super::parse::*;
+
+/// The identifier of an export, spelled by the schema's naming (what the compile-time
+/// name check and the description spell too).
+fn c_ident(name: CName<'_>) -> syn::Ident {
+    format_ident!("{}", name.to_string())
+}
 
 /// The native request builder: reads the host's struct `args` into a `Request`.
 pub(super) fn native_request(f: &Func, args: &syn::Ident) -> TokenStream {
@@ -42,13 +50,20 @@ pub(super) const SAFETY_DOC: &str = "# Safety\nThe contract of the library's hea
 a non-null argument pointer points to a valid struct whose pointers obey the field docs for the duration of the call; \
 a CBOR buffer holds `len` readable bytes.";
 
+/// The static holding the library's description (built on first use).
+pub(super) fn description_cell(lib: &Lib) -> syn::Ident {
+    format_ident!("__{}_DESCRIPTION", lib.name.to_ascii_uppercase())
+}
+
 pub(super) fn ctor_exports(lib: &Lib, ctor: &Func, cfg: &syn::Ident) -> TokenStream {
     let self_ty = &lib.self_ty;
     let n = &lib.name;
-    let create = format_ident!("{n}_create");
-    let with_options = format_ident!("{n}_create_with_options");
-    let create_cbor = format_ident!("{n}_create_cbor");
+    let create = c_ident(CName::export(n, "create_checked", ""));
+    let create_cbor = c_ident(CName::export(n, "create_cbor_checked", ""));
     let destroy = format_ident!("{n}_destroy");
+    let interface_hash = format_ident!("{n}_interface_hash");
+    let describe = format_ident!("{n}_ffid_describe");
+    let cell = description_cell(lib);
     let cfg_ident = format_ident!("cfg");
     let (cfg_param, native) = if ctor.params.is_empty() {
         (quote!(), native_request(ctor, &cfg_ident))
@@ -60,34 +75,43 @@ pub(super) fn ctor_exports(lib: &Lib, ctor: &Func, cfg: &syn::Ident) -> TokenStr
         let ty = &p.ty_expr;
         quote!(__m.arg::<#ty>(#i).map_err(|_| ::ffi_dispatch::rt::Refusal::Err)?;)
     });
-    let doc_create =
-        format!("`ffid_ctx* {n}_create(...)`: creates a context; see `{n}.h`.\n\n{SAFETY_DOC}");
-    let doc_opts = format!(
-        "`{n}_create` with runtime options (`opts` may be null for the defaults).\n\n{SAFETY_DOC}"
+    let doc_create = format!(
+        "`{n}_create` and `{n}_create_with_options` of `{n}.h` call this with the header's \
+         `interface_hash`: creates a context (`opts` may be null for the defaults), or \
+         returns null (reason: `ffid_last_error`) when the hash is not this library's.\n\n{SAFETY_DOC}"
     );
-    let doc_cbor = format!("`{n}_create` with CBOR arguments.\n\n{SAFETY_DOC}");
+    let doc_cbor = format!("`{n}_create_checked` with CBOR arguments.\n\n{SAFETY_DOC}");
     let doc_destroy = format!(
         "`int {n}_destroy(ffid_ctx* ctx)`: answers every accepted call, then frees the context."
     );
     quote! {
+        static #cell: ::ffi_dispatch::rt::Description = ::ffi_dispatch::rt::Description::new();
+
+        #[doc = "The hash of the interface this library serves (see `ffi_dispatch::schema::model::Library::compute_interface_hash`)."]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn #interface_hash() -> u64 {
+            #cell.interface_hash(<#self_ty as ::ffi_dispatch::schema::Exports>::SCHEMA)
+        }
+
+        #[doc = "The library's description, CBOR-encoded (`ffi_dispatch::schema::model::Library`): `*len` bytes at the returned pointer, valid until the library is unloaded; null (and `*len` untouched) when `len` is null.\n\n# Safety\n`len` is null or writable."]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn #describe(len: *mut usize) -> *const u8 {
+            // SAFETY: forwarded export contract (`len` is null or writable).
+            unsafe { #cell.hand_out(<#self_ty as ::ffi_dispatch::schema::Exports>::SCHEMA, len) }
+        }
+
         #[doc = #doc_create]
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn #create(
-            cb: ::core::option::Option<::ffi_dispatch::rt::Callback>,
-            user_data: *mut ::core::ffi::c_void,
-            #cfg_param
-        ) -> *mut ::ffi_dispatch::rt::ffid_ctx {
-            ::ffi_dispatch::rt::create::<#self_ty>(cb, user_data, ::core::option::Option::Some(::ffi_dispatch::rt::Options::default()), || #native)
-        }
-
-        #[doc = #doc_opts]
-        #[unsafe(no_mangle)]
-        pub unsafe extern "C" fn #with_options(
+            interface_hash: u64,
             cb: ::core::option::Option<::ffi_dispatch::rt::Callback>,
             user_data: *mut ::core::ffi::c_void,
             #cfg_param
             opts: *const ::ffi_dispatch::rt::abi::ffid_options,
         ) -> *mut ::ffi_dispatch::rt::ffid_ctx {
+            if !#cell.admits(<#self_ty as ::ffi_dispatch::schema::Exports>::SCHEMA, interface_hash) {
+                return ::core::ptr::null_mut();
+            }
             // SAFETY: `opts` is null or a valid `ffid_options` (the header's contract).
             let __options = unsafe { ::ffi_dispatch::rt::Options::from_c_ptr(opts) };
             ::ffi_dispatch::rt::create::<#self_ty>(cb, user_data, __options, || #native)
@@ -96,12 +120,19 @@ pub(super) fn ctor_exports(lib: &Lib, ctor: &Func, cfg: &syn::Ident) -> TokenStr
         #[doc = #doc_cbor]
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn #create_cbor(
+            interface_hash: u64,
             cb: ::core::option::Option<::ffi_dispatch::rt::Callback>,
             user_data: *mut ::core::ffi::c_void,
             req: *const u8,
             len: usize,
+            opts: *const ::ffi_dispatch::rt::abi::ffid_options,
         ) -> *mut ::ffi_dispatch::rt::ffid_ctx {
-            ::ffi_dispatch::rt::create::<#self_ty>(cb, user_data, ::core::option::Option::Some(::ffi_dispatch::rt::Options::default()), || {
+            if !#cell.admits(<#self_ty as ::ffi_dispatch::schema::Exports>::SCHEMA, interface_hash) {
+                return ::core::ptr::null_mut();
+            }
+            // SAFETY: `opts` is null or a valid `ffid_options` (the header's contract).
+            let __options = unsafe { ::ffi_dispatch::rt::Options::from_c_ptr(opts) };
+            ::ffi_dispatch::rt::create::<#self_ty>(cb, user_data, __options, || {
                 // SAFETY: `req` holds `len` bytes for the call (the header's contract).
                 let __req = unsafe { ::ffi_dispatch::rt::abi::bytes_field(req, len) }?;
                 // Decoded here as well as on the worker, so that malformed arguments
@@ -126,31 +157,27 @@ pub(super) fn static_cell(lib: &Lib) -> syn::Ident {
     format_ident!("__{}_STATIC_CONTEXT", lib.name.to_ascii_uppercase())
 }
 
+/// Who serves a function's calls.
+pub(super) enum Server<'a> {
+    /// The context's worker (a method).
+    Context,
+    /// The process-wide static context, of this `Library` type (a static method).
+    Static(&'a syn::Ident),
+    /// The calling thread, with this `Library` type's table (an inline export).
+    Inline(&'a syn::Ident),
+}
+
 pub(super) fn call_exports(
     lib: &Lib,
     f: &Func,
     id: u16,
     args_struct: &syn::Ident,
-    statics: Option<&syn::Ident>,
+    server: Server<'_>,
 ) -> TokenStream {
     let n = &lib.name;
-    let native_name = format_ident!("{n}_{}", f.ident);
-    let cbor_name = format_ident!("{n}_{}_cbor", f.ident);
-    let (target, ctx_param, ctx_expr) = match statics {
-        None => (
-            lib.self_ty.clone(),
-            quote!(ctx: *mut ::ffi_dispatch::rt::ffid_ctx,),
-            quote!(ctx),
-        ),
-        Some(s) => {
-            let cell = static_cell(lib);
-            (
-                syn::parse_quote!(#s),
-                quote!(),
-                quote!(::ffi_dispatch::rt::static_context::<#s>(&#cell)),
-            )
-        }
-    };
+    let fname = f.ident.to_string();
+    let native_name = c_ident(CName::export(n, &fname, ""));
+    let cbor_name = c_ident(CName::export(n, &fname, "_cbor"));
     let args_ident = format_ident!("args");
     let (args_param, unsafety) = if f.params.is_empty() {
         (quote!(), quote!())
@@ -158,6 +185,58 @@ pub(super) fn call_exports(
         (quote!(args: *const #args_struct,), quote!(unsafe))
     };
     let native = native_request(f, &args_ident);
+    if let Server::Inline(table) = server {
+        let doc_native = format!(
+            "Native export of `{}`, run on the calling thread; see `{n}.h`.\n\n{SAFETY_DOC}",
+            f.ident
+        );
+        let doc_cbor = format!(
+            "CBOR export of `{}`, run on the calling thread; see `{n}.h`.\n\n{SAFETY_DOC}",
+            f.ident
+        );
+        return quote! {
+            #[doc = #doc_native]
+            #[unsafe(no_mangle)]
+            pub #unsafety extern "C" fn #native_name(
+                cb: ::core::option::Option<::ffi_dispatch::rt::Callback>,
+                user_data: *mut ::core::ffi::c_void,
+                #args_param
+            ) -> ::core::ffi::c_int {
+                ::ffi_dispatch::rt::call_inline::<#table>(cb, user_data, #id, || #native)
+            }
+
+            #[doc = #doc_cbor]
+            #[unsafe(no_mangle)]
+            pub unsafe extern "C" fn #cbor_name(
+                cb: ::core::option::Option<::ffi_dispatch::rt::Callback>,
+                user_data: *mut ::core::ffi::c_void,
+                req: *const u8,
+                len: usize,
+            ) -> ::core::ffi::c_int {
+                ::ffi_dispatch::rt::call_inline::<#table>(cb, user_data, #id, || {
+                    // SAFETY: `req` holds `len` bytes for the call (the header's contract).
+                    ::core::result::Result::Ok(::ffi_dispatch::rt::Request::cbor(unsafe {
+                        ::ffi_dispatch::rt::abi::bytes_field(req, len)
+                    }?))
+                })
+            }
+        };
+    }
+    let (target, ctx_param, ctx_expr) = match server {
+        Server::Static(s) => {
+            let cell = static_cell(lib);
+            (
+                syn::parse_quote!(#s),
+                quote!(),
+                quote!(::ffi_dispatch::rt::static_context::<#s>(&#cell)),
+            )
+        }
+        _ => (
+            lib.self_ty.clone(),
+            quote!(ctx: *mut ::ffi_dispatch::rt::ffid_ctx,),
+            quote!(ctx),
+        ),
+    };
     let doc_native = format!(
         "Native export of `{}`; see `{n}.h`.\n\n{SAFETY_DOC}",
         f.ident
@@ -200,6 +279,7 @@ pub(super) fn runtime_exports(lib: &Lib, events: &[&Func]) -> TokenStream {
     let stats = format_ident!("{n}_stats");
     let cancel = format_ident!("{n}_cancel");
     let last_id = format_ident!("{n}_last_request_id");
+    let last_error = format_ident!("{n}_last_error");
     let mut out = quote! {
         #[doc = "Writes the context's counters into `*out` (see `ffid_context_stats`).\n\n# Safety\n`out` is null or points to writable memory of `out->struct_size` bytes."]
         #[unsafe(no_mangle)]
@@ -217,6 +297,12 @@ pub(super) fn runtime_exports(lib: &Lib, events: &[&Func]) -> TokenStream {
             ::ffi_dispatch::rt::cancel::<#self_ty>(ctx, id)
         }
 
+        #[doc = "Why this thread's last create returned null (`\"\"`: it did not); see `ffid_last_error`."]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn #last_error() -> *const ::core::ffi::c_char {
+            ::ffi_dispatch::rt::ffid_last_error()
+        }
+
         #[doc = "The id of the last call this thread had accepted (0: none)."]
         #[unsafe(no_mangle)]
         pub extern "C" fn #last_id() -> u64 {
@@ -228,8 +314,9 @@ pub(super) fn runtime_exports(lib: &Lib, events: &[&Func]) -> TokenStream {
     }
     for (id, e) in events.iter().enumerate() {
         let id = id as u16;
-        let native = format_ident!("{n}_add_{}_listener", e.ident);
-        let cbor = format_ident!("{n}_add_{}_listener_cbor", e.ident);
+        let ename = e.ident.to_string();
+        let native = c_ident(CName::listener(n, &ename, ""));
+        let cbor = c_ident(CName::listener(n, &ename, "_cbor"));
         let doc_native = format!(
             "Adds a listener of `{}` (its C struct); returns its id, 0 if refused.",
             e.ident

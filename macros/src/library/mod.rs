@@ -38,6 +38,7 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         None => errors = Some(e),
     };
     let mut event_count: u16 = 0;
+    let mut constants = Vec::new();
     for item in &mut imp.items {
         // `fn on_x(evt: T);` (no body) is not an impl item to syn: read it as one.
         if let ImplItem::Verbatim(tokens) = item {
@@ -50,6 +51,14 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
                     block: syn::parse_quote!({}),
                 });
             }
+        }
+        if let ImplItem::Const(c) = item {
+            match take_constant(c) {
+                Ok(Some(k)) => constants.push(k),
+                Ok(None) => {}
+                Err(e) => push_err(e),
+            }
+            continue;
         }
         let ImplItem::Fn(f) = item else { continue };
         match take_role(f) {
@@ -114,6 +123,7 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
     let ctor = ctors[0];
     let methods: Vec<&Func> = funcs.iter().filter(|f| f.role == Role::Method).collect();
     let statics: Vec<&Func> = funcs.iter().filter(|f| f.role == Role::Static).collect();
+    let inlines: Vec<&Func> = funcs.iter().filter(|f| f.role == Role::Inline).collect();
     let events: Vec<&Func> = funcs.iter().filter(|f| f.role == Role::Event).collect();
     let dtor = dtors.first().copied();
 
@@ -139,7 +149,7 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
     let cfg_struct = format_ident!("{}Config", lib.prefix);
     out.extend(struct_for(ctor, &cfg_struct, format!("{n}_create")));
     let args_struct = |f: &Func| format_ident!("{}{}Args", lib.prefix, camel(&f.ident.to_string()));
-    for f in methods.iter().chain(&statics) {
+    for f in methods.iter().chain(&statics).chain(&inlines) {
         out.extend(struct_for(f, &args_struct(f), format!("{n}_{}", f.ident)));
     }
     out.extend(quote!(const _: () = { #checks };));
@@ -185,39 +195,56 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
             #teardown
         }
     });
-    if !statics.is_empty() {
-        let statics_table = table(&statics, false);
-        let static_name = format!("{n}-static");
-        let cell = static_cell(&lib);
-        out.extend(quote! {
-            /// The library behind the static methods' process-wide context.
+    // The tables of the functions without a context: stateless `Library` types.
+    let stateless = |ty: &syn::Ident, fs: &[&Func], name: String, doc: &str| {
+        let table = table(fs, false);
+        quote! {
+            #[doc = #doc]
             #[doc(hidden)]
-            pub struct #statics_ty;
-            static #cell: ::ffi_dispatch::rt::StaticContext = ::ffi_dispatch::rt::StaticContext::new();
-            impl ::ffi_dispatch::rt::Library for #statics_ty {
-                const NAME: &'static str = #static_name;
+            #[derive(Default)]
+            pub struct #ty;
+            impl ::ffi_dispatch::rt::Library for #ty {
+                const NAME: &'static str = #name;
                 type Config = ::ffi_dispatch::rt::Request;
-                const METHODS: &'static [::ffi_dispatch::rt::Method<Self>] = #statics_table;
+                const METHODS: &'static [::ffi_dispatch::rt::Method<Self>] = #table;
                 fn construct(_: ::ffi_dispatch::rt::Request) -> ::core::result::Result<Self, ::ffi_dispatch::rt::CallError> {
-                    ::core::result::Result::Ok(#statics_ty)
+                    ::core::result::Result::Ok(#ty)
                 }
             }
+        }
+    };
+    if !statics.is_empty() {
+        let doc = "The library behind the static methods' process-wide context.";
+        out.extend(stateless(&statics_ty, &statics, format!("{n}-static"), doc));
+        let cell = static_cell(&lib);
+        out.extend(quote! {
+            static #cell: ::ffi_dispatch::rt::StaticContext = ::ffi_dispatch::rt::StaticContext::new();
         });
+    }
+    let inline_ty = format_ident!("__{}Inline", lib.prefix);
+    if !inlines.is_empty() {
+        let doc = "The table of the inline exports, run on the calling thread.";
+        out.extend(stateless(&inline_ty, &inlines, format!("{n}-inline"), doc));
     }
 
     // Exports.
     out.extend(ctor_exports(&lib, ctor, &cfg_struct));
     for (id, f) in methods.iter().enumerate() {
-        out.extend(call_exports(&lib, f, id as u16, &args_struct(f), None));
-    }
-    for (id, f) in statics.iter().enumerate() {
         out.extend(call_exports(
             &lib,
             f,
             id as u16,
             &args_struct(f),
-            Some(&statics_ty),
+            Server::Context,
         ));
+    }
+    for (id, f) in statics.iter().enumerate() {
+        let server = Server::Static(&statics_ty);
+        out.extend(call_exports(&lib, f, id as u16, &args_struct(f), server));
+    }
+    for (id, f) in inlines.iter().enumerate() {
+        let server = Server::Inline(&inline_ty);
+        out.extend(call_exports(&lib, f, id as u16, &args_struct(f), server));
     }
 
     out.extend(runtime_exports(&lib, &events));
@@ -241,18 +268,20 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
             name: #name,
             doc: #doc,
             params: &[#(#params),*],
-            ret: <#ok as ::ffi_dispatch::schema::Describe>::ty,
+            ret: &<#ok as ::ffi_dispatch::schema::Describe>::TY,
             fallible: #fallible,
             deferred: #deferred,
             asynchronous: #asynchronous,
             args_struct: #args_struct,
         })
     };
-    let (ctor_desc, method_descs, static_descs) = (
+    let (ctor_desc, method_descs, static_descs, inline_descs) = (
         describe(ctor),
         methods.iter().map(|f| describe(f)),
         statics.iter().map(|f| describe(f)),
+        inlines.iter().map(|f| describe(f)),
     );
+    let const_descs = constants.iter().map(|k| k.describe(self_ty));
     let event_descs = events.iter().map(|e| {
         let name = e.ident.to_string();
         let doc = &e.doc;
@@ -260,7 +289,7 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         quote!(::ffi_dispatch::schema::EventSchema {
             name: #name,
             doc: #doc,
-            ty: <#ty as ::ffi_dispatch::schema::Describe>::ty,
+            ty: &<#ty as ::ffi_dispatch::schema::Describe>::TY,
         })
     });
     let prefix = &lib.prefix;
@@ -274,9 +303,16 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
                 ctor: #ctor_desc,
                 methods: &[#(#method_descs),*],
                 statics: &[#(#static_descs),*],
+                inlines: &[#(#inline_descs),*],
                 events: &[#(#event_descs),*],
+                constants: &[#(#const_descs),*],
             };
         }
+
+        // Two items with one C name are a compile error here, naming both.
+        const _: () = ::ffi_dispatch::schema::names::check(
+            <#self_ty as ::ffi_dispatch::schema::Exports>::SCHEMA,
+        );
     });
     Ok(out)
 }

@@ -11,6 +11,7 @@ pub(super) enum Role {
     Ctor,
     Method,
     Static,
+    Inline,
     Dtor,
     Event,
 }
@@ -39,20 +40,6 @@ pub(super) struct Func {
     pub(super) mut_self: bool,
 }
 
-pub(super) const RESERVED: &[&str] = &[
-    "create",
-    "create_cbor",
-    "create_with_options",
-    "destroy",
-    "stats",
-    "cancel",
-    "last_request_id",
-    "add_event_listener",
-    "remove_listener",
-    "drain",
-    "completion_fd",
-];
-
 /// Reads `#[ffi]`, `#[ffi(ctor)]`, ... and removes it from the function.
 pub(super) fn take_role(f: &mut ImplItemFn) -> syn::Result<Option<Role>> {
     let Some(i) = f.attrs.iter().position(|a| a.path().is_ident("ffi")) else {
@@ -72,12 +59,13 @@ pub(super) fn take_role(f: &mut ImplItemFn) -> syn::Result<Option<Role>> {
     Ok(Some(match kind.to_string().as_str() {
         "ctor" => Role::Ctor,
         "static" => Role::Static,
+        "inline" => Role::Inline,
         "dtor" => Role::Dtor,
         "event" => Role::Event,
         _ => {
             return Err(syn::Error::new_spanned(
                 kind,
-                "expected #[ffi], #[ffi(ctor)], #[ffi(static)], #[ffi(dtor)] or #[ffi(event)]",
+                "expected #[ffi], #[ffi(ctor)], #[ffi(static)], #[ffi(inline)], #[ffi(dtor)] or #[ffi(event)]",
             ))
         }
     }))
@@ -88,7 +76,7 @@ pub(super) fn analyse(f: &ImplItemFn, role: Role) -> syn::Result<Func> {
     if let (Some(a), true) = (&sig.asyncness, role != Role::Method) {
         return Err(syn::Error::new_spanned(
             a,
-            "only #[ffi] methods can be async (constructors, statics, dtors and events run to completion)",
+            "only #[ffi] methods can be async (constructors, statics, inline exports, dtors and events run to completion)",
         ));
     }
     if !sig
@@ -105,7 +93,8 @@ pub(super) fn analyse(f: &ImplItemFn, role: Role) -> syn::Result<Func> {
     let name = sig.ident.to_string();
     if role != Role::Ctor
         && role != Role::Dtor
-        && (RESERVED.contains(&name.as_str()) || name.ends_with("_cbor"))
+        && (ffi_dispatch_schema::names::RUNTIME_EXPORTS.contains(&name.as_str())
+            || name.ends_with("_cbor"))
     {
         return Err(syn::Error::new_spanned(
             &sig.ident,
@@ -132,10 +121,10 @@ pub(super) fn analyse(f: &ImplItemFn, role: Role) -> syn::Result<Func> {
         (Role::Dtor, None) => {
             return Err(syn::Error::new_spanned(&sig.ident, "an #[ffi(dtor)] takes `&mut self`"))
         }
-        (Role::Ctor | Role::Static | Role::Event, Some(r)) => {
+        (Role::Ctor | Role::Static | Role::Inline | Role::Event, Some(r)) => {
             return Err(syn::Error::new_spanned(
                 r,
-                "constructors, #[ffi(static)] and #[ffi(event)] functions take no receiver",
+                "constructors, #[ffi(static)], #[ffi(inline)] and #[ffi(event)] functions take no receiver",
             ))
         }
         _ => {}
@@ -166,10 +155,12 @@ pub(super) fn analyse(f: &ImplItemFn, role: Role) -> syn::Result<Func> {
                 ));
             }
             if !matches!(role, Role::Method | Role::Static) {
-                return Err(syn::Error::new_spanned(
-                    &pt.ty,
-                    "only #[ffi] and #[ffi(static)] functions can take a reply token",
-                ));
+                let why = if role == Role::Inline {
+                    "an #[ffi(inline)] export answers before it returns: it cannot take a reply token (make it #[ffi(static)])"
+                } else {
+                    "only #[ffi] and #[ffi(static)] functions can take a reply token"
+                };
+                return Err(syn::Error::new_spanned(&pt.ty, why));
             }
             if i + 1 != typed.len() {
                 return Err(syn::Error::new_spanned(
@@ -205,6 +196,8 @@ pub(super) fn analyse(f: &ImplItemFn, role: Role) -> syn::Result<Func> {
             ty_expr: with_lifetimes(&pt.ty, "'_"),
         });
     }
+    let slots: Vec<&CSlot> = params.iter().map(|p| &p.slot).collect();
+    crate::check_c_fields(&slots, &format!("the args struct of `{name}`"))?;
     if role == Role::Dtor && !params.is_empty() {
         return Err(syn::Error::new_spanned(
             &sig.inputs,
@@ -301,6 +294,9 @@ pub(super) fn lib_name(attr: TokenStream, self_ty: &Type) -> syn::Result<String>
                 {
                     return Err(syn::Error::new_spanned(s, "the library name is a C identifier prefix: lower-case letters, digits and `_`"));
                 }
+                if v == "ffid" || v == "ffi_dispatch" {
+                    return Err(syn::Error::new_spanned(s, "`ffid` and `ffi_dispatch` name the runtime's own C declarations; pick another library name"));
+                }
                 name = Some(v);
                 Ok(())
             } else {
@@ -344,4 +340,86 @@ pub(super) fn camel(s: &str) -> String {
                 .unwrap_or_default()
         })
         .collect()
+}
+
+/// A constant (`#[ffi] const NAME: T = ...;`): a `#define` in the header.
+pub(super) struct Constant {
+    ident: syn::Ident,
+    doc: String,
+    kind: ConstKind,
+    ty: Type,
+}
+
+#[derive(Clone, Copy)]
+enum ConstKind {
+    Unsigned,
+    Signed,
+    Float,
+    Bool,
+    Str,
+}
+
+/// Reads `#[ffi]` off an associated constant (and checks its type); `None` without it.
+pub(super) fn take_constant(c: &mut syn::ImplItemConst) -> syn::Result<Option<Constant>> {
+    let Some(i) = c.attrs.iter().position(|a| a.path().is_ident("ffi")) else {
+        return Ok(None);
+    };
+    let attr = c.attrs.remove(i);
+    if !matches!(attr.meta, syn::Meta::Path(_)) {
+        return Err(syn::Error::new_spanned(
+            attr,
+            "a constant is exported with a plain #[ffi]",
+        ));
+    }
+    let kind = match &c.ty {
+        Type::Path(p) if p.qself.is_none() => match p.path.get_ident().map(|i| i.to_string()) {
+            Some(t) if ["u8", "u16", "u32", "u64"].contains(&t.as_str()) => ConstKind::Unsigned,
+            Some(t) if ["i8", "i16", "i32", "i64"].contains(&t.as_str()) => ConstKind::Signed,
+            Some(t) if t == "f32" || t == "f64" => ConstKind::Float,
+            Some(t) if t == "bool" => ConstKind::Bool,
+            _ => return Err(const_type_error(&c.ty)),
+        },
+        Type::Reference(r)
+            if r.mutability.is_none()
+                && matches!(&*r.elem, Type::Path(p) if p.path.is_ident("str")) =>
+        {
+            ConstKind::Str
+        }
+        _ => return Err(const_type_error(&c.ty)),
+    };
+    Ok(Some(Constant {
+        ident: c.ident.clone(),
+        doc: doc_of(&c.attrs),
+        kind,
+        ty: with_lifetimes(&c.ty, "'static"),
+    }))
+}
+
+fn const_type_error(ty: &Type) -> syn::Error {
+    syn::Error::new_spanned(
+        ty,
+        "an exported constant is an integer (u8..u64, i8..i64), a float (f32, f64), a bool or a &str",
+    )
+}
+
+impl Constant {
+    /// The schema entry; `self_ty` owns the constant.
+    pub(super) fn describe(&self, self_ty: &Type) -> TokenStream {
+        let (ident, ty, doc) = (&self.ident, &self.ty, &self.doc);
+        let name = ident.to_string();
+        let v = quote::quote!(<#self_ty>::#ident);
+        let value = match self.kind {
+            ConstKind::Unsigned => quote::quote!(Unsigned(#v as u64)),
+            ConstKind::Signed => quote::quote!(Signed(#v as i64)),
+            ConstKind::Float => quote::quote!(Float(#v as f64)),
+            ConstKind::Bool => quote::quote!(Bool(#v)),
+            ConstKind::Str => quote::quote!(Str(#v)),
+        };
+        quote::quote!(::ffi_dispatch::schema::ConstDesc {
+            name: #name,
+            doc: #doc,
+            ty: <#ty as ::ffi_dispatch::schema::Describe>::TY,
+            value: ::ffi_dispatch::schema::ConstValue::#value,
+        })
+    }
 }
