@@ -3,6 +3,9 @@
 //! std `mpsc` or `crossbeam-channel` channel + worker thread answering through the same
 //! kind of completion flag).
 //!
+//! The `_sync` rows are the blocking form: the runtime waits (spin, then futex) and
+//! hands over the answer, instead of the bench's own spin on a completion flag.
+//!
 //! `inline`: an inline export (`byte_sum`), answered on the calling thread before it
 //! returns: no ring, no worker, the cost of the export's copy, handler and callback.
 //!
@@ -113,6 +116,18 @@ fn ffi_dispatch_lanes(c: &mut Criterion, state: &str, gap: Option<Duration>) {
                         unsafe { echo_scalar_check(ctx, Some(complete), ud, black_box(&args)) };
                     assert_eq!(accepted, RET_OK);
                     wait(&done);
+                })
+            })
+        });
+        group.bench_function(format!("native scalar_check _sync ({name})"), |bench| {
+            bench.iter_custom(|iters| {
+                timed(iters, gap, || {
+                    let mut even = false;
+                    // SAFETY: valid args and out pointer for the duration of the call.
+                    let ret =
+                        unsafe { echo_scalar_check_sync(ctx, black_box(&args), &mut even, 10_000) };
+                    assert_eq!(ret, RET_OK);
+                    assert!(even);
                 })
             })
         });

@@ -33,3 +33,4 @@ cargo +"$FFID_NIGHTLY" miri test -p ffi-dispatch --test runtime -- --skip eventf
 cargo +"$FFID_NIGHTLY" miri test -p ffi-dispatch --test events
 cargo +"$FFID_NIGHTLY" miri test -p ffi-dispatch --test long_work
 cargo +"$FFID_NIGHTLY" miri test -p ffi-dispatch --test async_handlers
+cargo +"$FFID_NIGHTLY" miri test -p ffi-dispatch --test blocking

@@ -34,13 +34,13 @@ sanitize() { # sanitize <address|thread> <test args...>
 
 asan() {
     ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:${ASAN_OPTIONS:-}" \
-        sanitize address --lib --test runtime --test macros --test alloc --test events --test long_work --test async_handlers
+        sanitize address --lib --test runtime --test macros --test alloc --test events --test long_work --test async_handlers --test blocking
 }
 
 tsan() {
     # The loom-free protocols use fences, which TSan understands since LLVM 13.
     export TSAN_OPTIONS="halt_on_error=1:${TSAN_OPTIONS:-}"
-    sanitize thread --lib --test runtime --test macros --test events --test long_work --test async_handlers
+    sanitize thread --lib --test runtime --test macros --test events --test long_work --test async_handlers --test blocking
     # The soak, bounded in time; same flags and target dir, so only its own binary builds.
     FFID_SOAK_SECS="${FFID_TSAN_SOAK_SECS:-5}" \
         sanitize thread --test soak -- --ignored --nocapture
@@ -58,6 +58,8 @@ valgrind_hosts() {
     cc "${flags[@]}" tests/c/contract.c -L"$lib" -lecho -Wl,-rpath,"$lib" -lpthread -o "$out/contract"
     cc "${flags[@]}" tests/c/kv.c -L"$lib" -lkv -lecho -Wl,-rpath,"$lib" -lpthread -o "$out/kv"
     cc "${flags[@]}" tests/c/features.c -L"$lib" -lecho -Wl,-rpath,"$lib" -lpthread -o "$out/features"
+    cc "${flags[@]}" tests/c/interface.c -L"$lib" -lecho -Wl,-rpath,"$lib" -lpthread -o "$out/interface"
+    cc "${flags[@]}" tests/c/sync.c -L"$lib" -lkv -lecho -Wl,-rpath,"$lib" -lpthread -o "$out/sync"
     cc "${flags[@]}" tests/c/reload.c -ldl -lpthread -o "$out/reload"
     # Leaks that count: definite and indirect. "Possibly lost" is reported but allowed for
     # the threads of the static-method context (kv_version: worker, event thread,
@@ -71,6 +73,9 @@ valgrind_hosts() {
     "${vg[@]}" "$out/contract" | tail -n 1
     "${vg[@]}" "$out/kv" | tail -n 1
     "${vg[@]}" "$out/features" | tail -n 1
+    "${vg[@]}" "$out/interface" | tail -n 1
+    # Every owned answer freed once, the late answers of timed-out calls included.
+    SYNC_CALLS=100 "${vg[@]}" "$out/sync" | tail -n 1
     # Load, use and unload the library 24 times: a block it leaves behind at unload is
     # "definitely lost" here (the program's own heap check is coarser).
     "${vg[@]}" "$out/reload" "$lib/libecho.so" | tail -n 1

@@ -122,6 +122,7 @@ mod worker;
 // ## The C side
 pub use abi::{
     ffid_ctx, Callback, RET_BUSY, RET_ERR, RET_MISSING_CALLBACK, RET_OK, RET_STALE_WARN,
+    RET_TIMEOUT,
 };
 pub use ffi::abi;
 pub use ffi_dispatch_schema as schema;
@@ -158,15 +159,18 @@ pub mod rt {
     pub use crate::abi::{self, ffid_ctx, Callback, Refusal};
     pub use crate::description::{Description, RUNTIME_HEADER};
     pub use crate::egress::deferred::Deferred;
+    pub use crate::egress::owned::{
+        free_answer, store_mirror, store_opt_mirror, OutPair, Owned, SyncOut,
+    };
     pub use crate::egress::reply::{self, Answer, NativeOut, Reply};
     pub use crate::events::{self, emit, EmitError, EventDesc, ListenerView};
     pub use crate::ingress::envelope::{self, FieldReader, FieldWriter, Scalar};
     pub use crate::ingress::request::{ArgsView, Request};
     pub use crate::library::{ffid_catches_panics, CborHandler, Library, Method, NativeHandler};
     pub use crate::lifecycle::{
-        add_listener, call_inline, cancel, completion_fd, create, destroy, drain, ffid_last_error,
-        last_request_id, remove_listener, static_context, stats_into, submit, submit_cbor,
-        StaticContext,
+        add_listener, call_inline, call_sync, cancel, completion_fd, create, destroy, drain,
+        last_error, last_request_id, remove_listener, static_context, stats_into, submit,
+        submit_cbor, StaticContext,
     };
     pub use crate::marshal::{self, cbor};
     pub use crate::options::Options;

@@ -144,6 +144,13 @@ fn c_interface() {
     assert!(out.contains(" passed, 0 failed"));
 }
 
+/// The blocking forms of echo and kv.
+#[test]
+fn c_sync() {
+    let out = run(&compile("tests/c/sync.c", "sync", &["kv", "echo"]), &[]);
+    assert!(out.contains(" passed, 0 failed"));
+}
+
 #[test]
 fn c_features() {
     let out = run(&compile("tests/c/features.c", "features", &["echo"]), &[]);

@@ -293,7 +293,7 @@ extern \"C\" {{
         }
         writeln!(o, "\n/* ---- {title} ---- */").unwrap();
         for f in fns {
-            function(&mut o, f, ctx);
+            function(&mut o, &lib.name, f, ctx);
         }
     }
     runtime_section(&mut o, lib);
@@ -425,7 +425,7 @@ fn context_section(o: &mut String, lib: &Library) {
     writeln!(o, "int {n}_destroy(ffid_ctx* ctx);").unwrap();
 }
 
-fn function(o: &mut String, f: &Function, ctx: &str) {
+fn function(o: &mut String, n: &str, f: &Function, ctx: &str) {
     writeln!(o).unwrap();
     let mut doc = f.doc.clone();
     if !doc.is_empty() {
@@ -467,6 +467,89 @@ fn function(o: &mut String, f: &Function, ctx: &str) {
         f.cbor_export
     )
     .unwrap();
+    if let Some(sync) = &f.sync_export {
+        let (outs, how) = sync_outs(&f.ret);
+        let doc = format!(
+            "Blocking form: waits up to timeout_ms (0: no limit) on this thread (a spin of a few \
+             microseconds, then asleep). FFID_RET_OK: {how}. FFID_RET_ERR: the method's error, \
+             or a refusal (also in completion mode); FFID_RET_TIMEOUT: the call goes on and its \
+             answer is dropped; FFID_RET_BUSY: inside a callback, or a full ring that rejects. \
+             {n}_last_error() says why. A NULL out pointer drops what it would get."
+        );
+        comment(o, "", &wrap(&doc, 86));
+        let args = match &f.args_struct {
+            Some(s) => format!("const {s}* args, "),
+            None => String::new(),
+        };
+        let outs: String = outs.iter().map(|o| format!("{o}, ")).collect();
+        let ctx = ctx.trim_end_matches(' ');
+        let ctx = if ctx.is_empty() {
+            String::new()
+        } else {
+            format!("{ctx} ")
+        };
+        writeln!(o, "int {sync}({ctx}{args}{outs}uint32_t timeout_ms);").unwrap();
+    }
+}
+
+/// `text` in lines of at most `width` characters, broken at spaces.
+fn wrap(text: &str, width: usize) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split(' ') {
+        match lines.last_mut() {
+            Some(line) if line.len() + 1 + word.len() <= width => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_string()),
+        }
+    }
+    lines.join("\n")
+}
+
+/// The out parameters of a blocking form for an answer of type `t`, and what they hold.
+fn sync_outs(t: &Type) -> (Vec<String>, String) {
+    const OWNED: &str = "owned by the caller: free it with ffid_free";
+    let value = |c: &str| (vec![format!("{c}* out")], "*out is the answer".to_string());
+    let owned = |c: &str, what: &str| {
+        (
+            vec![format!("const {c}** out")],
+            format!("*out is {what}, {OWNED}"),
+        )
+    };
+    let pair = |ptr: String, what: &str| {
+        (
+            vec![format!("{ptr}* out"), "size_t* out_len".to_string()],
+            format!("*out holds *out_len {what}, {OWNED}"),
+        )
+    };
+    match t {
+        Type::Unit => (Vec::new(), "no value".into()),
+        Type::Str => owned("char", "the NUL-terminated UTF-8 text"),
+        Type::Bytes => pair("const uint8_t*".into(), "bytes"),
+        Type::Record(c) => owned(c, &format!("a {c}, with everything it points to")),
+        Type::Enum(c) => value(c),
+        Type::Vec(e) => pair(elem_ptr(e), "elements (and what they point to)"),
+        Type::Option(inner) => match &**inner {
+            s if s.is_scalar() => (
+                vec![
+                    "bool* has_out".to_string(),
+                    format!("{}* out", scalar_c(s).unwrap_or("void")),
+                ],
+                "*has_out says whether there is a value, *out is it (0 when none)".into(),
+            ),
+            Type::Enum(c) => owned(c, "NULL for none, else the value"),
+            Type::Record(c) => owned(c, &format!("NULL for none, else a {c}")),
+            Type::Str => owned("char", "NULL for none (or empty text), else the text"),
+            Type::Bytes => pair(
+                "const uint8_t*".into(),
+                "bytes (NULL for none or none at all)",
+            ),
+            Type::Vec(e) => pair(elem_ptr(e), "elements (NULL for none or none at all)"),
+            other => value(scalar_c(other).unwrap_or("void")),
+        },
+        s => value(scalar_c(s).unwrap_or("void")),
+    }
 }
 
 /// The per-library runtime functions and the event listeners.
@@ -493,11 +576,19 @@ fn runtime_section(o: &mut String, lib: &Library) {
     comment(
         o,
         "",
-        "Why this thread's last create of this library returned NULL, or \"\" when it did not:\n\
-         ffid_last_error() of this library's runtime. Owned by the runtime; valid until this\n\
-         thread's next create. Never NULL.",
+        "Why this thread's last create of this library returned NULL or its last blocking call\n\
+         failed, or \"\" when neither: ffid_last_error() of this library's runtime. Owned by\n\
+         the runtime; valid until this thread's next create or blocking call. Never NULL.",
     );
     writeln!(o, "const char* {n}_last_error(void);").unwrap();
+    comment(
+        o,
+        "",
+        "Frees an answer a blocking call (<lib>_<m>_sync) of this library handed out: text,\n\
+         bytes, a record or an array, one block each. NULL is ignored. ffid_free() of this\n\
+         library's runtime.",
+    );
+    writeln!(o, "void {n}_free(const void* answer);").unwrap();
     comment(
         o,
         "",

@@ -14,7 +14,8 @@ pub(crate) fn nim_ffi_events(threads: usize) -> Option<(f64, Option<f64>)> {
 
 /// nim-ffi's figure for a row (calls/s, p50 µs), from `../shared/anchors.md`.
 pub(crate) fn nim_ffi(setup: Setup, lane: &str, threads: usize) -> Option<(f64, Option<f64>)> {
-    let sync = lane == "sync";
+    // nim-ffi's sync calls block: both our sync (host spins) and blocking lanes compare.
+    let sync = lane == "sync" || lane == "blocking";
     Some(match (setup, sync, threads) {
         (Setup::Scalar, true, 1) => (76_800.0, Some(13.6)),
         (Setup::Scalar, true, 2) => (114_000.0, Some(13.3)),

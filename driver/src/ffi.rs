@@ -78,6 +78,9 @@ pub(crate) struct Api {
     pub(crate) create:
         unsafe extern "C" fn(u64, Cb, *mut c_void, *const EchoConfig, *const FfidOptions) -> Ctx,
     pub(crate) last_error: unsafe extern "C" fn() -> *const c_char,
+    /// `echo_scalar_check_sync` and `echo_payload_check_sync`: the blocking forms.
+    pub(crate) scalar_sync: unsafe extern "C" fn(Ctx, *const ScalarArgs, *mut bool, u32) -> c_int,
+    pub(crate) payload_sync: unsafe extern "C" fn(Ctx, *const PayloadArgs, *mut bool, u32) -> c_int,
     pub(crate) destroy: unsafe extern "C" fn(Ctx) -> c_int,
     pub(crate) scalar: unsafe extern "C" fn(Ctx, Cb, *mut c_void, *const ScalarArgs) -> c_int,
     pub(crate) scalar_cbor: unsafe extern "C" fn(Ctx, Cb, *mut c_void, *const u8, usize) -> c_int,
@@ -104,6 +107,8 @@ pub(crate) fn load(path: &str) -> Api {
             options_init: sym(handle, path, c"ffid_options_init"),
             create: sym(handle, path, c"echo_create_checked"),
             last_error: sym(handle, path, c"ffid_last_error"),
+            scalar_sync: sym(handle, path, c"echo_scalar_check_sync"),
+            payload_sync: sym(handle, path, c"echo_payload_check_sync"),
             destroy: sym(handle, path, c"echo_destroy"),
             scalar: sym(handle, path, c"echo_scalar_check"),
             scalar_cbor: sym(handle, path, c"echo_scalar_check_cbor"),

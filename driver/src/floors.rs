@@ -2,7 +2,7 @@
 //! three-thread relay that the event lane is set against.
 
 use std::hint::spin_loop;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -32,6 +32,50 @@ pub(crate) fn floor(rounds: u64) -> Row {
         }
     });
     peer.join().expect("ping-pong peer");
+    row
+}
+
+/// A futex operation on `word` (`FUTEX_WAIT` while it holds `value`, or `FUTEX_WAKE` of
+/// `value` sleepers).
+pub(crate) fn futex(word: &AtomicU32, op: libc::c_int, value: u32) {
+    // SAFETY: a live, aligned 32-bit word; no timeout; the kernel only reads it.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            op | libc::FUTEX_PRIVATE_FLAG,
+            value,
+            std::ptr::null::<libc::timespec>(),
+        )
+    };
+}
+
+/// The blocking lane's floor: a futex ping-pong between two threads that both sleep
+/// while they wait (each round trip is two wakes), as a blocking host and a parked
+/// worker do at worst.
+pub(crate) fn futex_floor(rounds: u64) -> Row {
+    // [to the peer, back to this thread]
+    let words = Arc::new([AtomicU32::new(0), AtomicU32::new(0)]);
+    let peer = {
+        let words = words.clone();
+        std::thread::spawn(move || {
+            for _ in 0..rounds {
+                while words[0].swap(0, Ordering::Acquire) == 0 {
+                    futex(&words[0], libc::FUTEX_WAIT, 0);
+                }
+                words[1].store(1, Ordering::Release);
+                futex(&words[1], libc::FUTEX_WAKE, 1);
+            }
+        })
+    };
+    let row = timed_rounds("floor", "futex", 0..rounds, |_| {
+        words[0].store(1, Ordering::Release);
+        futex(&words[0], libc::FUTEX_WAKE, 1);
+        while words[1].swap(0, Ordering::Acquire) == 0 {
+            futex(&words[1], libc::FUTEX_WAIT, 0);
+        }
+    });
+    peer.join().expect("futex peer");
     row
 }
 

@@ -90,7 +90,7 @@ pub(crate) fn knobs() -> Knobs {
             .iter()
             .map(|m| m == "cbor")
             .collect(),
-        lanes: env_list("FFID_DRIVER_LANES", "sync,async,event,periodic"),
+        lanes: env_list("FFID_DRIVER_LANES", "sync,async,blocking,event,periodic"),
         ring: env_num("FFID_DRIVER_RING"),
         ring_kind: env_num("FFID_DRIVER_RING_KIND"),
         spin_ns: env_num("FFID_DRIVER_SPIN_NS"),

@@ -1,5 +1,5 @@
-//! The request lanes: a fresh context per row, the `sync` and `async` lanes with their
-//! completions and request builder, and the waiting helpers.
+//! The request lanes: a fresh context per row, the `sync`, `async` and `blocking` lanes
+//! with their completions and request builder, and the waiting helpers.
 
 use std::ffi::{c_char, c_int, c_void};
 use std::hint::spin_loop;
@@ -175,6 +175,35 @@ impl Requests {
     }
 }
 
+impl Requests {
+    /// Makes call `i` through the blocking form (native only): the status, the answer
+    /// and the answer it must be.
+    fn call_blocking(&mut self, api: &Api, ctx: Ctx, i: u64) -> (c_int, bool, bool) {
+        let (a, b) = ((i % 1000) as i64, (i / 1000 % 7) as i64);
+        let mut answer = false;
+        match self.setup {
+            Setup::Scalar => {
+                let x = (i % 5) as f64 * 0.75;
+                // SAFETY: echo.h's contract: args and the out pointer live for the call.
+                let rc = unsafe { (api.scalar_sync)(ctx, &ScalarArgs { a, b, x }, &mut answer, 0) };
+                (rc, answer, predicate(a, b, x))
+            }
+            Setup::Payload(n) => {
+                let (first, last) = (a as u8, (b as u8).wrapping_add(i as u8));
+                self.data[0] = first;
+                self.data[n - 1] = last;
+                let args = PayloadArgs {
+                    data: self.data.as_ptr(),
+                    data_len: n,
+                };
+                // SAFETY: as above.
+                let rc = unsafe { (api.payload_sync)(ctx, &args, &mut answer, 0) };
+                (rc, answer, predicate(first as i64, last as i64, n as f64))
+            }
+        }
+    }
+}
+
 fn tagged(ud: *mut c_void, bit: bool) -> *mut c_void {
     (ud as usize | bit as usize) as *mut c_void
 }
@@ -297,26 +326,26 @@ impl SyncCaller {
     }
 }
 
-pub(crate) fn run_sync(
-    api: &Api,
-    ctx: Ctx,
-    setup: Setup,
-    cbor: bool,
+/// Runs `threads` host threads of `calls` timed calls each: `call(t)` makes thread `t`'s
+/// caller, which makes call `i` and returns its round trip in ns and whether its answer
+/// was right (`None`: refused). The row of them all.
+fn timed_calls<C: FnMut(u64) -> Option<(u64, bool)>>(
     threads: usize,
     calls: u64,
+    call: impl Fn(usize) -> C + Sync,
+    (setup, mode, lane): (Setup, &'static str, &'static str),
 ) -> Row {
     let start = Instant::now();
     let results: Vec<(Histogram<u64>, u64)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
-                let ctx = ctx as usize;
+                let call = &call;
                 s.spawn(move || {
-                    let ctx = ctx as Ctx;
                     let mut hist = histogram();
                     let mut wrong = 0;
-                    let mut caller = SyncCaller::new(setup, cbor);
+                    let mut one = call(t);
                     for i in 0..calls {
-                        match caller.call(api, ctx, i + t as u64 * 7919) {
+                        match one(i + t as u64 * 7919) {
                             Some((ns, right)) => {
                                 hist.record(ns.max(1)).expect("in range");
                                 wrong += u64::from(!right);
@@ -342,13 +371,55 @@ pub(crate) fn run_sync(
     }
     Row {
         setup: setup.name(),
-        mode: if cbor { "cbor" } else { "native" },
-        lane: "sync",
+        mode,
+        lane,
         threads,
         calls_per_s: (calls * threads as u64) as f64 / elapsed,
         hist: Some(hist),
         wrong,
     }
+}
+
+pub(crate) fn run_sync(
+    api: &Api,
+    ctx: Ctx,
+    setup: Setup,
+    cbor: bool,
+    threads: usize,
+    calls: u64,
+) -> Row {
+    let ctx = ctx as usize;
+    let mode = if cbor { "cbor" } else { "native" };
+    timed_calls(
+        threads,
+        calls,
+        |_| {
+            let mut caller = SyncCaller::new(setup, cbor);
+            move |i| caller.call(api, ctx as Ctx, i)
+        },
+        (setup, mode, "sync"),
+    )
+}
+
+/// The `blocking` lane: each host thread calls the blocking form (`_sync`) back to back,
+/// every call timed; the runtime does the waiting (a spin of up to 20 µs, then a futex
+/// sleep), so a host thread spins against the worker for the cores only that long.
+pub(crate) fn run_blocking(api: &Api, ctx: Ctx, setup: Setup, threads: usize, calls: u64) -> Row {
+    let ctx = ctx as usize;
+    timed_calls(
+        threads,
+        calls,
+        |_| {
+            let mut req = Requests::new(setup, false);
+            move |i| {
+                let t0 = Instant::now();
+                let (rc, answer, expected) = req.call_blocking(api, ctx as Ctx, i);
+                let ns = t0.elapsed().as_nanos() as u64;
+                (rc == 0).then_some((ns, answer == expected))
+            }
+        },
+        (setup, "native", "blocking"),
+    )
 }
 
 pub(crate) fn run_async(

@@ -6,7 +6,9 @@
 //! `payload N B`, lanes `sync` (blocking round trips, every call timed into an HDR
 //! histogram) and `async` (64 calls in flight per thread, throughput only), native and
 //! CBOR, at 1, 2 and 4 threads, beside the atomic ping-pong floor measured in the same
-//! run (before any context exists). Every reply is checked against the predicate; any
+//! run (before any context exists), and `blocking` (native only: the `_sync` forms, the
+//! runtime waiting for the answer, a spin of up to 20 µs then a futex sleep), set against a futex ping-pong of the same run (both
+//! sides sleeping). Every reply is checked against the predicate; any
 //! wrong or missing reply makes the exit status 1. The `event` lane (one 512 B
 //! `on_perf_ping` per round, stamp to listener) is set against its own baseline, a
 //! bare three-thread atomic relay, since an event crosses three threads where a call
@@ -18,7 +20,8 @@
 //!   it down by size);
 //! - `FFID_DRIVER_THREADS`: thread counts (default `1,2,4`);
 //! - `FFID_DRIVER_SETUPS`: `scalar,payload64,payload512,payload4096,payload65536`;
-//! - `FFID_DRIVER_MODES`: `native,cbor`;  `FFID_DRIVER_LANES`: `sync,async,event,periodic`;
+//! - `FFID_DRIVER_MODES`: `native,cbor`;  `FFID_DRIVER_LANES`:
+//!   `sync,async,blocking,event,periodic`;
 //! - `FFID_DRIVER_RING` (capacity), `FFID_DRIVER_RING_KIND` (0 tagged, 1 ArrayQueue),
 //!   `FFID_DRIVER_SPIN_NS` (worker spin budget);
 //! - `FFID_DRIVER_IDLE`: every context's idle policy (`latency`, the default,
@@ -37,7 +40,7 @@
 // - `ffi`: the C ABI as `echo.h` declares it, and loading the cdylib;
 // - `lanes`: contexts, the `sync` and `async` lanes and the waiting helpers;
 // - `cbor`: the mini CBOR codec of the requests and the event;
-// - `floors`: the ping-pong floor and the event relay baseline;
+// - `floors`: the ping-pong floor, the futex floor and the event relay baseline;
 // - `events`: the event lane;
 // - `periodic`: the periodic-caller lane and its futex baseline;
 // - `anchors`: nim-ffi's figures;
@@ -55,9 +58,9 @@ mod report;
 use anchors::{nim_ffi, nim_ffi_events};
 use events::run_events;
 use ffi::{fail_hard, load};
-use floors::{floor, p50_ns, relay_floor};
+use floors::{floor, futex_floor, p50_ns, relay_floor};
 use knobs::{knobs, Setup};
-use lanes::{make_context, run_async, run_sync};
+use lanes::{make_context, run_async, run_blocking, run_sync};
 use periodic::{calls_for, print_periodic, run_periodic};
 use report::print_row;
 
@@ -79,6 +82,13 @@ fn main() {
     let fl = floor(knobs.calls.max(10_000));
     let floor_p50 = p50_ns(&fl);
     print_row(&fl, floor_p50, None);
+    // The blocking lane's rows are set against a futex ping-pong of the same run.
+    let futex_p50 = knobs.lanes.iter().any(|l| l == "blocking").then(|| {
+        let f = futex_floor((knobs.calls / 4).clamp(1_000, 50_000));
+        let p50 = p50_ns(&f);
+        print_row(&f, p50, None);
+        p50
+    });
 
     let mut wrong = 0;
     for &setup in &knobs.setups {
@@ -92,6 +102,9 @@ fn main() {
                 .iter()
                 .filter(|l| *l != "event" && *l != "periodic")
             {
+                if lane == "blocking" && cbor {
+                    continue; // the blocking forms are native
+                }
                 for &threads in &knobs.threads {
                     // A fresh context per row, so that no row inherits another's state,
                     // and an unmeasured warm-up, so that the scheduler has placed the new
@@ -101,6 +114,7 @@ fn main() {
                     let row = match lane.as_str() {
                         "sync" => run_sync(&api, ctx, setup, cbor, threads, calls),
                         "async" => run_async(&api, ctx, setup, cbor, threads, calls),
+                        "blocking" => run_blocking(&api, ctx, setup, threads, calls),
                         other => fail_hard(&format!("unknown lane {other}")),
                     };
                     // SAFETY: a live context, no call in flight.
@@ -113,7 +127,11 @@ fn main() {
                     } else {
                         nim_ffi(setup, lane, threads)
                     };
-                    print_row(&row, floor_p50, nim);
+                    let base = match (lane.as_str(), futex_p50) {
+                        ("blocking", Some(f)) => f,
+                        _ => floor_p50,
+                    };
+                    print_row(&row, base, nim);
                 }
             }
         }

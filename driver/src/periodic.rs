@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use crate::ffi::{fail_hard, Api, Ctx};
+use crate::floors::futex;
 use crate::knobs::Setup;
 use crate::lanes::SyncCaller;
 use crate::report::histogram;
@@ -100,19 +101,6 @@ pub(crate) fn run_periodic(api: &Api, ctx: Ctx, period: Duration, calls: u64) ->
         others_core_share: others.as_secs_f64() / wall.as_secs_f64(),
         wrong,
     }
-}
-
-fn futex(word: &AtomicU32, op: libc::c_int, value: u32) {
-    // SAFETY: a live, aligned 32-bit word; no timeout; the kernel only reads it.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            op | libc::FUTEX_PRIVATE_FLAG,
-            value,
-            std::ptr::null::<libc::timespec>(),
-        )
-    };
 }
 
 /// The bare futex wake round trip after `period` idle: a thread parked on a futex word

@@ -120,6 +120,20 @@ pub fn record(item: TokenStream) -> syn::Result<TokenStream> {
 
         #nullable
 
+        /// A blocking call's answer: the owned C mirror.
+        impl ::ffi_dispatch::rt::SyncOut for #ident {
+            type Out = *mut *const #mirror;
+            type OptOut = *mut *const #mirror;
+            unsafe fn store(answer: ::ffi_dispatch::rt::Owned, out: Self::Out) {
+                // SAFETY: forwarded (`out` is null or writable).
+                unsafe { ::ffi_dispatch::rt::store_mirror(answer, out) }
+            }
+            unsafe fn store_opt(answer: ::core::option::Option<::ffi_dispatch::rt::Owned>, out: Self::OptOut) {
+                // SAFETY: forwarded.
+                unsafe { ::ffi_dispatch::rt::store_opt_mirror(answer, out) }
+            }
+        }
+
         impl<'b> ::ffi_dispatch::rt::cbor::FromCbor<'b> for #ident {
             const EXPECTED: &'static str = #expected;
             fn decode(d: &mut ::ffi_dispatch::rt::minicbor::Decoder<'b>) -> ::core::result::Result<Self, ::ffi_dispatch::rt::minicbor::decode::Error> {
@@ -253,6 +267,21 @@ pub fn enumeration(item: TokenStream) -> syn::Result<TokenStream> {
         impl ::ffi_dispatch::schema::ArrayElement for #ident {}
 
         #nullable
+
+        /// A blocking call's answer: the `int32_t` value (an `Option`'s: an owned one,
+        /// or NULL).
+        impl ::ffi_dispatch::rt::SyncOut for #ident {
+            type Out = *mut i32;
+            type OptOut = *mut *const i32;
+            unsafe fn store(answer: ::ffi_dispatch::rt::Owned, out: Self::Out) {
+                // SAFETY: forwarded (`out` is null or writable).
+                unsafe { <i32 as ::ffi_dispatch::rt::SyncOut>::store(answer, out) }
+            }
+            unsafe fn store_opt(answer: ::core::option::Option<::ffi_dispatch::rt::Owned>, out: Self::OptOut) {
+                // SAFETY: forwarded.
+                unsafe { ::ffi_dispatch::rt::store_opt_mirror(answer, out) }
+            }
+        }
 
         impl<'b> ::ffi_dispatch::rt::cbor::FromCbor<'b> for #ident {
             const EXPECTED: &'static str = #expected;

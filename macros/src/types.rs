@@ -187,6 +187,9 @@ pub fn classify(ty: &Type, slot: Slot, what: &str) -> syn::Result<Shape> {
                     if option_inner(inner).is_some() {
                         return err(ty, what, "nests options; use one Option");
                     }
+                    if matches!(inner, Type::Tuple(t) if t.elems.is_empty()) {
+                        return err(ty, what, "is an option of nothing; answer a bool");
+                    }
                     Ok(match classify(inner, slot, what)? {
                         _ if is_scalar(inner) => Shape::Flag,
                         Shape::Pair => Shape::Pair,

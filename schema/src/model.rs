@@ -97,6 +97,9 @@ pub struct Function {
     /// Whether it is an `async fn` (polled on the worker between other requests).
     #[n(9)]
     pub asynchronous: bool,
+    /// The blocking form's C name (`<lib>_<f>_sync`): methods and static methods.
+    #[n(10)]
+    pub sync_export: Option<String>,
 }
 
 /// A parameter or a record field.
@@ -387,21 +390,21 @@ impl Library {
             interface_hash: 0,
             runtime_version: runtime_version.into(),
             runtime_header: runtime_header.into(),
-            ctor: Function::of(desc, &desc.ctor, true),
+            ctor: Function::of(desc, &desc.ctor, Role::Ctor),
             methods: desc
                 .methods
                 .iter()
-                .map(|f| Function::of(desc, f, false))
+                .map(|f| Function::of(desc, f, Role::Queued))
                 .collect(),
             statics: desc
                 .statics
                 .iter()
-                .map(|f| Function::of(desc, f, false))
+                .map(|f| Function::of(desc, f, Role::Queued))
                 .collect(),
             inlines: desc
                 .inlines
                 .iter()
-                .map(|f| Function::of(desc, f, false))
+                .map(|f| Function::of(desc, f, Role::Inline))
                 .collect(),
             events: desc
                 .events
@@ -525,9 +528,18 @@ impl Library {
     }
 }
 
+/// What a function is, for the exports it gets.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Ctor,
+    /// A method or static method: answered through the queue, so with a blocking form.
+    Queued,
+    Inline,
+}
+
 impl Function {
-    fn of(lib: &LibraryDesc, f: &FnDesc, ctor: bool) -> Function {
-        let (native, cbor) = if ctor {
+    fn of(lib: &LibraryDesc, f: &FnDesc, role: Role) -> Function {
+        let (native, cbor) = if role == Role::Ctor {
             (
                 CName::export(lib.name, "create_checked", ""),
                 CName::export(lib.name, "create_cbor_checked", ""),
@@ -549,6 +561,8 @@ impl Function {
             fallible: f.fallible,
             deferred: f.deferred,
             asynchronous: f.asynchronous,
+            sync_export: (role == Role::Queued)
+                .then(|| CName::export(lib.name, f.name, "_sync").to_string()),
         }
     }
 }

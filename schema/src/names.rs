@@ -6,7 +6,7 @@
 //!
 //! | item | C name |
 //! |---|---|
-//! | export of function `f` (and its CBOR twin) | `<lib>_<f>` (`<lib>_<f>_cbor`) |
+//! | export of function `f` (its CBOR twin, its blocking form) | `<lib>_<f>` (`<lib>_<f>_cbor`, `<lib>_<f>_sync`) |
 //! | a runtime export (see [`RUNTIME_EXPORTS`]) | `<lib>_<export>` |
 //! | listener functions of event `e` | `<lib>_add_<e>_listener` (`_cbor`) |
 //! | record or enum `T` | `<Prefix><T>`, or `T` when it already starts with `<Prefix>` and a capital |
@@ -46,6 +46,7 @@ pub const RUNTIME_EXPORTS: &[&str] = &[
     "add_event_listener",
     "remove_listener",
     "last_error",
+    "free",
     "interface_hash",
     "ffid_describe",
 ];
@@ -310,13 +311,23 @@ impl<'a> Table<'a> {
         }
     }
 
-    const fn function(&mut self, lib: &'a LibraryDesc, f: &'a crate::FnDesc, what: &'a str) {
+    const fn function(
+        &mut self,
+        lib: &'a LibraryDesc,
+        f: &'a crate::FnDesc,
+        what: &'a str,
+        blocking: bool,
+    ) {
         self.claim(
             CName::export(lib.name, f.name, ""),
             Holder::new(what, f.name),
         );
         let cbor = Holder::new("the CBOR export of", f.name);
         self.claim(CName::export(lib.name, f.name, "_cbor"), cbor);
+        if blocking {
+            let sync = Holder::new("the blocking export of", f.name);
+            self.claim(CName::export(lib.name, f.name, "_sync"), sync);
+        }
         if !f.params.is_empty() {
             let args = Holder::new("the args struct of", f.name);
             self.claim(CName::verbatim(f.args_struct), args);
@@ -510,17 +521,19 @@ pub const fn check(lib: &LibraryDesc) {
         t.ty(lib.type_prefix, lib.ctor.params[i].ty);
         i += 1;
     }
-    let groups: [(&[crate::FnDesc], &str); 3] = [
-        (lib.methods, "method"),
-        (lib.statics, "static method"),
-        (lib.inlines, "inline export"),
+    // Methods and static methods have a blocking form; inline exports answer before
+    // they return anyway.
+    let groups: [(&[crate::FnDesc], &str, bool); 3] = [
+        (lib.methods, "method", true),
+        (lib.statics, "static method", true),
+        (lib.inlines, "inline export", false),
     ];
     let mut g = 0;
     while g < groups.len() {
-        let (fns, what) = groups[g];
+        let (fns, what, blocking) = groups[g];
         let mut i = 0;
         while i < fns.len() {
-            t.function(lib, &fns[i], what);
+            t.function(lib, &fns[i], what, blocking);
             i += 1;
         }
         g += 1;

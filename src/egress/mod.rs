@@ -8,5 +8,6 @@ pub(crate) mod completion;
 pub(crate) mod deferred;
 pub(crate) mod gate;
 pub(crate) mod outbox;
+pub mod owned;
 pub(crate) mod pending;
 pub mod reply;

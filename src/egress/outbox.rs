@@ -53,6 +53,15 @@ impl Outbox {
         }
     }
 
+    /// Whether answers wait in a completion queue for the host's drain (completion
+    /// mode), rather than reaching the callback at once.
+    pub(crate) fn queues_completions(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        return self.completions.is_some();
+        #[cfg(not(target_os = "linux"))]
+        false
+    }
+
     /// Delivers a terminal callback or a progress ping: now, or into the completion
     /// queue. `msg_nul` ends with the NUL terminator.
     #[inline]

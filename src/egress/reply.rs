@@ -52,6 +52,9 @@ pub struct NativeOut {
     arena: Arena,
     /// `Some(len)` when the answer is the arena's first `len` bytes (a C mirror).
     mirror_len: Option<usize>,
+    /// The answer will be handed over ([`Kind::Owned`]): a mirror is laid out behind an
+    /// owned block's header.
+    owned: bool,
 }
 
 impl NativeOut {
@@ -90,7 +93,12 @@ impl NativeOut {
             "C forms are at most 8-byte aligned"
         );
         let len = n * size_of::<T>();
-        self.arena.reset(Arena::array_size::<u8>(len + 1) + extra);
+        let bytes = Arena::array_size::<u8>(len + 1) + extra;
+        if self.owned {
+            self.arena.reset_owned(bytes);
+        } else {
+            self.arena.reset(bytes);
+        }
         self.mirror_len = Some(len);
         // The arena's base is 8-byte aligned, which suffices for `T`.
         self.arena.array::<u8>(len + 1).cast()
@@ -104,6 +112,7 @@ impl Reply {
                 buf: Vec::with_capacity(256),
                 arena: Arena::new(),
                 mirror_len: None,
+                owned: false,
             },
             kind: Kind::Native,
             outbox,
@@ -166,6 +175,7 @@ impl Reply {
     pub(crate) fn start(&mut self, kind: Kind) {
         self.out.buf.clear();
         self.out.mirror_len = None;
+        self.out.owned = kind == Kind::Owned;
         self.kind = kind;
     }
 
@@ -175,7 +185,7 @@ impl Reply {
         self.out.buf.clear();
         self.out.mirror_len = None;
         match self.kind {
-            Kind::Native => v.native(&mut self.out),
+            Kind::Native | Kind::Owned => v.native(&mut self.out),
             Kind::Cbor => v
                 .cbor(&mut Encoder::new(&mut self.out.buf))
                 .map_err(|e| CallError::new(format!("encoding the result: {e}")))?,
@@ -192,9 +202,13 @@ impl Reply {
         }
     }
 
-    /// The answer bytes with the NUL terminator after them.
+    /// The answer bytes with the NUL terminator after them. For [`Kind::Owned`] they
+    /// describe an owned block that the callback takes over (`egress/owned.rs`).
     #[inline]
     pub(crate) fn ok_bytes(&mut self) -> &[u8] {
+        if self.kind == Kind::Owned {
+            return self.owned_bytes();
+        }
         if let Some(len) = self.out.mirror_len {
             // SAFETY: `lay_out` reserved at least `len + 1` initialised bytes at the
             // arena's start and left byte `len` zero; the arena is not touched again
@@ -204,6 +218,21 @@ impl Reply {
         let buf = &mut self.out.buf;
         if self.kind == Kind::Cbor && buf.is_empty() {
             buf.push(0xf6); // CBOR null: the empty answer of a CBOR call
+        }
+        buf.push(0);
+        buf
+    }
+
+    /// What the callback of an owned-answer request gets ([`Handover`]): a laid-out
+    /// answer's arena handed over as its block, or a flat answer's bytes behind a tag.
+    ///
+    /// [`Handover`]: crate::egress::owned::Handover
+    fn owned_bytes(&mut self) -> &[u8] {
+        use crate::egress::owned::Handover;
+        let buf = &mut self.out.buf;
+        match self.out.mirror_len.take() {
+            Some(len) => Handover::block(buf, self.out.arena.detach(), len),
+            None => buf.insert(0, Handover::FLAT),
         }
         buf.push(0);
         buf

@@ -20,6 +20,8 @@ pub const RET_STALE_WARN: c_int = 3;
 /// Refused: the ring is full and the context's policy is `Reject`, or the caller must
 /// not wait (inside a callback, or in completion mode while the completion queue is full).
 pub const RET_BUSY: c_int = 4;
+/// A blocking call's deadline passed: the call goes on and its answer is dropped.
+pub const RET_TIMEOUT: c_int = 5;
 
 /// The host's callback: `ret` is a status code, `msg`/`len` the answer (valid only for
 /// the duration of the call, `msg[len] == 0` always), `user_data` the host's pointer.
@@ -175,6 +177,7 @@ pub extern "C" fn ffid_status_name(code: c_int) -> *const c_char {
         RET_MISSING_CALLBACK => c"MISSING_CALLBACK",
         RET_STALE_WARN => c"STALE_WARN",
         RET_BUSY => c"BUSY",
+        RET_TIMEOUT => c"TIMEOUT",
         _ => c"UNKNOWN",
     };
     name.as_ptr()

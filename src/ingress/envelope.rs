@@ -223,6 +223,9 @@ impl Payload {
 pub(crate) enum Kind {
     Native,
     Cbor,
+    /// The native view, its `RET_OK` answer made an owned block that the callback takes
+    /// over (`egress/owned.rs`): a blocking call's.
+    Owned,
 }
 
 /// One accepted request. `repr(C)` keeps the header first, so the ring slot's first

@@ -58,7 +58,9 @@ impl Request {
     /// the copied constructor arguments).
     pub fn view(&self) -> ArgsView<'_> {
         match self.kind {
-            envelope::Kind::Native => ArgsView::Native(FieldReader::new(self.payload.as_slice())),
+            envelope::Kind::Native | envelope::Kind::Owned => {
+                ArgsView::Native(FieldReader::new(self.payload.as_slice()))
+            }
             envelope::Kind::Cbor => ArgsView::Cbor(self.payload.as_slice()),
         }
     }

@@ -83,7 +83,8 @@ pub(crate) fn start<L: Library>(
 const LAST_ERROR_MAX: usize = 511;
 
 thread_local! {
-    /// Why this thread's last create returned null, NUL-terminated (empty: it did not).
+    /// Why this thread's last create returned null or its last blocking call failed,
+    /// NUL-terminated (empty: it did not).
     /// A plain array: a thread-local with a destructor would keep the library loaded for
     /// as long as the host's thread lives.
     static LAST_ERROR: std::cell::RefCell<[u8; LAST_ERROR_MAX + 1]> =
@@ -106,10 +107,18 @@ pub(crate) fn set_last_error(msg: String) {
 }
 
 /// `const char* ffid_last_error(void)`: why the calling thread's last create returned
-/// NULL, or "" when it did not. Valid until that thread's next create; never NULL.
+/// NULL or its last blocking call failed, or "" when it did not. Valid until that
+/// thread's next create or blocking call; never NULL.
 #[no_mangle]
 pub extern "C" fn ffid_last_error() -> *const std::ffi::c_char {
-    // The thread's own buffer: rewritten by this thread's next create only.
+    last_error()
+}
+
+/// `ffid_last_error` for `<lib>_last_error`, which must reach this runtime's thread-local
+/// even when another ffi-dispatch library in the process also exports `ffid_last_error`
+/// (the dynamic linker may bind calls to that symbol to the other copy).
+pub fn last_error() -> *const std::ffi::c_char {
+    // The thread's own buffer: rewritten by this thread's next create or blocking call.
     LAST_ERROR.with(|cell| cell.as_ptr().cast::<std::ffi::c_char>().cast_const())
 }
 
@@ -173,6 +182,21 @@ pub fn submit<L: Library>(
     method: u16,
     request: impl FnOnce() -> Result<Request, Refusal>,
 ) -> c_int {
+    submit_as::<L>(ctx, callback, user_data, method, request, false)
+}
+
+/// [`submit`], with `owned`: the request's `RET_OK` answer is handed to the callback
+/// as an owned block (a blocking call's; refused `ERR` in completion mode, whose queue
+/// would copy the answer).
+#[inline]
+pub(crate) fn submit_as<L: Library>(
+    ctx: *mut ffid_ctx,
+    callback: Option<Callback>,
+    user_data: *mut c_void,
+    method: u16,
+    request: impl FnOnce() -> Result<Request, Refusal>,
+    owned: bool,
+) -> c_int {
     let Some(callback) = callback else {
         return Refusal::MissingCallback.code();
     };
@@ -189,14 +213,18 @@ pub fn submit<L: Library>(
         return RET_ERR;
     };
     let core = guard.context();
-    if core.library != TypeId::of::<L>() {
+    if core.library != TypeId::of::<L>() || (owned && core.outbox.queues_completions()) {
         return RET_ERR;
     }
     let env = Envelope {
         callback,
         user_data: UserData(user_data),
         method,
-        kind: request.kind,
+        kind: if owned {
+            crate::ingress::envelope::Kind::Owned
+        } else {
+            request.kind
+        },
         payload: request.payload,
     };
     match core.intake.push(env) {

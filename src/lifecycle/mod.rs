@@ -27,18 +27,21 @@ pub(crate) mod monitor;
 pub(crate) mod registry;
 mod static_context;
 pub(crate) mod stats;
+mod sync_call;
 mod unload;
 
 pub(crate) use host_calls::set_last_error;
 #[cfg(target_os = "linux")]
 pub use host_calls::wake_fd;
 pub use host_calls::{
-    add_listener, cancel, completion_fd, create, destroy, drain, ffid_last_error, remove_listener,
+    add_listener, cancel, completion_fd, create, destroy, drain, last_error, remove_listener,
     stats, stats_into, submit, submit_cbor,
 };
 pub use inline::call_inline;
 pub(crate) use inline::release as release_inline;
 pub use static_context::{static_context, StaticContext};
+pub use sync_call::call_sync;
+pub(crate) use sync_call::release as release_sync;
 
 use std::any::TypeId;
 use std::cell::Cell;

@@ -3,8 +3,8 @@
 //! A cdylib's statics are not dropped by `dlclose`, so whatever they point to on the
 //! heap would stay behind, and a host that unloads and reloads the library would leak
 //! it each time. The heap-owning statics are the registry's slot chunks and free list,
-//! the payload buffer pool, the quiet panic hook, the descriptions handed out and the
-//! inline exports' spare answer buffer; the futex word and `std`'s mutexes
+//! the payload buffer pool, the quiet panic hook, the descriptions handed out, the
+//! inline exports' spare answer buffer and the blocking calls' spare answer slots; the futex word and `std`'s mutexes
 //! hold no global table (`parking_lot`'s would). A destructor in `.fini_array` frees
 //! them at `dlclose`, when no context is live (with one still running, the static
 //! methods' context say, the memory is in use and stays).
@@ -47,6 +47,9 @@ extern "C" fn release_at_unload() {
         if crate::lifecycle::registry::release() {
             crate::envelope::pool::release();
             crate::threads::panics::release();
+            // A blocking call that timed out recycles its slot when its late answer
+            // comes: only with no context left can none come.
+            crate::lifecycle::release_sync();
         }
     }
     // What no context uses, freed even when one is left (the static context, say): the

@@ -10,6 +10,8 @@ use std::mem::{align_of, size_of};
 pub struct Arena {
     words: Vec<u64>,
     used: usize,
+    /// Where the answer starts: 0, or 8 behind an owned block's header word.
+    start: usize,
 }
 
 /// `n` rounded up to the arena's 8-byte granule.
@@ -30,6 +32,7 @@ impl Arena {
         Arena {
             words: Vec::new(),
             used: 0,
+            start: 0,
         }
     }
 
@@ -39,11 +42,33 @@ impl Arena {
         self.words.clear();
         self.words.resize(round8(bytes) / 8, 0);
         self.used = 0;
+        self.start = 0;
     }
 
-    /// The start of the arena.
+    /// Empties the arena for an answer handed over with it ([`Arena::detach`]): as
+    /// [`Arena::reset`], behind one header word the block's owner frees it by.
+    pub(crate) fn reset_owned(&mut self, bytes: usize) {
+        // A fresh allocation of just this size: the block leaves with the answer, and
+        // must not carry the room an earlier, larger answer left in the arena.
+        self.words = vec![0; 1 + round8(bytes) / 8];
+        self.used = 8;
+        self.start = 8;
+    }
+
+    /// The start of the arena's answer (after the header word of an owned one).
     pub(crate) fn base(&self) -> *const u8 {
-        self.words.as_ptr().cast()
+        self.words.as_ptr().cast::<u8>().wrapping_add(self.start)
+    }
+
+    /// Hands the arena's memory over as an owned block (`marshal/block.rs`):
+    /// its data, where the answer was laid out, stays where it is, so every pointer in
+    /// the answer stays valid. The arena starts empty again.
+    pub(crate) fn detach(&mut self) -> *const u8 {
+        debug_assert_eq!(self.start, 8, "detach follows reset_owned");
+        let words = std::mem::take(&mut self.words);
+        self.used = 0;
+        self.start = 0;
+        super::block::adopt(words)
     }
 
     /// Takes `n` bytes (rounded up to 8). Panics, which the worker turns into an `ERR`

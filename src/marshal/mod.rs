@@ -14,6 +14,7 @@
 //! [`Native::to_c`], whatever it points to placed in an [`Arena`] owned by the reply.
 
 mod arena;
+pub(crate) mod block;
 pub mod cbor;
 
 use arena::round8;

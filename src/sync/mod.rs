@@ -7,6 +7,7 @@
 //! static context of a library's static methods, and the unload flags. No model covers
 //! them; each is a publish-once pointer or a counter read with its own comment.
 
+pub(crate) mod answer_slot;
 pub(crate) mod counter;
 pub(crate) mod ring;
 pub(crate) mod spin;

@@ -50,12 +50,12 @@ const PARKED: u32 = 1;
 /// no allocation or global table of its own: a library that is unloaded leaves nothing
 /// behind.
 #[cfg(all(not(loom), target_os = "linux"))]
-mod futex {
+pub(crate) mod futex {
     use std::sync::atomic::AtomicU32;
     use std::time::Duration;
 
     /// Sleeps while `word` holds `expected`, for at most `timeout` when one is given.
-    pub(super) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+    pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
         // As `std` does: FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline.
         let deadline = timeout.map(|timeout| {
             let mut now = libc::timespec {
@@ -92,7 +92,7 @@ mod futex {
         }
     }
 
-    pub(super) fn wake_all(word: &AtomicU32) {
+    pub(crate) fn wake_all(word: &AtomicU32) {
         // SAFETY: FUTEX_WAKE on a live, aligned u32; the kernel does not touch memory.
         unsafe {
             libc::syscall(
@@ -107,11 +107,11 @@ mod futex {
 
 /// Elsewhere, `parking_lot_core`'s address-keyed parking.
 #[cfg(all(not(loom), not(target_os = "linux")))]
-mod futex {
+pub(crate) mod futex {
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::time::Duration;
 
-    pub(super) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+    pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
         let key = word as *const AtomicU32 as usize;
         // SAFETY: the key is the caller's live word; the callbacks only load it.
         unsafe {
@@ -126,7 +126,7 @@ mod futex {
         }
     }
 
-    pub(super) fn wake_all(word: &AtomicU32) {
+    pub(crate) fn wake_all(word: &AtomicU32) {
         let key = word as *const AtomicU32 as usize;
         // SAFETY: as for `wait`.
         unsafe { parking_lot_core::unpark_all(key, parking_lot_core::DEFAULT_UNPARK_TOKEN) };
@@ -136,7 +136,7 @@ mod futex {
 /// The model-checked stand-in: one lock and condition variable for all words (a
 /// spurious wake of another word's sleeper is allowed by the protocol).
 #[cfg(loom)]
-mod futex {
+pub(crate) mod futex {
     use loom::sync::atomic::{AtomicU32, Ordering};
     use loom::sync::{Condvar, Mutex};
     loom::lazy_static! {
@@ -144,7 +144,7 @@ mod futex {
     }
     /// A timeout is a return the sleeper did not ask for: the model lets it happen at
     /// once, which covers every later moment the protocol could see.
-    pub(super) fn wait(word: &AtomicU32, expected: u32, timeout: Option<std::time::Duration>) {
+    pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<std::time::Duration>) {
         if timeout.is_some() {
             return loom::thread::yield_now();
         }
@@ -153,7 +153,7 @@ mod futex {
             drop(LOT.1.wait(guard).unwrap());
         }
     }
-    pub(super) fn wake_all(_word: &AtomicU32) {
+    pub(crate) fn wake_all(_word: &AtomicU32) {
         let _guard = LOT.0.lock().unwrap();
         LOT.1.notify_all();
     }

@@ -240,7 +240,10 @@ fn handle<L: Library>(
         // Only the monitor competes for the gate, and it never claims: this succeeds,
         // after any ping in flight has returned.
         Some((ret, msg)) => {
-            if running.gate.claim(id) {
+            let claimed = running.gate.claim(id);
+            // Not claiming would drop the answer, an owned one's block with it.
+            debug_assert!(claimed, "the worker's gate claim failed");
+            if claimed {
                 outbox.answer(env.callback, env.user_data.0, ret, msg);
                 board.counters.answered.bump();
             }
@@ -281,7 +284,7 @@ fn run_handler<'r, L: Library>(
     reply.begin(env, id);
     let payload = env.payload.as_slice();
     let outcome = catch_unwind(AssertUnwindSafe(|| match env.kind {
-        Kind::Native => (method.native)(lib, &mut FieldReader::new(payload), reply),
+        Kind::Native | Kind::Owned => (method.native)(lib, &mut FieldReader::new(payload), reply),
         Kind::Cbor => (method.cbor)(lib, payload, reply),
     }));
     if let Err(panic) = &outcome {

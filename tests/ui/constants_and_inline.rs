@@ -19,6 +19,11 @@ impl Lib {
     fn later(reply: ffi_dispatch::Deferred<u32>) {
         reply.complete(1);
     }
+    // An option of nothing has no C form: answer a bool.
+    #[ffi]
+    fn nothing(&self) -> Option<()> {
+        None
+    }
     // A record parameter is taken by value.
     #[ffi]
     fn moved(&self, p: &Point) -> i32 {

@@ -36,7 +36,7 @@ extern "C" {
 /* The interface this header describes. Create passes it to the library, which
  * refuses (NULL; ffid_last_error says why) when it serves another interface: a header
  * from another version of the library. */
-#define ECHO_INTERFACE_HASH UINT64_C(0x6f9b1ba51560876f)
+#define ECHO_INTERFACE_HASH UINT64_C(0xad2afa25da79f171)
 
 /* ---- constants ---- */
 
@@ -106,6 +106,15 @@ typedef struct EchoShoutArgs {
 } EchoShoutArgs;
 int echo_shout(ffid_ctx* ctx, ffid_callback cb, void* user_data, const EchoShoutArgs* args);
 int echo_shout_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_t* req, size_t len);
+/*
+ * Blocking form: waits up to timeout_ms (0: no limit) on this thread (a spin of a few
+ * microseconds, then asleep). FFID_RET_OK: *out is the NUL-terminated UTF-8 text, owned
+ * by the caller: free it with ffid_free. FFID_RET_ERR: the method's error, or a refusal
+ * (also in completion mode); FFID_RET_TIMEOUT: the call goes on and its answer is
+ * dropped; FFID_RET_BUSY: inside a callback, or a full ring that rejects.
+ * echo_last_error() says why. A NULL out pointer drops what it would get.
+ */
+int echo_shout_sync(ffid_ctx* ctx, const EchoShoutArgs* args, const char** out, uint32_t timeout_ms);
 
 /*
  * The nim-ffi perf predicate: `((a + b + (int64_t)x) & 1) == 0`, x truncated
@@ -120,6 +129,14 @@ typedef struct EchoScalarCheckArgs {
 } EchoScalarCheckArgs;
 int echo_scalar_check(ffid_ctx* ctx, ffid_callback cb, void* user_data, const EchoScalarCheckArgs* args);
 int echo_scalar_check_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_t* req, size_t len);
+/*
+ * Blocking form: waits up to timeout_ms (0: no limit) on this thread (a spin of a few
+ * microseconds, then asleep). FFID_RET_OK: *out is the answer. FFID_RET_ERR: the
+ * method's error, or a refusal (also in completion mode); FFID_RET_TIMEOUT: the call
+ * goes on and its answer is dropped; FFID_RET_BUSY: inside a callback, or a full ring
+ * that rejects. echo_last_error() says why. A NULL out pointer drops what it would get.
+ */
+int echo_scalar_check_sync(ffid_ctx* ctx, const EchoScalarCheckArgs* args, bool* out, uint32_t timeout_ms);
 
 /*
  * The predicate on (first byte, last byte, length), (0, 0, 0.0) when empty. The
@@ -133,6 +150,14 @@ typedef struct EchoPayloadCheckArgs {
 } EchoPayloadCheckArgs;
 int echo_payload_check(ffid_ctx* ctx, ffid_callback cb, void* user_data, const EchoPayloadCheckArgs* args);
 int echo_payload_check_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_t* req, size_t len);
+/*
+ * Blocking form: waits up to timeout_ms (0: no limit) on this thread (a spin of a few
+ * microseconds, then asleep). FFID_RET_OK: *out is the answer. FFID_RET_ERR: the
+ * method's error, or a refusal (also in completion mode); FFID_RET_TIMEOUT: the call
+ * goes on and its answer is dropped; FFID_RET_BUSY: inside a callback, or a full ring
+ * that rejects. echo_last_error() says why. A NULL out pointer drops what it would get.
+ */
+int echo_payload_check_sync(ffid_ctx* ctx, const EchoPayloadCheckArgs* args, bool* out, uint32_t timeout_ms);
 
 /*
  * How many calls this context handled before this one (the constructor not counted).
@@ -141,6 +166,14 @@ int echo_payload_check_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, co
  */
 int echo_count(ffid_ctx* ctx, ffid_callback cb, void* user_data);
 int echo_count_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_t* req, size_t len);
+/*
+ * Blocking form: waits up to timeout_ms (0: no limit) on this thread (a spin of a few
+ * microseconds, then asleep). FFID_RET_OK: *out is the answer. FFID_RET_ERR: the
+ * method's error, or a refusal (also in completion mode); FFID_RET_TIMEOUT: the call
+ * goes on and its answer is dropped; FFID_RET_BUSY: inside a callback, or a full ring
+ * that rejects. echo_last_error() says why. A NULL out pointer drops what it would get.
+ */
+int echo_count_sync(ffid_ctx* ctx, uint64_t* out, uint32_t timeout_ms);
 
 /*
  * Sleeps on the worker thread.
@@ -152,6 +185,14 @@ typedef struct EchoSleepArgs {
 } EchoSleepArgs;
 int echo_sleep(ffid_ctx* ctx, ffid_callback cb, void* user_data, const EchoSleepArgs* args);
 int echo_sleep_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_t* req, size_t len);
+/*
+ * Blocking form: waits up to timeout_ms (0: no limit) on this thread (a spin of a few
+ * microseconds, then asleep). FFID_RET_OK: no value. FFID_RET_ERR: the method's error,
+ * or a refusal (also in completion mode); FFID_RET_TIMEOUT: the call goes on and its
+ * answer is dropped; FFID_RET_BUSY: inside a callback, or a full ring that rejects.
+ * echo_last_error() says why. A NULL out pointer drops what it would get.
+ */
+int echo_sleep_sync(ffid_ctx* ctx, const EchoSleepArgs* args, uint32_t timeout_ms);
 
 /*
  * Never OK: answers FFID_RET_ERR with `message` ("unknown error" if empty).
@@ -164,6 +205,14 @@ typedef struct EchoFailArgs {
 } EchoFailArgs;
 int echo_fail(ffid_ctx* ctx, ffid_callback cb, void* user_data, const EchoFailArgs* args);
 int echo_fail_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_t* req, size_t len);
+/*
+ * Blocking form: waits up to timeout_ms (0: no limit) on this thread (a spin of a few
+ * microseconds, then asleep). FFID_RET_OK: no value. FFID_RET_ERR: the method's error,
+ * or a refusal (also in completion mode); FFID_RET_TIMEOUT: the call goes on and its
+ * answer is dropped; FFID_RET_BUSY: inside a callback, or a full ring that rejects.
+ * echo_last_error() says why. A NULL out pointer drops what it would get.
+ */
+int echo_fail_sync(ffid_ctx* ctx, const EchoFailArgs* args, uint32_t timeout_ms);
 
 /*
  * Never OK: the handler panics, answered FFID_RET_ERR "handler panicked: ...".
@@ -172,6 +221,14 @@ int echo_fail_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8
  */
 int echo_panic(ffid_ctx* ctx, ffid_callback cb, void* user_data);
 int echo_panic_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_t* req, size_t len);
+/*
+ * Blocking form: waits up to timeout_ms (0: no limit) on this thread (a spin of a few
+ * microseconds, then asleep). FFID_RET_OK: no value. FFID_RET_ERR: the method's error,
+ * or a refusal (also in completion mode); FFID_RET_TIMEOUT: the call goes on and its
+ * answer is dropped; FFID_RET_BUSY: inside a callback, or a full ring that rejects.
+ * echo_last_error() says why. A NULL out pointer drops what it would get.
+ */
+int echo_panic_sync(ffid_ctx* ctx, uint32_t timeout_ms);
 
 /*
  * Emits `count` `on_perf_ping` events numbered `seq_base`, `seq_base + 1`, ...,
@@ -190,6 +247,14 @@ typedef struct EchoTriggerPingArgs {
 } EchoTriggerPingArgs;
 int echo_trigger_ping(ffid_ctx* ctx, ffid_callback cb, void* user_data, const EchoTriggerPingArgs* args);
 int echo_trigger_ping_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_t* req, size_t len);
+/*
+ * Blocking form: waits up to timeout_ms (0: no limit) on this thread (a spin of a few
+ * microseconds, then asleep). FFID_RET_OK: *out is the answer. FFID_RET_ERR: the
+ * method's error, or a refusal (also in completion mode); FFID_RET_TIMEOUT: the call
+ * goes on and its answer is dropped; FFID_RET_BUSY: inside a callback, or a full ring
+ * that rejects. echo_last_error() says why. A NULL out pointer drops what it would get.
+ */
+int echo_trigger_ping_sync(ffid_ctx* ctx, const EchoTriggerPingArgs* args, uint32_t* out, uint32_t timeout_ms);
 
 /*
  * Emits `count` (at most 100000) `on_perf_ping` events (no payload) from a thread of
@@ -204,6 +269,14 @@ typedef struct EchoPingFromThreadArgs {
 } EchoPingFromThreadArgs;
 int echo_ping_from_thread(ffid_ctx* ctx, ffid_callback cb, void* user_data, const EchoPingFromThreadArgs* args);
 int echo_ping_from_thread_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_t* req, size_t len);
+/*
+ * Blocking form: waits up to timeout_ms (0: no limit) on this thread (a spin of a few
+ * microseconds, then asleep). FFID_RET_OK: *out is the answer. FFID_RET_ERR: the
+ * method's error, or a refusal (also in completion mode); FFID_RET_TIMEOUT: the call
+ * goes on and its answer is dropped; FFID_RET_BUSY: inside a callback, or a full ring
+ * that rejects. echo_last_error() says why. A NULL out pointer drops what it would get.
+ */
+int echo_ping_from_thread_sync(ffid_ctx* ctx, const EchoPingFromThreadArgs* args, uint32_t* out, uint32_t timeout_ms);
 
 /*
  * Answers `text` after `ms` milliseconds, from another thread (a deferred reply):
@@ -219,6 +292,15 @@ typedef struct EchoEchoLaterArgs {
 } EchoEchoLaterArgs;
 int echo_echo_later(ffid_ctx* ctx, ffid_callback cb, void* user_data, const EchoEchoLaterArgs* args);
 int echo_echo_later_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_t* req, size_t len);
+/*
+ * Blocking form: waits up to timeout_ms (0: no limit) on this thread (a spin of a few
+ * microseconds, then asleep). FFID_RET_OK: *out is the NUL-terminated UTF-8 text, owned
+ * by the caller: free it with ffid_free. FFID_RET_ERR: the method's error, or a refusal
+ * (also in completion mode); FFID_RET_TIMEOUT: the call goes on and its answer is
+ * dropped; FFID_RET_BUSY: inside a callback, or a full ring that rejects.
+ * echo_last_error() says why. A NULL out pointer drops what it would get.
+ */
+int echo_echo_later_sync(ffid_ctx* ctx, const EchoEchoLaterArgs* args, const char** out, uint32_t timeout_ms);
 
 /*
  * Takes the reply token and drops it: answered FFID_RET_ERR "reply dropped".
@@ -229,6 +311,14 @@ int echo_echo_later_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const
  */
 int echo_drop_reply(ffid_ctx* ctx, ffid_callback cb, void* user_data);
 int echo_drop_reply_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_t* req, size_t len);
+/*
+ * Blocking form: waits up to timeout_ms (0: no limit) on this thread (a spin of a few
+ * microseconds, then asleep). FFID_RET_OK: no value. FFID_RET_ERR: the method's error,
+ * or a refusal (also in completion mode); FFID_RET_TIMEOUT: the call goes on and its
+ * answer is dropped; FFID_RET_BUSY: inside a callback, or a full ring that rejects.
+ * echo_last_error() says why. A NULL out pointer drops what it would get.
+ */
+int echo_drop_reply_sync(ffid_ctx* ctx, uint32_t timeout_ms);
 
 /*
  * Answers `text` after `ms` milliseconds, as an async handler: the worker serves
@@ -244,6 +334,15 @@ typedef struct EchoEchoAfterArgs {
 } EchoEchoAfterArgs;
 int echo_echo_after(ffid_ctx* ctx, ffid_callback cb, void* user_data, const EchoEchoAfterArgs* args);
 int echo_echo_after_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_t* req, size_t len);
+/*
+ * Blocking form: waits up to timeout_ms (0: no limit) on this thread (a spin of a few
+ * microseconds, then asleep). FFID_RET_OK: *out is the NUL-terminated UTF-8 text, owned
+ * by the caller: free it with ffid_free. FFID_RET_ERR: the method's error, or a refusal
+ * (also in completion mode); FFID_RET_TIMEOUT: the call goes on and its answer is
+ * dropped; FFID_RET_BUSY: inside a callback, or a full ring that rejects.
+ * echo_last_error() says why. A NULL out pointer drops what it would get.
+ */
+int echo_echo_after_sync(ffid_ctx* ctx, const EchoEchoAfterArgs* args, const char** out, uint32_t timeout_ms);
 
 /*
  * Yields to the worker `n` times (each time its waker queues it behind the requests
@@ -259,6 +358,14 @@ typedef struct EchoYieldTimesArgs {
 } EchoYieldTimesArgs;
 int echo_yield_times(ffid_ctx* ctx, ffid_callback cb, void* user_data, const EchoYieldTimesArgs* args);
 int echo_yield_times_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_t* req, size_t len);
+/*
+ * Blocking form: waits up to timeout_ms (0: no limit) on this thread (a spin of a few
+ * microseconds, then asleep). FFID_RET_OK: *out is the answer. FFID_RET_ERR: the
+ * method's error, or a refusal (also in completion mode); FFID_RET_TIMEOUT: the call
+ * goes on and its answer is dropped; FFID_RET_BUSY: inside a callback, or a full ring
+ * that rejects. echo_last_error() says why. A NULL out pointer drops what it would get.
+ */
+int echo_yield_times_sync(ffid_ctx* ctx, const EchoYieldTimesArgs* args, uint32_t* out, uint32_t timeout_ms);
 
 /* ---- inline exports (no context; run on the calling thread, which the callback is
    called on before the export returns) ---- */
@@ -298,11 +405,17 @@ int echo_stats(ffid_ctx* ctx, ffid_context_stats* out);
  */
 uint64_t echo_last_request_id(void);
 /*
- * Why this thread's last create of this library returned NULL, or "" when it did not:
- * ffid_last_error() of this library's runtime. Owned by the runtime; valid until this
- * thread's next create. Never NULL.
+ * Why this thread's last create of this library returned NULL or its last blocking call
+ * failed, or "" when neither: ffid_last_error() of this library's runtime. Owned by
+ * the runtime; valid until this thread's next create or blocking call. Never NULL.
  */
 const char* echo_last_error(void);
+/*
+ * Frees an answer a blocking call (<lib>_<m>_sync) of this library handed out: text,
+ * bytes, a record or an array, one block each. NULL is ignored. ffid_free() of this
+ * library's runtime.
+ */
+void echo_free(const void* answer);
 /*
  * Cancels a request the worker has not started: it is answered FFID_RET_ERR
  * "cancelled" (when the worker reaches it) and its method never runs; returns

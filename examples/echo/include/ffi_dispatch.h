@@ -8,8 +8,32 @@
  *                      const uint8_t* req, size_t len);
  *
  * (a method without parameters takes no args pointer natively, and its CBOR export
- * accepts an empty buffer or an empty map). This header declares what every such
- * library shares: the callback, the status codes, the handle and the options.
+ * accepts an empty buffer or an empty map), and a blocking form (see BLOCKING CALLS):
+ *
+ *   int <lib>_<m>_sync(ffid_ctx* ctx, const <Lib><M>Args* args, <out parameters>,
+ *                      uint32_t timeout_ms);
+ *
+ * This header declares what every such library shares: the callback, the status codes,
+ * the handle and the options.
+ *
+ * BLOCKING CALLS
+ *   <lib>_<m>_sync submits the call and waits on the calling thread: a spin of about
+ *   20 us, then a futex sleep, until the answer or timeout_ms (0: no limit). Its return:
+ *     FFID_RET_OK       the answer is in the out parameters: scalars and enum values by
+ *                       value; text, bytes, records and arrays as one block owned by the
+ *                       caller, freed with ffid_free (a record's or array's pointers point
+ *                       into the same block, freed with it); an optional scalar as a
+ *                       has_out flag and the value, any other option as an owned pointer,
+ *                       NULL for none (or for empty text, bytes or an empty array); a NULL
+ *                       out pointer drops it
+ *     FFID_RET_ERR      the method failed, or the call was refused (the reasons of
+ *                       ACCEPTED OR REFUSED; and a context in completion mode, whose
+ *                       queue would copy the answer): <lib>_last_error() says which
+ *     FFID_RET_TIMEOUT  timeout_ms passed: the call goes on, and its answer, when it
+ *                       comes, is freed by the runtime (exactly once, as every answer)
+ *     FFID_RET_BUSY     inside a callback, where it would wait for itself; or the ring
+ *                       is full and the context rejects rather than waits
+ *   Any number of threads may block on one context at once.
  *
  * ACCEPTED OR REFUSED
  *   A call function returns FFID_RET_OK when the call is accepted: exactly one terminal
@@ -193,7 +217,8 @@ extern "C" {
 #define FFID_RET_ERR 1              /* refused / terminal failure, msg says why */
 #define FFID_RET_MISSING_CALLBACK 2 /* refused: cb was NULL */
 #define FFID_RET_STALE_WARN 3       /* non-terminal progress ping, msg = elapsed ms */
-#define FFID_RET_BUSY 4             /* refused: ring full (see ACCEPTED OR REFUSED) */
+#define FFID_RET_BUSY 4             /* refused: ring full, or a blocking call inside a callback */
+#define FFID_RET_TIMEOUT 5          /* a blocking call's timeout passed (see BLOCKING CALLS) */
 
 /* The host's callback. msg/len: see POINTER OWNERSHIP above. */
 typedef void (*ffid_callback)(int ret, const char* msg, size_t len, void* user_data);
@@ -323,18 +348,25 @@ int ffid_stats(ffid_ctx* ctx, ffid_context_stats* out);
 int ffid_options_init(ffid_options* opts);
 
 /* Static name of a status code ("OK", "ERR", "MISSING_CALLBACK", "STALE_WARN", "BUSY",
- * or "UNKNOWN"). The string is never freed. */
+ * "TIMEOUT", or "UNKNOWN"). The string is never freed. */
 const char* ffid_status_name(int code);
 
 /* 1 when handler panics are answered FFID_RET_ERR, 0 when they abort the process. */
 int ffid_catches_panics(void);
 
-/* Why the calling thread's last <lib>_create* call returned NULL, or "" when it did not.
- * Never NULL. The text is owned by the runtime and valid until this thread's next create
+/* Why the calling thread's last <lib>_create* call returned NULL, or its last blocking
+ * call (<lib>_<m>_sync) did not answer FFID_RET_OK; "" after a success. Never NULL. The
+ * text is owned by the runtime and valid until this thread's next create or blocking
  * call. With two ffi-dispatch libraries in one process this symbol belongs to one of
  * them (each library's runtime keeps its own): prefer <lib>_last_error, which always
  * reaches the right one. */
 const char* ffid_last_error(void);
+
+/* Frees an answer a blocking call handed out (text, bytes, a record, an array: each one
+ * block). NULL is ignored. Free each answer once. With two ffi-dispatch libraries in one
+ * process this symbol belongs to one of them: <lib>_free frees that library's answers
+ * always. */
+void ffid_free(const void* answer);
 
 #ifdef __cplusplus
 }

@@ -36,7 +36,7 @@ extern "C" {
 /* The interface this header describes. Create passes it to the library, which
  * refuses (NULL; ffid_last_error says why) when it serves another interface: a header
  * from another version of the library. */
-#define KV_INTERFACE_HASH UINT64_C(0x767be8d6a08b129c)
+#define KV_INTERFACE_HASH UINT64_C(0xd1329011bca07398)
 
 /* ---- constants ---- */
 
@@ -140,6 +140,15 @@ typedef struct KvPutArgs {
 } KvPutArgs;
 int kv_put(ffid_ctx* ctx, ffid_callback cb, void* user_data, const KvPutArgs* args);
 int kv_put_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_t* req, size_t len);
+/*
+ * Blocking form: waits up to timeout_ms (0: no limit) on this thread (a spin of a few
+ * microseconds, then asleep). FFID_RET_OK: *out is NULL for none, else a KvEntry, owned
+ * by the caller: free it with ffid_free. FFID_RET_ERR: the method's error, or a refusal
+ * (also in completion mode); FFID_RET_TIMEOUT: the call goes on and its answer is
+ * dropped; FFID_RET_BUSY: inside a callback, or a full ring that rejects.
+ * kv_last_error() says why. A NULL out pointer drops what it would get.
+ */
+int kv_put_sync(ffid_ctx* ctx, const KvPutArgs* args, const KvEntry** out, uint32_t timeout_ms);
 
 /*
  * Stores whole entries (their `meta` is ignored) and answers how many were stored.
@@ -154,6 +163,14 @@ typedef struct KvPutManyArgs {
 } KvPutManyArgs;
 int kv_put_many(ffid_ctx* ctx, ffid_callback cb, void* user_data, const KvPutManyArgs* args);
 int kv_put_many_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_t* req, size_t len);
+/*
+ * Blocking form: waits up to timeout_ms (0: no limit) on this thread (a spin of a few
+ * microseconds, then asleep). FFID_RET_OK: *out is the answer. FFID_RET_ERR: the
+ * method's error, or a refusal (also in completion mode); FFID_RET_TIMEOUT: the call
+ * goes on and its answer is dropped; FFID_RET_BUSY: inside a callback, or a full ring
+ * that rejects. kv_last_error() says why. A NULL out pointer drops what it would get.
+ */
+int kv_put_many_sync(ffid_ctx* ctx, const KvPutManyArgs* args, uint32_t* out, uint32_t timeout_ms);
 
 /*
  * The entry under `key`; an error when there is none.
@@ -166,6 +183,15 @@ typedef struct KvGetArgs {
 } KvGetArgs;
 int kv_get(ffid_ctx* ctx, ffid_callback cb, void* user_data, const KvGetArgs* args);
 int kv_get_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_t* req, size_t len);
+/*
+ * Blocking form: waits up to timeout_ms (0: no limit) on this thread (a spin of a few
+ * microseconds, then asleep). FFID_RET_OK: *out is a KvEntry, with everything it points
+ * to, owned by the caller: free it with ffid_free. FFID_RET_ERR: the method's error, or
+ * a refusal (also in completion mode); FFID_RET_TIMEOUT: the call goes on and its answer
+ * is dropped; FFID_RET_BUSY: inside a callback, or a full ring that rejects.
+ * kv_last_error() says why. A NULL out pointer drops what it would get.
+ */
+int kv_get_sync(ffid_ctx* ctx, const KvGetArgs* args, const KvEntry** out, uint32_t timeout_ms);
 
 /*
  * The entry under `key`, if any.
@@ -177,6 +203,15 @@ typedef struct KvFindArgs {
 } KvFindArgs;
 int kv_find(ffid_ctx* ctx, ffid_callback cb, void* user_data, const KvFindArgs* args);
 int kv_find_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_t* req, size_t len);
+/*
+ * Blocking form: waits up to timeout_ms (0: no limit) on this thread (a spin of a few
+ * microseconds, then asleep). FFID_RET_OK: *out is NULL for none, else a KvEntry, owned
+ * by the caller: free it with ffid_free. FFID_RET_ERR: the method's error, or a refusal
+ * (also in completion mode); FFID_RET_TIMEOUT: the call goes on and its answer is
+ * dropped; FFID_RET_BUSY: inside a callback, or a full ring that rejects.
+ * kv_last_error() says why. A NULL out pointer drops what it would get.
+ */
+int kv_find_sync(ffid_ctx* ctx, const KvFindArgs* args, const KvEntry** out, uint32_t timeout_ms);
 
 /*
  * Removes `key`; answers whether it was there.
@@ -188,6 +223,14 @@ typedef struct KvDeleteArgs {
 } KvDeleteArgs;
 int kv_delete(ffid_ctx* ctx, ffid_callback cb, void* user_data, const KvDeleteArgs* args);
 int kv_delete_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_t* req, size_t len);
+/*
+ * Blocking form: waits up to timeout_ms (0: no limit) on this thread (a spin of a few
+ * microseconds, then asleep). FFID_RET_OK: *out is the answer. FFID_RET_ERR: the
+ * method's error, or a refusal (also in completion mode); FFID_RET_TIMEOUT: the call
+ * goes on and its answer is dropped; FFID_RET_BUSY: inside a callback, or a full ring
+ * that rejects. kv_last_error() says why. A NULL out pointer drops what it would get.
+ */
+int kv_delete_sync(ffid_ctx* ctx, const KvDeleteArgs* args, bool* out, uint32_t timeout_ms);
 
 /*
  * Entries in key order, filtered by key prefix and kind, at most `limit` of them.
@@ -202,6 +245,15 @@ typedef struct KvListArgs {
 } KvListArgs;
 int kv_list(ffid_ctx* ctx, ffid_callback cb, void* user_data, const KvListArgs* args);
 int kv_list_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_t* req, size_t len);
+/*
+ * Blocking form: waits up to timeout_ms (0: no limit) on this thread (a spin of a few
+ * microseconds, then asleep). FFID_RET_OK: *out holds *out_len elements (and what they
+ * point to), owned by the caller: free it with ffid_free. FFID_RET_ERR: the method's
+ * error, or a refusal (also in completion mode); FFID_RET_TIMEOUT: the call goes on and
+ * its answer is dropped; FFID_RET_BUSY: inside a callback, or a full ring that rejects.
+ * kv_last_error() says why. A NULL out pointer drops what it would get.
+ */
+int kv_list_sync(ffid_ctx* ctx, const KvListArgs* args, const KvEntry** out, size_t* out_len, uint32_t timeout_ms);
 
 /*
  * All keys, in order.
@@ -210,6 +262,15 @@ int kv_list_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_t
  */
 int kv_keys(ffid_ctx* ctx, ffid_callback cb, void* user_data);
 int kv_keys_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_t* req, size_t len);
+/*
+ * Blocking form: waits up to timeout_ms (0: no limit) on this thread (a spin of a few
+ * microseconds, then asleep). FFID_RET_OK: *out holds *out_len elements (and what they
+ * point to), owned by the caller: free it with ffid_free. FFID_RET_ERR: the method's
+ * error, or a refusal (also in completion mode); FFID_RET_TIMEOUT: the call goes on and
+ * its answer is dropped; FFID_RET_BUSY: inside a callback, or a full ring that rejects.
+ * kv_last_error() says why. A NULL out pointer drops what it would get.
+ */
+int kv_keys_sync(ffid_ctx* ctx, const char* const** out, size_t* out_len, uint32_t timeout_ms);
 
 /*
  * Adds `by` to the counter under `key` (created at 0) and answers the new value.
@@ -223,6 +284,14 @@ typedef struct KvIncrArgs {
 } KvIncrArgs;
 int kv_incr(ffid_ctx* ctx, ffid_callback cb, void* user_data, const KvIncrArgs* args);
 int kv_incr_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_t* req, size_t len);
+/*
+ * Blocking form: waits up to timeout_ms (0: no limit) on this thread (a spin of a few
+ * microseconds, then asleep). FFID_RET_OK: *out is the answer. FFID_RET_ERR: the
+ * method's error, or a refusal (also in completion mode); FFID_RET_TIMEOUT: the call
+ * goes on and its answer is dropped; FFID_RET_BUSY: inside a callback, or a full ring
+ * that rejects. kv_last_error() says why. A NULL out pointer drops what it would get.
+ */
+int kv_incr_sync(ffid_ctx* ctx, const KvIncrArgs* args, int64_t* out, uint32_t timeout_ms);
 
 /*
  * Sets or clears the note of `key`.
@@ -236,6 +305,14 @@ typedef struct KvAnnotateArgs {
 } KvAnnotateArgs;
 int kv_annotate(ffid_ctx* ctx, ffid_callback cb, void* user_data, const KvAnnotateArgs* args);
 int kv_annotate_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_t* req, size_t len);
+/*
+ * Blocking form: waits up to timeout_ms (0: no limit) on this thread (a spin of a few
+ * microseconds, then asleep). FFID_RET_OK: no value. FFID_RET_ERR: the method's error,
+ * or a refusal (also in completion mode); FFID_RET_TIMEOUT: the call goes on and its
+ * answer is dropped; FFID_RET_BUSY: inside a callback, or a full ring that rejects.
+ * kv_last_error() says why. A NULL out pointer drops what it would get.
+ */
+int kv_annotate_sync(ffid_ctx* ctx, const KvAnnotateArgs* args, uint32_t timeout_ms);
 
 /*
  * Figures about the store.
@@ -244,6 +321,15 @@ int kv_annotate_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uin
  */
 int kv_usage(ffid_ctx* ctx, ffid_callback cb, void* user_data);
 int kv_usage_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_t* req, size_t len);
+/*
+ * Blocking form: waits up to timeout_ms (0: no limit) on this thread (a spin of a few
+ * microseconds, then asleep). FFID_RET_OK: *out is a KvUsage, with everything it points
+ * to, owned by the caller: free it with ffid_free. FFID_RET_ERR: the method's error, or
+ * a refusal (also in completion mode); FFID_RET_TIMEOUT: the call goes on and its answer
+ * is dropped; FFID_RET_BUSY: inside a callback, or a full ring that rejects.
+ * kv_last_error() says why. A NULL out pointer drops what it would get.
+ */
+int kv_usage_sync(ffid_ctx* ctx, const KvUsage** out, uint32_t timeout_ms);
 
 /*
  * The store's name.
@@ -252,6 +338,15 @@ int kv_usage_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_
  */
 int kv_name(ffid_ctx* ctx, ffid_callback cb, void* user_data);
 int kv_name_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_t* req, size_t len);
+/*
+ * Blocking form: waits up to timeout_ms (0: no limit) on this thread (a spin of a few
+ * microseconds, then asleep). FFID_RET_OK: *out is the NUL-terminated UTF-8 text, owned
+ * by the caller: free it with ffid_free. FFID_RET_ERR: the method's error, or a refusal
+ * (also in completion mode); FFID_RET_TIMEOUT: the call goes on and its answer is
+ * dropped; FFID_RET_BUSY: inside a callback, or a full ring that rejects.
+ * kv_last_error() says why. A NULL out pointer drops what it would get.
+ */
+int kv_name_sync(ffid_ctx* ctx, const char** out, uint32_t timeout_ms);
 
 /* ---- static methods (no context) ---- */
 
@@ -262,6 +357,15 @@ int kv_name_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_t
  */
 int kv_version(ffid_callback cb, void* user_data);
 int kv_version_cbor(ffid_callback cb, void* user_data, const uint8_t* req, size_t len);
+/*
+ * Blocking form: waits up to timeout_ms (0: no limit) on this thread (a spin of a few
+ * microseconds, then asleep). FFID_RET_OK: *out is the NUL-terminated UTF-8 text, owned
+ * by the caller: free it with ffid_free. FFID_RET_ERR: the method's error, or a refusal
+ * (also in completion mode); FFID_RET_TIMEOUT: the call goes on and its answer is
+ * dropped; FFID_RET_BUSY: inside a callback, or a full ring that rejects.
+ * kv_last_error() says why. A NULL out pointer drops what it would get.
+ */
+int kv_version_sync(const char** out, uint32_t timeout_ms);
 
 /* ---- inline exports (no context; run on the calling thread, which the callback is
    called on before the export returns) ---- */
@@ -293,11 +397,17 @@ int kv_stats(ffid_ctx* ctx, ffid_context_stats* out);
  */
 uint64_t kv_last_request_id(void);
 /*
- * Why this thread's last create of this library returned NULL, or "" when it did not:
- * ffid_last_error() of this library's runtime. Owned by the runtime; valid until this
- * thread's next create. Never NULL.
+ * Why this thread's last create of this library returned NULL or its last blocking call
+ * failed, or "" when neither: ffid_last_error() of this library's runtime. Owned by
+ * the runtime; valid until this thread's next create or blocking call. Never NULL.
  */
 const char* kv_last_error(void);
+/*
+ * Frees an answer a blocking call (<lib>_<m>_sync) of this library handed out: text,
+ * bytes, a record or an array, one block each. NULL is ignored. ffid_free() of this
+ * library's runtime.
+ */
+void kv_free(const void* answer);
 /*
  * Cancels a request the worker has not started: it is answered FFID_RET_ERR
  * "cancelled" (when the worker reaches it) and its method never runs; returns

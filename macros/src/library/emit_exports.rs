@@ -242,7 +242,10 @@ pub(super) fn call_exports(
         f.ident
     );
     let doc_cbor = format!("CBOR export of `{}`; see `{n}.h`.\n\n{SAFETY_DOC}", f.ident);
+    let sync = sync_export(lib, f, id, &target, &ctx_param, &ctx_expr, &args_param);
     quote! {
+        #sync
+
         #[doc = #doc_native]
         #[unsafe(no_mangle)]
         pub #unsafety extern "C" fn #native_name(
@@ -269,6 +272,65 @@ pub(super) fn call_exports(
     }
 }
 
+/// The blocking form of a method or static method: `<lib>_<m>_sync(ctx?, args?, out
+/// parameters of the answer's C shape, timeout_ms)`.
+fn sync_export(
+    lib: &Lib,
+    f: &Func,
+    id: u16,
+    target: &syn::Type,
+    ctx_param: &TokenStream,
+    ctx_expr: &TokenStream,
+    args_param: &TokenStream,
+) -> TokenStream {
+    use crate::types::Shape;
+    let fname = f.ident.to_string();
+    let sync_name = c_ident(CName::export(&lib.name, &fname, "_sync"));
+    let ok = crate::types::with_lifetimes(&f.ok_ty, "'static");
+    let out_ty = quote!(<#ok as ::ffi_dispatch::rt::SyncOut>::Out);
+    let pair = |i: &str| {
+        let i = format_ident!("{i}");
+        quote!(<#out_ty as ::ffi_dispatch::rt::OutPair>::#i)
+    };
+    let unit = matches!(&f.ok_ty, syn::Type::Tuple(t) if t.elems.is_empty());
+    let (params, outs) = match f.ok_shape {
+        _ if unit => (quote!(), quote!(())),
+        Shape::Single => (quote!(out: #out_ty,), quote!(out)),
+        Shape::Pair => {
+            let (a, b) = (pair("A"), pair("B"));
+            (quote!(out: #a, out_len: #b,), quote!((out, out_len)))
+        }
+        Shape::Flag => {
+            let (a, b) = (pair("A"), pair("B"));
+            (quote!(has_out: #a, out: #b,), quote!((has_out, out)))
+        }
+    };
+    let native = native_request(f, &format_ident!("args"));
+    let doc = format!(
+        "Blocking form of `{fname}`: waits up to `timeout_ms` (0: no limit) for the answer and writes it out; see `{}.h`.\n\n{SAFETY_DOC} Each out pointer is null or writable.",
+        lib.name
+    );
+    quote! {
+        #[doc = #doc]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn #sync_name(
+            #ctx_param
+            #args_param
+            #params
+            timeout_ms: u32,
+        ) -> ::core::ffi::c_int {
+            match ::ffi_dispatch::rt::call_sync::<#target>(#ctx_expr, #id, || #native, timeout_ms) {
+                ::core::result::Result::Ok(__answer) => {
+                    // SAFETY: the export's contract: each out pointer is null or writable.
+                    unsafe { <#ok as ::ffi_dispatch::rt::SyncOut>::store(__answer, #outs) };
+                    ::ffi_dispatch::RET_OK
+                }
+                ::core::result::Result::Err(__code) => __code,
+            }
+        }
+    }
+}
+
 /// The per-library runtime exports: stats, cancellation, request ids and, when the
 /// library declares events, the listener functions. (The `ffid_*` equivalents exist
 /// once per shared object; with two libraries in one process the prefixed ones always
@@ -280,6 +342,7 @@ pub(super) fn runtime_exports(lib: &Lib, events: &[&Func]) -> TokenStream {
     let cancel = format_ident!("{n}_cancel");
     let last_id = format_ident!("{n}_last_request_id");
     let last_error = format_ident!("{n}_last_error");
+    let free = format_ident!("{n}_free");
     let mut out = quote! {
         #[doc = "Writes the context's counters into `*out` (see `ffid_context_stats`).\n\n# Safety\n`out` is null or points to writable memory of `out->struct_size` bytes."]
         #[unsafe(no_mangle)]
@@ -297,10 +360,17 @@ pub(super) fn runtime_exports(lib: &Lib, events: &[&Func]) -> TokenStream {
             ::ffi_dispatch::rt::cancel::<#self_ty>(ctx, id)
         }
 
-        #[doc = "Why this thread's last create returned null (`\"\"`: it did not); see `ffid_last_error`."]
+        #[doc = "Why this thread's last create returned null or its last blocking call failed (`\"\"`: neither); see `ffid_last_error`."]
         #[unsafe(no_mangle)]
         pub extern "C" fn #last_error() -> *const ::core::ffi::c_char {
-            ::ffi_dispatch::rt::ffid_last_error()
+            ::ffi_dispatch::rt::last_error()
+        }
+
+        #[doc = "Frees an answer a blocking call of this library handed out; see `ffid_free`.\n\n# Safety\n`answer` is null or an answer pointer a `_sync` export wrote, not freed before."]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn #free(answer: *const ::core::ffi::c_void) {
+            // SAFETY: forwarded.
+            unsafe { ::ffi_dispatch::rt::free_answer(answer) }
         }
 
         #[doc = "The id of the last call this thread had accepted (0: none)."]

@@ -38,6 +38,8 @@ pub(super) struct Func {
     pub(super) is_async: bool,
     /// Takes `&mut self`.
     pub(super) mut_self: bool,
+    /// How the answer's C fields are laid out: its blocking form's out parameters.
+    pub(super) ok_shape: crate::types::Shape,
 }
 
 /// Reads `#[ffi]`, `#[ffi(ctor)]`, ... and removes it from the function.
@@ -237,25 +239,25 @@ pub(super) fn analyse(f: &ImplItemFn, role: Role) -> syn::Result<Func> {
             None => ((**ty).clone(), false),
         },
     };
-    if role == Role::Ctor {
-        if matches!(sig.output, ReturnType::Default) {
-            return Err(syn::Error::new_spanned(
-                &sig.ident,
-                "a constructor returns the library's value (`Self` or `Result<Self, E>`)",
-            ));
-        }
-    } else if role == Role::Event {
-        // The payload was classified as a parameter above.
-    } else if role == Role::Dtor {
-        if !matches!(sig.output, ReturnType::Default) {
-            return Err(syn::Error::new_spanned(
-                &sig.output,
-                "an #[ffi(dtor)] returns nothing",
-            ));
-        }
-    } else {
-        classify(&ok_ty, Slot::Result, &format!("result of `{name}`"))?;
+    if role == Role::Ctor && matches!(sig.output, ReturnType::Default) {
+        return Err(syn::Error::new_spanned(
+            &sig.ident,
+            "a constructor returns the library's value (`Self` or `Result<Self, E>`)",
+        ));
     }
+    if role == Role::Dtor && !matches!(sig.output, ReturnType::Default) {
+        return Err(syn::Error::new_spanned(
+            &sig.output,
+            "an #[ffi(dtor)] returns nothing",
+        ));
+    }
+    // The answer's shape: its blocking form's out parameters. (An event's payload was
+    // classified as a parameter above.)
+    let ok_shape = if matches!(role, Role::Method | Role::Static | Role::Inline) {
+        classify(&ok_ty, Slot::Result, &format!("result of `{name}`"))?
+    } else {
+        crate::types::Shape::Single
+    };
     Ok(Func {
         role,
         ident: sig.ident.clone(),
@@ -270,6 +272,7 @@ pub(super) fn analyse(f: &ImplItemFn, role: Role) -> syn::Result<Func> {
         deferred: deferred.map(|(n, _)| n),
         is_async: sig.asyncness.is_some(),
         mut_self: receiver.is_some_and(|r| r.mutability.is_some()),
+        ok_shape,
     })
 }
 

@@ -1,0 +1,198 @@
+//! Blocking calls (`<lib>_<m>_sync`): the call is submitted as an owned-answer request
+//! (its `RET_OK` answer is handed over, `egress/owned.rs`) and the calling thread waits
+//! for it in an [`AnswerSlot`]: a short spin, then a futex sleep until the answer or the
+//! deadline. At the deadline the call returns `RET_TIMEOUT` and the request goes on; its
+//! answer, when it comes, is freed by the thread that delivers it. Exactly one terminal
+//! callback per accepted request still holds: it is the runtime's own.
+
+use std::ffi::{c_char, c_int, c_void};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crossbeam_queue::ArrayQueue;
+
+use crate::abi::{ffid_ctx, Refusal, RET_BUSY, RET_OK, RET_STALE_WARN, RET_TIMEOUT};
+use crate::egress::owned::Owned;
+use crate::ingress::request::Request;
+use crate::library::Library;
+use crate::sync::answer_slot::AnswerSlot;
+use crate::threads::must_not_block;
+
+use super::host_calls::{set_last_error, submit_as};
+
+/// How long a blocking caller spins before it sleeps: a hot worker answers well
+/// within it; a parked one takes a futex wake, and the caller sleeps meanwhile.
+const SPIN: Duration = Duration::from_micros(20);
+
+/// What the answering thread leaves in the slot.
+enum Outcome {
+    Answer(Owned),
+    Failed(String),
+}
+
+type Slot = AnswerSlot<Outcome>;
+
+// ---- spare slots ----------------------------------------------------------------------------
+
+/// A slot's address: slots live until the unload, recycled between calls, so that a
+/// blocking call allocates nothing once a few have been made, and no slot is freed
+/// while its filler may still be inside `fill` (see `sync/answer_slot.rs`).
+struct SlotPtr(NonNull<Slot>);
+
+// SAFETY: a slot is `Sync` (its protocol), and its owner hands it on whole.
+unsafe impl Send for SlotPtr {}
+
+/// The spares, made on first use and freed at unload ([`release`]).
+static SPARES: AtomicPtr<ArrayQueue<SlotPtr>> = AtomicPtr::new(std::ptr::null_mut());
+/// Spares beyond the queue's room (more blocking calls at once than it holds).
+static OVERFLOW: Mutex<Vec<SlotPtr>> = Mutex::new(Vec::new());
+
+fn spares() -> &'static ArrayQueue<SlotPtr> {
+    // Acquire pairs with the publishing CAS below.
+    let q = SPARES.load(Ordering::Acquire);
+    // SAFETY: a non-null pointer is a published queue that only `release` frees, when
+    // no blocking call can be in progress.
+    if let Some(q) = unsafe { q.as_ref() } {
+        return q;
+    }
+    let fresh = Box::into_raw(Box::new(ArrayQueue::new(256)));
+    let null = std::ptr::null_mut();
+    match SPARES.compare_exchange(null, fresh, Ordering::AcqRel, Ordering::Acquire) {
+        // SAFETY: just published.
+        Ok(_) => unsafe { &*fresh },
+        Err(first) => {
+            // SAFETY: ours, never published; `first` won.
+            unsafe {
+                drop(Box::from_raw(fresh));
+                &*first
+            }
+        }
+    }
+}
+
+fn take_slot() -> NonNull<Slot> {
+    let spare = spares()
+        .pop()
+        .or_else(|| crate::sync::lock(&OVERFLOW).pop());
+    match spare {
+        Some(s) => s.0,
+        None => NonNull::from(Box::leak(Box::new(Slot::new()))),
+    }
+}
+
+/// Gives a slot its owner is done with back to the spares.
+///
+/// # Safety
+/// The caller owns `slot` (see `sync/answer_slot.rs`) and its value was taken.
+unsafe fn give_slot(slot: NonNull<Slot>) {
+    // SAFETY: slots are never freed before the unload.
+    unsafe { slot.as_ref() }.reset();
+    if let Err(s) = spares().push(SlotPtr(slot)) {
+        crate::sync::lock(&OVERFLOW).push(s);
+    }
+}
+
+/// At unload: frees the spare slots.
+///
+/// # Safety
+/// No blocking call is in progress or will be (the library is being unloaded), so
+/// every slot is a spare.
+pub(crate) unsafe fn release() {
+    let q = SPARES.swap(std::ptr::null_mut(), Ordering::AcqRel);
+    let mut slots: Vec<SlotPtr> = std::mem::take(&mut *crate::sync::lock(&OVERFLOW));
+    if !q.is_null() {
+        // SAFETY: published by `spares`, unreachable from now on (the contract above).
+        let q = unsafe { Box::from_raw(q) };
+        slots.extend(std::iter::from_fn(|| q.pop()));
+    }
+    for s in slots {
+        // SAFETY: each was made by `take_slot` with `Box::leak` and is no one's now.
+        drop(unsafe { Box::from_raw(s.0.as_ptr()) });
+    }
+}
+
+/// The runtime's own callback of a blocking call: fills the caller's slot.
+unsafe extern "C" fn answered(ret: c_int, msg: *const c_char, len: usize, user_data: *mut c_void) {
+    if ret == RET_STALE_WARN {
+        return; // non-terminal
+    }
+    // SAFETY: `user_data` is the slot `call_sync` gave this request; slots live until
+    // the unload.
+    let slot = unsafe { NonNull::new_unchecked(user_data.cast::<Slot>()) };
+    // SAFETY: the runtime's answer: `len` readable bytes during the call.
+    let bytes = unsafe { std::slice::from_raw_parts(msg.cast::<u8>(), len) };
+    let outcome = if ret == RET_OK {
+        // SAFETY: an owned-answer request's `RET_OK` message, taken over here, once.
+        match unsafe { Owned::adopt(bytes) } {
+            Some(answer) => Outcome::Answer(answer),
+            None => Outcome::Failed("the runtime handed over no answer".into()),
+        }
+    } else {
+        Outcome::Failed(String::from_utf8_lossy(bytes).into_owned())
+    };
+    // SAFETY: as above.
+    let handed_back = unsafe { slot.as_ref() }.fill(outcome);
+    if let Some(late) = handed_back {
+        // The caller gave up: the answer is freed here, and the slot is ours to recycle
+        // now that `fill` has returned.
+        drop(late);
+        // SAFETY: the waiter abandoned the slot; its value was taken back.
+        unsafe { give_slot(slot) };
+    }
+}
+
+/// Calls method `method` of library `L` and waits for its answer: `Ok` with the owned
+/// answer, or `Err` with the status (`RET_ERR`, `RET_TIMEOUT`, or the refusal's code),
+/// whose reason is then the thread's `ffid_last_error`. `timeout_ms == 0` waits as long
+/// as it takes.
+pub fn call_sync<L: Library>(
+    ctx: *mut ffid_ctx,
+    method: u16,
+    request: impl FnOnce() -> Result<Request, Refusal>,
+    timeout_ms: u32,
+) -> Result<Owned, c_int> {
+    if must_not_block() {
+        set_last_error(
+            "a blocking call cannot wait inside a callback (or on the library's threads): it would wait for the thread it runs on".into(),
+        );
+        return Err(RET_BUSY);
+    }
+    let slot_ptr = take_slot();
+    let user_data = slot_ptr.as_ptr().cast::<c_void>();
+    let rc = submit_as::<L>(ctx, Some(answered), user_data, method, request, true);
+    if rc != RET_OK {
+        // SAFETY: refused, so no callback will fill it: still ours, empty.
+        unsafe { give_slot(slot_ptr) };
+        set_last_error(match rc {
+            RET_BUSY => "refused: the ring is full and the context rejects rather than waits".into(),
+            _ => "refused: a handle that is not live or of another library, invalid arguments (NULL, not UTF-8, an unknown enum value), or a context in completion mode".into(),
+        });
+        return Err(rc);
+    }
+    let timeout = (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms.into()));
+    // SAFETY: slots live until the unload.
+    let outcome = unsafe { slot_ptr.as_ref() }.wait(SPIN, timeout);
+    if outcome.is_some() {
+        // SAFETY: the value came: the slot is ours again (the filler may be returning
+        // from its wake, which names only the address of memory that stays).
+        unsafe { give_slot(slot_ptr) };
+    }
+    match outcome {
+        Some(Outcome::Answer(answer)) => {
+            set_last_error(String::new());
+            Ok(answer)
+        }
+        Some(Outcome::Failed(why)) => {
+            set_last_error(why);
+            Err(crate::abi::RET_ERR)
+        }
+        None => {
+            set_last_error(format!(
+                "timed out after {timeout_ms} ms: the call goes on, and its answer will be dropped"
+            ));
+            Err(RET_TIMEOUT)
+        }
+    }
+}
