@@ -114,6 +114,34 @@ impl Requests {
         }
     }
 
+    /// Call `i`'s arguments, the same in every lane, and the answer it must get. A
+    /// payload call's ends are written into the native and the CBOR buffer alike.
+    fn args(&mut self, i: u64) -> (Args, bool) {
+        let (a, b) = ((i % 1000) as i64, (i / 1000 % 7) as i64);
+        match self.setup {
+            Setup::Scalar => {
+                let x = (i % 5) as f64 * 0.75;
+                (Args::Scalar(ScalarArgs { a, b, x }), predicate(a, b, x))
+            }
+            Setup::Payload(n) => {
+                let (first, last) = (a as u8, (b as u8).wrapping_add(i as u8));
+                self.data[0] = first;
+                self.data[n - 1] = last;
+                let end = self.buf.len() - 1;
+                self.buf[end + 1 - n] = first;
+                self.buf[end] = last;
+                let args = PayloadArgs {
+                    data: self.data.as_ptr(),
+                    data_len: n,
+                };
+                (
+                    Args::Payload(args),
+                    predicate(first as i64, last as i64, n as f64),
+                )
+            }
+        }
+    }
+
     /// Submits call `i` with `cb`/`ud` and returns the expected answer.
     fn submit(
         &mut self,
@@ -124,84 +152,51 @@ impl Requests {
         ud: *mut c_void,
         tag: bool,
     ) -> (c_int, bool) {
-        let (a, b) = ((i % 1000) as i64, (i / 1000 % 7) as i64);
-        match self.setup {
-            Setup::Scalar => {
-                let x = (i % 5) as f64 * 0.75;
-                let expected = predicate(a, b, x);
-                let ud = tagged(ud, tag && expected);
-                // SAFETY: echo.h's contract: args/buffers live for the call.
-                let rc = unsafe {
-                    if self.cbor {
-                        self.buf.clear();
-                        self.buf.extend_from_slice(&[0xa3, 0x61, b'a']);
-                        cbor_int(&mut self.buf, a);
-                        self.buf.extend_from_slice(&[0x61, b'b']);
-                        cbor_int(&mut self.buf, b);
-                        self.buf.extend_from_slice(&[0x61, b'x', 0xfb]);
-                        self.buf.extend_from_slice(&x.to_be_bytes());
-                        (api.scalar_cbor)(ctx, cb, ud, self.buf.as_ptr(), self.buf.len())
-                    } else {
-                        (api.scalar)(ctx, cb, ud, &ScalarArgs { a, b, x })
-                    }
-                };
-                (rc, expected)
+        let (args, expected) = self.args(i);
+        let ud = tagged(ud, tag && expected);
+        // SAFETY: echo.h's contract: args and buffers live for the call.
+        let rc = unsafe {
+            match (args, self.cbor) {
+                (Args::Scalar(ScalarArgs { a, b, x }), true) => {
+                    self.buf.clear();
+                    self.buf.extend_from_slice(&[0xa3, 0x61, b'a']);
+                    cbor_int(&mut self.buf, a);
+                    self.buf.extend_from_slice(&[0x61, b'b']);
+                    cbor_int(&mut self.buf, b);
+                    self.buf.extend_from_slice(&[0x61, b'x', 0xfb]);
+                    self.buf.extend_from_slice(&x.to_be_bytes());
+                    (api.scalar_cbor)(ctx, cb, ud, self.buf.as_ptr(), self.buf.len())
+                }
+                (Args::Scalar(args), false) => (api.scalar)(ctx, cb, ud, &args),
+                (Args::Payload(_), true) => {
+                    (api.payload_cbor)(ctx, cb, ud, self.buf.as_ptr(), self.buf.len())
+                }
+                (Args::Payload(args), false) => (api.payload)(ctx, cb, ud, &args),
             }
-            Setup::Payload(n) => {
-                let (first, last) = (a as u8, (b as u8).wrapping_add(i as u8));
-                let expected = predicate(first as i64, last as i64, n as f64);
-                let ud = tagged(ud, tag && expected);
-                // SAFETY: as above.
-                let rc = unsafe {
-                    if self.cbor {
-                        let end = self.buf.len() - 1;
-                        let start = end + 1 - n;
-                        self.buf[start] = first;
-                        self.buf[end] = last;
-                        (api.payload_cbor)(ctx, cb, ud, self.buf.as_ptr(), self.buf.len())
-                    } else {
-                        self.data[0] = first;
-                        self.data[n - 1] = last;
-                        let args = PayloadArgs {
-                            data: self.data.as_ptr(),
-                            data_len: n,
-                        };
-                        (api.payload)(ctx, cb, ud, &args)
-                    }
-                };
-                (rc, expected)
-            }
-        }
+        };
+        (rc, expected)
     }
-}
 
-impl Requests {
     /// Makes call `i` through the blocking form (native only): the status, the answer
     /// and the answer it must be.
     fn call_blocking(&mut self, api: &Api, ctx: Ctx, i: u64) -> (c_int, bool, bool) {
-        let (a, b) = ((i % 1000) as i64, (i / 1000 % 7) as i64);
+        let (args, expected) = self.args(i);
         let mut answer = false;
-        match self.setup {
-            Setup::Scalar => {
-                let x = (i % 5) as f64 * 0.75;
-                // SAFETY: echo.h's contract: args and the out pointer live for the call.
-                let rc = unsafe { (api.scalar_sync)(ctx, &ScalarArgs { a, b, x }, &mut answer, 0) };
-                (rc, answer, predicate(a, b, x))
+        // SAFETY: echo.h's contract: args and the out pointer live for the call.
+        let rc = unsafe {
+            match args {
+                Args::Scalar(args) => (api.scalar_sync)(ctx, &args, &mut answer, 0),
+                Args::Payload(args) => (api.payload_sync)(ctx, &args, &mut answer, 0),
             }
-            Setup::Payload(n) => {
-                let (first, last) = (a as u8, (b as u8).wrapping_add(i as u8));
-                self.data[0] = first;
-                self.data[n - 1] = last;
-                let args = PayloadArgs {
-                    data: self.data.as_ptr(),
-                    data_len: n,
-                };
-                // SAFETY: as above.
-                let rc = unsafe { (api.payload_sync)(ctx, &args, &mut answer, 0) };
-                (rc, answer, predicate(first as i64, last as i64, n as f64))
-            }
-        }
+        };
+        (rc, answer, expected)
     }
+}
+
+/// One call's native arguments.
+enum Args {
+    Scalar(ScalarArgs),
+    Payload(PayloadArgs),
 }
 
 fn tagged(ud: *mut c_void, bit: bool) -> *mut c_void {

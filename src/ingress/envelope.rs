@@ -50,56 +50,31 @@ impl Drop for Payload {
 /// Buffers come in power-of-two classes from 128 B to 256 KiB, each class keeping at most
 /// 512 KiB (and 2 to 64 buffers); larger payloads and a full class use the allocator.
 pub(crate) mod pool {
-    use std::sync::atomic::{AtomicPtr, Ordering};
-
     use crossbeam_queue::ArrayQueue;
+
+    use crate::sync::lazy_box::LazyBox;
 
     const MIN_SHIFT: u32 = 7;
     const MAX_SHIFT: u32 = 18;
     const CLASS_BYTES: usize = 512 * 1024;
 
-    type Classes = Vec<ArrayQueue<Vec<u8>>>;
-
     /// Made on first use; freed only when the library is unloaded ([`release`]), and
     /// forgotten in a fork child ([`forget_after_fork`]).
-    static CLASSES: AtomicPtr<Classes> = AtomicPtr::new(std::ptr::null_mut());
+    static CLASSES: LazyBox<Vec<ArrayQueue<Vec<u8>>>> = LazyBox::new();
 
     #[inline]
     fn classes() -> &'static [ArrayQueue<Vec<u8>>] {
-        // Acquire pairs with the publishing CAS in `make_classes`.
-        let classes = CLASSES.load(Ordering::Acquire);
-        // SAFETY: a non-null pointer is a published, fully built `Classes` that only
-        // `release` frees, when nothing can use the pool any more.
-        match unsafe { classes.as_ref() } {
-            Some(classes) => classes,
-            None => make_classes(),
-        }
-    }
-
-    #[cold]
-    fn make_classes() -> &'static [ArrayQueue<Vec<u8>>] {
-        let fresh: Classes = (MIN_SHIFT..=MAX_SHIFT)
-            .map(|shift| ArrayQueue::new((CLASS_BYTES >> shift).clamp(2, 64)))
-            .collect();
-        let fresh = Box::into_raw(Box::new(fresh));
-        let null = std::ptr::null_mut();
-        match CLASSES.compare_exchange(null, fresh, Ordering::AcqRel, Ordering::Acquire) {
-            // SAFETY: just published; see `classes`.
-            Ok(_) => unsafe { &*fresh },
-            Err(first) => {
-                // SAFETY: ours, never published; `first` won and is published.
-                unsafe {
-                    drop(Box::from_raw(fresh));
-                    &*first
-                }
-            }
-        }
+        CLASSES.get_or_init(|| {
+            (MIN_SHIFT..=MAX_SHIFT)
+                .map(|shift| ArrayQueue::new((CLASS_BYTES >> shift).clamp(2, 64)))
+                .collect()
+        })
     }
 
     /// In a fork child: starts a pool of its own, leaving the parent's as it is (a
     /// parent thread may have been part-way through a push when it forked).
     pub(crate) fn forget_after_fork() {
-        CLASSES.store(std::ptr::null_mut(), Ordering::Relaxed);
+        CLASSES.forget();
     }
 
     /// Frees the pool and every buffer in it.
@@ -108,12 +83,8 @@ pub(crate) mod pool {
     /// Nothing uses the pool during or after the call: the library is being unloaded
     /// with no context left (see `lifecycle/unload.rs`).
     pub(crate) unsafe fn release() {
-        let classes = CLASSES.swap(std::ptr::null_mut(), Ordering::AcqRel);
-        if !classes.is_null() {
-            // SAFETY: published by `make_classes` and unreachable from now on (the
-            // caller's contract).
-            drop(unsafe { Box::from_raw(classes) });
-        }
+        // SAFETY: the caller's contract.
+        drop(unsafe { CLASSES.take() });
     }
 
     /// The class whose buffers hold `len` bytes, if pooled.

@@ -7,7 +7,6 @@
 
 use std::ffi::{c_char, c_int, c_void};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -18,6 +17,7 @@ use crate::egress::owned::Owned;
 use crate::ingress::request::Request;
 use crate::library::Library;
 use crate::sync::answer_slot::AnswerSlot;
+use crate::sync::lazy_box::LazyBox;
 use crate::threads::must_not_block;
 
 use super::host_calls::{set_last_error, submit_as};
@@ -45,31 +45,12 @@ struct SlotPtr(NonNull<Slot>);
 unsafe impl Send for SlotPtr {}
 
 /// The spares, made on first use and freed at unload ([`release`]).
-static SPARES: AtomicPtr<ArrayQueue<SlotPtr>> = AtomicPtr::new(std::ptr::null_mut());
+static SPARES: LazyBox<ArrayQueue<SlotPtr>> = LazyBox::new();
 /// Spares beyond the queue's room (more blocking calls at once than it holds).
 static OVERFLOW: Mutex<Vec<SlotPtr>> = Mutex::new(Vec::new());
 
 fn spares() -> &'static ArrayQueue<SlotPtr> {
-    // Acquire pairs with the publishing CAS below.
-    let q = SPARES.load(Ordering::Acquire);
-    // SAFETY: a non-null pointer is a published queue that only `release` frees, when
-    // no blocking call can be in progress.
-    if let Some(q) = unsafe { q.as_ref() } {
-        return q;
-    }
-    let fresh = Box::into_raw(Box::new(ArrayQueue::new(256)));
-    let null = std::ptr::null_mut();
-    match SPARES.compare_exchange(null, fresh, Ordering::AcqRel, Ordering::Acquire) {
-        // SAFETY: just published.
-        Ok(_) => unsafe { &*fresh },
-        Err(first) => {
-            // SAFETY: ours, never published; `first` won.
-            unsafe {
-                drop(Box::from_raw(fresh));
-                &*first
-            }
-        }
-    }
+    SPARES.get_or_init(|| ArrayQueue::new(256))
 }
 
 fn take_slot() -> NonNull<Slot> {
@@ -100,11 +81,9 @@ unsafe fn give_slot(slot: NonNull<Slot>) {
 /// No blocking call is in progress or will be (the library is being unloaded), so
 /// every slot is a spare.
 pub(crate) unsafe fn release() {
-    let q = SPARES.swap(std::ptr::null_mut(), Ordering::AcqRel);
     let mut slots: Vec<SlotPtr> = std::mem::take(&mut *crate::sync::lock(&OVERFLOW));
-    if !q.is_null() {
-        // SAFETY: published by `spares`, unreachable from now on (the contract above).
-        let q = unsafe { Box::from_raw(q) };
+    // SAFETY: nothing uses the spares any more (the contract above).
+    if let Some(q) = unsafe { SPARES.take() } {
         slots.extend(std::iter::from_fn(|| q.pop()));
     }
     for s in slots {
