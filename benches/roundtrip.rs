@@ -4,7 +4,9 @@
 //! kind of completion flag).
 //!
 //! The `_sync` rows are the blocking form: the runtime waits (spin, then futex) and
-//! hands over the answer, instead of the bench's own spin on a completion flag.
+//! hands over the answer, instead of the bench's own spin on a completion flag. The
+//! `_async` rows are the typed form: the bench's spin, a typed reply (an owned answer
+//! and a pooled callback pair) in place of the raw callback.
 //!
 //! `inline`: an inline export (`byte_sum`), answered on the calling thread before it
 //! returns: no ring, no worker, the cost of the export's copy, handler and callback.
@@ -28,7 +30,7 @@ use ffi_dispatch::{Options, RingKind, RET_OK};
 #[path = "../tests/support/cbor.rs"]
 mod cbor;
 mod shared;
-use shared::{complete, make, wait, Completion};
+use shared::{complete, complete_bool, make, wait, Completion};
 
 const COLD_GAP: Duration = Duration::from_micros(200);
 
@@ -128,6 +130,17 @@ fn ffi_dispatch_lanes(c: &mut Criterion, state: &str, gap: Option<Duration>) {
                         unsafe { echo_scalar_check_sync(ctx, black_box(&args), &mut even, 10_000) };
                     assert_eq!(ret, RET_OK);
                     assert!(even);
+                })
+            })
+        });
+        group.bench_function(format!("native scalar_check _async ({name})"), |bench| {
+            bench.iter_custom(|iters| {
+                timed(iters, gap, || {
+                    let accepted =
+                        // SAFETY: valid args and user data for the duration of the call.
+                        unsafe { echo_scalar_check_async(ctx, black_box(&args), Some(complete_bool), ud) };
+                    assert_eq!(accepted, RET_OK);
+                    wait(&done);
                 })
             })
         });

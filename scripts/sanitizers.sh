@@ -2,7 +2,7 @@
 # Runs the test suite under a sanitizer, or the C hosts under valgrind.
 #   scripts/sanitizers.sh asan       AddressSanitizer + LeakSanitizer (-Zbuild-std)
 #   scripts/sanitizers.sh tsan       ThreadSanitizer (-Zbuild-std), then a short soak under it
-#   scripts/sanitizers.sh valgrind   memcheck over the C host demo, contract, kv, features and reload suites
+#   scripts/sanitizers.sh valgrind   memcheck over the C host demo and the contract, kv, features, interface, sync, typed and reload suites
 #   scripts/sanitizers.sh all
 # Rust side: the runtime's unit tests, tests/runtime.rs, tests/macros.rs, tests/events.rs,
 # tests/long_work.rs, tests/async_handlers.rs and, for ASan,
@@ -60,6 +60,7 @@ valgrind_hosts() {
     cc "${flags[@]}" tests/c/features.c -L"$lib" -lecho -Wl,-rpath,"$lib" -lpthread -o "$out/features"
     cc "${flags[@]}" tests/c/interface.c -L"$lib" -lecho -Wl,-rpath,"$lib" -lpthread -o "$out/interface"
     cc "${flags[@]}" tests/c/sync.c -L"$lib" -lkv -lecho -Wl,-rpath,"$lib" -lpthread -o "$out/sync"
+    cc "${flags[@]}" tests/c/typed.c -L"$lib" -lkv -lecho -Wl,-rpath,"$lib" -lpthread -o "$out/typed"
     cc "${flags[@]}" tests/c/reload.c -ldl -lpthread -o "$out/reload"
     # Leaks that count: definite and indirect. "Possibly lost" is reported but allowed for
     # the threads of the static-method context (kv_version: worker, event thread,
@@ -76,6 +77,8 @@ valgrind_hosts() {
     "${vg[@]}" "$out/interface" | tail -n 1
     # Every owned answer freed once, the late answers of timed-out calls included.
     SYNC_CALLS=100 "${vg[@]}" "$out/sync" | tail -n 1
+    # Every typed answer and event the host's to free, once.
+    "${vg[@]}" "$out/typed" | tail -n 1
     # Load, use and unload the library 24 times: a block it leaves behind at unload is
     # "definitely lost" here (the program's own heap check is coarser).
     "${vg[@]}" "$out/reload" "$lib/libecho.so" | tail -n 1

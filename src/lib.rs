@@ -163,14 +163,15 @@ pub mod rt {
         free_answer, store_mirror, store_opt_mirror, OutPair, Owned, SyncOut,
     };
     pub use crate::egress::reply::{self, Answer, NativeOut, Reply};
+    pub use crate::egress::typed::{OutSlots, Zero};
     pub use crate::events::{self, emit, EmitError, EventDesc, ListenerView};
     pub use crate::ingress::envelope::{self, FieldReader, FieldWriter, Scalar};
     pub use crate::ingress::request::{ArgsView, Request};
     pub use crate::library::{ffid_catches_panics, CborHandler, Library, Method, NativeHandler};
     pub use crate::lifecycle::{
-        add_listener, call_inline, call_sync, cancel, completion_fd, create, destroy, drain,
-        last_error, last_request_id, remove_listener, static_context, stats_into, submit,
-        submit_cbor, StaticContext,
+        add_listener, add_typed_listener, call_inline, call_sync, call_typed, cancel,
+        completion_fd, create, destroy, drain, last_error, last_request_id, remove_listener,
+        static_context, stats_into, submit, submit_cbor, StaticContext,
     };
     pub use crate::marshal::{self, cbor};
     pub use crate::options::Options;

@@ -118,6 +118,10 @@ pub struct Options {
     pub diagnostic: Option<HostFn<Callback>>,
     /// Hooks run on each of the context's threads as it starts and stops.
     pub thread_hooks: Option<ThreadHooks>,
+    /// Overwrite each borrowed answer with `0xa5` bytes once its callback has returned,
+    /// so that a pointer kept past the callback reads visible garbage (not the next
+    /// answer). Default: on in debug builds of the library.
+    pub poison_replies: bool,
 }
 
 impl Default for Options {
@@ -139,6 +143,7 @@ impl Default for Options {
             idle_spin_cap: None,
             diagnostic: None,
             thread_hooks: None,
+            poison_replies: cfg!(debug_assertions),
         }
     }
 }
@@ -219,13 +224,22 @@ impl Options {
             idle_spin_cap_permille: self
                 .idle_spin_cap
                 .map_or(0, |c| (c * 1000.0).round().clamp(1.0, 1000.0) as u32),
+            poison_replies: if self.poison_replies {
+                abi::POISON_ON
+            } else {
+                abi::POISON_OFF
+            },
+            reserved2: 0,
         }
     }
 
     /// Reads host options; `None` for a wrong `struct_size`, a non-zero `reserved` or
     /// out-of-range values.
     pub fn from_c(o: &abi::ffid_options) -> Option<Options> {
-        if o.struct_size as usize != std::mem::size_of::<abi::ffid_options>() || o.reserved != 0 {
+        if o.struct_size as usize != std::mem::size_of::<abi::ffid_options>()
+            || o.reserved != 0
+            || o.reserved2 != 0
+        {
             return None;
         }
         let options = Options {
@@ -283,12 +297,19 @@ impl Options {
                     user_data: o.hook_user_data,
                 },
             ),
+            poison_replies: match o.poison_replies {
+                abi::POISON_DEFAULT => cfg!(debug_assertions),
+                abi::POISON_ON => true,
+                abi::POISON_OFF => false,
+                _ => return None,
+            },
         };
         options.is_valid().then_some(options)
     }
 
     /// Reads an optional host options pointer: null means the defaults. A struct of an
-    /// earlier layout (`struct_size` 24: six `uint32_t`; 96: up to `hook_user_data`) is
+    /// earlier layout (`struct_size` 24: six `uint32_t`; 96: up to `hook_user_data`; 104:
+    /// up to `idle_spin_cap_permille`) is
     /// read as far as it goes, the newer fields taking their defaults.
     ///
     /// # Safety
@@ -301,7 +322,13 @@ impl Options {
         // SAFETY: `struct_size` is the first field of every layout.
         let size = unsafe { opts.cast::<u32>().read_unaligned() } as usize;
         let mut o = Options::default().to_c();
-        if size == abi::OPTIONS_V1_SIZE || size == abi::OPTIONS_V2_SIZE {
+        if [
+            abi::OPTIONS_V1_SIZE,
+            abi::OPTIONS_V2_SIZE,
+            abi::OPTIONS_V3_SIZE,
+        ]
+        .contains(&size)
+        {
             // SAFETY: the host's struct holds `size` readable bytes, a prefix of the
             // current layout (asserted in `abi`).
             unsafe {
@@ -369,6 +396,7 @@ mod tests {
                 stop: None,
                 user_data: 6 as *mut c_void,
             }),
+            poison_replies: !cfg!(debug_assertions),
         };
         // Function pointers have no meaningful `==`; their Debug form is their address.
         let back = Options::from_c(&o.to_c()).map(|b| format!("{b:?}"));
@@ -385,6 +413,21 @@ mod tests {
         let mut bad = Options::default().to_c();
         bad.idle_spin_cap_permille = 1001;
         assert!(Options::from_c(&bad).is_none());
+        let mut bad = Options::default().to_c();
+        bad.poison_replies = 3;
+        assert!(Options::from_c(&bad).is_none());
+        let mut bad = Options::default().to_c();
+        bad.reserved2 = 1;
+        assert!(Options::from_c(&bad).is_none());
+        // A host built against the third header (no poison field) gets the default.
+        let mut v3 = o.to_c();
+        v3.struct_size = abi::OPTIONS_V3_SIZE as u32;
+        // SAFETY: `v3` is a whole struct; its first `OPTIONS_V3_SIZE` bytes are read.
+        let read = unsafe { Options::from_c_ptr(&v3) }.expect("the third layout");
+        assert_eq!(
+            (read.poison_replies, read.idle_spin_cap),
+            (cfg!(debug_assertions), Some(0.25))
+        );
         // A host built against the second header (no idle fields) gets the defaults.
         let mut v2 = o.to_c();
         v2.struct_size = abi::OPTIONS_V2_SIZE as u32;

@@ -168,3 +168,132 @@ fn a_record_answer_is_one_owned_block() {
     }
     assert_eq!(kv_destroy(ctx), RET_OK);
 }
+
+/// What a typed reply left: its status and the answer's text.
+struct TypedSeen {
+    done: std::sync::Mutex<Option<(i32, String)>>,
+    cv: std::sync::Condvar,
+}
+
+impl TypedSeen {
+    fn new() -> Self {
+        TypedSeen {
+            done: std::sync::Mutex::new(None),
+            cv: std::sync::Condvar::new(),
+        }
+    }
+
+    fn wait(&self) -> (i32, String) {
+        let guard = self.done.lock().unwrap();
+        let (guard, _) = self
+            .cv
+            .wait_timeout_while(guard, Duration::from_secs(10), |d| d.is_none())
+            .unwrap();
+        guard.clone().expect("the typed reply came")
+    }
+}
+
+unsafe extern "C" fn typed_text(
+    ret: i32,
+    value: *const std::ffi::c_char,
+    msg: *const std::ffi::c_char,
+    ud: *mut std::ffi::c_void,
+) {
+    // SAFETY: `ud` is the test's `TypedSeen`, alive until the reply came.
+    let seen = unsafe { &*ud.cast::<TypedSeen>() };
+    let what = if ret == RET_OK { value } else { msg };
+    let got = text(what);
+    // SAFETY: an owned answer (NULL on error: ignored).
+    unsafe { echo_free(value.cast()) };
+    *seen.done.lock().unwrap() = Some((ret, got));
+    seen.cv.notify_all();
+}
+
+#[test]
+fn typed_replies_hand_over_the_answer_and_refusals_never_call() {
+    let ctx = echo_context();
+    let args = EchoShoutArgs {
+        text: c"typed".as_ptr(),
+    };
+    // One record for every call, alive until destroy has joined the worker: a reply may
+    // still be inside `notify_all` when its waiter moves on.
+    let seen = TypedSeen::new();
+    for _ in 0..3 {
+        // Recycled pairs: the second and third call take the first's back.
+        *seen.done.lock().unwrap() = None;
+        let ud: *const TypedSeen = &seen;
+        // SAFETY: valid args; `seen` outlives the reply (waited for below).
+        let rc = unsafe { echo_shout_async(ctx, &args, Some(typed_text), ud.cast_mut().cast()) };
+        assert_eq!(rc, RET_OK);
+        assert_eq!(seen.wait(), (RET_OK, "b: TYPED".into()));
+    }
+    let fail = EchoFailArgs {
+        message: c"no".as_ptr(),
+    };
+    *seen.done.lock().unwrap() = None;
+    let ud: *const TypedSeen = &seen;
+    unsafe extern "C" fn typed_unit(
+        ret: i32,
+        msg: *const std::ffi::c_char,
+        ud: *mut std::ffi::c_void,
+    ) {
+        // SAFETY: as in `typed_text`.
+        let seen = unsafe { &*ud.cast::<TypedSeen>() };
+        *seen.done.lock().unwrap() = Some((ret, text(msg)));
+        seen.cv.notify_all();
+    }
+    // SAFETY: as above.
+    let rc = unsafe { echo_fail_async(ctx, &fail, Some(typed_unit), ud.cast_mut().cast()) };
+    assert_eq!(rc, RET_OK);
+    assert_eq!(seen.wait(), (RET_ERR, "no".into()));
+    // SAFETY: refused before anything is kept: no reply.
+    let rc = unsafe {
+        echo_shout_async(
+            ctx,
+            std::ptr::null(),
+            Some(typed_text),
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(rc, RET_ERR);
+    assert_eq!(echo_destroy(ctx), RET_OK);
+}
+
+#[test]
+fn typed_listeners_get_owned_events() {
+    let ctx = echo_context();
+    let seen = std::sync::Mutex::new(Vec::<(u64, Vec<u8>)>::new());
+    unsafe extern "C" fn on_ping(event: *const PerfPingC, ud: *mut std::ffi::c_void) {
+        // SAFETY: `ud` is the test's list; the event is an owned `EchoPerfPing`.
+        unsafe {
+            let seen = &*ud.cast::<std::sync::Mutex<Vec<(u64, Vec<u8>)>>>();
+            let e = &*event;
+            let data = std::slice::from_raw_parts(e.data, e.data_len).to_vec();
+            seen.lock().unwrap().push((e.seq_no, data));
+            echo_free(event.cast());
+        }
+    }
+    let ud: *const _ = &seen;
+    let id = echo_listen_on_perf_ping(ctx, Some(on_ping), ud.cast_mut().cast());
+    assert_ne!(id, 0);
+    let trigger = EchoTriggerPingArgs {
+        count: 3,
+        payload_bytes: 2,
+        stamp_ns: 0,
+        seq_base: 7,
+    };
+    let mut queued = 0u32;
+    // SAFETY: valid args and out pointer.
+    let rc = unsafe { echo_trigger_ping_sync(ctx, &trigger, &mut queued, 10_000) };
+    assert_eq!((rc, queued), (RET_OK, 3));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while seen.lock().unwrap().len() < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![(7, vec![7, 7]), (8, vec![8, 8]), (9, vec![9, 9])]
+    );
+    // Destroy removes it and frees its pair.
+    assert_eq!(echo_destroy(ctx), RET_OK);
+}

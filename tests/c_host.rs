@@ -37,12 +37,13 @@ fn lib_dir(lib: &str) -> PathBuf {
     }
 }
 
-/// The system's C (or C++) compiler with the project's include paths and strict flags.
-fn compiler(cpp: bool) -> Command {
+/// The system's C compiler (C11), or its C++ one at `-std=<std>`, with the project's
+/// include paths and strict flags.
+fn compiler(cpp: Option<&str>) -> Command {
     let root = root();
     let target = env!("FFID_BUILD_TARGET");
     let compiler = cc::Build::new()
-        .cpp(cpp)
+        .cpp(cpp.is_some())
         .target(target)
         .host(target)
         .opt_level(1)
@@ -51,7 +52,10 @@ fn compiler(cpp: bool) -> Command {
         .cargo_warnings(false)
         .get_compiler();
     let mut cmd = compiler.to_command();
-    cmd.arg(if cpp { "-std=c++17" } else { "-std=c11" });
+    cmd.arg(match cpp {
+        Some(std) => format!("-std={std}"),
+        None => "-std=c11".into(),
+    });
     cmd.args([
         "-Wall",
         "-Wextra",
@@ -66,6 +70,7 @@ fn compiler(cpp: bool) -> Command {
         "examples/kv/include",
         "examples/echo/c",
         "tests/c",
+        "tests/cpp",
     ] {
         cmd.arg(format!("-I{}", root.join(dir).display()));
     }
@@ -73,8 +78,11 @@ fn compiler(cpp: bool) -> Command {
 }
 
 fn compile(source: &str, out_name: &str, libs: &[&str]) -> PathBuf {
+    compile_with(compiler(None), source, out_name, libs)
+}
+
+fn compile_with(mut cmd: Command, source: &str, out_name: &str, libs: &[&str]) -> PathBuf {
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(out_name);
-    let mut cmd = compiler(false);
     cmd.arg(root().join(source));
     for lib in libs {
         let dir = lib_dir(lib);
@@ -151,6 +159,13 @@ fn c_sync() {
     assert!(out.contains(" passed, 0 failed"));
 }
 
+/// The typed forms of echo and kv: typed replies and typed listeners.
+#[test]
+fn c_typed() {
+    let out = run(&compile("tests/c/typed.c", "typed", &["kv", "echo"]), &[]);
+    assert!(out.contains(" passed, 0 failed"));
+}
+
 #[test]
 fn c_features() {
     let out = run(&compile("tests/c/features.c", "features", &["echo"]), &[]);
@@ -192,7 +207,7 @@ fn c_kv() {
 #[test]
 fn generated_headers_compile_as_c11_and_cpp17() {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    for (cpp, file) in [(false, "headers.c"), (true, "headers.cpp")] {
+    for (cpp, file) in [(None, "headers.c"), (Some("c++17"), "headers.cpp")] {
         let src = dir.join(file);
         std::fs::write(
             &src,
@@ -207,6 +222,29 @@ fn generated_headers_compile_as_c11_and_cpp17() {
             .status()
             .unwrap_or_else(|e| panic!("running the compiler {cmd:?}: {e}"));
         assert!(status.success(), "the headers do not compile: {cmd:?}");
+    }
+}
+
+/// The generated C++ bindings (`echo.hpp`, `kv.hpp`) driven by C++ hosts: as C++17
+/// under AddressSanitizer (leaks included) and UndefinedBehaviorSanitizer, and as C++20.
+/// gcc's sanitizer runtime instruments the host; the Rust libraries' allocations go
+/// through the same malloc, so a leaked answer or box shows as well.
+#[test]
+fn cpp_bindings() {
+    for (source, lib) in [("tests/cpp/kv.cpp", "kv"), ("tests/cpp/echo.cpp", "echo")] {
+        for std in ["c++17", "c++20"] {
+            let mut cmd = compiler(Some(std));
+            if std == "c++17" {
+                cmd.args([
+                    "-fsanitize=address,undefined",
+                    "-fno-sanitize-recover=all",
+                    "-fno-omit-frame-pointer",
+                ]);
+            }
+            let exe = compile_with(cmd, source, &format!("{lib}-{std}"), &[lib]);
+            let out = run(&exe, &[("ASAN_OPTIONS", "detect_leaks=1")]);
+            assert!(out.contains(" passed, 0 failed"), "{source} as {std}");
+        }
     }
 }
 

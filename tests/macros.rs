@@ -49,6 +49,14 @@ pub struct Outer {
     pub yes: Option<bool>,
 }
 
+/// A record whose name the C++ binding takes for itself (renamed `Context_` there), and
+/// an array of bools (no `std::vector<bool>::data()`).
+#[derive(ffi_dispatch::Record, Clone, Debug, PartialEq)]
+pub struct Context {
+    pub flags: Vec<bool>,
+    pub maybe_flags: Option<Vec<bool>>,
+}
+
 pub struct Shapes {
     kept: Vec<Inner>,
 }
@@ -70,6 +78,12 @@ impl Shapes {
     #[ffi]
     fn echo_opt(&self, o: Option<Outer>) -> Option<Outer> {
         o
+    }
+
+    /// Answers the flags, negated.
+    #[ffi]
+    fn flags(&self, c: Context) -> Vec<bool> {
+        c.flags.iter().map(|f| !f).collect()
     }
 
     #[ffi]
@@ -427,5 +441,80 @@ fn header_and_schema_describe_every_shape() {
         "shapes_echo_opt-response = ShapesOuter / null",
     ] {
         assert!(c.contains(expected), "schema lacks `{expected}`:\n{c}");
+    }
+}
+
+/// The C++ binding of every shape compiles, with every warning an error, as C++17 and
+/// C++20, its callable forms instantiated too (the examples' suites run theirs).
+#[test]
+#[cfg_attr(miri, ignore = "runs the C++ compiler")]
+fn cpp_binding_of_every_shape_compiles() {
+    let lib = described();
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("shapes-cpp");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (file, text) in [
+        ("shapes.h", header(&lib)),
+        ("ffi_dispatch.h", lib.runtime_header.clone()),
+        ("shapes.hpp", ffi_dispatch_codegen::cpp_header(&lib)),
+        (
+            "ffi_dispatch.hpp",
+            ffi_dispatch_codegen::CPP_SUPPORT_HEADER.to_string(),
+        ),
+        (
+            "probe.cpp",
+            r#"#include "shapes.hpp"
+// Every form of every method, instantiated (never run: -fsyntax-only).
+void probe(const shapes::Context& c) {
+    shapes::Outer o;
+    o.words = std::vector<std::string>{"a"};
+    o.blob = std::vector<uint8_t>{};
+    o.inners.push_back(shapes::Inner{});
+    shapes::Result<shapes::Outer> r = c.echo_outer(o, 100);
+    (void)r;
+    auto f = c.echo_opt_async(std::optional<shapes::Outer>(o));
+    (void)f;
+    (void)c.levels({shapes::Level::Low, shapes::Level::High}, [](shapes::Result<std::vector<shapes::Level>>) {});
+    shapes::Context_ flags;
+    flags.flags = {true, false};
+    flags.maybe_flags = std::vector<bool>{};
+    shapes::Result<std::vector<bool>> negated = c.flags(flags);
+    (void)negated;
+    (void)c.kept([](shapes::Result<std::vector<shapes::Inner>>) {}, [](std::string_view) {});
+    shapes::Result<std::string> d = c.describe(std::nullopt, int64_t{1}, true, std::string("s"));
+    (void)d;
+}
+int main() { return shapes::Context::create().ok() ? 0 : 1; }
+"#
+            .to_string(),
+        ),
+    ] {
+        std::fs::write(dir.join(file), text).unwrap();
+    }
+    let target = env!("FFID_BUILD_TARGET");
+    for std in ["-std=c++17", "-std=c++20"] {
+        let mut cmd = cc::Build::new()
+            .cpp(true)
+            .target(target)
+            .host(target)
+            .opt_level(0)
+            .cargo_metadata(false)
+            .cargo_warnings(false)
+            .get_compiler()
+            .to_command();
+        cmd.args([
+            std,
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pedantic",
+            "-fsyntax-only",
+        ])
+        .arg(format!("-I{}", dir.display()))
+        .arg(dir.join("probe.cpp"));
+        let status = cmd.status().expect("running the C++ compiler");
+        assert!(
+            status.success(),
+            "shapes.hpp does not compile as {std}: {cmd:?}"
+        );
     }
 }

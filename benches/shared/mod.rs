@@ -24,6 +24,21 @@ pub unsafe extern "C" fn complete(ret: c_int, msg: *const c_char, len: usize, ud
         .store(1, Ordering::Release);
 }
 
+/// A typed reply (`<lib>_<m>_async`) of a `bool` answer, recording as [`complete`].
+pub unsafe extern "C" fn complete_bool(
+    ret: c_int,
+    value: bool,
+    msg: *const c_char,
+    ud: *mut c_void,
+) {
+    debug_assert!(ret == RET_OK && value);
+    let _ = msg;
+    // SAFETY: as in `complete`.
+    unsafe { &*(ud as *const Completion) }
+        .done
+        .store(1, Ordering::Release);
+}
+
 pub fn wait(c: &Completion) {
     while c.done.load(Ordering::Acquire) == 0 {
         std::hint::spin_loop();

@@ -26,18 +26,22 @@ pub enum Lang {
     /// `<name>.h` and, beside it, the runtime's `ffi_dispatch.h`: `-I <out>` is all a C
     /// or C++ host needs.
     C,
+    /// `<name>.hpp`, the header-only C++17 binding over `<name>.h`, and beside it
+    /// `ffi_dispatch.hpp`, which every such binding includes (it brings `C` along).
+    Cpp,
     /// `<name>.cddl`, the schema of the CBOR wire.
     Cddl,
 }
 
 impl Lang {
     /// Every output.
-    pub const ALL: &'static [Lang] = &[Lang::C, Lang::Cddl];
+    pub const ALL: &'static [Lang] = &[Lang::C, Lang::Cpp, Lang::Cddl];
 
     /// The name `--lang` takes.
     pub fn name(self) -> &'static str {
         match self {
             Lang::C => "c",
+            Lang::Cpp => "cpp",
             Lang::Cddl => "cddl",
         }
     }
@@ -177,10 +181,15 @@ fn describing_symbol(path: &Path, name: Option<&str>) -> Result<String, Error> {
     }
 }
 
-/// The files `langs` make from `lib`.
+/// The files `langs` make from `lib`. `Cpp` brings `C` along: `<name>.hpp` includes
+/// `<name>.h`.
 pub fn render(lib: &Library, langs: &[Lang]) -> Vec<Output> {
     let mut out = Vec::new();
-    for lang in langs {
+    let mut langs = langs.to_vec();
+    if langs.contains(&Lang::Cpp) && !langs.contains(&Lang::C) {
+        langs.insert(0, Lang::C);
+    }
+    for lang in &langs {
         match lang {
             Lang::C => {
                 out.push(Output {
@@ -190,6 +199,16 @@ pub fn render(lib: &Library, langs: &[Lang]) -> Vec<Output> {
                 out.push(Output {
                     file: "ffi_dispatch.h".into(),
                     contents: ffi_dispatch_codegen::runtime_header(lib).to_string(),
+                });
+            }
+            Lang::Cpp => {
+                out.push(Output {
+                    file: format!("{}.hpp", lib.name),
+                    contents: ffi_dispatch_codegen::cpp_header(lib),
+                });
+                out.push(Output {
+                    file: "ffi_dispatch.hpp".into(),
+                    contents: ffi_dispatch_codegen::CPP_SUPPORT_HEADER.to_string(),
                 });
             }
             Lang::Cddl => out.push(Output {

@@ -1,4 +1,4 @@
-//! `ffi-dispatch-bindgen <library> --out <dir> [--lang c,cddl] [--name <lib>] [--check]`
+//! `ffi-dispatch-bindgen <library> --out <dir> [--lang c,cpp,cddl] [--name <lib>] [--check]`
 //!
 //! Reads the description the built library (a cdylib) hands out and writes its bindings
 //! into `<dir>`, creating it as needed: `c` is `<name>.h` with the runtime's
@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use ffi_dispatch_bindgen::{check, read_library_named, render, report, write, Lang};
 
-const USAGE: &str = "usage: ffi-dispatch-bindgen <path to the cdylib> --out <dir> [--lang c,cddl] [--name <library>] [--check]";
+const USAGE: &str = "usage: ffi-dispatch-bindgen <path to the cdylib> --out <dir> [--lang c,cpp,cddl] [--name <library>] [--check]";
 
 struct Args {
     library: PathBuf,

@@ -90,7 +90,13 @@ fn an_outside_library_ships_a_header_a_c_host_builds_against() {
     let missing = bindgen(&check);
     assert_eq!(missing.status.code(), Some(1));
     let said = String::from_utf8_lossy(&missing.stderr);
-    for file in ["greeter.h", "ffi_dispatch.h", "greeter.cddl"] {
+    for file in [
+        "greeter.h",
+        "ffi_dispatch.h",
+        "greeter.hpp",
+        "ffi_dispatch.hpp",
+        "greeter.cddl",
+    ] {
         assert!(said.contains(&format!("{file} is missing")), "{said}");
     }
     assert!(
@@ -104,7 +110,7 @@ fn an_outside_library_ships_a_header_a_c_host_builds_against() {
         "ffi-dispatch-bindgen",
         bindgen(&[lib, "--out".as_ref(), out]),
     );
-    assert_eq!(wrote.lines().count(), 3, "{wrote}");
+    assert_eq!(wrote.lines().count(), 5, "{wrote}");
     ok("--check of fresh bindings", bindgen(&check));
     let header = std::fs::read_to_string(out_dir.join("greeter.h")).unwrap();
     for expected in [
@@ -143,19 +149,53 @@ fn an_outside_library_ships_a_header_a_c_host_builds_against() {
             .unwrap(),
     );
     assert!(ran.contains("greeter host: ok"), "{ran}");
+    // A C++ host of the generated binding alone, as C++17 and C++20.
     let probe = work.join("probe.cpp");
     std::fs::write(
         &probe,
-        "#include \"greeter.h\"\nint main() { return GREETER_VOLUME_LOUD == 1 ? 0 : 1; }\n",
+        r#"#include "greeter.hpp"
+#include <cstdio>
+int main() {
+    static_assert(greeter::MAX_NAME == 16);
+    auto made = greeter::Context::create("Hi");
+    if (!made) return 1;
+    greeter::Context g = std::move(made).value();
+    auto loud = g.greet("ann", greeter::Volume::Loud);
+    if (!loud || loud->text != "HI, ANN!" || loud->ordinal != 0) return 2;
+    auto later = g.greet_async("bo", greeter::Volume::Normal).get();
+    if (!later || later->text != "Hi, bo!" || later->ordinal != 1) return 3;
+    auto bad = g.greet("", greeter::Volume::Normal);
+    if (bad || bad.error().message != "a name is 1 to 16 bytes") return 4;
+    if (!greeter::version()) return 5;
+    std::puts("greeter c++ host: ok");
+    return 0;
+}
+"#,
     )
     .unwrap();
-    let status = Command::new("c++")
-        .args(["-std=c++17", "-Wall", "-Wextra", "-Werror", "-fsyntax-only"])
-        .arg(format!("-I{}", out_dir.display()))
-        .arg(&probe)
-        .status()
-        .expect("running c++");
-    assert!(status.success(), "greeter.h does not compile as C++17");
+    for std in ["-std=c++17", "-std=c++20"] {
+        let exe = work.join(format!("probe{std}"));
+        let status = Command::new("c++")
+            .args([std, "-Wall", "-Wextra", "-Werror", "-pedantic"])
+            .arg(format!("-I{}", out_dir.display()))
+            .arg(&probe)
+            .arg("-o")
+            .arg(&exe)
+            .arg(format!("-L{}", dylib.parent().unwrap().display()))
+            .arg(format!("-Wl,-rpath,{}", dylib.parent().unwrap().display()))
+            .args(["-lgreeter", "-lpthread"])
+            .status()
+            .expect("running c++");
+        assert!(status.success(), "greeter.hpp does not build as {std}");
+        let ran = ok(
+            "the C++ host",
+            Command::new(&exe)
+                .env_remove("LD_LIBRARY_PATH")
+                .output()
+                .unwrap(),
+        );
+        assert!(ran.contains("greeter c++ host: ok"), "{ran}");
+    }
 
     // An edited file is stale, a deleted one missing: both named.
     std::fs::write(
@@ -175,6 +215,32 @@ fn an_outside_library_ships_a_header_a_c_host_builds_against() {
     assert!(!said.contains("greeter.cddl"), "{said}");
     ok("regenerating", bindgen(&[lib, "--out".as_ref(), out]));
     ok("--check after regenerating", bindgen(&check));
+
+    // `--lang cpp` alone brings the C header it includes along (and no schema).
+    let cpp_dir = work.join("bindings").join("cpp-only");
+    let cpp = bindgen(&[
+        lib,
+        "--out".as_ref(),
+        cpp_dir.as_os_str(),
+        "--lang".as_ref(),
+        "cpp".as_ref(),
+    ]);
+    let wrote = ok("--lang cpp", cpp);
+    let mut files: Vec<String> = std::fs::read_dir(&cpp_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "ffi_dispatch.h",
+            "ffi_dispatch.hpp",
+            "greeter.h",
+            "greeter.hpp"
+        ],
+        "{wrote}"
+    );
 }
 
 #[test]

@@ -237,10 +237,12 @@ pub fn header(lib: &Library) -> String {
     o.push_str(&format!(
         " *
  * Every method has a native export (arguments in a struct passed by pointer) and a CBOR
- * export (arguments as a CBOR map keyed by parameter name; schema in {n}.cddl). The rules
- * of ffi_dispatch.h apply to all of them: FFID_RET_OK = accepted, exactly one terminal
- * callback follows (an inline export's has come before it returns); anything else =
- * refused, no callback.
+ * export (arguments as a CBOR map keyed by parameter name; schema in {n}.cddl); methods
+ * and static methods also a blocking form (_sync: the answer in out parameters, owned
+ * by the caller) and a typed form (_async: a typed reply callback gets the answer as C
+ * values, owned by the host). The rules of ffi_dispatch.h apply to all of them:
+ * FFID_RET_OK = accepted, exactly one terminal callback follows (an inline export's has
+ * come before it returns); anything else = refused, no callback. C++ hosts: {n}.hpp.
  *
  * Pointers: every pointer passed in (args structs, the text, bytes and arrays they point
  * to, CBOR buffers) is borrowed for the duration of the call only: the runtime copies
@@ -490,6 +492,50 @@ fn function(o: &mut String, n: &str, f: &Function, ctx: &str) {
         };
         writeln!(o, "int {sync}({ctx}{args}{outs}uint32_t timeout_ms);").unwrap();
     }
+    if let Some(typed) = &f.typed {
+        let (outs, how) = sync_outs(&f.ret);
+        let how = how
+            .replace("*out_len", "value_len")
+            .replace("*has_out", "has_value")
+            .replace("*out", "value");
+        let doc = format!(
+            "Typed form: accepted or refused as {export}; reply then gets ret and the answer's \
+             values. FFID_RET_OK: {how}; msg is NULL. FFID_RET_ERR: the values are zero or NULL, \
+             msg the error (valid during the call). FFID_RET_STALE_WARN: a progress ping, msg \
+             the elapsed milliseconds. Called where cb would be.",
+            export = f.export
+        );
+        comment(o, "", &wrap(&doc, 86));
+        let t = &typed.callback;
+        let values = typed_values(&outs, "value");
+        writeln!(
+            o,
+            "typedef void (*{t})(int ret, {values}const char* msg, void* user_data);"
+        )
+        .unwrap();
+        let args = match &f.args_struct {
+            Some(s) => format!("const {s}* args, "),
+            None => String::new(),
+        };
+        writeln!(
+            o,
+            "int {}({ctx}{args}{t} reply, void* user_data);",
+            typed.export
+        )
+        .unwrap();
+    }
+}
+
+/// A typed callback's value parameters (each followed by `, `): the pointees of a
+/// blocking form's out parameters, `out` renamed `name`.
+fn typed_values(outs: &[String], name: &str) -> String {
+    outs.iter()
+        .map(|o| {
+            let (ty, param) = o.rsplit_once(' ').unwrap_or((o, ""));
+            let ty = ty.strip_suffix('*').unwrap_or(ty);
+            format!("{ty} {}, ", param.replace("out", name))
+        })
+        .collect()
 }
 
 /// `text` in lines of at most `width` characters, broken at spaces.
@@ -666,6 +712,29 @@ fn runtime_section(o: &mut String, lib: &Library) {
             o,
             "uint64_t {}(ffid_ctx* ctx, ffid_callback cb, void* user_data);",
             e.cbor_listener
+        )
+        .unwrap();
+        let (outs, how) = sync_outs(&e.ty);
+        comment(
+            o,
+            "",
+            &wrap(
+                &format!(
+                    "Typed listener: called on the event thread with the event's values: {}. A NULL \
+                     listener is refused (0); an event the library fails to encode is not \
+                     delivered to it.",
+                    how.replace("*out_len", "event_len").replace("*has_out", "has_event").replace("*out", "event")
+                ),
+                86,
+            ),
+        );
+        let t = &e.typed.callback;
+        let values = typed_values(&outs, "event");
+        writeln!(o, "typedef void (*{t})({values}void* user_data);").unwrap();
+        writeln!(
+            o,
+            "uint64_t {}(ffid_ctx* ctx, {t} listener, void* user_data);",
+            e.typed.export
         )
         .unwrap();
     }

@@ -30,6 +30,8 @@ pub(crate) struct FfidOptions {
     hook_user_data: *mut c_void,
     pub(crate) idle_policy: u32,
     pub(crate) idle_spin_cap_permille: u32,
+    poison_replies: u32,
+    reserved2: u32,
 }
 #[repr(C)]
 pub(crate) struct TriggerPingArgs {

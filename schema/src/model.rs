@@ -100,6 +100,21 @@ pub struct Function {
     /// The blocking form's C name (`<lib>_<f>_sync`): methods and static methods.
     #[n(10)]
     pub sync_export: Option<String>,
+    /// The typed form's C name (`<lib>_<f>_async`) and its reply callback's type
+    /// (`<Prefix><F>Reply`): methods and static methods.
+    #[n(11)]
+    pub typed: Option<Typed>,
+}
+
+/// A typed export and the C type of the host function it calls.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Typed {
+    /// The export's C name.
+    #[n(0)]
+    pub export: String,
+    /// The callback's C type name.
+    #[n(1)]
+    pub callback: String,
 }
 
 /// A parameter or a record field.
@@ -256,6 +271,10 @@ pub struct Event {
     /// The CBOR listener function's C name.
     #[n(4)]
     pub cbor_listener: String,
+    /// The typed listener function (`<lib>_listen_<e>`) and its listener's type
+    /// (`<Prefix><E>Listener`).
+    #[n(5)]
+    pub typed: Typed,
 }
 
 /// A constant.
@@ -415,6 +434,10 @@ impl Library {
                     ty: Type::of(desc.type_prefix, e.ty),
                     listener: CName::listener(desc.name, e.name, "").to_string(),
                     cbor_listener: CName::listener(desc.name, e.name, "_cbor").to_string(),
+                    typed: Typed {
+                        export: CName::typed_listener(desc.name, e.name).to_string(),
+                        callback: CName::listener_type(desc.type_prefix, e.name).to_string(),
+                    },
                 })
                 .collect(),
             types: named_types(desc),
@@ -563,6 +586,10 @@ impl Function {
             asynchronous: f.asynchronous,
             sync_export: (role == Role::Queued)
                 .then(|| CName::export(lib.name, f.name, "_sync").to_string()),
+            typed: (role == Role::Queued).then(|| Typed {
+                export: CName::export(lib.name, f.name, "_async").to_string(),
+                callback: CName::reply_type(lib.type_prefix, f.name).to_string(),
+            }),
         }
     }
 }

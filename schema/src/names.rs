@@ -6,9 +6,11 @@
 //!
 //! | item | C name |
 //! |---|---|
-//! | export of function `f` (its CBOR twin, its blocking form) | `<lib>_<f>` (`<lib>_<f>_cbor`, `<lib>_<f>_sync`) |
+//! | export of function `f` (its CBOR twin, its blocking and typed forms) | `<lib>_<f>` (`<lib>_<f>_cbor`, `<lib>_<f>_sync`, `<lib>_<f>_async`) |
+//! | typed reply callback of function `f` | `<Prefix><F>Reply` |
 //! | a runtime export (see [`RUNTIME_EXPORTS`]) | `<lib>_<export>` |
-//! | listener functions of event `e` | `<lib>_add_<e>_listener` (`_cbor`) |
+//! | listener functions of event `e` | `<lib>_add_<e>_listener` (`_cbor`), typed `<lib>_listen_<e>` |
+//! | typed listener of event `e` | `<Prefix><E>Listener` |
 //! | record or enum `T` | `<Prefix><T>`, or `T` when it already starts with `<Prefix>` and a capital |
 //! | value `V` of enum `T` | `SCREAMING(<C name of T>)_SCREAMING(V)` |
 //! | args struct of function `f`, the constructor's | `<Prefix><F>Args`, `<Prefix>Config` (spelled by the macro) |
@@ -51,25 +53,182 @@ pub const RUNTIME_EXPORTS: &[&str] = &[
     "ffid_describe",
 ];
 
-/// A C name as up to six pieces, each printed as written or in SCREAMING case.
+/// How a piece of a C name is printed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Case {
+    /// As written.
+    Plain,
+    /// SCREAMING (see the module docs).
+    Screaming,
+    /// Camel: `snake_name` -> `SnakeName` (as the macro spells args structs).
+    Camel,
+}
+
+/// C and C++ keywords (and the names `<stdbool.h>` defines): not usable as field or
+/// parameter names, since they become C struct fields (the macros refuse them), and
+/// renamed in the C++ binding where a function or type takes one.
+pub const C_KEYWORDS: &[&str] = &[
+    "alignas",
+    "alignof",
+    "and",
+    "and_eq",
+    "asm",
+    "auto",
+    "bitand",
+    "bitor",
+    "bool",
+    "break",
+    "case",
+    "catch",
+    "char",
+    "char8_t",
+    "char16_t",
+    "char32_t",
+    "class",
+    "co_await",
+    "co_return",
+    "co_yield",
+    "compl",
+    "concept",
+    "const",
+    "const_cast",
+    "consteval",
+    "constexpr",
+    "constinit",
+    "continue",
+    "decltype",
+    "default",
+    "delete",
+    "do",
+    "double",
+    "dynamic_cast",
+    "else",
+    "enum",
+    "explicit",
+    "export",
+    "extern",
+    "false",
+    "float",
+    "for",
+    "friend",
+    "goto",
+    "if",
+    "inline",
+    "int",
+    "long",
+    "mutable",
+    "namespace",
+    "new",
+    "noexcept",
+    "not",
+    "not_eq",
+    "nullptr",
+    "operator",
+    "or",
+    "or_eq",
+    "private",
+    "protected",
+    "public",
+    "register",
+    "reinterpret_cast",
+    "requires",
+    "restrict",
+    "return",
+    "short",
+    "signed",
+    "sizeof",
+    "static",
+    "static_assert",
+    "static_cast",
+    "struct",
+    "switch",
+    "template",
+    "this",
+    "thread_local",
+    "throw",
+    "true",
+    "try",
+    "typedef",
+    "typeid",
+    "typename",
+    "typeof",
+    "union",
+    "unsigned",
+    "using",
+    "virtual",
+    "void",
+    "volatile",
+    "wchar_t",
+    "while",
+    "xor",
+    "xor_eq",
+    "_Alignas",
+    "_Alignof",
+    "_Atomic",
+    "_Bool",
+    "_Complex",
+    "_Generic",
+    "_Imaginary",
+    "_Noreturn",
+    "_Static_assert",
+    "_Thread_local",
+];
+
+/// A C name as up to six pieces, each printed as written, in SCREAMING or in Camel case.
 #[derive(Clone, Copy)]
 pub struct CName<'a> {
-    pieces: [(&'a str, bool); 6],
+    pieces: [(&'a str, Case); 6],
     count: usize,
 }
 
 impl<'a> CName<'a> {
     const fn new() -> Self {
         CName {
-            pieces: [("", false); 6],
+            pieces: [("", Case::Plain); 6],
             count: 0,
         }
     }
 
-    const fn then(mut self, text: &'a str, screaming: bool) -> Self {
-        self.pieces[self.count] = (text, screaming);
+    const fn then(self, text: &'a str, screaming: bool) -> Self {
+        self.piece(
+            text,
+            if screaming {
+                Case::Screaming
+            } else {
+                Case::Plain
+            },
+        )
+    }
+
+    const fn piece(mut self, text: &'a str, case: Case) -> Self {
+        self.pieces[self.count] = (text, case);
         self.count += 1;
         self
+    }
+
+    /// `<Prefix><Name>Reply`: the typed reply callback of function `name` (beside its
+    /// args struct, `<Prefix><Name>Args`).
+    pub const fn reply_type(prefix: &'a str, name: &'a str) -> Self {
+        CName::new()
+            .then(prefix, false)
+            .piece(name, Case::Camel)
+            .then("Reply", false)
+    }
+
+    /// `<Prefix><Event>Listener`: the typed listener of event `event`.
+    pub const fn listener_type(prefix: &'a str, event: &'a str) -> Self {
+        CName::new()
+            .then(prefix, false)
+            .piece(event, Case::Camel)
+            .then("Listener", false)
+    }
+
+    /// `<lib>_listen_<event>`: adds a typed listener.
+    pub const fn typed_listener(lib: &'a str, event: &'a str) -> Self {
+        CName::new()
+            .then(lib, false)
+            .then("_listen_", false)
+            .then(event, false)
     }
 
     /// `<lib>_<name><suffix>`: an export.
@@ -112,7 +271,7 @@ impl<'a> CName<'a> {
         let mut n = CName::type_name(prefix, rust);
         let mut i = 0;
         while i < n.count {
-            n.pieces[i].1 = true;
+            n.pieces[i].1 = Case::Screaming;
             i += 1;
         }
         n.then("_", false).then(variant, true)
@@ -138,17 +297,34 @@ impl<'a> CName<'a> {
         let mut after_lower = false;
         let mut p = 0;
         while p < self.count {
-            let (text, screaming) = self.pieces[p];
+            let (text, case) = self.pieces[p];
+            let screaming = matches!(case, Case::Screaming);
             let bytes = text.as_bytes();
             let mut i = 0;
+            // Camel: a letter that starts a word is upper-cased; `_`s are dropped.
+            let mut word_start = true;
             while i < bytes.len() {
                 let b = bytes[i];
+                i += 1;
+                if matches!(case, Case::Camel) {
+                    if b == b'_' {
+                        word_start = true;
+                        continue;
+                    }
+                    let c = if word_start {
+                        b.to_ascii_uppercase()
+                    } else {
+                        b
+                    };
+                    word_start = false;
+                    len = put(out, len, c);
+                    continue;
+                }
                 if screaming && b.is_ascii_uppercase() && after_lower {
                     len = put(out, len, b'_');
                 }
                 after_lower = b.is_ascii_lowercase() || b.is_ascii_digit();
                 len = put(out, len, if screaming { b.to_ascii_uppercase() } else { b });
-                i += 1;
             }
             p += 1;
         }
@@ -327,6 +503,10 @@ impl<'a> Table<'a> {
         if blocking {
             let sync = Holder::new("the blocking export of", f.name);
             self.claim(CName::export(lib.name, f.name, "_sync"), sync);
+            let typed = Holder::new("the typed export of", f.name);
+            self.claim(CName::export(lib.name, f.name, "_async"), typed);
+            let reply = Holder::new("the typed reply callback of", f.name);
+            self.claim(CName::reply_type(lib.type_prefix, f.name), reply);
         }
         if !f.params.is_empty() {
             let args = Holder::new("the args struct of", f.name);
@@ -545,6 +725,10 @@ pub const fn check(lib: &LibraryDesc) {
         t.claim(CName::listener(lib.name, e.name, ""), listener);
         let cbor = Holder::new("the CBOR listener function of event", e.name);
         t.claim(CName::listener(lib.name, e.name, "_cbor"), cbor);
+        let typed = Holder::new("the typed listener function of event", e.name);
+        t.claim(CName::typed_listener(lib.name, e.name), typed);
+        let typedef = Holder::new("the typed listener of event", e.name);
+        t.claim(CName::listener_type(lib.type_prefix, e.name), typedef);
         t.ty(lib.type_prefix, e.ty);
         i += 1;
     }

@@ -36,6 +36,7 @@ use crossbeam_queue::SegQueue;
 use crossbeam_utils::Backoff;
 
 use crate::abi::Callback;
+use crate::egress::owned::{Handover, Owned};
 use crate::envelope::Payload;
 use crate::ffi::host::{deliver, UserData};
 use crate::sync::ring::{Ring, TagRing};
@@ -120,6 +121,46 @@ struct Completion {
     ret: c_int,
     /// The message with its NUL terminator.
     msg: Payload,
+    /// `msg` hands over an owned answer (`Outbox::answer_reply`): the drain gives the
+    /// callback its bytes and frees it after.
+    handover: bool,
+}
+
+impl Completion {
+    /// Calls the host's callback; a handed-over answer is freed after it returns.
+    fn deliver(self) {
+        let msg = self.msg.as_slice();
+        if !self.handover {
+            return deliver(self.callback, self.user_data.0, self.ret, msg);
+        }
+        // A flat answer's bytes (and NUL) follow its tag, copied into this completion
+        // already: nothing to take over.
+        if msg.first() == Some(&Handover::FLAT) {
+            return deliver(self.callback, self.user_data.0, self.ret, &msg[1..]);
+        }
+        // A laid-out answer's block: the tag's message without its NUL is what
+        // `Owned::adopt` reads.
+        let handed = &msg[..msg.len() - 1];
+        // SAFETY: a queued native answer's handover (`Outbox::answer_reply`), taken over
+        // here, once.
+        match unsafe { Owned::adopt(handed) } {
+            Some(answer) => {
+                deliver(
+                    self.callback,
+                    self.user_data.0,
+                    self.ret,
+                    answer.bytes_nul(),
+                );
+                drop(answer);
+            }
+            None => deliver(
+                self.callback,
+                self.user_data.0,
+                crate::abi::RET_ERR,
+                b"the runtime handed over no answer\0",
+            ),
+        }
+    }
 }
 
 /// Whether the host has been told (through the fd) that completions wait.
@@ -189,11 +230,24 @@ impl CompletionQueue {
         ret: c_int,
         msg_nul: &[u8],
     ) {
+        self.push_as(callback, user_data, ret, msg_nul, false)
+    }
+
+    /// [`CompletionQueue::push`] of a message that may hand over an owned answer.
+    pub(crate) fn push_as(
+        &self,
+        callback: Callback,
+        user_data: *mut c_void,
+        ret: c_int,
+        msg_nul: &[u8],
+        handover: bool,
+    ) {
         let mut c = Completion {
             callback,
             user_data: UserData(user_data),
             ret,
             msg: Payload::copy_from(msg_nul),
+            handover,
         };
         let mut stalled = false;
         let backoff = Backoff::new();
@@ -261,7 +315,7 @@ impl CompletionQueue {
                 let Some(c) = (unsafe { self.ring.pop() }).or_else(|| self.overflow.pop()) else {
                     break;
                 };
-                deliver(c.callback, c.user_data.0, c.ret, c.msg.as_slice());
+                c.deliver();
                 ran += 1;
             }
             ran

@@ -97,7 +97,7 @@ impl<T: ?Sized> Deferred<T> {
         };
         if state.gate.claim(state.id) {
             with_reply(|reply| {
-                reply.start(state.kind);
+                reply.start_answer(state.kind, self.outbox.queues_completions());
                 // The answer's encoding is the library's code: if it panics, the host
                 // still gets its one answer (and destroy does not wait for this token).
                 let result =
@@ -110,6 +110,9 @@ impl<T: ?Sized> Deferred<T> {
                         });
                 let (ret, msg) = reply.outcome(result);
                 self.outbox.answer_deferred(&state, ret, msg);
+                if self.outbox.poison_replies {
+                    reply.poison();
+                }
             });
         }
         self.outbox.pending.remove(state.id);

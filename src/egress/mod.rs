@@ -11,3 +11,4 @@ pub(crate) mod outbox;
 pub mod owned;
 pub(crate) mod pending;
 pub mod reply;
+pub mod typed;

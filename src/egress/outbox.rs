@@ -12,9 +12,11 @@ use std::ffi::{c_int, c_void};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::abi::{Callback, DIAG_PANIC, RET_ERR};
+use crate::abi::{Callback, DIAG_PANIC, RET_ERR, RET_OK};
+use crate::egress::owned::Handover;
 use crate::egress::pending::{Pending, TokenState};
 use crate::ffi::host::deliver;
+use crate::ingress::envelope::Kind;
 use crate::sync::counter::SharedCounter;
 use crate::threads::{calling_host, panics};
 use crate::HostFn;
@@ -31,6 +33,9 @@ pub(crate) struct Outbox {
     pub(crate) stale_pings: SharedCounter,
     /// The host's `DIAG_*` callback (`DIAG_PANIC` is reported where the panic was caught).
     diagnostic: Option<HostFn<Callback>>,
+    /// `Options::poison_replies`: borrowed answers are overwritten once their callback
+    /// has returned (`Reply::poison`).
+    pub(crate) poison_replies: bool,
 }
 
 /// Completion mode's queue, where the platform has it.
@@ -42,8 +47,13 @@ pub(crate) type Completions = ();
 
 impl Outbox {
     #[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
-    pub(crate) fn new(completions: Completions, diagnostic: Option<HostFn<Callback>>) -> Self {
+    pub(crate) fn new(
+        completions: Completions,
+        diagnostic: Option<HostFn<Callback>>,
+        poison_replies: bool,
+    ) -> Self {
         Outbox {
+            poison_replies,
             #[cfg(target_os = "linux")]
             completions,
             pending: Pending::default(),
@@ -79,10 +89,41 @@ impl Outbox {
         deliver(callback, user_data, ret, msg_nul);
     }
 
+    /// [`Outbox::answer`] for what a [`Reply`] started for a request of `kind` made. In
+    /// completion mode a native `RET_OK` answer is an owned block's handover
+    /// (`Reply::start_answer`): the drain gives the callback the block's answer and frees
+    /// it after, so that it outlives the reply's later answers.
+    ///
+    /// [`Reply`]: crate::egress::reply::Reply
+    #[inline]
+    pub(crate) fn answer_reply(
+        &self,
+        callback: Callback,
+        user_data: *mut c_void,
+        ret: c_int,
+        msg_nul: &[u8],
+        kind: Kind,
+    ) {
+        #[cfg(target_os = "linux")]
+        if let Some(q) = &self.completions {
+            // The same test as `Reply::start_answer`'s, with the same outbox.
+            let handover = ret == RET_OK && kind == Kind::Native;
+            debug_assert!(
+                !handover || matches!(msg_nul.first(), Some(&(Handover::BLOCK | Handover::FLAT))),
+                "a queued native answer that is no handover"
+            );
+            return q.push_as(callback, user_data, ret, msg_nul, handover);
+        }
+        let _ = kind;
+        deliver(callback, user_data, ret, msg_nul);
+    }
+
     /// A deferred reply's answer, on whichever thread completes it (marked as inside a
     /// callback meanwhile); the token's gate was claimed.
     pub(crate) fn answer_deferred(&self, token: &TokenState, ret: c_int, msg_nul: &[u8]) {
-        calling_host(|| self.answer(token.callback, token.user_data.0, ret, msg_nul));
+        calling_host(|| {
+            self.answer_reply(token.callback, token.user_data.0, ret, msg_nul, token.kind)
+        });
         self.deferred_answered.bump();
     }
 

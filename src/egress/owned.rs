@@ -76,8 +76,8 @@ pub struct Owned {
 enum Repr {
     /// A block of its own (`ptr` is the answer's address in it).
     Block { ptr: *const u8, len: usize },
-    /// A short flat answer.
-    Inline { bytes: [u8; INLINE], len: u8 },
+    /// A short flat answer (a NUL after it: the array has one byte more).
+    Inline { bytes: [u8; INLINE + 1], len: u8 },
 }
 
 // SAFETY: a block is plain memory that nothing else references once the worker handed
@@ -101,7 +101,7 @@ impl Owned {
                 len: usize::from_ne_bytes(rest[w..].try_into().ok()?),
             },
             Handover::FLAT if rest.len() <= INLINE => {
-                let mut bytes = [0; INLINE];
+                let mut bytes = [0; INLINE + 1];
                 bytes[..rest.len()].copy_from_slice(rest);
                 Repr::Inline {
                     bytes,
@@ -123,6 +123,16 @@ impl Owned {
             // SAFETY: the block holds `len` initialised bytes at `ptr` while owned.
             Repr::Block { ptr, len } => unsafe { std::slice::from_raw_parts(*ptr, *len) },
             Repr::Inline { bytes, len } => &bytes[..*len as usize],
+        }
+    }
+
+    /// The answer's bytes and the NUL after them (every block and inline answer has
+    /// one: `marshal/block.rs`, and the arena's layout of a mirror).
+    pub(crate) fn bytes_nul(&self) -> &[u8] {
+        match &self.repr {
+            // SAFETY: a block holds `len` bytes at `ptr` and a NUL after them.
+            Repr::Block { ptr, len } => unsafe { std::slice::from_raw_parts(*ptr, *len + 1) },
+            Repr::Inline { bytes, len } => &bytes[..*len as usize + 1],
         }
     }
 

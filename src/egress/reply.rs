@@ -36,6 +36,10 @@ pub struct Reply {
     deferred: bool,
     /// An async handler's task, for the worker to adopt.
     spawned: Option<TaskFuture>,
+    /// The current native answer is handed over as an owned block, as an owned
+    /// request's, because it goes to a completion queue: its pointers must stay valid
+    /// until the host drains it, after later answers reused this reply.
+    queued_native: bool,
 }
 
 /// Who answers the current request.
@@ -119,6 +123,7 @@ impl Reply {
             request: None,
             deferred: false,
             spawned: None,
+            queued_native: false,
         }
     }
 
@@ -135,7 +140,8 @@ impl Reply {
     /// The worker, before running a handler: an answer for `env`, request `id`.
     #[inline]
     pub(crate) fn begin(&mut self, env: &Envelope, id: u64) {
-        self.start(env.kind);
+        let queued = self.outbox.as_ref().is_some_and(|o| o.queues_completions());
+        self.start_answer(env.kind, queued);
         self.request = Some(Current {
             callback: env.callback,
             user_data: env.user_data.0,
@@ -173,9 +179,20 @@ impl Reply {
 
     #[inline]
     pub(crate) fn start(&mut self, kind: Kind) {
+        self.start_answer(kind, false);
+    }
+
+    /// Starts an answer of `kind` for a context whose answers are `queued` to its
+    /// completion queue: a native one is then handed over as an owned block, which
+    /// [`Outbox::answer_reply`] marks for the drain to free.
+    ///
+    /// [`Outbox::answer_reply`]: crate::egress::outbox::Outbox::answer_reply
+    #[inline]
+    pub(crate) fn start_answer(&mut self, kind: Kind, queued: bool) {
         self.out.buf.clear();
         self.out.mirror_len = None;
-        self.out.owned = kind == Kind::Owned;
+        self.queued_native = queued && kind == Kind::Native;
+        self.out.owned = kind == Kind::Owned || self.queued_native;
         self.kind = kind;
     }
 
@@ -202,11 +219,12 @@ impl Reply {
         }
     }
 
-    /// The answer bytes with the NUL terminator after them. For [`Kind::Owned`] they
-    /// describe an owned block that the callback takes over (`egress/owned.rs`).
+    /// The answer bytes with the NUL terminator after them. For [`Kind::Owned`] (and a
+    /// queued native answer) they describe an owned block that the callback (or the
+    /// drain) takes over (`egress/owned.rs`).
     #[inline]
     pub(crate) fn ok_bytes(&mut self) -> &[u8] {
-        if self.kind == Kind::Owned {
+        if self.kind == Kind::Owned || self.queued_native {
             return self.owned_bytes();
         }
         if let Some(len) = self.out.mirror_len {
@@ -236,6 +254,18 @@ impl Reply {
         }
         buf.push(0);
         buf
+    }
+
+    /// Overwrites the last answer's bytes (the message and the arena its pointers point
+    /// into) with [`POISON_BYTE`](crate::abi::POISON_BYTE), once its callback has
+    /// returned: a pointer the host kept reads garbage, not the next answer. A handed-over
+    /// answer is the host's, and left alone.
+    pub(crate) fn poison(&mut self) {
+        use crate::abi::POISON_BYTE;
+        self.out.buf.fill(POISON_BYTE);
+        if !self.out.owned {
+            self.out.arena.poison(POISON_BYTE);
+        }
     }
 
     /// A handler's outcome as what its callback gets: `RET_OK` and the answer written,

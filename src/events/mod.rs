@@ -63,7 +63,14 @@ pub enum ListenerView {
     Cbor,
     /// Every event, as the CBOR map `{"event": name, "payload": ...}`.
     Envelope,
+    /// The event's C value as an owned block, which the callback takes over (a typed
+    /// listener's: encoded afresh for each such listener).
+    Owned,
 }
+
+/// What a listener owns besides its callback, freed with it (a typed listener's pair of
+/// host function and `user_data`).
+pub(crate) type Keep = Box<dyn std::any::Any + Send + Sync>;
 
 /// Why an event was not queued.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,6 +109,9 @@ struct Listener {
     callback: Callback,
     user_data: UserData,
     active: AtomicBool,
+    /// Freed with the listener: once removed, after the event thread's snapshot that
+    /// may be calling it is gone.
+    _keep: Option<Keep>,
 }
 
 impl Listener {
@@ -263,6 +273,7 @@ impl EventHub {
         view: ListenerView,
         callback: Callback,
         user_data: *mut c_void,
+        keep: Option<Keep>,
     ) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let listener = Arc::new(Listener {
@@ -272,6 +283,7 @@ impl EventHub {
             callback,
             user_data: UserData(user_data),
             active: AtomicBool::new(true),
+            _keep: keep,
         });
         let mut table = crate::sync::lock(&self.listeners);
         table.push(listener);
@@ -390,6 +402,7 @@ pub(crate) fn run(hub: Arc<EventHub>) {
         snapshot: Vec::new(),
         version: u64::MAX,
         native: Reply::new(None),
+        owned: Reply::new(None),
         cbor: Vec::new(),
         envelope: Vec::new(),
     };
@@ -437,6 +450,8 @@ struct Delivery {
     snapshot: Vec<Arc<Listener>>,
     version: u64,
     native: Reply,
+    /// Encodes the owned blocks of typed listeners.
+    owned: Reply,
     cbor: Vec<u8>,
     envelope: Vec<u8>,
 }
@@ -488,15 +503,27 @@ impl Delivery {
             if l.event.is_some_and(|e| e != ev.id) {
                 continue;
             }
-            let (ret, bytes) = match l.view {
-                ListenerView::Native => native,
-                ListenerView::Cbor => (RET_OK, &self.cbor[..]),
-                ListenerView::Envelope => (RET_OK, &self.envelope[..]),
+            // A typed listener's block is encoded for this call only (the callback takes
+            // it over), before the call is announced: the encoding is the library's code.
+            let owned = (l.view == ListenerView::Owned).then(|| {
+                self.owned.start(Kind::Owned);
+                let result = (desc.native)(payload, &mut self.owned);
+                self.owned.outcome(result)
+            });
+            let (ret, bytes) = match (l.view, owned) {
+                (_, Some(owned)) => owned,
+                (ListenerView::Native, _) => native,
+                (ListenerView::Cbor, _) => (RET_OK, &self.cbor[..]),
+                (ListenerView::Envelope | ListenerView::Owned, _) => (RET_OK, &self.envelope[..]),
             };
             hub.call_seq.bump();
             if l.begin_call(&hub.calling) {
                 hub.delivered.bump();
                 deliver(l.callback, l.user_data.0, ret, bytes);
+            } else if l.view == ListenerView::Owned && ret == RET_OK {
+                // Removed meanwhile: the block is nobody's; free it.
+                // SAFETY: the owned view's message, never handed to the callback.
+                drop(unsafe { crate::egress::owned::Owned::adopt(&bytes[..bytes.len() - 1]) });
             }
             hub.calling.store(0, Ordering::Release);
         }
@@ -522,6 +549,7 @@ mod loom_models {
                 callback: never,
                 user_data: UserData(std::ptr::null_mut()),
                 active: AtomicBool::new(true),
+                _keep: None,
             });
             let calling = Arc::new(AtomicU64::new(0));
             let removed = Arc::new(AtomicBool::new(false));

@@ -77,6 +77,9 @@ pub const IDLE_POWER: u32 = 2;
 /// Size of the second version of [`ffid_options`] (up to `hook_user_data`), still
 /// accepted.
 pub const OPTIONS_V2_SIZE: usize = 96;
+/// Size of the third version of [`ffid_options`] (up to `idle_spin_cap_permille`),
+/// still accepted.
+pub const OPTIONS_V3_SIZE: usize = 104;
 
 /// Diagnostic code: the worker has been inside one handler longer than
 /// `not_responding_ms`.
@@ -162,10 +165,28 @@ pub struct ffid_options {
     /// Balanced: the most its idle spinning may cost, in thousandths of a core, 1 to
     /// 1000; 0 takes the default, 500.
     pub idle_spin_cap_permille: u32,
+    /// [`POISON_DEFAULT`] (on when the library is a debug build), [`POISON_ON`] or
+    /// [`POISON_OFF`]: whether a borrowed answer's bytes are overwritten once its
+    /// callback returns.
+    pub poison_replies: u32,
+    /// Must be 0.
+    pub reserved2: u32,
 }
 
 const _: () = assert!(std::mem::offset_of!(ffid_options, stale_ping_ms) == OPTIONS_V1_SIZE);
 const _: () = assert!(std::mem::offset_of!(ffid_options, idle_policy) == OPTIONS_V2_SIZE);
+const _: () = assert!(std::mem::offset_of!(ffid_options, poison_replies) == OPTIONS_V3_SIZE);
+
+/// Poison value for [`ffid_options::poison_replies`]: on when the library was built
+/// with debug assertions (a debug build), off otherwise.
+pub const POISON_DEFAULT: u32 = 0;
+/// Poison value: overwrite every borrowed answer (the callback's `msg` and whatever a
+/// record or array in it points to) with [`POISON_BYTE`] once its callback returns.
+pub const POISON_ON: u32 = 1;
+/// Poison value: never.
+pub const POISON_OFF: u32 = 2;
+/// What poisoned answer bytes read as.
+pub const POISON_BYTE: u8 = 0xa5;
 
 /// Human-readable name of a status code (`"OK"`, `"ERR"`, ...); `"UNKNOWN"` otherwise.
 /// The returned string is static.

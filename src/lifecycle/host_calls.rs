@@ -182,12 +182,31 @@ pub fn submit<L: Library>(
     method: u16,
     request: impl FnOnce() -> Result<Request, Refusal>,
 ) -> c_int {
-    submit_as::<L>(ctx, callback, user_data, method, request, false)
+    submit_as::<L>(
+        ctx,
+        callback,
+        user_data,
+        method,
+        request,
+        Answering::Borrowed,
+    )
 }
 
-/// [`submit`], with `owned`: the request's `RET_OK` answer is handed to the callback
-/// as an owned block (a blocking call's; refused `ERR` in completion mode, whose queue
-/// would copy the answer).
+/// How a request's `RET_OK` answer reaches its callback.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Answering {
+    /// As the method's native or CBOR bytes, valid during the callback.
+    Borrowed,
+    /// As an owned block (`egress/owned.rs`) that the callback takes over: a typed
+    /// call's.
+    Owned,
+    /// Owned, for a thread that waits for it: a blocking call's, refused `ERR` in
+    /// completion mode, where the answer would wait for a drain that may be the waiting
+    /// thread's own.
+    OwnedForWaiter,
+}
+
+/// [`submit`], answered as `answering` says.
 #[inline]
 pub(crate) fn submit_as<L: Library>(
     ctx: *mut ffid_ctx,
@@ -195,7 +214,7 @@ pub(crate) fn submit_as<L: Library>(
     user_data: *mut c_void,
     method: u16,
     request: impl FnOnce() -> Result<Request, Refusal>,
-    owned: bool,
+    answering: Answering,
 ) -> c_int {
     let Some(callback) = callback else {
         return Refusal::MissingCallback.code();
@@ -213,17 +232,17 @@ pub(crate) fn submit_as<L: Library>(
         return RET_ERR;
     };
     let core = guard.context();
-    if core.library != TypeId::of::<L>() || (owned && core.outbox.queues_completions()) {
+    let waits = answering == Answering::OwnedForWaiter;
+    if core.library != TypeId::of::<L>() || (waits && core.outbox.queues_completions()) {
         return RET_ERR;
     }
     let env = Envelope {
         callback,
         user_data: UserData(user_data),
         method,
-        kind: if owned {
-            crate::ingress::envelope::Kind::Owned
-        } else {
-            request.kind
+        kind: match answering {
+            Answering::Borrowed => request.kind,
+            Answering::Owned | Answering::OwnedForWaiter => crate::ingress::envelope::Kind::Owned,
         },
         payload: request.payload,
     };
@@ -401,6 +420,21 @@ pub fn add_listener<L: Library>(
     callback: Option<Callback>,
     user_data: *mut c_void,
 ) -> u64 {
+    match view {
+        ListenerView::Owned => 0, // only typed listeners take blocks over
+        _ => add_listener_keeping::<L>(ctx, event, view, callback, user_data, None),
+    }
+}
+
+/// [`add_listener`], the listener owning `keep` (freed with it).
+pub(crate) fn add_listener_keeping<L: Library>(
+    ctx: *mut ffid_ctx,
+    event: Option<u16>,
+    view: ListenerView,
+    callback: Option<Callback>,
+    user_data: *mut c_void,
+    keep: Option<crate::events::Keep>,
+) -> u64 {
     let Some(callback) = callback else { return 0 };
     let valid = match event {
         Some(e) => (e as usize) < L::EVENTS.len() && view != ListenerView::Envelope,
@@ -410,7 +444,7 @@ pub fn add_listener<L: Library>(
         return 0;
     }
     with_core::<L, _>(ctx, |core| {
-        core.events.add(event, view, callback, user_data)
+        core.events.add(event, view, callback, user_data, keep)
     })
     .unwrap_or(0)
 }

@@ -28,6 +28,7 @@ pub(crate) mod registry;
 mod static_context;
 pub(crate) mod stats;
 mod sync_call;
+mod typed_call;
 mod unload;
 
 pub(crate) use host_calls::set_last_error;
@@ -42,6 +43,8 @@ pub(crate) use inline::release as release_inline;
 pub use static_context::{static_context, StaticContext};
 pub use sync_call::call_sync;
 pub(crate) use sync_call::release as release_sync;
+pub(crate) use typed_call::release as release_typed;
+pub use typed_call::{add_typed_listener, call_typed};
 
 use std::any::TypeId;
 use std::cell::Cell;
@@ -193,6 +196,7 @@ impl Context {
             outbox: Arc::new(Outbox::new(
                 completions(options, space)?,
                 options.diagnostic,
+                options.poison_replies,
             )),
             events: Arc::new(EventHub::new::<L>(
                 options.event_ring_capacity,

@@ -7,20 +7,17 @@
 
 use std::ffi::{c_char, c_int, c_void};
 use std::ptr::NonNull;
-use std::sync::Mutex;
 use std::time::Duration;
-
-use crossbeam_queue::ArrayQueue;
 
 use crate::abi::{ffid_ctx, Refusal, RET_BUSY, RET_OK, RET_STALE_WARN, RET_TIMEOUT};
 use crate::egress::owned::Owned;
 use crate::ingress::request::Request;
 use crate::library::Library;
 use crate::sync::answer_slot::AnswerSlot;
-use crate::sync::lazy_box::LazyBox;
+use crate::sync::spares::Spares;
 use crate::threads::must_not_block;
 
-use super::host_calls::{set_last_error, submit_as};
+use super::host_calls::{set_last_error, submit_as, Answering};
 
 /// How long a blocking caller spins before it sleeps: a hot worker answers well
 /// within it; a parked one takes a futex wake, and the caller sleeps meanwhile.
@@ -36,31 +33,13 @@ type Slot = AnswerSlot<Outcome>;
 
 // ---- spare slots ----------------------------------------------------------------------------
 
-/// A slot's address: slots live until the unload, recycled between calls, so that a
-/// blocking call allocates nothing once a few have been made, and no slot is freed
-/// while its filler may still be inside `fill` (see `sync/answer_slot.rs`).
-struct SlotPtr(NonNull<Slot>);
-
-// SAFETY: a slot is `Sync` (its protocol), and its owner hands it on whole.
-unsafe impl Send for SlotPtr {}
-
-/// The spares, made on first use and freed at unload ([`release`]).
-static SPARES: LazyBox<ArrayQueue<SlotPtr>> = LazyBox::new();
-/// Spares beyond the queue's room (more blocking calls at once than it holds).
-static OVERFLOW: Mutex<Vec<SlotPtr>> = Mutex::new(Vec::new());
-
-fn spares() -> &'static ArrayQueue<SlotPtr> {
-    SPARES.get_or_init(|| ArrayQueue::new(256))
-}
+/// Slots live until the unload, recycled between calls (`sync/spares.rs`): a blocking
+/// call allocates nothing once a few have been made, and no slot is freed while its
+/// filler may still be inside `fill` (see `sync/answer_slot.rs`).
+static SPARES: Spares<Slot> = Spares::new();
 
 fn take_slot() -> NonNull<Slot> {
-    let spare = spares()
-        .pop()
-        .or_else(|| crate::sync::lock(&OVERFLOW).pop());
-    match spare {
-        Some(s) => s.0,
-        None => NonNull::from(Box::leak(Box::new(Slot::new()))),
-    }
+    SPARES.take(Slot::new)
 }
 
 /// Gives a slot its owner is done with back to the spares.
@@ -70,9 +49,7 @@ fn take_slot() -> NonNull<Slot> {
 unsafe fn give_slot(slot: NonNull<Slot>) {
     // SAFETY: slots are never freed before the unload.
     unsafe { slot.as_ref() }.reset();
-    if let Err(s) = spares().push(SlotPtr(slot)) {
-        crate::sync::lock(&OVERFLOW).push(s);
-    }
+    SPARES.give(slot);
 }
 
 /// At unload: frees the spare slots.
@@ -81,15 +58,8 @@ unsafe fn give_slot(slot: NonNull<Slot>) {
 /// No blocking call is in progress or will be (the library is being unloaded), so
 /// every slot is a spare.
 pub(crate) unsafe fn release() {
-    let mut slots: Vec<SlotPtr> = std::mem::take(&mut *crate::sync::lock(&OVERFLOW));
-    // SAFETY: nothing uses the spares any more (the contract above).
-    if let Some(q) = unsafe { SPARES.take() } {
-        slots.extend(std::iter::from_fn(|| q.pop()));
-    }
-    for s in slots {
-        // SAFETY: each was made by `take_slot` with `Box::leak` and is no one's now.
-        drop(unsafe { Box::from_raw(s.0.as_ptr()) });
-    }
+    // SAFETY: forwarded.
+    unsafe { SPARES.release() }
 }
 
 /// The runtime's own callback of a blocking call: fills the caller's slot.
@@ -140,7 +110,14 @@ pub fn call_sync<L: Library>(
     }
     let slot_ptr = take_slot();
     let user_data = slot_ptr.as_ptr().cast::<c_void>();
-    let rc = submit_as::<L>(ctx, Some(answered), user_data, method, request, true);
+    let rc = submit_as::<L>(
+        ctx,
+        Some(answered),
+        user_data,
+        method,
+        request,
+        Answering::OwnedForWaiter,
+    );
     if rc != RET_OK {
         // SAFETY: refused, so no callback will fill it: still ours, empty.
         unsafe { give_slot(slot_ptr) };

@@ -48,8 +48,10 @@ extern "C" fn release_at_unload() {
             crate::envelope::pool::release();
             crate::threads::panics::release();
             // A blocking call that timed out recycles its slot when its late answer
-            // comes: only with no context left can none come.
+            // comes, a typed call its pair when its answer comes: only with no context
+            // left can none come.
             crate::lifecycle::release_sync();
+            crate::lifecycle::release_typed();
         }
     }
     // What no context uses, freed even when one is left (the static context, say): the

@@ -117,6 +117,16 @@ impl Arena {
         p
     }
 
+    /// Fills what the last answer laid out with `byte` (after its callback: see
+    /// `Reply::poison`) and forgets it; the next `reset` zero-fills again.
+    pub(crate) fn poison(&mut self, byte: u8) {
+        let word = u64::from_ne_bytes([byte; 8]);
+        let used = self.used.div_ceil(8).min(self.words.len());
+        self.words[..used].fill(word);
+        // Poisoned once: an answer after it that lays nothing out leaves it be.
+        self.used = 0;
+    }
+
     /// Bytes reserved by the last `reset` and not yet taken (tests check `c_extra`
     /// with it).
     #[cfg(all(test, not(loom)))]

@@ -4,7 +4,7 @@
 //!
 //! The exceptions are `static`s, which need `const` constructors that loom's atomics do
 //! not have: the registry's chunk table and fork count, the `LazyBox`es (the payload
-//! pool's classes, the blocking calls' spare slots), the static context of a library's
+//! pool's classes, the blocking calls' spares), the static context of a library's
 //! static methods, and the unload flags. No model covers
 //! them; each is a publish-once pointer or a counter read with its own comment.
 
@@ -12,6 +12,7 @@ pub(crate) mod answer_slot;
 pub(crate) mod counter;
 pub(crate) mod lazy_box;
 pub(crate) mod ring;
+pub(crate) mod spares;
 pub(crate) mod spin;
 pub(crate) mod wake;
 

@@ -102,8 +102,12 @@ pub(crate) fn run<L: Library>(
     let mut library = constructed.map(|l| NonNull::from(Box::leak(Box::new(l))));
     match &library {
         Ok(_) => {
-            reply.start(answer_kind);
-            outbox.answer(callback, user_data.0, RET_OK, reply.ok_bytes());
+            reply.start_answer(answer_kind, outbox.queues_completions());
+            let msg = reply.ok_bytes();
+            outbox.answer_reply(callback, user_data.0, RET_OK, msg, answer_kind);
+            if outbox.poison_replies {
+                reply.poison();
+            }
         }
         Err(e) => outbox.answer(callback, user_data.0, RET_ERR, reply.err_bytes(e.message())),
     }
@@ -244,8 +248,11 @@ fn handle<L: Library>(
             // Not claiming would drop the answer, an owned one's block with it.
             debug_assert!(claimed, "the worker's gate claim failed");
             if claimed {
-                outbox.answer(env.callback, env.user_data.0, ret, msg);
+                outbox.answer_reply(env.callback, env.user_data.0, ret, msg, env.kind);
                 board.counters.answered.bump();
+                if outbox.poison_replies {
+                    reply.poison();
+                }
             }
         }
         // Deferred: the token answers. Closing the gate stops the worker's pings; the

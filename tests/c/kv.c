@@ -589,6 +589,124 @@ static void test_bad_native_input_is_refused(void) {
     CHECK(kv_get(ctx, stray_cb, &stray, &get) == FFID_RET_ERR); /* destroyed */
 }
 
+/* Completion mode: answers wait for the host's drain, so a record's pointers must stay
+ * valid past the answers made after it (a regression: they pointed into the worker's
+ * reply arena, which the next answer reused; valgrind saw the freed reads). */
+typedef struct {
+    int seen;
+    int right;
+} drained_entries;
+
+static void drained_entry_cb(int ret, const char* msg, size_t len, void* user_data) {
+    drained_entries* d = user_data;
+    d->seen++;
+    if (ret != FFID_RET_OK || len != sizeof(KvEntry)) return;
+    const KvEntry* e = (const KvEntry*)msg;
+    char want[64];
+    snprintf(want, sizeof want, "key-%d", d->seen);
+    d->right += strcmp(e->key, want) == 0 && e->value_len == (size_t)d->seen * 40 && e->tags_len == 1 &&
+                strcmp(e->tags[0], want) == 0;
+}
+
+static void count_cb(int ret, const char* msg, size_t len, void* user_data) {
+    (void)msg;
+    (void)len;
+    *(int*)user_data += ret == FFID_RET_OK;
+}
+
+static void test_drained_records_outlive_later_answers(void) {
+    ffid_options o;
+    ffid_options_init(&o);
+    o.completion = FFID_COMPLETION_QUEUE;
+    KvConfig cfg = {"queued", false, 0};
+    int oks = 0;
+    ffid_ctx* ctx = kv_create_with_options(count_cb, &oks, &cfg, &o);
+    CHECK(ctx != NULL);
+    if (!ctx) return;
+    char keys[3][16];
+    const char* tags[3][1];
+    uint8_t value[120] = {0};
+    for (int i = 0; i < 3; i++) {
+        snprintf(keys[i], sizeof keys[i], "key-%d", i + 1);
+        tags[i][0] = keys[i];
+        KvPutArgs put = {keys[i], value, (size_t)(i + 1) * 40, KV_KIND_BLOB, tags[i], 1, false, 0};
+        CHECK(kv_put(ctx, count_cb, &oks, &put) == FFID_RET_OK);
+    }
+    /* Three record answers queued one after the other, drained together. */
+    drained_entries d = {0, 0};
+    for (int i = 0; i < 3; i++) {
+        KvGetArgs get = {keys[i]};
+        CHECK(kv_get(ctx, drained_entry_cb, &d, &get) == FFID_RET_OK);
+    }
+    for (int i = 0; i < 10000 && d.seen < 3; i++) {
+        kv_drain(ctx, 64);
+        struct timespec t = {0, 100000};
+        nanosleep(&t, NULL);
+    }
+    CHECK(oks == 4 && d.seen == 3 && d.right == 3);
+    CHECK(kv_destroy(ctx) == FFID_RET_OK);
+}
+
+/* A pointer kept past its callback reads poison (FFID_POISON_BYTE), not the next answer:
+ * on with FFID_POISON_ON, and by default in a debug build of the library (as the tests'
+ * are); off with FFID_POISON_OFF. A record answer's C struct lives in the worker's reply
+ * arena, which the blocking call after it leaves alone (its answer is owned), so the
+ * bytes read are the first answer's, poisoned or not. */
+typedef struct {
+    atomic_int done;
+    const KvEntry* kept;
+} keeper;
+
+static void keep_cb(int ret, const char* msg, size_t len, void* ud) {
+    keeper* k = ud;
+    if (ret == FFID_RET_OK && len == sizeof(KvEntry)) k->kept = (const KvEntry*)msg;
+    atomic_store(&k->done, 1);
+}
+
+/* 1: the kept struct's first 8 bytes are all poison; 0: they are the answer's. */
+static int kept_answer_poisoned(uint32_t poison) {
+    ffid_options o;
+    ffid_options_init(&o);
+    if (poison != UINT32_MAX) o.poison_replies = poison;
+    probe p;
+    probe_reset(&p, NULL, NULL);
+    KvConfig cfg = {"poison", false, 0};
+    ffid_ctx* ctx = kv_create_with_options(probe_cb, &p, &cfg, poison != UINT32_MAX ? &o : NULL);
+    CHECK(ctx != NULL);
+    if (!ctx) return -1;
+    expect(&p, FFID_RET_OK);
+    KvPutArgs put = {"k", (const uint8_t*)"v", 1, KV_KIND_BLOB, NULL, 0, false, 0};
+    CHECK(kv_put_sync(ctx, &put, NULL, TIMEOUT_MS) == FFID_RET_OK);
+    keeper k = {0, NULL};
+    KvGetArgs get = {"k"};
+    CHECK(kv_get(ctx, keep_cb, &k, &get) == FFID_RET_OK);
+    /* Answered after the get, whose poisoning the worker did before taking this call. */
+    int64_t n = 0;
+    KvIncrArgs incr = {"n", 1};
+    CHECK(kv_incr_sync(ctx, &incr, &n, TIMEOUT_MS) == FFID_RET_OK && n == 1);
+    CHECK(atomic_load(&k.done) == 1 && k.kept != NULL);
+    int poisoned = -1;
+    if (k.kept) {
+        const uint8_t* bytes = (const uint8_t*)k.kept;
+        poisoned = 1;
+        for (int i = 0; i < 8; i++) poisoned &= bytes[i] == FFID_POISON_BYTE;
+    }
+    CHECK(kv_destroy(ctx) == FFID_RET_OK);
+    return poisoned;
+}
+
+static void test_kept_pointers_read_poison(void) {
+    CHECK(kept_answer_poisoned(FFID_POISON_ON) == 1);
+    CHECK(kept_answer_poisoned(UINT32_MAX) == 1); /* NULL options: the default */
+    CHECK(kept_answer_poisoned(FFID_POISON_DEFAULT) == 1);
+    CHECK(kept_answer_poisoned(FFID_POISON_OFF) == 0);
+    ffid_options o;
+    ffid_options_init(&o);
+    o.poison_replies = 7;
+    KvConfig cfg = {"bad", false, 0};
+    CHECK(kv_create_with_options(probe_cb, NULL, &cfg, &o) == NULL);
+}
+
 /* A handle of another library in the same process (each cdylib has its own registry)
  * is refused both ways with no callback, although both libraries have live contexts in
  * their first slots. */
@@ -636,6 +754,8 @@ int main(void) {
         TEST_ENTRY(test_static_methods),
         TEST_ENTRY(test_cbor_view),
         TEST_ENTRY(test_bad_native_input_is_refused),
+        TEST_ENTRY(test_drained_records_outlive_later_answers),
+        TEST_ENTRY(test_kept_pointers_read_poison),
     };
     return run_tests(tests, sizeof tests / sizeof tests[0]);
 }

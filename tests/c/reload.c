@@ -18,6 +18,9 @@ typedef ffid_ctx* (*create_fn)(uint64_t, ffid_callback, void*, const EchoConfig*
                                 const ffid_options*);
 typedef int (*shout_fn)(ffid_ctx*, ffid_callback, void*, const EchoShoutArgs*);
 typedef int (*destroy_fn)(ffid_ctx*);
+typedef int (*shout_sync_fn)(ffid_ctx*, const EchoShoutArgs*, const char**, uint32_t);
+typedef int (*shout_async_fn)(ffid_ctx*, const EchoShoutArgs*, EchoShoutReply, void*);
+typedef void (*free_fn)(const void*);
 
 static const char* lib_path;
 
@@ -33,6 +36,14 @@ typedef struct {
     void* lib;
     int ok;
 } session;
+
+/* The typed reply of shout: frees the answer (echo_free, through free_typed). */
+static void (*free_typed)(const void*);
+static void typed_reply(int ret, const char* value, const char* msg, void* ud) {
+    (void)msg;
+    free_typed(value);
+    atomic_store((atomic_int*)ud, ret == FFID_RET_OK ? 1 : -1);
+}
 
 /* Creates a context, calls it, destroys it, on a thread of its own that exits before
  * the unload (its thread-locals are gone by then, as a host's worker pool's would be). */
@@ -53,7 +64,21 @@ static void* use_library(void* arg) {
     EchoShoutArgs a = {"again"};
     int answered = shout(ctx, waiter_cb, &w, &a) == FFID_RET_OK && waiter_wait(&w, 10000) == 0 &&
                    w.ret == FFID_RET_OK && strcmp(w.msg, "r: AGAIN") == 0;
-    s->ok = destroy(ctx) == FFID_RET_OK && answered;
+    /* The blocking and typed forms too: their spare slots and pairs are freed at the
+     * unload (valgrind sees a block left behind). */
+    shout_sync_fn shout_sync;
+    shout_async_fn shout_async;
+    free_fn free_answer;
+    if (!SYM(s->lib, "echo_shout_sync", shout_sync) || !SYM(s->lib, "echo_shout_async", shout_async) ||
+        !SYM(s->lib, "echo_free", free_answer))
+        return NULL;
+    free_typed = free_answer;
+    const char* text = NULL;
+    answered = answered && shout_sync(ctx, &a, &text, 10000) == FFID_RET_OK && strcmp(text, "r: AGAIN") == 0;
+    free_answer(text);
+    atomic_int typed = 0;
+    answered = answered && shout_async(ctx, &a, typed_reply, &typed) == FFID_RET_OK;
+    s->ok = destroy(ctx) == FFID_RET_OK && answered && atomic_load(&typed) == 1;
     return NULL;
 }
 

@@ -5,10 +5,12 @@
  * Echoes text back, checks the nim-ffi benchmark predicates, and misbehaves on request.
  *
  * Every method has a native export (arguments in a struct passed by pointer) and a CBOR
- * export (arguments as a CBOR map keyed by parameter name; schema in echo.cddl). The rules
- * of ffi_dispatch.h apply to all of them: FFID_RET_OK = accepted, exactly one terminal
- * callback follows (an inline export's has come before it returns); anything else =
- * refused, no callback.
+ * export (arguments as a CBOR map keyed by parameter name; schema in echo.cddl); methods
+ * and static methods also a blocking form (_sync: the answer in out parameters, owned
+ * by the caller) and a typed form (_async: a typed reply callback gets the answer as C
+ * values, owned by the host). The rules of ffi_dispatch.h apply to all of them:
+ * FFID_RET_OK = accepted, exactly one terminal callback follows (an inline export's has
+ * come before it returns); anything else = refused, no callback. C++ hosts: echo.hpp.
  *
  * Pointers: every pointer passed in (args structs, the text, bytes and arrays they point
  * to, CBOR buffers) is borrowed for the duration of the call only: the runtime copies
@@ -36,7 +38,7 @@ extern "C" {
 /* The interface this header describes. Create passes it to the library, which
  * refuses (NULL; ffid_last_error says why) when it serves another interface: a header
  * from another version of the library. */
-#define ECHO_INTERFACE_HASH UINT64_C(0xad2afa25da79f171)
+#define ECHO_INTERFACE_HASH UINT64_C(0xc247e882ec68602a)
 
 /* ---- constants ---- */
 
@@ -115,6 +117,15 @@ int echo_shout_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint
  * echo_last_error() says why. A NULL out pointer drops what it would get.
  */
 int echo_shout_sync(ffid_ctx* ctx, const EchoShoutArgs* args, const char** out, uint32_t timeout_ms);
+/*
+ * Typed form: accepted or refused as echo_shout; reply then gets ret and the answer's
+ * values. FFID_RET_OK: value is the NUL-terminated UTF-8 text, owned by the caller: free
+ * it with ffid_free; msg is NULL. FFID_RET_ERR: the values are zero or NULL, msg the
+ * error (valid during the call). FFID_RET_STALE_WARN: a progress ping, msg the elapsed
+ * milliseconds. Called where cb would be.
+ */
+typedef void (*EchoShoutReply)(int ret, const char* value, const char* msg, void* user_data);
+int echo_shout_async(ffid_ctx* ctx, const EchoShoutArgs* args, EchoShoutReply reply, void* user_data);
 
 /*
  * The nim-ffi perf predicate: `((a + b + (int64_t)x) & 1) == 0`, x truncated
@@ -137,6 +148,14 @@ int echo_scalar_check_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, con
  * that rejects. echo_last_error() says why. A NULL out pointer drops what it would get.
  */
 int echo_scalar_check_sync(ffid_ctx* ctx, const EchoScalarCheckArgs* args, bool* out, uint32_t timeout_ms);
+/*
+ * Typed form: accepted or refused as echo_scalar_check; reply then gets ret and the
+ * answer's values. FFID_RET_OK: value is the answer; msg is NULL. FFID_RET_ERR: the
+ * values are zero or NULL, msg the error (valid during the call). FFID_RET_STALE_WARN: a
+ * progress ping, msg the elapsed milliseconds. Called where cb would be.
+ */
+typedef void (*EchoScalarCheckReply)(int ret, bool value, const char* msg, void* user_data);
+int echo_scalar_check_async(ffid_ctx* ctx, const EchoScalarCheckArgs* args, EchoScalarCheckReply reply, void* user_data);
 
 /*
  * The predicate on (first byte, last byte, length), (0, 0, 0.0) when empty. The
@@ -158,6 +177,14 @@ int echo_payload_check_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, co
  * that rejects. echo_last_error() says why. A NULL out pointer drops what it would get.
  */
 int echo_payload_check_sync(ffid_ctx* ctx, const EchoPayloadCheckArgs* args, bool* out, uint32_t timeout_ms);
+/*
+ * Typed form: accepted or refused as echo_payload_check; reply then gets ret and the
+ * answer's values. FFID_RET_OK: value is the answer; msg is NULL. FFID_RET_ERR: the
+ * values are zero or NULL, msg the error (valid during the call). FFID_RET_STALE_WARN: a
+ * progress ping, msg the elapsed milliseconds. Called where cb would be.
+ */
+typedef void (*EchoPayloadCheckReply)(int ret, bool value, const char* msg, void* user_data);
+int echo_payload_check_async(ffid_ctx* ctx, const EchoPayloadCheckArgs* args, EchoPayloadCheckReply reply, void* user_data);
 
 /*
  * How many calls this context handled before this one (the constructor not counted).
@@ -174,6 +201,14 @@ int echo_count_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint
  * that rejects. echo_last_error() says why. A NULL out pointer drops what it would get.
  */
 int echo_count_sync(ffid_ctx* ctx, uint64_t* out, uint32_t timeout_ms);
+/*
+ * Typed form: accepted or refused as echo_count; reply then gets ret and the answer's
+ * values. FFID_RET_OK: value is the answer; msg is NULL. FFID_RET_ERR: the values are
+ * zero or NULL, msg the error (valid during the call). FFID_RET_STALE_WARN: a progress
+ * ping, msg the elapsed milliseconds. Called where cb would be.
+ */
+typedef void (*EchoCountReply)(int ret, uint64_t value, const char* msg, void* user_data);
+int echo_count_async(ffid_ctx* ctx, EchoCountReply reply, void* user_data);
 
 /*
  * Sleeps on the worker thread.
@@ -193,6 +228,14 @@ int echo_sleep_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint
  * echo_last_error() says why. A NULL out pointer drops what it would get.
  */
 int echo_sleep_sync(ffid_ctx* ctx, const EchoSleepArgs* args, uint32_t timeout_ms);
+/*
+ * Typed form: accepted or refused as echo_sleep; reply then gets ret and the answer's
+ * values. FFID_RET_OK: no value; msg is NULL. FFID_RET_ERR: the values are zero or NULL,
+ * msg the error (valid during the call). FFID_RET_STALE_WARN: a progress ping, msg the
+ * elapsed milliseconds. Called where cb would be.
+ */
+typedef void (*EchoSleepReply)(int ret, const char* msg, void* user_data);
+int echo_sleep_async(ffid_ctx* ctx, const EchoSleepArgs* args, EchoSleepReply reply, void* user_data);
 
 /*
  * Never OK: answers FFID_RET_ERR with `message` ("unknown error" if empty).
@@ -213,6 +256,14 @@ int echo_fail_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8
  * echo_last_error() says why. A NULL out pointer drops what it would get.
  */
 int echo_fail_sync(ffid_ctx* ctx, const EchoFailArgs* args, uint32_t timeout_ms);
+/*
+ * Typed form: accepted or refused as echo_fail; reply then gets ret and the answer's
+ * values. FFID_RET_OK: no value; msg is NULL. FFID_RET_ERR: the values are zero or NULL,
+ * msg the error (valid during the call). FFID_RET_STALE_WARN: a progress ping, msg the
+ * elapsed milliseconds. Called where cb would be.
+ */
+typedef void (*EchoFailReply)(int ret, const char* msg, void* user_data);
+int echo_fail_async(ffid_ctx* ctx, const EchoFailArgs* args, EchoFailReply reply, void* user_data);
 
 /*
  * Never OK: the handler panics, answered FFID_RET_ERR "handler panicked: ...".
@@ -229,6 +280,14 @@ int echo_panic_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint
  * echo_last_error() says why. A NULL out pointer drops what it would get.
  */
 int echo_panic_sync(ffid_ctx* ctx, uint32_t timeout_ms);
+/*
+ * Typed form: accepted or refused as echo_panic; reply then gets ret and the answer's
+ * values. FFID_RET_OK: no value; msg is NULL. FFID_RET_ERR: the values are zero or NULL,
+ * msg the error (valid during the call). FFID_RET_STALE_WARN: a progress ping, msg the
+ * elapsed milliseconds. Called where cb would be.
+ */
+typedef void (*EchoPanicReply)(int ret, const char* msg, void* user_data);
+int echo_panic_async(ffid_ctx* ctx, EchoPanicReply reply, void* user_data);
 
 /*
  * Emits `count` `on_perf_ping` events numbered `seq_base`, `seq_base + 1`, ...,
@@ -255,6 +314,14 @@ int echo_trigger_ping_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, con
  * that rejects. echo_last_error() says why. A NULL out pointer drops what it would get.
  */
 int echo_trigger_ping_sync(ffid_ctx* ctx, const EchoTriggerPingArgs* args, uint32_t* out, uint32_t timeout_ms);
+/*
+ * Typed form: accepted or refused as echo_trigger_ping; reply then gets ret and the
+ * answer's values. FFID_RET_OK: value is the answer; msg is NULL. FFID_RET_ERR: the
+ * values are zero or NULL, msg the error (valid during the call). FFID_RET_STALE_WARN: a
+ * progress ping, msg the elapsed milliseconds. Called where cb would be.
+ */
+typedef void (*EchoTriggerPingReply)(int ret, uint32_t value, const char* msg, void* user_data);
+int echo_trigger_ping_async(ffid_ctx* ctx, const EchoTriggerPingArgs* args, EchoTriggerPingReply reply, void* user_data);
 
 /*
  * Emits `count` (at most 100000) `on_perf_ping` events (no payload) from a thread of
@@ -277,6 +344,14 @@ int echo_ping_from_thread_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data,
  * that rejects. echo_last_error() says why. A NULL out pointer drops what it would get.
  */
 int echo_ping_from_thread_sync(ffid_ctx* ctx, const EchoPingFromThreadArgs* args, uint32_t* out, uint32_t timeout_ms);
+/*
+ * Typed form: accepted or refused as echo_ping_from_thread; reply then gets ret and the
+ * answer's values. FFID_RET_OK: value is the answer; msg is NULL. FFID_RET_ERR: the
+ * values are zero or NULL, msg the error (valid during the call). FFID_RET_STALE_WARN: a
+ * progress ping, msg the elapsed milliseconds. Called where cb would be.
+ */
+typedef void (*EchoPingFromThreadReply)(int ret, uint32_t value, const char* msg, void* user_data);
+int echo_ping_from_thread_async(ffid_ctx* ctx, const EchoPingFromThreadArgs* args, EchoPingFromThreadReply reply, void* user_data);
 
 /*
  * Answers `text` after `ms` milliseconds, from another thread (a deferred reply):
@@ -301,6 +376,15 @@ int echo_echo_later_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const
  * echo_last_error() says why. A NULL out pointer drops what it would get.
  */
 int echo_echo_later_sync(ffid_ctx* ctx, const EchoEchoLaterArgs* args, const char** out, uint32_t timeout_ms);
+/*
+ * Typed form: accepted or refused as echo_echo_later; reply then gets ret and the
+ * answer's values. FFID_RET_OK: value is the NUL-terminated UTF-8 text, owned by the
+ * caller: free it with ffid_free; msg is NULL. FFID_RET_ERR: the values are zero or
+ * NULL, msg the error (valid during the call). FFID_RET_STALE_WARN: a progress ping, msg
+ * the elapsed milliseconds. Called where cb would be.
+ */
+typedef void (*EchoEchoLaterReply)(int ret, const char* value, const char* msg, void* user_data);
+int echo_echo_later_async(ffid_ctx* ctx, const EchoEchoLaterArgs* args, EchoEchoLaterReply reply, void* user_data);
 
 /*
  * Takes the reply token and drops it: answered FFID_RET_ERR "reply dropped".
@@ -319,6 +403,14 @@ int echo_drop_reply_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const
  * echo_last_error() says why. A NULL out pointer drops what it would get.
  */
 int echo_drop_reply_sync(ffid_ctx* ctx, uint32_t timeout_ms);
+/*
+ * Typed form: accepted or refused as echo_drop_reply; reply then gets ret and the
+ * answer's values. FFID_RET_OK: no value; msg is NULL. FFID_RET_ERR: the values are zero
+ * or NULL, msg the error (valid during the call). FFID_RET_STALE_WARN: a progress ping,
+ * msg the elapsed milliseconds. Called where cb would be.
+ */
+typedef void (*EchoDropReplyReply)(int ret, const char* msg, void* user_data);
+int echo_drop_reply_async(ffid_ctx* ctx, EchoDropReplyReply reply, void* user_data);
 
 /*
  * Answers `text` after `ms` milliseconds, as an async handler: the worker serves
@@ -343,6 +435,15 @@ int echo_echo_after_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const
  * echo_last_error() says why. A NULL out pointer drops what it would get.
  */
 int echo_echo_after_sync(ffid_ctx* ctx, const EchoEchoAfterArgs* args, const char** out, uint32_t timeout_ms);
+/*
+ * Typed form: accepted or refused as echo_echo_after; reply then gets ret and the
+ * answer's values. FFID_RET_OK: value is the NUL-terminated UTF-8 text, owned by the
+ * caller: free it with ffid_free; msg is NULL. FFID_RET_ERR: the values are zero or
+ * NULL, msg the error (valid during the call). FFID_RET_STALE_WARN: a progress ping, msg
+ * the elapsed milliseconds. Called where cb would be.
+ */
+typedef void (*EchoEchoAfterReply)(int ret, const char* value, const char* msg, void* user_data);
+int echo_echo_after_async(ffid_ctx* ctx, const EchoEchoAfterArgs* args, EchoEchoAfterReply reply, void* user_data);
 
 /*
  * Yields to the worker `n` times (each time its waker queues it behind the requests
@@ -366,6 +467,14 @@ int echo_yield_times_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, cons
  * that rejects. echo_last_error() says why. A NULL out pointer drops what it would get.
  */
 int echo_yield_times_sync(ffid_ctx* ctx, const EchoYieldTimesArgs* args, uint32_t* out, uint32_t timeout_ms);
+/*
+ * Typed form: accepted or refused as echo_yield_times; reply then gets ret and the
+ * answer's values. FFID_RET_OK: value is the answer; msg is NULL. FFID_RET_ERR: the
+ * values are zero or NULL, msg the error (valid during the call). FFID_RET_STALE_WARN: a
+ * progress ping, msg the elapsed milliseconds. Called where cb would be.
+ */
+typedef void (*EchoYieldTimesReply)(int ret, uint32_t value, const char* msg, void* user_data);
+int echo_yield_times_async(ffid_ctx* ctx, const EchoYieldTimesArgs* args, EchoYieldTimesReply reply, void* user_data);
 
 /* ---- inline exports (no context; run on the calling thread, which the callback is
    called on before the export returns) ---- */
@@ -460,6 +569,14 @@ const uint8_t* echo_ffid_describe(size_t* len);
  */
 uint64_t echo_add_on_perf_ping_listener(ffid_ctx* ctx, ffid_callback cb, void* user_data);
 uint64_t echo_add_on_perf_ping_listener_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data);
+/*
+ * Typed listener: called on the event thread with the event's values: event is a
+ * EchoPerfPing, with everything it points to, owned by the caller: free it with
+ * ffid_free. A NULL listener is refused (0); an event the library fails to encode is not
+ * delivered to it.
+ */
+typedef void (*EchoOnPerfPingListener)(const EchoPerfPing* event, void* user_data);
+uint64_t echo_listen_on_perf_ping(ffid_ctx* ctx, EchoOnPerfPingListener listener, void* user_data);
 
 /* Every event, as the CBOR map {"event": name, "payload": <the event's CBOR>}. */
 uint64_t echo_add_event_listener(ffid_ctx* ctx, ffid_callback cb, void* user_data);

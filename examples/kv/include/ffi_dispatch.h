@@ -8,10 +8,13 @@
  *                      const uint8_t* req, size_t len);
  *
  * (a method without parameters takes no args pointer natively, and its CBOR export
- * accepts an empty buffer or an empty map), and a blocking form (see BLOCKING CALLS):
+ * accepts an empty buffer or an empty map), a blocking form (see BLOCKING CALLS) and a
+ * typed form (see TYPED CALLS):
  *
  *   int <lib>_<m>_sync(ffid_ctx* ctx, const <Lib><M>Args* args, <out parameters>,
  *                      uint32_t timeout_ms);
+ *   int <lib>_<m>_async(ffid_ctx* ctx, const <Lib><M>Args* args, <Lib><M>Reply reply,
+ *                       void* user_data);
  *
  * This header declares what every such library shares: the callback, the status codes,
  * the handle and the options.
@@ -34,6 +37,19 @@
  *     FFID_RET_BUSY     inside a callback, where it would wait for itself; or the ring
  *                       is full and the context rejects rather than waits
  *   Any number of threads may block on one context at once.
+ *
+ * TYPED CALLS
+ *   <lib>_<m>_async is accepted or refused as <lib>_<m> is (ACCEPTED OR REFUSED: a NULL
+ *   reply is FFID_RET_MISSING_CALLBACK), and its reply is called where cb would be, with
+ *   the answer as C values in place of (msg, len):
+ *     typedef void (*<Lib><M>Reply)(int ret, <values>, const char* msg, void* user_data);
+ *   <values> are what the blocking form's out parameters point to (a scalar, a pointer,
+ *   or a pointer and a length), owned by the host exactly as a blocking call's answer:
+ *   free text, bytes, records and arrays with ffid_free. With FFID_RET_OK msg is NULL;
+ *   with FFID_RET_ERR the values are zero or NULL and msg is the error; with
+ *   FFID_RET_STALE_WARN (a progress ping, before the one terminal reply) msg is the
+ *   elapsed milliseconds; msg is valid during the call only. Typed listeners
+ *   (<lib>_listen_<event>) get each event the same way, owned, with no ret or msg.
  *
  * ACCEPTED OR REFUSED
  *   A call function returns FFID_RET_OK when the call is accepted: exactly one terminal
@@ -262,6 +278,18 @@ typedef struct ffid_ctx ffid_ctx;
 #define FFID_IDLE_BALANCED 1
 #define FFID_IDLE_POWER 2
 
+/* Values of ffid_options.poison_replies: once the callback of a context's call returns
+ * (the raw native or CBOR forms: msg, and whatever a record or array in it points to),
+ * the runtime overwrites those bytes with 0xa5, so that a pointer kept past the callback
+ * reads visible garbage instead of, silently, the next answer's data. Owned answers
+ * (blocking and typed forms) are the host's and never touched. Not poisoned: inline
+ * exports' answers and listeners' events, and, in completion mode, drained answers
+ * (each a copy, or a block freed after its callback). */
+#define FFID_POISON_DEFAULT 0 /* on when the library is a debug build, off otherwise */
+#define FFID_POISON_ON 1
+#define FFID_POISON_OFF 2
+#define FFID_POISON_BYTE 0xa5
+
 /* Diagnostic codes (the ret of ffid_options.diagnostic) */
 #define FFID_DIAG_NOT_RESPONDING 1 /* the worker is stuck in one handler */
 #define FFID_DIAG_RESPONDING 2     /* ... and has moved on */
@@ -284,7 +312,8 @@ typedef void (*ffid_thread_hook)(int role, const char* name, void* user_data);
 
 /* Runtime options for <lib>_create_with_options. Always fill with ffid_options_init
  * first, then change fields: struct_size identifies the layout the host compiled (the
- * earlier layouts, up to ring or up to hook_user_data, are still accepted). Function pointers and
+ * earlier layouts, up to ring, hook_user_data or idle_spin_cap_permille, are still
+ * accepted). Function pointers and
  * user_data here must stay valid until destroy returns; they are called on the
  * context's threads. */
 typedef struct ffid_options {
@@ -311,6 +340,8 @@ typedef struct ffid_options {
     uint32_t idle_policy;            /* FFID_IDLE_*; default FFID_IDLE_LATENCY */
     uint32_t idle_spin_cap_permille; /* BALANCED: the most idle spinning may cost, 1..1000
                                         thousandths of a core; 0 = 500 */
+    uint32_t poison_replies;         /* FFID_POISON_*; default FFID_POISON_DEFAULT */
+    uint32_t reserved2;              /* must be 0 */
 } ffid_options;
 
 /* A context's counters. Set struct_size = sizeof(ffid_context_stats) before the call;

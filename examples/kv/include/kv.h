@@ -5,10 +5,12 @@
  * An in-memory key-value store, one per context.
  *
  * Every method has a native export (arguments in a struct passed by pointer) and a CBOR
- * export (arguments as a CBOR map keyed by parameter name; schema in kv.cddl). The rules
- * of ffi_dispatch.h apply to all of them: FFID_RET_OK = accepted, exactly one terminal
- * callback follows (an inline export's has come before it returns); anything else =
- * refused, no callback.
+ * export (arguments as a CBOR map keyed by parameter name; schema in kv.cddl); methods
+ * and static methods also a blocking form (_sync: the answer in out parameters, owned
+ * by the caller) and a typed form (_async: a typed reply callback gets the answer as C
+ * values, owned by the host). The rules of ffi_dispatch.h apply to all of them:
+ * FFID_RET_OK = accepted, exactly one terminal callback follows (an inline export's has
+ * come before it returns); anything else = refused, no callback. C++ hosts: kv.hpp.
  *
  * Pointers: every pointer passed in (args structs, the text, bytes and arrays they point
  * to, CBOR buffers) is borrowed for the duration of the call only: the runtime copies
@@ -36,7 +38,7 @@ extern "C" {
 /* The interface this header describes. Create passes it to the library, which
  * refuses (NULL; ffid_last_error says why) when it serves another interface: a header
  * from another version of the library. */
-#define KV_INTERFACE_HASH UINT64_C(0xd1329011bca07398)
+#define KV_INTERFACE_HASH UINT64_C(0x5e6ba04f5c4c9506)
 
 /* ---- constants ---- */
 
@@ -149,6 +151,15 @@ int kv_put_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_t*
  * kv_last_error() says why. A NULL out pointer drops what it would get.
  */
 int kv_put_sync(ffid_ctx* ctx, const KvPutArgs* args, const KvEntry** out, uint32_t timeout_ms);
+/*
+ * Typed form: accepted or refused as kv_put; reply then gets ret and the answer's
+ * values. FFID_RET_OK: value is NULL for none, else a KvEntry, owned by the caller: free
+ * it with ffid_free; msg is NULL. FFID_RET_ERR: the values are zero or NULL, msg the
+ * error (valid during the call). FFID_RET_STALE_WARN: a progress ping, msg the elapsed
+ * milliseconds. Called where cb would be.
+ */
+typedef void (*KvPutReply)(int ret, const KvEntry* value, const char* msg, void* user_data);
+int kv_put_async(ffid_ctx* ctx, const KvPutArgs* args, KvPutReply reply, void* user_data);
 
 /*
  * Stores whole entries (their `meta` is ignored) and answers how many were stored.
@@ -171,6 +182,14 @@ int kv_put_many_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uin
  * that rejects. kv_last_error() says why. A NULL out pointer drops what it would get.
  */
 int kv_put_many_sync(ffid_ctx* ctx, const KvPutManyArgs* args, uint32_t* out, uint32_t timeout_ms);
+/*
+ * Typed form: accepted or refused as kv_put_many; reply then gets ret and the answer's
+ * values. FFID_RET_OK: value is the answer; msg is NULL. FFID_RET_ERR: the values are
+ * zero or NULL, msg the error (valid during the call). FFID_RET_STALE_WARN: a progress
+ * ping, msg the elapsed milliseconds. Called where cb would be.
+ */
+typedef void (*KvPutManyReply)(int ret, uint32_t value, const char* msg, void* user_data);
+int kv_put_many_async(ffid_ctx* ctx, const KvPutManyArgs* args, KvPutManyReply reply, void* user_data);
 
 /*
  * The entry under `key`; an error when there is none.
@@ -192,6 +211,15 @@ int kv_get_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_t*
  * kv_last_error() says why. A NULL out pointer drops what it would get.
  */
 int kv_get_sync(ffid_ctx* ctx, const KvGetArgs* args, const KvEntry** out, uint32_t timeout_ms);
+/*
+ * Typed form: accepted or refused as kv_get; reply then gets ret and the answer's
+ * values. FFID_RET_OK: value is a KvEntry, with everything it points to, owned by the
+ * caller: free it with ffid_free; msg is NULL. FFID_RET_ERR: the values are zero or
+ * NULL, msg the error (valid during the call). FFID_RET_STALE_WARN: a progress ping, msg
+ * the elapsed milliseconds. Called where cb would be.
+ */
+typedef void (*KvGetReply)(int ret, const KvEntry* value, const char* msg, void* user_data);
+int kv_get_async(ffid_ctx* ctx, const KvGetArgs* args, KvGetReply reply, void* user_data);
 
 /*
  * The entry under `key`, if any.
@@ -212,6 +240,15 @@ int kv_find_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_t
  * kv_last_error() says why. A NULL out pointer drops what it would get.
  */
 int kv_find_sync(ffid_ctx* ctx, const KvFindArgs* args, const KvEntry** out, uint32_t timeout_ms);
+/*
+ * Typed form: accepted or refused as kv_find; reply then gets ret and the answer's
+ * values. FFID_RET_OK: value is NULL for none, else a KvEntry, owned by the caller: free
+ * it with ffid_free; msg is NULL. FFID_RET_ERR: the values are zero or NULL, msg the
+ * error (valid during the call). FFID_RET_STALE_WARN: a progress ping, msg the elapsed
+ * milliseconds. Called where cb would be.
+ */
+typedef void (*KvFindReply)(int ret, const KvEntry* value, const char* msg, void* user_data);
+int kv_find_async(ffid_ctx* ctx, const KvFindArgs* args, KvFindReply reply, void* user_data);
 
 /*
  * Removes `key`; answers whether it was there.
@@ -231,6 +268,14 @@ int kv_delete_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8
  * that rejects. kv_last_error() says why. A NULL out pointer drops what it would get.
  */
 int kv_delete_sync(ffid_ctx* ctx, const KvDeleteArgs* args, bool* out, uint32_t timeout_ms);
+/*
+ * Typed form: accepted or refused as kv_delete; reply then gets ret and the answer's
+ * values. FFID_RET_OK: value is the answer; msg is NULL. FFID_RET_ERR: the values are
+ * zero or NULL, msg the error (valid during the call). FFID_RET_STALE_WARN: a progress
+ * ping, msg the elapsed milliseconds. Called where cb would be.
+ */
+typedef void (*KvDeleteReply)(int ret, bool value, const char* msg, void* user_data);
+int kv_delete_async(ffid_ctx* ctx, const KvDeleteArgs* args, KvDeleteReply reply, void* user_data);
 
 /*
  * Entries in key order, filtered by key prefix and kind, at most `limit` of them.
@@ -254,6 +299,15 @@ int kv_list_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_t
  * kv_last_error() says why. A NULL out pointer drops what it would get.
  */
 int kv_list_sync(ffid_ctx* ctx, const KvListArgs* args, const KvEntry** out, size_t* out_len, uint32_t timeout_ms);
+/*
+ * Typed form: accepted or refused as kv_list; reply then gets ret and the answer's
+ * values. FFID_RET_OK: value holds value_len elements (and what they point to), owned by
+ * the caller: free it with ffid_free; msg is NULL. FFID_RET_ERR: the values are zero or
+ * NULL, msg the error (valid during the call). FFID_RET_STALE_WARN: a progress ping, msg
+ * the elapsed milliseconds. Called where cb would be.
+ */
+typedef void (*KvListReply)(int ret, const KvEntry* value, size_t value_len, const char* msg, void* user_data);
+int kv_list_async(ffid_ctx* ctx, const KvListArgs* args, KvListReply reply, void* user_data);
 
 /*
  * All keys, in order.
@@ -271,6 +325,15 @@ int kv_keys_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_t
  * kv_last_error() says why. A NULL out pointer drops what it would get.
  */
 int kv_keys_sync(ffid_ctx* ctx, const char* const** out, size_t* out_len, uint32_t timeout_ms);
+/*
+ * Typed form: accepted or refused as kv_keys; reply then gets ret and the answer's
+ * values. FFID_RET_OK: value holds value_len elements (and what they point to), owned by
+ * the caller: free it with ffid_free; msg is NULL. FFID_RET_ERR: the values are zero or
+ * NULL, msg the error (valid during the call). FFID_RET_STALE_WARN: a progress ping, msg
+ * the elapsed milliseconds. Called where cb would be.
+ */
+typedef void (*KvKeysReply)(int ret, const char* const* value, size_t value_len, const char* msg, void* user_data);
+int kv_keys_async(ffid_ctx* ctx, KvKeysReply reply, void* user_data);
 
 /*
  * Adds `by` to the counter under `key` (created at 0) and answers the new value.
@@ -292,6 +355,14 @@ int kv_incr_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_t
  * that rejects. kv_last_error() says why. A NULL out pointer drops what it would get.
  */
 int kv_incr_sync(ffid_ctx* ctx, const KvIncrArgs* args, int64_t* out, uint32_t timeout_ms);
+/*
+ * Typed form: accepted or refused as kv_incr; reply then gets ret and the answer's
+ * values. FFID_RET_OK: value is the answer; msg is NULL. FFID_RET_ERR: the values are
+ * zero or NULL, msg the error (valid during the call). FFID_RET_STALE_WARN: a progress
+ * ping, msg the elapsed milliseconds. Called where cb would be.
+ */
+typedef void (*KvIncrReply)(int ret, int64_t value, const char* msg, void* user_data);
+int kv_incr_async(ffid_ctx* ctx, const KvIncrArgs* args, KvIncrReply reply, void* user_data);
 
 /*
  * Sets or clears the note of `key`.
@@ -313,6 +384,14 @@ int kv_annotate_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uin
  * kv_last_error() says why. A NULL out pointer drops what it would get.
  */
 int kv_annotate_sync(ffid_ctx* ctx, const KvAnnotateArgs* args, uint32_t timeout_ms);
+/*
+ * Typed form: accepted or refused as kv_annotate; reply then gets ret and the answer's
+ * values. FFID_RET_OK: no value; msg is NULL. FFID_RET_ERR: the values are zero or NULL,
+ * msg the error (valid during the call). FFID_RET_STALE_WARN: a progress ping, msg the
+ * elapsed milliseconds. Called where cb would be.
+ */
+typedef void (*KvAnnotateReply)(int ret, const char* msg, void* user_data);
+int kv_annotate_async(ffid_ctx* ctx, const KvAnnotateArgs* args, KvAnnotateReply reply, void* user_data);
 
 /*
  * Figures about the store.
@@ -330,6 +409,15 @@ int kv_usage_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_
  * kv_last_error() says why. A NULL out pointer drops what it would get.
  */
 int kv_usage_sync(ffid_ctx* ctx, const KvUsage** out, uint32_t timeout_ms);
+/*
+ * Typed form: accepted or refused as kv_usage; reply then gets ret and the answer's
+ * values. FFID_RET_OK: value is a KvUsage, with everything it points to, owned by the
+ * caller: free it with ffid_free; msg is NULL. FFID_RET_ERR: the values are zero or
+ * NULL, msg the error (valid during the call). FFID_RET_STALE_WARN: a progress ping, msg
+ * the elapsed milliseconds. Called where cb would be.
+ */
+typedef void (*KvUsageReply)(int ret, const KvUsage* value, const char* msg, void* user_data);
+int kv_usage_async(ffid_ctx* ctx, KvUsageReply reply, void* user_data);
 
 /*
  * The store's name.
@@ -347,6 +435,15 @@ int kv_name_cbor(ffid_ctx* ctx, ffid_callback cb, void* user_data, const uint8_t
  * kv_last_error() says why. A NULL out pointer drops what it would get.
  */
 int kv_name_sync(ffid_ctx* ctx, const char** out, uint32_t timeout_ms);
+/*
+ * Typed form: accepted or refused as kv_name; reply then gets ret and the answer's
+ * values. FFID_RET_OK: value is the NUL-terminated UTF-8 text, owned by the caller: free
+ * it with ffid_free; msg is NULL. FFID_RET_ERR: the values are zero or NULL, msg the
+ * error (valid during the call). FFID_RET_STALE_WARN: a progress ping, msg the elapsed
+ * milliseconds. Called where cb would be.
+ */
+typedef void (*KvNameReply)(int ret, const char* value, const char* msg, void* user_data);
+int kv_name_async(ffid_ctx* ctx, KvNameReply reply, void* user_data);
 
 /* ---- static methods (no context) ---- */
 
@@ -366,6 +463,15 @@ int kv_version_cbor(ffid_callback cb, void* user_data, const uint8_t* req, size_
  * kv_last_error() says why. A NULL out pointer drops what it would get.
  */
 int kv_version_sync(const char** out, uint32_t timeout_ms);
+/*
+ * Typed form: accepted or refused as kv_version; reply then gets ret and the answer's
+ * values. FFID_RET_OK: value is the NUL-terminated UTF-8 text, owned by the caller: free
+ * it with ffid_free; msg is NULL. FFID_RET_ERR: the values are zero or NULL, msg the
+ * error (valid during the call). FFID_RET_STALE_WARN: a progress ping, msg the elapsed
+ * milliseconds. Called where cb would be.
+ */
+typedef void (*KvVersionReply)(int ret, const char* value, const char* msg, void* user_data);
+int kv_version_async(KvVersionReply reply, void* user_data);
 
 /* ---- inline exports (no context; run on the calling thread, which the callback is
    called on before the export returns) ---- */

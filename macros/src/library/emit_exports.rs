@@ -243,8 +243,10 @@ pub(super) fn call_exports(
     );
     let doc_cbor = format!("CBOR export of `{}`; see `{n}.h`.\n\n{SAFETY_DOC}", f.ident);
     let sync = sync_export(lib, f, id, &target, &ctx_param, &ctx_expr, &args_param);
+    let typed = typed_export(lib, f, id, &target, &ctx_param, &ctx_expr, &args_param);
     quote! {
         #sync
+        #typed
 
         #[doc = #doc_native]
         #[unsafe(no_mangle)]
@@ -331,6 +333,39 @@ fn sync_export(
     }
 }
 
+/// The typed form of a method or static method: `<lib>_<m>_async(ctx?, args?, reply,
+/// user_data)`, `reply` taking the answer's C values (`ffi_dispatch::rt::OutSlots`).
+fn typed_export(
+    lib: &Lib,
+    f: &Func,
+    id: u16,
+    target: &syn::Type,
+    ctx_param: &TokenStream,
+    ctx_expr: &TokenStream,
+    args_param: &TokenStream,
+) -> TokenStream {
+    let fname = f.ident.to_string();
+    let name = c_ident(CName::export(&lib.name, &fname, "_async"));
+    let ok = crate::types::with_lifetimes(&f.ok_ty, "'static");
+    let native = native_request(f, &format_ident!("args"));
+    let doc = format!(
+        "Typed form of `{fname}`: `reply` gets the answer's C values, owned by the host; see `{}.h`.\n\n{SAFETY_DOC}",
+        lib.name
+    );
+    quote! {
+        #[doc = #doc]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn #name(
+            #ctx_param
+            #args_param
+            reply: ::core::option::Option<<<#ok as ::ffi_dispatch::rt::SyncOut>::Out as ::ffi_dispatch::rt::OutSlots>::Reply>,
+            user_data: *mut ::core::ffi::c_void,
+        ) -> ::core::ffi::c_int {
+            ::ffi_dispatch::rt::call_typed::<#target, #ok>(#ctx_expr, #id, || #native, reply, user_data)
+        }
+    }
+}
+
 /// The per-library runtime exports: stats, cancellation, request ids and, when the
 /// library declares events, the listener functions. (The `ffid_*` equivalents exist
 /// once per shared object; with two libraries in one process the prefixed ones always
@@ -395,7 +430,23 @@ pub(super) fn runtime_exports(lib: &Lib, events: &[&Func]) -> TokenStream {
             "Adds a listener of `{}` (CBOR payload); returns its id, 0 if refused.",
             e.ident
         );
+        let typed = c_ident(CName::typed_listener(n, &ename));
+        let payload = crate::types::with_lifetimes(&e.params[0].ty_expr, "'static");
+        let doc_typed = format!(
+            "Adds a typed listener of `{}` (the payload's C values, owned by the host); returns its id, 0 if refused.",
+            e.ident
+        );
         out.extend(quote! {
+            #[doc = #doc_typed]
+            #[unsafe(no_mangle)]
+            pub extern "C" fn #typed(
+                ctx: *mut ::ffi_dispatch::rt::ffid_ctx,
+                listener: ::core::option::Option<<<#payload as ::ffi_dispatch::rt::SyncOut>::Out as ::ffi_dispatch::rt::OutSlots>::Listener>,
+                user_data: *mut ::core::ffi::c_void,
+            ) -> u64 {
+                ::ffi_dispatch::rt::add_typed_listener::<#self_ty, #payload>(ctx, #id, listener, user_data)
+            }
+
             #[doc = #doc_native]
             #[unsafe(no_mangle)]
             pub extern "C" fn #native(
