@@ -159,9 +159,7 @@ pub mod rt {
     pub use crate::abi::{self, ffid_ctx, Callback, Refusal};
     pub use crate::description::{Description, RUNTIME_HEADER};
     pub use crate::egress::deferred::Deferred;
-    pub use crate::egress::owned::{
-        free_answer, store_mirror, store_opt_mirror, OutPair, Owned, SyncOut,
-    };
+    pub use crate::egress::owned::{free_answer, store_mirror, store_opt_mirror, Owned, SyncOut};
     pub use crate::egress::reply::{self, Answer, NativeOut, Reply};
     pub use crate::egress::typed::{OutSlots, Zero};
     pub use crate::events::{self, emit, EmitError, EventDesc, ListenerView};

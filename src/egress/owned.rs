@@ -193,19 +193,6 @@ pub trait SyncOut {
     unsafe fn store_opt(answer: Option<Owned>, out: Self::OptOut);
 }
 
-/// Two out parameters, as the export's signature spells them.
-pub trait OutPair {
-    /// The first.
-    type A;
-    /// The second.
-    type B;
-}
-
-impl<A, B> OutPair for (A, B) {
-    type A = A;
-    type B = B;
-}
-
 /// Writes `v` through `p` unless `p` is null.
 ///
 /// # Safety

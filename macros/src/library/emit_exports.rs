@@ -292,7 +292,7 @@ fn sync_export(
     let out_ty = quote!(<#ok as ::ffi_dispatch::rt::SyncOut>::Out);
     let pair = |i: &str| {
         let i = format_ident!("{i}");
-        quote!(<#out_ty as ::ffi_dispatch::rt::OutPair>::#i)
+        quote!(<#out_ty as ::ffi_dispatch::rt::marshal::Pair>::#i)
     };
     let unit = matches!(&f.ok_ty, syn::Type::Tuple(t) if t.elems.is_empty());
     let (params, outs) = match f.ok_shape {
