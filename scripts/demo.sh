@@ -5,8 +5,10 @@
 # 2. runs the latency driver (driver/), which loads the same cdylib as a C host does and
 #    prints the full table: setups scalar and payload 64 B..64 KiB, native and CBOR,
 #    sync (p50/p90/p99/p99.9) and async lanes at 1, 2 and 4 threads, beside the atomic
-#    ping-pong floor of the same run and nim-ffi's figures.
-# Both exit non-zero on any wrong or missing reply. Knobs: ECHO_HOST_* (host.c),
+#    ping-pong floor of the same run and nim-ffi's figures;
+# 3. runs a Python host of the generated echo module (scripts/python-latency.py): the
+#    blocking scalar round trip beside a bare ctypes call of the same run.
+# All exit non-zero on any wrong or missing reply. Knobs: ECHO_HOST_* (host.c),
 # FFID_DRIVER_* (driver/src/main.rs).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,4 +22,7 @@ echo "== C host (examples/echo/host.c)"
 ECHO_HOST_CALLS="${ECHO_HOST_CALLS:-100000}" "$out"
 echo
 echo "== latency driver"
-exec "$lib/latency-driver"
+"$lib/latency-driver"
+echo
+echo "== Python host (examples/echo/bindings/python, scripts/python-latency.py)"
+ECHO_LIBRARY="$lib/libecho.so" python3 scripts/python-latency.py

@@ -1,5 +1,6 @@
 //! Compiles the C host tests and the C host demo against the example cdylibs and runs
-//! them, and checks that the generated headers compile as C11 and as C++17.
+//! them, checks that the generated headers compile as C11 and as C++17, and runs the
+//! generated Python modules' pytest suite (`tests/python`).
 //!
 //! `echo` and `kv` are dev-dependencies, so cargo has built their cdylibs before the
 //! test runs.
@@ -278,4 +279,48 @@ fn c_host_demo_verifies_every_answer() {
             "floor + 3 lanes x 2 thread counts"
         );
     }
+}
+
+/// The generated Python modules (`examples/*/bindings/python`) under pytest
+/// (`tests/python`), loading the cdylibs this run built. `.ci/run` installs pytest;
+/// without it this test fails and says how to get it.
+#[test]
+fn python_bindings() {
+    let probe = Command::new("python3")
+        .args(["-c", "import pytest"])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        probe.status.success(),
+        "pytest is missing: python3 -m pip install pytest==8.3.5 (what .ci/run installs)"
+    );
+    let cdylib = |lib: &str| {
+        lib_dir(lib).join(format!(
+            "{}{lib}{}",
+            std::env::consts::DLL_PREFIX,
+            std::env::consts::DLL_SUFFIX
+        ))
+    };
+    let output = Command::new("python3")
+        .args([
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/python",
+        ])
+        .current_dir(root())
+        .env("ECHO_LIBRARY", cdylib("echo"))
+        .env("KV_LIBRARY", cdylib("kv"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .expect("pytest runs");
+    println!("{}", String::from_utf8_lossy(&output.stdout));
+    println!("{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "pytest exited with {}",
+        output.status
+    );
 }

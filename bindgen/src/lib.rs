@@ -31,11 +31,22 @@ pub enum Lang {
     Cpp,
     /// `<name>.cddl`, the schema of the CBOR wire.
     Cddl,
+    /// `<name>.py`, a pure-Python (`ctypes`) module over the C exports, and its type
+    /// stubs `<name>.pyi`: nothing else is needed at run time. Not in [`Lang::ALL`]: it
+    /// belongs to the host's sources rather than beside the headers.
+    Python,
+    /// `<name>.rs`, a typed client for a Rust host that loads the library at run time
+    /// (one module file; its one dependency is `libloading`). Not in [`Lang::ALL`]: it
+    /// belongs to the host's sources rather than beside the headers.
+    Rust,
 }
 
 impl Lang {
-    /// Every output.
+    /// The default outputs: what a C or C++ host includes (`-I <out>`) and the schema.
     pub const ALL: &'static [Lang] = &[Lang::C, Lang::Cpp, Lang::Cddl];
+
+    /// Every language `--lang` knows.
+    pub const KNOWN: &'static [Lang] = &[Lang::C, Lang::Cpp, Lang::Cddl, Lang::Python, Lang::Rust];
 
     /// The name `--lang` takes.
     pub fn name(self) -> &'static str {
@@ -43,12 +54,14 @@ impl Lang {
             Lang::C => "c",
             Lang::Cpp => "cpp",
             Lang::Cddl => "cddl",
+            Lang::Python => "python",
+            Lang::Rust => "rust",
         }
     }
 
     /// Reads a `--lang` name.
     pub fn parse(name: &str) -> Option<Lang> {
-        Lang::ALL.iter().copied().find(|l| l.name() == name)
+        Lang::KNOWN.iter().copied().find(|l| l.name() == name)
     }
 }
 
@@ -215,6 +228,20 @@ pub fn render(lib: &Library, langs: &[Lang]) -> Vec<Output> {
                 file: format!("{}.cddl", lib.name),
                 contents: ffi_dispatch_codegen::cddl(lib),
             }),
+            Lang::Python => {
+                out.push(Output {
+                    file: format!("{}.py", lib.name),
+                    contents: ffi_dispatch_codegen::python_module(lib),
+                });
+                out.push(Output {
+                    file: format!("{}.pyi", lib.name),
+                    contents: ffi_dispatch_codegen::python_stubs(lib),
+                });
+            }
+            Lang::Rust => out.push(Output {
+                file: format!("{}.rs", lib.name),
+                contents: ffi_dispatch_codegen::rust_client(lib),
+            }),
         }
     }
     out
@@ -301,4 +328,41 @@ pub fn keep_current(dir: &Path, outputs: &[Output], fix: &str) -> Result<(), Str
         return Ok(());
     }
     Err(report(&problems, fix))
+}
+
+/// Where a library's checked-in bindings live, relative to its crate: the headers and
+/// schema in `include/`, each host client in `bindings/<lang>/`.
+pub const LAYOUT: &[(&str, &[Lang])] = &[
+    ("include", Lang::ALL),
+    ("bindings/python", &[Lang::Python]),
+    ("bindings/rust", &[Lang::Rust]),
+];
+
+/// [`keep_current`] for every folder of [`LAYOUT`] under `root`: the problems of all of
+/// them, or the first error writing.
+pub fn keep_layout_current(lib: &Library, root: &Path, fix: &str) -> Result<(), String> {
+    let problems: Vec<String> = LAYOUT
+        .iter()
+        .filter_map(|(dir, langs)| keep_current(&root.join(dir), &render(lib, langs), fix).err())
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_known_language_parses_and_rust_is_asked_for_by_name() {
+        for &l in Lang::KNOWN {
+            assert_eq!(Lang::parse(l.name()), Some(l));
+        }
+        assert_eq!(Lang::parse("rust"), Some(Lang::Rust));
+        assert!(!Lang::ALL.contains(&Lang::Rust));
+        assert_eq!(Lang::parse("go"), None);
+    }
 }

@@ -1,8 +1,11 @@
-//! `ffi-dispatch-bindgen <library> --out <dir> [--lang c,cpp,cddl] [--name <lib>] [--check]`
+//! `ffi-dispatch-bindgen <library> --out <dir> [--lang c,cpp,cddl,python,rust] [--name <lib>] [--check]`
 //!
 //! Reads the description the built library (a cdylib) hands out and writes its bindings
 //! into `<dir>`, creating it as needed: `c` is `<name>.h` with the runtime's
-//! `ffi_dispatch.h` beside it, `cddl` is `<name>.cddl` (default: both). With `--check`
+//! `ffi_dispatch.h` beside it, `cpp` is `<name>.hpp` with `ffi_dispatch.hpp` (and the C
+//! header), `cddl` is `<name>.cddl` (default: those three); asked for by name, `python`
+//! is `<name>.py` with its stubs `<name>.pyi` and `rust` is `<name>.rs`, the host
+//! clients. With `--check`
 //! it writes nothing and exits 1 when a file is missing or stale, naming each and the
 //! command that fixes it. Exit status 2: bad usage, an unreadable library, or files that
 //! could not be written.
@@ -12,7 +15,7 @@ use std::process::ExitCode;
 
 use ffi_dispatch_bindgen::{check, read_library_named, render, report, write, Lang};
 
-const USAGE: &str = "usage: ffi-dispatch-bindgen <path to the cdylib> --out <dir> [--lang c,cpp,cddl] [--name <library>] [--check]";
+const USAGE: &str = "usage: ffi-dispatch-bindgen <path to the cdylib> --out <dir> [--lang c,cpp,cddl,python,rust] [--name <library>] [--check]";
 
 struct Args {
     library: PathBuf,
@@ -56,7 +59,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, Usage> {
                     .map(|l| {
                         Lang::parse(l.trim()).ok_or(format!(
                             "unknown language `{l}` (known: {})",
-                            Lang::ALL
+                            Lang::KNOWN
                                 .iter()
                                 .map(|l| l.name())
                                 .collect::<Vec<_>>()

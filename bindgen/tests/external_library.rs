@@ -197,6 +197,49 @@ int main() {
         assert!(ran.contains("greeter c++ host: ok"), "{ran}");
     }
 
+    // A Python host of the generated module alone (`--lang python`), blocking and asyncio.
+    let py_dir = work.join("bindings").join("python");
+    let wrote = ok(
+        "--lang python",
+        bindgen(&[
+            lib,
+            "--out".as_ref(),
+            py_dir.as_os_str(),
+            "--lang".as_ref(),
+            "python".as_ref(),
+        ]),
+    );
+    assert_eq!(wrote.lines().count(), 2, "{wrote}");
+    let python = Command::new("python3")
+        .arg("-c")
+        .arg(
+            r#"
+import asyncio, greeter
+assert greeter.MAX_NAME == 16 and greeter.DEFAULT_GREETING == "Hello"
+with greeter.Context("Hi") as g:
+    loud = g.greet("ann", greeter.Volume.LOUD)
+    assert (loud.text, loud.ordinal) == ("HI, ANN!", 0), loud
+    try:
+        g.greet("", greeter.Volume.NORMAL)
+        raise SystemExit("an empty name was accepted")
+    except greeter.GreeterError as e:
+        assert e.message == "a name is 1 to 16 bytes", e.message
+async def main():
+    async with greeter.AsyncContext("Yo") as g:
+        assert (await g.greet("bo", greeter.Volume.NORMAL)).text == "Yo, bo!"
+asyncio.run(main())
+assert greeter.version()
+print("greeter python host: ok")
+"#,
+        )
+        .env("PYTHONPATH", &py_dir)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("GREETER_LIBRARY", &dylib)
+        .output()
+        .expect("running python3");
+    let ran = ok("the Python host", python);
+    assert!(ran.contains("greeter python host: ok"), "{ran}");
+
     // An edited file is stale, a deleted one missing: both named.
     std::fs::write(
         out_dir.join("greeter.h"),

@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use hdrhistogram::Histogram;
 
-use crate::cbor::decode_ping;
 use crate::ffi::{fail_hard, Api, Ctx, PerfPing, TriggerPingArgs};
 use crate::lanes::wait_spinning;
 use crate::report::{histogram, Row};
@@ -81,6 +80,23 @@ unsafe extern "C" fn ping_cbor(ret: c_int, msg: *const c_char, len: usize, ud: *
     }
 }
 
+/// `{"seq_no": u, "stamp_ns": u, "data": bstr}` in any key order (the `on_perf_ping`
+/// event's CBOR); `None` for anything else.
+fn decode_ping(b: &[u8]) -> Option<(u64, u64, &[u8])> {
+    let mut d = minicbor::Decoder::new(b);
+    let n = d.map().ok()??;
+    let (mut seq, mut stamp, mut data) = (None, None, None);
+    for _ in 0..n {
+        match d.str().ok()? {
+            "seq_no" => seq = Some(d.u64().ok()?),
+            "stamp_ns" => stamp = Some(d.u64().ok()?),
+            "data" => data = Some(d.bytes().ok()?),
+            _ => return None,
+        }
+    }
+    Some((seq?, stamp?, data?))
+}
+
 unsafe extern "C" fn trigger_done(ret: c_int, msg: *const c_char, len: usize, ud: *mut c_void) {
     // SAFETY: `ud` is the lane's `EventSink`.
     let sink = unsafe { &*(ud as *const EventSink) };
@@ -114,9 +130,9 @@ pub(crate) fn run_events(
     // SAFETY: a live context; `sink` outlives the listener (removed below).
     let listener = unsafe {
         if cbor {
-            (api.add_ping_listener_cbor)(ctx, ping_cbor, ud)
+            (api.add_on_perf_ping_listener_cbor)(ctx, Some(ping_cbor), ud)
         } else {
-            (api.add_ping_listener)(ctx, ping_native, ud)
+            (api.add_on_perf_ping_listener)(ctx, Some(ping_native), ud)
         }
     };
     if listener == 0 {
@@ -137,7 +153,8 @@ pub(crate) fn run_events(
                     };
                     let ud = sink as *const EventSink as *mut c_void;
                     // SAFETY: valid args; `sink` outlives the call's callback.
-                    let rc = unsafe { (api.trigger_ping)(ctx as Ctx, trigger_done, ud, &args) };
+                    let rc =
+                        unsafe { (api.trigger_ping)(ctx as Ctx, Some(trigger_done), ud, &args) };
                     if rc != 0 {
                         sink.wrong.fetch_add(1, Ordering::Relaxed);
                         continue;
@@ -167,5 +184,23 @@ pub(crate) fn run_events(
         calls_per_s: (events * threads as u64) as f64 / elapsed,
         hist: Some(hist),
         wrong: sink.wrong.load(Ordering::Relaxed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_ping;
+
+    #[test]
+    fn a_ping_decodes_in_any_key_order() {
+        // {"data": h'0102', "seq_no": 5, "stamp_ns": 300}
+        let mut b = vec![0xa3, 0x64, b'd', b'a', b't', b'a', 0x42, 1, 2];
+        b.extend_from_slice(&[0x66, b's', b'e', b'q', b'_', b'n', b'o', 0x05]);
+        b.extend_from_slice(&[0x68, b's', b't', b'a', b'm', b'p', b'_', b'n', b's']);
+        b.extend_from_slice(&[0x19, 0x01, 0x2c]);
+        assert_eq!(decode_ping(&b), Some((5, 300, &[1u8, 2][..])));
+        assert_eq!(decode_ping(&b[..b.len() - 1]), None);
+        assert_eq!(decode_ping(&[0xa1, 0x61, b'z', 0x00]), None);
+        assert_eq!(decode_ping(&[0x80]), None);
     }
 }

@@ -1,7 +1,9 @@
 //! The latency driver: the main job's engine.
 //!
-//! It loads `libecho.so` with `dlopen` and calls its C exports exactly as a C host does
-//! (the structs in `ffi` mirror `echo.h`), mirroring the nim-ffi perf harness so that its
+//! It loads `libecho.so` at run time through echo's generated Rust client and calls its C
+//! exports exactly as a C host does (the spinning lanes through the client's `raw`
+//! mirrors of `echo.h` and export table, the blocking lane through its blocking
+//! methods), mirroring the nim-ffi perf harness so that its
 //! table compares directly: setups `scalar` (2 x i64 + f64 in, bool out) and
 //! `payload N B`, lanes `sync` (blocking round trips, every call timed into an HDR
 //! histogram) and `async` (64 calls in flight per thread, throughput only), native and
@@ -37,16 +39,15 @@
 
 // The modules, in the order of a run:
 // - `knobs`: the environment's knobs and the setups they name;
-// - `ffi`: the C ABI as `echo.h` declares it, and loading the cdylib;
-// - `lanes`: contexts, the `sync` and `async` lanes and the waiting helpers;
-// - `cbor`: the mini CBOR codec of the requests and the event;
+// - `ffi`: echo's generated client (the C ABI as `echo.h` declares it) and loading it;
+// - `lanes`: contexts, the `sync`, `async` and `blocking` lanes, the CBOR requests and
+//   the waiting helpers;
 // - `floors`: the ping-pong floor, the futex floor and the event relay baseline;
 // - `events`: the event lane;
 // - `periodic`: the periodic-caller lane and its futex baseline;
 // - `anchors`: nim-ffi's figures;
 // - `report`: rows, histograms and printing.
 mod anchors;
-mod cbor;
 mod events;
 mod ffi;
 mod floors;
@@ -64,6 +65,13 @@ use lanes::{make_context, run_async, run_blocking, run_sync};
 use periodic::{calls_for, print_periodic, run_periodic};
 use report::print_row;
 
+/// Destroys a row's context (no call in flight), or exits saying why.
+fn destroy(context: ffi::echo::Context) {
+    if let Err(e) = context.destroy() {
+        fail_hard(&format!("echo_destroy failed: {e}"));
+    }
+}
+
 fn main() {
     let knobs = knobs();
     let lib = std::env::var("FFID_DRIVER_LIB").unwrap_or_else(|_| {
@@ -72,7 +80,8 @@ fn main() {
             .to_string_lossy()
             .into_owned()
     });
-    let api = load(&lib);
+    let lib = load(&lib);
+    let api = lib.raw();
 
     println!(
         "{:<16} {:<6} {:<9} {:>2} {:>12} {:>8} {:>8} {:>8} {:>8} {:>7}  nim-ffi (calls/s, ours as a multiple)",
@@ -109,18 +118,16 @@ fn main() {
                     // A fresh context per row, so that no row inherits another's state,
                     // and an unmeasured warm-up, so that the scheduler has placed the new
                     // worker thread (on 2 cores it may start beside its host thread).
-                    let ctx = make_context(&api, &knobs);
-                    run_sync(&api, ctx, setup, cbor, threads, (calls / 10).max(100));
+                    let context = make_context(&lib, &knobs);
+                    let ctx = context.handle();
+                    run_sync(api, ctx, setup, cbor, threads, (calls / 10).max(100));
                     let row = match lane.as_str() {
-                        "sync" => run_sync(&api, ctx, setup, cbor, threads, calls),
-                        "async" => run_async(&api, ctx, setup, cbor, threads, calls),
-                        "blocking" => run_blocking(&api, ctx, setup, threads, calls),
+                        "sync" => run_sync(api, ctx, setup, cbor, threads, calls),
+                        "async" => run_async(api, ctx, setup, cbor, threads, calls),
+                        "blocking" => run_blocking(&context, setup, threads, calls),
                         other => fail_hard(&format!("unknown lane {other}")),
                     };
-                    // SAFETY: a live context, no call in flight.
-                    if unsafe { (api.destroy)(ctx) } != 0 {
-                        fail_hard("echo_destroy failed");
-                    }
+                    destroy(context);
                     wrong += row.wrong;
                     let nim = if cbor {
                         None
@@ -144,14 +151,12 @@ fn main() {
         let relay_p50 = p50_ns(&relay);
         for &cbor in &knobs.modes {
             for &threads in &knobs.threads {
-                let ctx = make_context(&api, &knobs);
+                let context = make_context(&lib, &knobs);
+                let ctx = context.handle();
                 let events = knobs.calls / 4;
-                run_events(&api, ctx, cbor, threads, (events / 10).max(100), 512);
-                let row = run_events(&api, ctx, cbor, threads, events.max(100), 512);
-                // SAFETY: a live context, no call in flight.
-                if unsafe { (api.destroy)(ctx) } != 0 {
-                    fail_hard("echo_destroy failed");
-                }
+                run_events(api, ctx, cbor, threads, (events / 10).max(100), 512);
+                let row = run_events(api, ctx, cbor, threads, events.max(100), 512);
+                destroy(context);
                 wrong += row.wrong;
                 let nim = if cbor { None } else { nim_ffi_events(threads) };
                 print_row(&row, relay_p50, nim);
@@ -164,24 +169,22 @@ fn main() {
                 idle: Some(*policy),
                 ..knobs.clone()
             };
-            let ctx = make_context(&api, &knobs);
+            let context = make_context(&lib, &knobs);
+            let ctx = context.handle();
             // The hot round trip of the same context: calls back to back.
             let hot_calls = knobs.calls.clamp(1_000, 50_000);
-            run_sync(&api, ctx, Setup::Scalar, false, 1, hot_calls / 10);
-            let hot = run_sync(&api, ctx, Setup::Scalar, false, 1, hot_calls);
+            run_sync(api, ctx, Setup::Scalar, false, 1, hot_calls / 10);
+            let hot = run_sync(api, ctx, Setup::Scalar, false, 1, hot_calls);
             wrong += hot.wrong;
             let rows: Vec<_> = knobs
                 .periods
                 .iter()
                 .map(|&period| {
                     let calls = calls_for(period, knobs.period_budget, 20_000);
-                    run_periodic(&api, ctx, period, calls)
+                    run_periodic(api, ctx, period, calls)
                 })
                 .collect();
-            // SAFETY: a live context, no call in flight.
-            if unsafe { (api.destroy)(ctx) } != 0 {
-                fail_hard("echo_destroy failed");
-            }
+            destroy(context);
             wrong += rows.iter().map(|r| r.wrong).sum::<u64>();
             print_periodic(&rows, p50_ns(&hot), &format!("idle policy {name}"));
         }
