@@ -35,6 +35,8 @@ pub(crate) struct Knobs {
     pub(crate) periods: Vec<std::time::Duration>,
     /// The periodic lane's wall time per period.
     pub(crate) period_budget: std::time::Duration,
+    /// How many contexts the `footprint` lane creates and the `contexts` lane runs.
+    pub(crate) contexts: usize,
 }
 
 fn env_list(name: &str, default: &str) -> Vec<String> {
@@ -90,7 +92,10 @@ pub(crate) fn knobs() -> Knobs {
             .iter()
             .map(|m| m == "cbor")
             .collect(),
-        lanes: env_list("FFID_DRIVER_LANES", "sync,async,blocking,event,periodic"),
+        lanes: env_list(
+            "FFID_DRIVER_LANES",
+            "sync,async,blocking,event,periodic,footprint,contexts",
+        ),
         ring: env_num("FFID_DRIVER_RING"),
         ring_kind: env_num("FFID_DRIVER_RING_KIND"),
         spin_ns: env_num("FFID_DRIVER_SPIN_NS"),
@@ -114,5 +119,9 @@ pub(crate) fn knobs() -> Knobs {
         period_budget: std::time::Duration::from_millis(
             env_num("FFID_DRIVER_PERIOD_MS").unwrap_or(1_000),
         ),
+        contexts: env_num("FFID_DRIVER_CONTEXTS")
+            .map(|n: u32| n as usize)
+            .filter(|&n| n > 0)
+            .unwrap_or(64),
     }
 }

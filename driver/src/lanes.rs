@@ -377,10 +377,23 @@ pub(crate) fn run_sync(
 /// every call timed; the runtime does the waiting (a spin of up to 20 µs, then a futex
 /// sleep), so a host thread spins against the worker for the cores only that long.
 pub(crate) fn run_blocking(ctx: &echo::Context, setup: Setup, threads: usize, calls: u64) -> Row {
+    run_blocking_on(&[ctx], setup, threads, calls, "blocking")
+}
+
+/// [`run_blocking`] with host thread `t` calling `contexts[t % contexts.len()]`: the
+/// `contexts` lane gives each thread a context of its own.
+pub(crate) fn run_blocking_on(
+    contexts: &[&echo::Context],
+    setup: Setup,
+    threads: usize,
+    calls: u64,
+    lane: &'static str,
+) -> Row {
     timed_calls(
         threads,
         calls,
-        |_| {
+        |t| {
+            let ctx = contexts[t % contexts.len()];
             let mut req = Requests::new(setup, false);
             move |i| {
                 let t0 = Instant::now();
@@ -389,7 +402,7 @@ pub(crate) fn run_blocking(ctx: &echo::Context, setup: Setup, threads: usize, ca
                 answer.map(|answer| (ns, answer == expected))
             }
         },
-        (setup, "native", "blocking"),
+        (setup, "native", lane),
     )
 }
 

@@ -55,6 +55,7 @@ mod knobs;
 mod lanes;
 mod periodic;
 mod report;
+mod scale;
 
 use anchors::{nim_ffi, nim_ffi_events};
 use events::run_events;
@@ -109,7 +110,7 @@ fn main() {
             for lane in knobs
                 .lanes
                 .iter()
-                .filter(|l| *l != "event" && *l != "periodic")
+                .filter(|l| !matches!(l.as_str(), "event" | "periodic" | "footprint" | "contexts"))
             {
                 if lane == "blocking" && cbor {
                     continue; // the blocking forms are native
@@ -188,6 +189,12 @@ fn main() {
             wrong += rows.iter().map(|r| r.wrong).sum::<u64>();
             print_periodic(&rows, p50_ns(&hot), &format!("idle policy {name}"));
         }
+    }
+    if knobs.lanes.iter().any(|l| l == "footprint") {
+        scale::run_footprint(&lib, &knobs, knobs.contexts);
+    }
+    if knobs.lanes.iter().any(|l| l == "contexts") {
+        wrong += scale::run_contexts(&lib, &knobs, knobs.contexts, floor_p50);
     }
     if wrong > 0 {
         eprintln!("WRONG: {wrong} replies were wrong or missing");
