@@ -14,28 +14,14 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Where cargo put `lib<lib>.so`: beside this test binary (`target/<profile>/deps`,
-/// where a dependency's cdylib lands) or one level up (where `cargo build -p` puts it).
+#[path = "support/cdylib.rs"]
+mod cdylib;
+use cdylib::cdylib;
+
+/// The folder of `lib<lib>.so` (see [`cdylib`]).
 fn lib_dir(lib: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let name = format!(
-        "{}{lib}{}",
-        std::env::consts::DLL_PREFIX,
-        std::env::consts::DLL_SUFFIX
-    );
-    let deps = exe.parent().expect("target/<profile>/deps").to_path_buf();
-    let up = deps.parent().map(Path::to_path_buf);
-    match [Some(deps.clone()), up]
-        .into_iter()
-        .flatten()
-        .find(|dir| dir.join(&name).exists())
-    {
-        Some(dir) => dir,
-        None => panic!(
-            "{name} is missing near {}: run cargo test --workspace",
-            deps.display()
-        ),
-    }
+    let file = cdylib(lib);
+    file.parent().expect("a file in a folder").to_path_buf()
 }
 
 /// The system's C compiler (C11), or its C++ one at `-std=<std>`, with the project's
@@ -189,11 +175,7 @@ fn c_hostile() {
 /// cycle leaves no heap behind. The program loads the cdylib itself.
 #[test]
 fn c_reload() {
-    let lib = lib_dir("echo").join(format!(
-        "{}echo{}",
-        std::env::consts::DLL_PREFIX,
-        std::env::consts::DLL_SUFFIX
-    ));
+    let lib = cdylib("echo");
     let out = run_with(&compile("tests/c/reload.c", "reload", &[]), &[&lib], &[]);
     assert!(out.contains(" passed, 0 failed"));
 }
@@ -294,13 +276,6 @@ fn python_bindings() {
         probe.status.success(),
         "pytest is missing: python3 -m pip install pytest==8.3.5 (what .ci/run installs)"
     );
-    let cdylib = |lib: &str| {
-        lib_dir(lib).join(format!(
-            "{}{lib}{}",
-            std::env::consts::DLL_PREFIX,
-            std::env::consts::DLL_SUFFIX
-        ))
-    };
     let output = Command::new("python3")
         .args([
             "-m",

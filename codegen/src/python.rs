@@ -471,6 +471,25 @@ impl Cx<'_> {
             .collect()
     }
 
+    /// The parameters of a call: `params`, then for a blocking one the keyword-only
+    /// `timeout` (seconds).
+    fn call_params(&self, params: &[Field], blocking: bool) -> Vec<String> {
+        let mut ps = self.params(params);
+        if blocking {
+            ps.push("*".into());
+            ps.push("timeout: Optional[float] = None".into());
+        }
+        ps
+    }
+
+    /// The constructor's parameters, then the keyword-only `options`.
+    fn ctor_params(&self) -> Vec<String> {
+        let mut ps = self.params(&self.lib.ctor.params);
+        ps.push("*".into());
+        ps.push("options: Optional[Dict[str, int]] = None".into());
+        ps
+    }
+
     /// Statements building `_args` (the args struct) from the parameters; `None` when
     /// the function takes none.
     fn args(&self, o: &mut String, ind: &str, f: &Function) -> bool {
@@ -552,7 +571,7 @@ pub fn python_module(lib: &Library) -> String {
         "\nfrom __future__ import annotations\n\n\
          import asyncio\nimport concurrent.futures\nimport ctypes\nimport ctypes.util\nimport dataclasses\n\
          import enum\nimport itertools\nimport math\nimport os\nimport sys\nimport threading\n\
-         from typing import Callable, List, Optional\n\n",
+         from typing import Callable, Dict, List, Optional\n\n",
     );
     writeln!(
         o,
@@ -903,9 +922,7 @@ fn contexts(o: &mut String, cx: &Cx) {
             &format!("{}\n\n{}", lib.doc.trim(), base_doc(asynchronous)),
         );
         // The constructor.
-        let mut ps = cx.params(&ctor.params);
-        ps.push("*".into());
-        ps.push("options: Optional[dict] = None".into());
+        let ps = cx.ctor_params();
         writeln!(o, "\n    def __init__(self, {}) -> None:", ps.join(", ")).unwrap();
         docstring(
             o,
@@ -981,14 +998,9 @@ fn base_doc(asynchronous: bool) -> &'static str {
 
 /// One method on `Context` (blocking) or `AsyncContext` (a coroutine).
 fn method(o: &mut String, cx: &Cx, f: &Function, asynchronous: bool) {
-    let mut params = cx.params(&f.params);
-    if !asynchronous {
-        params.push("*".into());
-        params.push("timeout: Optional[float] = None".into());
-    }
     let sig = Sig {
         name: method_ident(&f.name),
-        params,
+        params: cx.call_params(&f.params, !asynchronous),
         ret: cx.annotation(&f.ret),
         asynchronous,
     };
@@ -1006,12 +1018,12 @@ fn method(o: &mut String, cx: &Cx, f: &Function, asynchronous: bool) {
         )
         .unwrap();
     } else {
-        blocking_call(o, cx, f, "self._cv, ", args);
+        blocking_call(o, "        ", cx, f, "self._cv, ", args);
     }
 }
 
 /// The body of a blocking call through the `_sync` form.
-fn blocking_call(o: &mut String, cx: &Cx, f: &Function, ctx: &str, args: &str) {
+fn blocking_call(o: &mut String, ind: &str, cx: &Cx, f: &Function, ctx: &str, args: &str) {
     let sync = f
         .sync_export
         .as_ref()
@@ -1019,12 +1031,12 @@ fn blocking_call(o: &mut String, cx: &Cx, f: &Function, ctx: &str, args: &str) {
     let a = cx.answer(&f.ret);
     let mut outs = String::new();
     for (i, (t, _)) in a.outs.iter().enumerate() {
-        writeln!(o, "        _o{i} = {t}()").unwrap();
+        writeln!(o, "{ind}_o{i} = {t}()").unwrap();
         write!(outs, "_byref(_o{i}), ").unwrap();
     }
     writeln!(
         o,
-        "        _rc = _A.{sync}({ctx}{args}{outs}0 if timeout is None else _ms(timeout))\n        if _rc:\n            _fail(_rc)"
+        "{ind}_rc = _A.{sync}({ctx}{args}{outs}0 if timeout is None else _ms(timeout))\n{ind}if _rc:\n{ind}    _fail(_rc)"
     )
     .unwrap();
     for (i, (_, pointer)) in a.outs.iter().enumerate() {
@@ -1033,9 +1045,9 @@ fn blocking_call(o: &mut String, cx: &Cx, f: &Function, ctx: &str, args: &str) {
         } else {
             format!("_o{i}.value")
         };
-        writeln!(o, "        v{i} = {v}").unwrap();
+        writeln!(o, "{ind}v{i} = {v}").unwrap();
     }
-    writeln!(o, "        return {}", a.take).unwrap();
+    writeln!(o, "{ind}return {}", a.take).unwrap();
 }
 
 /// Static methods (blocking, no context) and inline exports.
@@ -1045,14 +1057,11 @@ fn free_functions(o: &mut String, cx: &Cx) {
         writeln!(o, "\n\n# ---- functions without a context ----").unwrap();
     }
     for f in &lib.statics {
-        let mut ps = cx.params(&f.params);
-        ps.push("*".into());
-        ps.push("timeout: Optional[float] = None".into());
         writeln!(
             o,
             "\n\ndef {}({}) -> {}:",
             ident(&f.name),
-            ps.join(", "),
+            cx.call_params(&f.params, true).join(", "),
             cx.annotation(&f.ret)
         )
         .unwrap();
@@ -1065,14 +1074,9 @@ fn free_functions(o: &mut String, cx: &Cx) {
             ),
         );
         writeln!(o, "    _api()").unwrap();
-        let mut body = String::new();
-        let has_args = cx.args(&mut body, "        ", f);
+        let has_args = cx.args(o, "    ", f);
         let args = if has_args { "_byref(_args), " } else { "" };
-        blocking_call(&mut body, cx, f, "", args);
-        // Functions are one level shallower than methods.
-        for l in body.lines() {
-            writeln!(o, "{}", l.strip_prefix("    ").unwrap_or(l)).unwrap();
-        }
+        blocking_call(o, "    ", cx, f, "", args);
     }
     for f in &lib.inlines {
         let ps = cx.params(&f.params);
@@ -1116,6 +1120,14 @@ fn free_functions(o: &mut String, cx: &Cx) {
     }
 }
 
+/// Parameters as a stub spells them: defaults as `...`.
+fn stub(params: Vec<String>) -> Vec<String> {
+    params
+        .into_iter()
+        .map(|p| p.replace(" = None", " = ..."))
+        .collect()
+}
+
 /// `<name>.pyi`: the module's type stubs.
 pub fn python_stubs(lib: &Library) -> String {
     let cx = Cx { lib };
@@ -1157,26 +1169,14 @@ pub fn python_stubs(lib: &Library) -> String {
                 for f in &r.fields {
                     writeln!(o, "    {}: {}", ident(&f.name), cx.annotation(&f.ty)).unwrap();
                 }
-                let ps = cx.params(&r.fields);
-                let ps = ps
-                    .iter()
-                    .map(|p| p.replace(" = None", " = ..."))
-                    .collect::<Vec<_>>();
+                let ps = stub(cx.params(&r.fields));
                 writeln!(o, "    def __init__(self, {}) -> None: ...", ps.join(", ")).unwrap();
             }
         }
     }
     let common = "    @property\n    def handle(self) -> Optional[int]: ...\n    @property\n    def closed(self) -> bool: ...\n\
                   \x20   def stats(self) -> Dict[str, int]: ...\n    def close(self) -> None: ...\n";
-    let ctor = {
-        let mut ps = cx.params(&lib.ctor.params);
-        ps.push("*".into());
-        ps.push("options: Optional[Dict[str, int]] = None".into());
-        ps.iter()
-            .map(|p| p.replace(" = None", " = ..."))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let ctor = stub(cx.ctor_params()).join(", ");
     for asynchronous in [false, true] {
         let class = if asynchronous {
             "AsyncContext"
@@ -1202,14 +1202,9 @@ pub fn python_stubs(lib: &Library) -> String {
             writeln!(o, "    def __enter__(self) -> Context: ...\n    def __exit__(self, *exc: Any) -> None: ...").unwrap();
         }
         for f in &lib.methods {
-            let mut ps = cx.params(&f.params);
-            if !asynchronous {
-                ps.push("*".into());
-                ps.push("timeout: Optional[float] = None".into());
-            }
             let sig = Sig {
                 name: method_ident(&f.name),
-                params: ps.iter().map(|p| p.replace(" = None", " = ...")).collect(),
+                params: stub(cx.call_params(&f.params, !asynchronous)),
                 ret: cx.annotation(&f.ret),
                 asynchronous,
             };
@@ -1225,21 +1220,9 @@ pub fn python_stubs(lib: &Library) -> String {
             .unwrap();
         }
     }
-    for f in &lib.statics {
-        let mut ps = cx.params(&f.params);
-        ps.push("*".into());
-        ps.push("timeout: Optional[float] = ...".into());
-        writeln!(
-            o,
-            "\ndef {}({}) -> {}: ...",
-            ident(&f.name),
-            ps.join(", "),
-            cx.annotation(&f.ret)
-        )
-        .unwrap();
-    }
-    for f in &lib.inlines {
-        let ps = cx.params(&f.params);
+    let free = lib.statics.iter().map(|f| (f, true));
+    for (f, blocking) in free.chain(lib.inlines.iter().map(|f| (f, false))) {
+        let ps = stub(cx.call_params(&f.params, blocking));
         writeln!(
             o,
             "\ndef {}({}) -> {}: ...",

@@ -6,7 +6,6 @@
 #[path = "../bindings/rust/echo.rs"]
 mod client;
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex};
@@ -14,22 +13,12 @@ use std::time::{Duration, Instant};
 
 use client::{Error, PerfPing};
 
+#[path = "../../../tests/support/cdylib.rs"]
+mod cdylib;
+
 fn library() -> client::Library {
-    let file = format!(
-        "{}echo{}",
-        std::env::consts::DLL_PREFIX,
-        std::env::consts::DLL_SUFFIX
-    );
-    let exe = std::env::current_exe().expect("test binary path");
-    let deps = exe.parent().expect("target/<profile>/deps");
-    let found: Option<PathBuf> = [Some(deps), deps.parent()]
-        .into_iter()
-        .flatten()
-        .map(|d| d.join(&file))
-        .find(|p| p.exists());
-    let path = found.unwrap_or_else(|| panic!("{file} is missing near {}", deps.display()));
     // SAFETY: the echo cdylib this test run built.
-    unsafe { client::Library::load(path) }.expect("loading libecho")
+    unsafe { client::Library::load(cdylib::cdylib("echo")) }.expect("loading libecho")
 }
 
 const T: Option<Duration> = Some(Duration::from_secs(10));

@@ -7,7 +7,6 @@
 mod client;
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll, Wake, Waker};
 use std::thread::Thread;
@@ -16,28 +15,9 @@ use std::time::Duration;
 use client as kv;
 use client::{Entry, Error, Kind, Meta};
 
-/// Where cargo put `libkv.so`: beside this test binary (`target/<profile>/deps`) or one
-/// level up.
-fn cdylib(name: &str) -> PathBuf {
-    let file = format!(
-        "{}{name}{}",
-        std::env::consts::DLL_PREFIX,
-        std::env::consts::DLL_SUFFIX
-    );
-    let exe = std::env::current_exe().expect("test binary path");
-    let deps = exe.parent().expect("target/<profile>/deps");
-    let found = [Some(deps), deps.parent()]
-        .into_iter()
-        .flatten()
-        .map(|d| d.join(&file))
-        .find(|p| p.exists());
-    found.unwrap_or_else(|| {
-        panic!(
-            "{file} is missing near {}: run cargo test -p kv",
-            deps.display()
-        )
-    })
-}
+#[path = "../../../tests/support/cdylib.rs"]
+mod cdylib;
+use cdylib::cdylib;
 
 fn library() -> kv::Library {
     // SAFETY: the kv cdylib this test run built.

@@ -23,7 +23,7 @@ import math
 import os
 import sys
 import threading
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional
 
 _LIB = "echo"
 INTERFACE_HASH = 0xc247e882ec68602a
@@ -1041,7 +1041,7 @@ class Context(_Context):
     A context for threads: its methods block the calling thread (the GIL is released) until the answer; `timeout` is in seconds (None: no limit).
     """
 
-    def __init__(self, prefix: str, *, options: Optional[dict] = None) -> None:
+    def __init__(self, prefix: str, *, options: Optional[Dict[str, int]] = None) -> None:
         """Creates a context whose `shout` answers start with `prefix`.
 
         options: ffid_options fields by name (OPTION_NAMES), e.g. {"ring_capacity": 64}. Waits for the constructor's outcome: raises its error.
@@ -1234,7 +1234,7 @@ class AsyncContext(_AsyncContext):
     A context for asyncio: its methods are coroutines answered on the loop's thread (completion mode).
     """
 
-    def __init__(self, prefix: str, *, options: Optional[dict] = None) -> None:
+    def __init__(self, prefix: str, *, options: Optional[Dict[str, int]] = None) -> None:
         """Creates a context whose `shout` answers start with `prefix`.
 
         options: ffid_options fields by name (OPTION_NAMES), e.g. {"ring_capacity": 64}. Needs a running loop; await the context (or `async with` it) for the constructor's outcome.
@@ -1245,7 +1245,7 @@ class AsyncContext(_AsyncContext):
         self._create(lambda cb, ud, opts: _A.echo_create_checked(INTERFACE_HASH, cb, ud, _byref(_args), opts), options)
 
     @classmethod
-    async def create(cls, prefix: str, *, options: Optional[dict] = None) -> "AsyncContext":
+    async def create(cls, prefix: str, *, options: Optional[Dict[str, int]] = None) -> "AsyncContext":
         """Creates a context and waits for the constructor's outcome."""
         return await cls(prefix, options=options)
 

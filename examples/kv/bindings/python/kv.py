@@ -23,7 +23,7 @@ import math
 import os
 import sys
 import threading
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional
 
 _LIB = "kv"
 INTERFACE_HASH = 0x5e6ba04f5c4c9506
@@ -1111,7 +1111,7 @@ class Context(_Context):
     A context for threads: its methods block the calling thread (the GIL is released) until the answer; `timeout` is in seconds (None: no limit).
     """
 
-    def __init__(self, name: str, max_entries: Optional[int] = None, *, options: Optional[dict] = None) -> None:
+    def __init__(self, name: str, max_entries: Optional[int] = None, *, options: Optional[Dict[str, int]] = None) -> None:
         """Creates an empty store; `max_entries` bounds it (unbounded when absent).
 
         options: ffid_options fields by name (OPTION_NAMES), e.g. {"ring_capacity": 64}. Waits for the constructor's outcome: raises its error.
@@ -1281,7 +1281,7 @@ class AsyncContext(_AsyncContext):
     A context for asyncio: its methods are coroutines answered on the loop's thread (completion mode).
     """
 
-    def __init__(self, name: str, max_entries: Optional[int] = None, *, options: Optional[dict] = None) -> None:
+    def __init__(self, name: str, max_entries: Optional[int] = None, *, options: Optional[Dict[str, int]] = None) -> None:
         """Creates an empty store; `max_entries` bounds it (unbounded when absent).
 
         options: ffid_options fields by name (OPTION_NAMES), e.g. {"ring_capacity": 64}. Needs a running loop; await the context (or `async with` it) for the constructor's outcome.
@@ -1297,7 +1297,7 @@ class AsyncContext(_AsyncContext):
         self._create(lambda cb, ud, opts: _A.kv_create_checked(INTERFACE_HASH, cb, ud, _byref(_args), opts), options)
 
     @classmethod
-    async def create(cls, name: str, max_entries: Optional[int] = None, *, options: Optional[dict] = None) -> "AsyncContext":
+    async def create(cls, name: str, max_entries: Optional[int] = None, *, options: Optional[Dict[str, int]] = None) -> "AsyncContext":
         """Creates a context and waits for the constructor's outcome."""
         return await cls(name, max_entries, options=options)
 
