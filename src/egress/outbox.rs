@@ -119,12 +119,13 @@ impl Outbox {
     }
 
     /// A deferred reply's answer, on whichever thread completes it (marked as inside a
-    /// callback meanwhile); the token's gate was claimed.
+    /// callback meanwhile); the token's gate was claimed. Counted before the callback, as
+    /// the worker counts its answers.
     pub(crate) fn answer_deferred(&self, token: &TokenState, ret: c_int, msg_nul: &[u8]) {
+        self.deferred_answered.bump();
         calling_host(|| {
             self.answer_reply(token.callback, token.user_data.0, ret, msg_nul, token.kind)
         });
-        self.deferred_answered.bump();
     }
 
     /// Destroy: waits up to `timeout` for the outstanding deferred replies, then answers

@@ -217,7 +217,8 @@ pub struct ffid_context_stats {
     pub reserved: u32,
     /// Calls accepted onto the ring.
     pub accepted: u64,
-    /// Terminal callbacks delivered (by the worker, by deferred replies, by cancel).
+    /// Terminal callbacks made (by the worker, by deferred replies, by cancel), each
+    /// counted as it starts: a host holding an answer sees it counted.
     pub completed: u64,
     /// Calls this live context refused (full ring, bad arguments, closing).
     pub refused: u64,

@@ -248,8 +248,9 @@ fn handle<L: Library>(
             // Not claiming would drop the answer, an owned one's block with it.
             debug_assert!(claimed, "the worker's gate claim failed");
             if claimed {
-                outbox.answer_reply(env.callback, env.user_data.0, ret, msg, env.kind);
+                // Counted first: a host that has its answer sees it in `completed`.
                 board.counters.answered.bump();
+                outbox.answer_reply(env.callback, env.user_data.0, ret, msg, env.kind);
                 if outbox.poison_replies {
                     reply.poison();
                 }

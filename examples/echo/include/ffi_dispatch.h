@@ -350,7 +350,7 @@ typedef struct ffid_context_stats {
     uint32_t struct_size;      /* set by the host */
     uint32_t reserved;
     uint64_t accepted;         /* calls accepted onto the ring */
-    uint64_t completed;        /* terminal callbacks delivered */
+    uint64_t completed;        /* terminal callbacks made, counted as each starts */
     uint64_t refused;          /* calls this live context refused (full, bad args, closing) */
     uint64_t queue_depth;      /* requests queued now */
     uint64_t high_water;       /* deepest queue the worker has seen */

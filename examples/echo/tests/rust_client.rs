@@ -222,12 +222,15 @@ fn the_raw_forms_are_the_library_exports() {
         let tx = unsafe { &*(ud as *const Sender<(c_int, Vec<u8>)>) };
         tx.send((ret, bytes)).unwrap();
     }
+    // Made before the context, so dropped after it: destroy joins the worker, so `got`
+    // has returned from its last `send` before `tx` goes (receiving the message alone
+    // does not say that).
+    let (tx, rx) = channel();
     let lib = library();
     let ctx = lib.create("raw").unwrap();
-    let (tx, rx) = channel();
     let ud = &tx as *const Sender<(c_int, Vec<u8>)> as *mut c_void;
     let args = client::raw::EchoScalarCheckArgs { a: 2, b: 2, x: 0.0 };
-    // SAFETY: a live handle, valid args, a callback; `tx` outlives the answer.
+    // SAFETY: a live handle, valid args, a callback; `tx` outlives the context.
     let rc = unsafe { (lib.raw().scalar_check)(ctx.handle(), Some(got), ud, &args) };
     assert_eq!(rc, client::raw::FFID_RET_OK);
     assert_eq!(
