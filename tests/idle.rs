@@ -23,7 +23,7 @@ fn idle_counters_say_what_spinning_and_parking_cost() {
             log.wait_len(i as usize + 1);
         }
     };
-    // A zero spin bound parks at once: no idle spin at all, a park per idle period.
+    // A zero spin bound parks at once: no idle spin at all.
     let ctx = lab(Options {
         spin: Duration::ZERO,
         ..Options::default()
@@ -32,11 +32,10 @@ fn idle_counters_say_what_spinning_and_parking_cost() {
     calls_after(ctx, Duration::from_millis(2), 10);
     let s = settled_stats(ctx, |s| s.completed >= before.completed + 10);
     assert_eq!(s.idle_spin_ns, 0, "a zero spin bound spins for nothing");
-    assert!(
-        s.parks >= before.parks + 10,
-        "{} parks",
-        s.parks - before.parks
-    );
+    // A park per idle period as a rule, but a loaded machine can keep the worker from
+    // reaching its park before the next call comes (it then takes it without waiting).
+    let parks = s.parks - before.parks;
+    assert!(parks >= 1, "{parks} parks for 10 calls");
     assert!(s.avoidable_wakes <= s.parks);
     // Calls 100 µs apart wake a parked worker well within 1 ms (one of 50 suffices).
     calls_after(ctx, Duration::from_micros(100), 50);

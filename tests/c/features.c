@@ -94,7 +94,7 @@ static ffid_ctx* make_with(const ffid_options* o) {
 
 static ffid_ctx* make(void) { return make_with(NULL); }
 
-/* The counters once `completed` reached n: it moves just after each callback returns. */
+/* The counters once `completed` reached n: it moves as each terminal callback starts. */
 static void stats_after(ffid_ctx* ctx, ffid_context_stats* st, uint64_t n) {
     uint64_t deadline = now_ns() + TIMEOUT_MS * 1000000ull;
     for (;;) {
