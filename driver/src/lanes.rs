@@ -193,19 +193,49 @@ fn tagged(ud: *mut c_void, bit: bool) -> *mut c_void {
     (ud as usize | bit as usize) as *mut c_void
 }
 
-/// Waits for `ready`, spinning first (a round trip is sub-microsecond), then yielding.
+/// How long a host waiting for an answer spins before it yields between polls, as the
+/// runtime's blocking forms spin before they sleep. A hot worker answers well within
+/// it; a longer spin holds a core that the worker may need: with more runnable threads
+/// than cores, and whenever the kernel wakes a parked worker onto the waiting host's
+/// core (on this kind of VM it often does, and the worker then waits for the host).
+const HOST_SPIN: Duration = Duration::from_micros(20);
+
+/// Waits for `ready`: spins up to [`HOST_SPIN`] (a hot round trip is sub-microsecond),
+/// then yields between polls.
 fn wait_for(ready: impl Fn() -> bool) -> bool {
-    wait_spinning(20_000, ready)
+    // The clock is read only once the answer is late, off the hot round trip's path.
+    if spin(512, &ready) {
+        return true;
+    }
+    let since = Instant::now();
+    loop {
+        if spin(64, &ready) {
+            return true;
+        }
+        if since.elapsed() >= HOST_SPIN {
+            return yield_until(ready);
+        }
+    }
 }
 
 /// Spins `spins` polls, then yields between polls (30 s at most).
 pub(crate) fn wait_spinning(spins: u32, ready: impl Fn() -> bool) -> bool {
+    spin(spins, &ready) || yield_until(ready)
+}
+
+/// Polls `ready` up to `spins` times.
+fn spin(spins: u32, ready: &impl Fn() -> bool) -> bool {
     for _ in 0..spins {
         if ready() {
             return true;
         }
         spin_loop();
     }
+    false
+}
+
+/// Yields between polls of `ready` for 30 s at most.
+fn yield_until(ready: impl Fn() -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !ready() {
         if Instant::now() > deadline {

@@ -182,7 +182,7 @@ fn main() {
                 .iter()
                 .map(|&period| {
                     let calls = calls_for(period, knobs.period_budget, 20_000);
-                    run_periodic(api, ctx, period, calls)
+                    run_periodic(api, &context, period, calls)
                 })
                 .collect();
             destroy(context);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use crate::ffi::{fail_hard, Api, Ctx};
+use crate::ffi::{echo, fail_hard, Api, Ctx};
 use crate::floors::futex;
 use crate::knobs::Setup;
 use crate::lanes::SyncCaller;
@@ -28,7 +28,41 @@ pub(crate) struct PeriodRow {
     pub(crate) others_cpu_per_call: Duration,
     /// The same as a share of one core over the lane's wall time.
     pub(crate) others_core_share: f64,
+    /// What the worker's idle periods were, from the context's counters.
+    pub(crate) idle: IdleCounts,
     pub(crate) wrong: u64,
+}
+
+/// The context's idle counters over one period's calls.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct IdleCounts {
+    /// Idle periods a spin ended (the request found the worker hot).
+    pub(crate) spin_hits: u64,
+    /// Idle periods that ended in a sleep (the request paid a wake).
+    pub(crate) parks: u64,
+    /// Of those, sleeps a request ended within 1 ms.
+    pub(crate) avoidable_wakes: u64,
+}
+
+impl IdleCounts {
+    fn read(context: &echo::Context) -> Self {
+        let s = context
+            .stats()
+            .unwrap_or_else(|e| fail_hard(&format!("stats: {e}")));
+        IdleCounts {
+            spin_hits: s.spin_hits,
+            parks: s.parks,
+            avoidable_wakes: s.avoidable_wakes,
+        }
+    }
+
+    fn since(self, before: Self) -> Self {
+        IdleCounts {
+            spin_hits: self.spin_hits - before.spin_hits,
+            parks: self.parks - before.parks,
+            avoidable_wakes: self.avoidable_wakes - before.avoidable_wakes,
+        }
+    }
 }
 
 /// How many calls a period gets: about `budget` of wall time, at least 100.
@@ -67,7 +101,14 @@ fn cpu_time(clock: libc::clockid_t) -> Duration {
 
 /// Calls `ctx` once every `period` (native scalar, blocking) `calls` times; each call
 /// is timed, and every other thread's CPU is measured over the lane.
-pub(crate) fn run_periodic(api: &Api, ctx: Ctx, period: Duration, calls: u64) -> PeriodRow {
+pub(crate) fn run_periodic(
+    api: &Api,
+    context: &echo::Context,
+    period: Duration,
+    calls: u64,
+) -> PeriodRow {
+    let ctx: Ctx = context.handle();
+    let idle0 = IdleCounts::read(context);
     let mut caller = SyncCaller::new(Setup::Scalar, false);
     let mut hist = histogram();
     let mut wrong = 0;
@@ -92,6 +133,7 @@ pub(crate) fn run_periodic(api: &Api, ctx: Ctx, period: Duration, calls: u64) ->
         cpu_time(libc::CLOCK_THREAD_CPUTIME_ID),
     );
     let others = (cpu1 - cpu0).saturating_sub(own1 - own0);
+    let idle = IdleCounts::read(context).since(idle0);
     PeriodRow {
         period,
         calls,
@@ -99,6 +141,7 @@ pub(crate) fn run_periodic(api: &Api, ctx: Ctx, period: Duration, calls: u64) ->
         futex: futex_round_trips(period, calls.min(2_000)),
         others_cpu_per_call: others / calls as u32,
         others_core_share: others.as_secs_f64() / wall.as_secs_f64(),
+        idle,
         wrong,
     }
 }
@@ -151,7 +194,7 @@ pub(crate) fn print_periodic(rows: &[PeriodRow], hot_p50: u64, label: &str) {
     println!();
     println!("periodic caller ({label}): one host thread, native scalar, blocking; hot round trip p50 {:.2} us", hot_p50 as f64 / 1e3);
     println!(
-        "{:>9} {:>7} {:>8} {:>8} {:>8} {:>10} {:>10} {:>11} {:>12} {:>10}",
+        "{:>9} {:>7} {:>8} {:>8} {:>8} {:>10} {:>10} {:>11} {:>12} {:>10} {:>6} {:>6} {:>6}",
         "period",
         "calls",
         "p50 us",
@@ -161,7 +204,10 @@ pub(crate) fn print_periodic(rows: &[PeriodRow], hot_p50: u64, label: &str) {
         "p50/futex",
         "futex p99",
         "cpu/call us",
-        "cpu % core"
+        "cpu % core",
+        "hot %",
+        "park %",
+        "avoid"
     );
     for r in rows {
         let (p50, p99) = (
@@ -173,7 +219,7 @@ pub(crate) fn print_periodic(rows: &[PeriodRow], hot_p50: u64, label: &str) {
             r.futex.value_at_quantile(0.99),
         );
         println!(
-            "{:>7}us {:>7} {:>8.2} {:>8.2} {:>7.1}x {:>10.2} {:>9.2}x {:>11.2} {:>12.2} {:>9.1}%",
+            "{:>7}us {:>7} {:>8.2} {:>8.2} {:>7.1}x {:>10.2} {:>9.2}x {:>11.2} {:>12.2} {:>9.1}% {:>5.0}% {:>5.0}% {:>6}",
             r.period.as_micros(),
             r.calls,
             p50 as f64 / 1e3,
@@ -184,13 +230,23 @@ pub(crate) fn print_periodic(rows: &[PeriodRow], hot_p50: u64, label: &str) {
             f99 as f64 / 1e3,
             r.others_cpu_per_call.as_secs_f64() * 1e6,
             r.others_core_share * 100.0,
+            percent(r.idle.spin_hits, r.calls),
+            percent(r.idle.parks, r.calls),
+            r.idle.avoidable_wakes,
         );
         println!(
-            "csv,periodic,{label},{},{},{p50},{p99},{hot_p50},{f50},{f99},{},{:.4}",
+            "csv,periodic,{label},{},{},{p50},{p99},{hot_p50},{f50},{f99},{},{:.4},{},{},{}",
             r.period.as_micros(),
             r.calls,
             r.others_cpu_per_call.as_nanos(),
-            r.others_core_share
+            r.others_core_share,
+            r.idle.spin_hits,
+            r.idle.parks,
+            r.idle.avoidable_wakes
         );
     }
+}
+
+fn percent(part: u64, whole: u64) -> f64 {
+    100.0 * part as f64 / whole.max(1) as f64
 }

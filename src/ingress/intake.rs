@@ -202,10 +202,15 @@ pub(crate) struct Idle {
     /// `None` when a spin found work; else it slept until a producer woke it (a nap or
     /// a park), for this long (zero: the recheck found work at once).
     pub(crate) slept: Option<Duration>,
-    /// When the work was found, since the worker went idle.
+    /// When the work arrived, since the worker went idle: when a spin found it, or,
+    /// after a sleep, when the producer that woke the worker found it parked (a wake's
+    /// latency before the worker woke).
     pub(crate) gap: Duration,
     /// How late a nap that ran to its deadline woke.
     pub(crate) nap_late: Option<Duration>,
+    /// The spin gave up its core to another runnable thread (see [`Spin::crowded`])
+    /// and parked early.
+    pub(crate) crowded: bool,
 }
 
 /// The consumer side of a context's request ring: the worker's alone (there is one
@@ -282,36 +287,57 @@ impl<'a> Inbox<'a> {
                     spin_from = start.elapsed();
                 }
                 Nap::Woken => {
-                    let gap = start.elapsed();
+                    let woke = start.elapsed();
+                    // A stamp from before this nap (the recheck found work, no producer
+                    // woke it) saturates to zero: the work was there at once.
+                    let gap = intake
+                        .wake
+                        .found_parked_at()
+                        .saturating_duration_since(start);
                     return Idle {
                         spun: Duration::ZERO,
-                        slept: Some(gap),
+                        slept: Some(woke),
                         gap,
                         // Woken after the deadline: the nap overslept by at most this.
-                        nap_late: gap.checked_sub(nap),
+                        nap_late: woke.checked_sub(nap),
+                        crowded: false,
                     };
                 }
             }
         }
         let budget = plan.spin_until.saturating_sub(spin_from);
-        let Spin { found, spun } = spin_until(budget, || has_work(Ordering::Relaxed));
+        let Spin {
+            found,
+            spun,
+            crowded,
+        } = spin_until(budget, || has_work(Ordering::Relaxed));
         if found {
             return Idle {
                 spun,
                 slept: None,
                 gap: spin_from + spun,
                 nap_late,
+                crowded,
             };
         }
         // A wake costs tens of µs, the clock reads around it tens of ns.
         let parked_at = Instant::now();
         let slept = intake.wake.park(|| has_work(Ordering::SeqCst));
         let parked = parked_at.elapsed();
+        let arrived = if slept {
+            intake
+                .wake
+                .found_parked_at()
+                .saturating_duration_since(parked_at)
+        } else {
+            parked
+        };
         Idle {
             spun,
             slept: slept.then_some(parked),
-            gap: spin_from + spun + parked,
+            gap: spin_from + spun + arrived,
             nap_late,
+            crowded,
         }
     }
 }

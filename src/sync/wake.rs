@@ -236,7 +236,7 @@ impl WakeBackend {
 /// How a nap ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Nap {
-    /// Work came (a producer woke the worker, or the recheck found it).
+    /// Work came: a producer woke the worker, or the recheck found it before any sleep.
     Woken,
     /// The deadline passed; the worker woke `late` after it.
     TimedOut { late: Duration },
@@ -250,6 +250,12 @@ pub(crate) struct WorkerWake {
     backend: WakeBackend,
     /// Wakes issued (each one is a syscall). Touched only on the cold path.
     wakes: AtomicU64,
+    /// When a producer last found the worker parked, in ns since `epoch`: the arrival
+    /// of the request that ends a sleep, which the idle tuner learns gaps from (the
+    /// worker itself sees only when it woke, a wake's latency later). Written on the
+    /// wake path only, before the swap that takes the word (see `notify`).
+    found_parked: AtomicU64,
+    epoch: Instant,
 }
 
 impl WorkerWake {
@@ -258,6 +264,8 @@ impl WorkerWake {
             state: CachePadded::new(AtomicU32::new(RUNNING)),
             backend,
             wakes: AtomicU64::new(0),
+            found_parked: AtomicU64::new(0),
+            epoch: Instant::now(),
         }
     }
 
@@ -323,12 +331,30 @@ impl WorkerWake {
     #[inline]
     pub(crate) fn notify(&self) {
         fence(Ordering::SeqCst);
-        if self.state.load(Ordering::Relaxed) == PARKED
-            && self.state.swap(RUNNING, Ordering::AcqRel) == PARKED
-        {
+        if self.state.load(Ordering::Relaxed) == PARKED {
+            self.wake_parked();
+        }
+    }
+
+    /// The cold half of `notify`: the worker announced parking.
+    #[cold]
+    fn wake_parked(&self) {
+        // Stamped before the swap: its release half publishes the stamp to the worker,
+        // whose acquire of the word reads this swap. A producer that loses the swap
+        // stamps too, a moment later: the stamp is still within the same sleep.
+        let now = self.epoch.elapsed().as_nanos() as u64;
+        self.found_parked.store(now, Ordering::Relaxed);
+        if self.state.swap(RUNNING, Ordering::AcqRel) == PARKED {
             self.wakes.fetch_add(1, Ordering::Relaxed);
             self.wake();
         }
+    }
+
+    /// Worker side, after a sleep a producer ended (`park` returned true, or a nap
+    /// returned [`Nap::Woken`] after sleeping): when that producer found it parked,
+    /// which is when the request that woke it arrived, within a clock read.
+    pub(crate) fn found_parked_at(&self) -> Instant {
+        self.epoch + Duration::from_nanos(self.found_parked.load(Ordering::Relaxed))
     }
 
     /// Wakes issued so far.
@@ -538,5 +564,42 @@ mod loom_models {
             assert_eq!(got, [0, 1], "FIFO, nothing lost");
             producer.join().unwrap();
         });
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// After a sleep a producer ended, the worker learns when that producer found it
+    /// parked: after the producer started its notify and before that notify returned,
+    /// however long the wake itself took. (Bounds by causality, not by timing.)
+    #[test]
+    fn a_woken_worker_learns_when_its_producer_came() {
+        for backend in [WakeBackend::Futex, WakeBackend::eventfd().expect("eventfd")] {
+            let wake = Arc::new(WorkerWake::new(backend));
+            let work = Arc::new(AtomicU32::new(0));
+            let producer = {
+                let (wake, work) = (wake.clone(), work.clone());
+                std::thread::spawn(move || {
+                    // Let the worker park first (if it has not, it finds the work and
+                    // the test below does not depend on the stamp).
+                    std::thread::sleep(Duration::from_millis(20));
+                    let before = Instant::now();
+                    work.store(1, Ordering::Release);
+                    wake.notify();
+                    (before, Instant::now())
+                })
+            };
+            let slept = wake.park(|| work.load(Ordering::Acquire) == 1);
+            let (before, after) = producer.join().expect("producer");
+            if slept {
+                let at = wake.found_parked_at();
+                assert!(before <= at && at <= after, "{before:?} {at:?} {after:?}");
+            }
+        }
     }
 }

@@ -184,8 +184,8 @@ pub(crate) fn run<L: Library>(
         let waited = inbox.wait_for_work(idle.plan());
         idle.learn(Seen {
             gap: waited.gap,
-            woken: waited.slept.is_some_and(|d| !d.is_zero()),
             nap_late: waited.nap_late,
+            crowded: waited.crowded,
         });
         counters.idle_spin_ns.add(waited.spun.as_nanos() as u64);
         match waited.slept {
