@@ -215,7 +215,8 @@ fn wakes_only_when_the_worker_announced_parking() {
                 std::thread::sleep(Duration::from_millis(1)); // the worker parks
             }
         }
-        let wakes = stats(ctx).unwrap().wakeups;
+        let s = stats(ctx).unwrap();
+        let wakes = s.wakeups;
         assert_eq!(destroy::<Journal>(ctx), RET_OK);
         if options.spin.is_zero() {
             assert!(
@@ -223,7 +224,9 @@ fn wakes_only_when_the_worker_announced_parking() {
                 "{wakes} wakes for {calls} calls"
             );
         } else {
-            assert_eq!(wakes, 0, "a spinning worker is never woken");
+            // It parks only when its spin shares a core with a runnable thread (this
+            // test's host, say), and is woken only after it announced it.
+            assert!(wakes <= s.parks, "{wakes} wakes for {} parks", s.parks);
         }
     }
 }

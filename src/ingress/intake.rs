@@ -19,7 +19,7 @@ use crate::ingress::envelope::Envelope;
 use crate::options::BackPressure;
 use crate::sync::counter::SharedCounter;
 use crate::sync::ring::{Ingress, Ring};
-use crate::sync::spin::{spin_until, Spin};
+use crate::sync::spin::{spin_within, Spin};
 use crate::sync::wake::{Nap, SpaceWait, WorkerWake};
 use crate::sync::{AtomicBool, Ordering};
 use crate::threads::must_not_block;
@@ -310,7 +310,7 @@ impl<'a> Inbox<'a> {
             found,
             spun,
             crowded,
-        } = spin_until(budget, || has_work(Ordering::Relaxed));
+        } = spin_within(budget, true, || has_work(Ordering::Relaxed));
         if found {
             return Idle {
                 spun,

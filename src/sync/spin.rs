@@ -25,9 +25,19 @@ pub(crate) const CROWDED: Duration = Duration::from_micros(25);
 /// polls (a request that arrives at once costs no clock read) and then every few dozen,
 /// each time with a `sched_yield`: an idle spinner hands its core to a runnable thread
 /// (the event thread, the host) when cores are oversubscribed, and costs one cheap
-/// syscall when they are not. A yield that ran another thread ends the spin
-/// ([`Spin::crowded`]): the caller parks and leaves the core to it.
+/// syscall when they are not.
 pub(crate) fn spin_until(budget: Duration, ready: impl Fn() -> bool) -> Spin {
+    spin_within(budget, false, ready)
+}
+
+/// [`spin_until`], which also gives up when `yield_when_crowded` and a yield ran
+/// another thread ([`Spin::crowded`]): the worker's idle spin, which only takes turns
+/// with the thread it shares its core with (the host waiting for it, often).
+pub(crate) fn spin_within(
+    budget: Duration,
+    yield_when_crowded: bool,
+    ready: impl Fn() -> bool,
+) -> Spin {
     let mut spun = Duration::ZERO;
     let stop = |found, spun, crowded| Spin {
         found,
@@ -56,7 +66,7 @@ pub(crate) fn spin_until(budget: Duration, ready: impl Fn() -> bool) -> Spin {
         std::thread::yield_now();
         let before = spun;
         spun = start.elapsed();
-        if spun - before > CROWDED {
+        if yield_when_crowded && spun - before > CROWDED {
             return stop(ready(), spun, true);
         }
         if spun >= budget {
@@ -112,7 +122,7 @@ mod tests {
             while !started.load(Ordering::Acquire) {
                 std::thread::yield_now();
             }
-            spin_until(Duration::from_secs(10), || false)
+            spin_within(Duration::from_secs(10), true, || false)
         });
         let crowded = spinner.join().expect("spinner");
         stop.store(true, Ordering::Relaxed);
