@@ -19,7 +19,7 @@ pub(crate) struct Spin {
 
 /// A gap between two clock reads of a spin that says another thread had the core: a
 /// round of polls and a `sched_yield` that runs nobody take a few µs at most.
-pub(crate) const CROWDED: Duration = Duration::from_micros(25);
+const CROWDED: Duration = Duration::from_micros(25);
 
 /// Busy-waits up to `budget` for `ready`. The clock is read only after a first round of
 /// polls (a request that arrives at once costs no clock read) and then every few dozen,
@@ -30,12 +30,12 @@ pub(crate) fn spin_until(budget: Duration, ready: impl Fn() -> bool) -> Spin {
     spin_within(budget, false, ready)
 }
 
-/// [`spin_until`], which also gives up when `yield_when_crowded` and a yield ran
+/// [`spin_until`], which also gives up when `stop_when_crowded` and a yield ran
 /// another thread ([`Spin::crowded`]): the worker's idle spin, which only takes turns
 /// with the thread it shares its core with (the host waiting for it, often).
 pub(crate) fn spin_within(
     budget: Duration,
-    yield_when_crowded: bool,
+    stop_when_crowded: bool,
     ready: impl Fn() -> bool,
 ) -> Spin {
     let mut spun = Duration::ZERO;
@@ -66,7 +66,7 @@ pub(crate) fn spin_within(
         std::thread::yield_now();
         let before = spun;
         spun = start.elapsed();
-        if yield_when_crowded && spun - before > CROWDED {
+        if stop_when_crowded && spun - before > CROWDED {
             return stop(ready(), spun, true);
         }
         if spun >= budget {

@@ -570,7 +570,7 @@ mod loom_models {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use std::sync::Arc;
-    use std::time::{Duration, Instant};
+    use std::time::Instant;
 
     use super::*;
 
@@ -590,9 +590,11 @@ mod tests {
             let producer = {
                 let (wake, work) = (wake.clone(), work.clone());
                 std::thread::spawn(move || {
-                    // Let the worker park first (if it has not, it finds the work and
-                    // the test below does not depend on the stamp).
-                    std::thread::sleep(Duration::from_millis(20));
+                    // Come once the worker announced parking (if its recheck still
+                    // finds the work, it does not sleep and the stamp is not asserted).
+                    while wake.state.load(Ordering::Acquire) != PARKED {
+                        std::thread::yield_now();
+                    }
                     let before = Instant::now();
                     work.store(1, Ordering::Release);
                     wake.notify();

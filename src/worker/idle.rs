@@ -148,8 +148,8 @@ impl IdleTuner {
             // The worker shares its core with a runnable thread (often the host that
             // waits for its answers: a nap's timer wakes the worker where it slept, so
             // once the two share a core they keep meeting there). Park at once: the
-            // next request's wake places the worker on an idle core if there is one,
-            // and its naps are timed from there.
+            // next request's wake then preempts the host, where a spinning or napping
+            // worker would queue behind it (see the module's last paragraph).
             IdlePolicy::Balanced if self.crowded => Plan {
                 nap_until: None,
                 spin_until: Duration::ZERO,
