@@ -356,7 +356,7 @@ typedef struct ffid_context_stats {
     uint64_t high_water;       /* deepest queue the worker has seen */
     uint64_t wakeups;          /* producer wakes of the parked worker (syscalls) */
     uint64_t spin_hits;        /* idle spins that found work before parking */
-    uint64_t parks;            /* times the worker parked */
+    uint64_t parks;            /* times the worker announced parking (>= wakeups) */
     uint64_t panics;           /* handlers that panicked */
     uint64_t deferred_pending; /* deferred replies not yet answered */
     uint64_t cancelled;        /* requests answered "cancelled" */

@@ -230,7 +230,7 @@ pub struct ffid_context_stats {
     pub wakeups: u64,
     /// Times the idle worker found work while spinning, before parking.
     pub spin_hits: u64,
-    /// Times the worker parked.
+    /// Times the worker announced parking (it may have found work in its recheck).
     pub parks: u64,
     /// Handlers that panicked.
     pub panics: u64,

@@ -334,7 +334,9 @@ impl<'a> Inbox<'a> {
         };
         Idle {
             spun,
-            slept: slept.then_some(parked),
+            // Announced, so counted as a park even when the recheck found work: a
+            // producer may have read the announcement and woken it (stats: wakes <= parks).
+            slept: Some(if slept { parked } else { Duration::ZERO }),
             gap: spin_from + spun + arrived,
             nap_late,
             crowded,

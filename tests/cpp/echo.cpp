@@ -93,13 +93,19 @@ void refusals_free_the_callable_at_once() {
         }
     }
     CHECK(future_refused);
-    for (int i = 0; i < 100 && !sync_refused; i++) {
-        auto r = ctx.shout("no room", TIMEOUT_MS);
-        sync_refused = !r.ok() && r.error().code == FFID_RET_BUSY;
-    }
-    CHECK(sync_refused);
     for (auto& f : taken) CHECK(f.get().ok());
     CHECK(busy.get().ok());
+    // The sync form on a full ring, with the worker occupied anew each attempt: a
+    // loaded machine can stretch an attempt past the 200 ms the worker sleeps.
+    for (int attempt = 0; attempt < 5 && !sync_refused; attempt++) {
+        auto occupied = ctx.sleep_async(200);
+        auto filler = ctx.shout_async("fill"); // refused if the worker has not popped yet
+        auto r = ctx.shout("no room", TIMEOUT_MS);
+        sync_refused = !r.ok() && r.error().code == FFID_RET_BUSY;
+        CHECK(occupied.get().ok());
+        (void)filler.get();
+    }
+    CHECK(sync_refused);
     // The accepted ones were answered and freed; the refused one was freed at once.
     CHECK(check::eventually([&] { return counts.live == 0; }));
     CHECK(counts.calls == accepted);
