@@ -29,13 +29,15 @@
  *                       has_out flag and the value, any other option as an owned pointer,
  *                       NULL for none (or for empty text, bytes or an empty array); a NULL
  *                       out pointer drops it
- *     FFID_RET_ERR      the method failed, or the call was refused (the reasons of
- *                       ACCEPTED OR REFUSED; and a context in completion mode, whose
- *                       queue would copy the answer): <lib>_last_error() says which
+ *     FFID_RET_ERR      the method failed, or the arguments were refused (see
+ *                       ACCEPTED OR REFUSED), or the context is in completion mode
+ *                       (whose queue would hold the answer for a drain, maybe this
+ *                       thread's): <lib>_last_error() says which
  *     FFID_RET_TIMEOUT  timeout_ms passed: the call goes on, and its answer, when it
  *                       comes, is freed by the runtime (exactly once, as every answer)
  *     FFID_RET_BUSY     inside a callback, where it would wait for itself; or the ring
  *                       is full and the context rejects rather than waits
+ *     any other refusal of ACCEPTED OR REFUSED, for the same reasons
  *   Any number of threads may block on one context at once.
  *
  * TYPED CALLS
@@ -55,16 +57,41 @@
  *   A call function returns FFID_RET_OK when the call is accepted: exactly one terminal
  *   callback (FFID_RET_OK or FFID_RET_ERR) follows, on the context's worker thread,
  *   never zero, never two - also when the context is destroyed while the call waits.
- *   Any other return value means refused: the callback is never invoked.
+ *   Any other return value means refused: the callback is never invoked, and
+ *   <lib>_last_error() gives the calling thread the reason as text, e.g.
+ *   "argument `user`, field `name`: invalid UTF-8 at byte 3".
  *     FFID_RET_MISSING_CALLBACK  cb is NULL
  *     FFID_RET_BUSY              the ring is full and the context rejects rather than
  *                                waits; or the ring is full and the caller is inside a
  *                                callback (see INSIDE A CALLBACK: such a call never
  *                                blocks); or, in completion mode, the ring is full while
  *                                the completion queue is too (see COMPLETION MODE)
- *     FFID_RET_ERR               ctx is NULL, garbage, destroyed, being destroyed, or of
- *                                another library; args is NULL; req is NULL with len > 0;
- *                                a string field is NULL or not valid UTF-8
+ *     FFID_RET_CLOSED            the context is being destroyed or was destroyed, or was
+ *                                inherited across fork (see FORK)
+ *     FFID_RET_INVALID_CTX       ctx is NULL, was never a handle of this library
+ *                                (garbage, another library's), or is a context of
+ *                                another library sharing this runtime
+ *     FFID_RET_TOO_LARGE         the arguments, with everything they point to, take more
+ *                                than FFID_MAX_REQUEST_BYTES, or more memory than could
+ *                                be had for their copy
+ *     FFID_RET_ERR               invalid arguments: args is NULL; req is NULL with
+ *                                len > 0; a string, bytes or array pointer is NULL where
+ *                                a value is required; a string is not valid UTF-8; an
+ *                                enum holds an unknown value; the host changed the
+ *                                arguments while the call copied them
+ *   Codes may be added (only ever appended): treat an unknown non-zero return as
+ *   refused. A handle is told destroyed from garbage by its registry slot, so garbage
+ *   that happens to name a slot (1 in 2^15) reads as FFID_RET_CLOSED.
+ *
+ * LAST ERROR
+ *   <lib>_last_error() (and ffid_last_error(), which with two libraries in one process
+ *   may reach the other's) is the calling thread's: why its last call was refused (any
+ *   non-zero return of a call, cancel, destroy, stats or listener function), its last
+ *   create returned NULL, or its last blocking call failed. A create or blocking call
+ *   that succeeds empties it; other accepted calls leave it as it is (read it right
+ *   after the failure, as errno). The text is owned by the runtime, NUL-terminated,
+ *   never NULL, at most 511 bytes, and stays until that thread's next refusal, create
+ *   or blocking call.
  *
  * POINTER OWNERSHIP AND LIFETIME
  *   args, every pointer inside it, and req: borrowed for the duration of the call only.
@@ -77,9 +104,9 @@
  *     copy it to keep it. msg is never NULL and msg[len] == 0, so a text answer can be
  *     read as a C string. On FFID_RET_ERR it is a non-empty UTF-8 message.
  *   ffid_ctx*: an opaque handle, never a real pointer. It stays valid until
- *     <lib>_destroy returns; afterwards every use is refused with FFID_RET_ERR. It is
+ *     <lib>_destroy returns; afterwards every use is refused with FFID_RET_CLOSED. It is
  *     meaningful only to the library that made it: another library in the same process
- *     refuses it.
+ *     refuses it (FFID_RET_INVALID_CTX).
  *
  * ANSWERS
  *   native: a string as its UTF-8 bytes, an integer or float as its native-endian bytes
@@ -101,7 +128,7 @@
  *   FFID_RET_STALE_WARN pings, which come from the context's monitor thread while the
  *   request runs. So a cb used with deferred methods or pings must be thread-safe. A
  *   callback may call into the library again (never blocking: a full ring gives
- *   FFID_RET_BUSY), but cannot destroy a context (FFID_RET_ERR; see INSIDE A CALLBACK).
+ *   FFID_RET_BUSY), but cannot destroy a context (FFID_RET_BUSY; see INSIDE A CALLBACK).
  *   A context has up to three threads: the worker, the event thread (listeners) and
  *   the monitor (pings, diagnostics; only when some interval is configured). The thread
  *   hooks in ffid_options run first and last on each. They start with the signal mask
@@ -113,7 +140,7 @@
  *   callbacks and pings (on the worker or the monitor), deferred answers (on the
  *   library's thread), drained completions (on the draining thread), listeners (on the
  *   event thread), diagnostics and thread hooks. From inside a callback <lib>_destroy
- *   returns FFID_RET_ERR (the context may be waiting for that very callback), and a call
+ *   returns FFID_RET_BUSY (the context may be waiting for that very callback), and a call
  *   never blocks: where it would wait for ring space it returns FFID_RET_BUSY.
  *   Callbacks must return normally: a C++ exception, longjmp or pthread_exit out of one
  *   aborts the process (it would unwind through Rust frames). Time spent in host
@@ -186,16 +213,17 @@
  *   <lib>_destroy(ctx) is synchronous: it refuses new calls, answers every accepted call,
  *   runs the library's teardown, joins the worker, waits up to shutdown_timeout_ms for
  *   deferred replies (then answers the rest FFID_RET_ERR), delivers queued events, joins
- *   the other threads and frees everything. It returns
- *   FFID_RET_ERR for a handle that is not live (e.g. a second destroy) and when called
- *   inside a callback. A library's static methods run on a context of their own, made
+ *   the other threads and frees everything. It is refused FFID_RET_CLOSED for a context
+ *   already destroyed or being destroyed (a second destroy), FFID_RET_INVALID_CTX for a
+ *   handle that is not one of this library's, and FFID_RET_BUSY inside a callback.
+ *   A library's static methods run on a context of their own, made
  *   on first use and kept for the life of the process; if it cannot be made (no thread
  *   to be had) the call is refused and the next one tries again.
  *
  * FORK
  *   Contexts do not survive fork(): the child has none of their threads. In the child
  *   every context inherited from the parent is refused (calls and destroy return
- *   FFID_RET_ERR, no callback comes; its memory is left as it is). Create new contexts in
+ *   FFID_RET_CLOSED, no callback comes; its memory is left as it is). Create new contexts in
  *   the child; static methods make their own. The parent's contexts are unaffected.
  *   Descriptors the parent's contexts own (eventfds) stay open in the child, closed on
  *   exec (they are O_CLOEXEC).
@@ -235,6 +263,13 @@ extern "C" {
 #define FFID_RET_STALE_WARN 3       /* non-terminal progress ping, msg = elapsed ms */
 #define FFID_RET_BUSY 4             /* refused: ring full, or a blocking call inside a callback */
 #define FFID_RET_TIMEOUT 5          /* a blocking call's timeout passed (see BLOCKING CALLS) */
+#define FFID_RET_CLOSED 6           /* refused: the context is destroyed or being destroyed */
+#define FFID_RET_INVALID_CTX 7      /* refused: not a context of this library (NULL, garbage) */
+#define FFID_RET_TOO_LARGE 8        /* refused: arguments over FFID_MAX_REQUEST_BYTES */
+
+/* The most bytes one request's arguments may take once copied (a native args struct
+ * with everything it points to, or a CBOR buffer): 1 GiB. */
+#define FFID_MAX_REQUEST_BYTES 1073741824u
 
 /* The host's callback. msg/len: see POINTER OWNERSHIP above. */
 typedef void (*ffid_callback)(int ret, const char* msg, size_t len, void* user_data);
@@ -369,8 +404,9 @@ typedef struct ffid_context_stats {
                                   would have saved (what parking costs) */
 } ffid_context_stats;
 
-/* Copies the counters of ctx into *out. FFID_RET_OK, or FFID_RET_ERR for a handle that
- * is not live, NULL out, or out->struct_size < 8. With two ffi-dispatch libraries in one
+/* Copies the counters of ctx into *out. FFID_RET_OK; FFID_RET_ERR for NULL out or
+ * out->struct_size < 8; FFID_RET_CLOSED or FFID_RET_INVALID_CTX for a handle that is not
+ * live. With two ffi-dispatch libraries in one
  * process this symbol belongs to one of them: prefer <lib>_stats, which always works. */
 int ffid_stats(ffid_ctx* ctx, ffid_context_stats* out);
 
@@ -379,16 +415,17 @@ int ffid_stats(ffid_ctx* ctx, ffid_context_stats* out);
 int ffid_options_init(ffid_options* opts);
 
 /* Static name of a status code ("OK", "ERR", "MISSING_CALLBACK", "STALE_WARN", "BUSY",
- * "TIMEOUT", or "UNKNOWN"). The string is never freed. */
+ * "TIMEOUT", "CLOSED", "INVALID_CTX", "TOO_LARGE", or "UNKNOWN"). The string is never
+ * freed. */
 const char* ffid_status_name(int code);
 
 /* 1 when handler panics are answered FFID_RET_ERR, 0 when they abort the process. */
 int ffid_catches_panics(void);
 
-/* Why the calling thread's last <lib>_create* call returned NULL, or its last blocking
- * call (<lib>_<m>_sync) did not answer FFID_RET_OK; "" after a success. Never NULL. The
- * text is owned by the runtime and valid until this thread's next create or blocking
- * call. With two ffi-dispatch libraries in one process this symbol belongs to one of
+/* Why the calling thread's last call was refused, its last <lib>_create* returned NULL,
+ * or its last blocking call (<lib>_<m>_sync) did not answer FFID_RET_OK (see LAST
+ * ERROR). Never NULL. The text is owned by the runtime and stays until this thread's
+ * next refusal, create or blocking call. With two ffi-dispatch libraries in one process this symbol belongs to one of
  * them (each library's runtime keeps its own): prefer <lib>_last_error, which always
  * reaches the right one. */
 const char* ffid_last_error(void);

@@ -121,8 +121,8 @@ mod worker;
 
 // ## The C side
 pub use abi::{
-    ffid_ctx, Callback, RET_BUSY, RET_ERR, RET_MISSING_CALLBACK, RET_OK, RET_STALE_WARN,
-    RET_TIMEOUT,
+    ffid_ctx, Callback, RET_BUSY, RET_CLOSED, RET_ERR, RET_INVALID_CTX, RET_MISSING_CALLBACK,
+    RET_OK, RET_STALE_WARN, RET_TIMEOUT, RET_TOO_LARGE,
 };
 pub use ffi::abi;
 pub use ffi_dispatch_schema as schema;

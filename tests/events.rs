@@ -119,7 +119,11 @@ fn bad_listener_requests_are_refused() {
         0,
         "destroyed"
     );
-    assert_eq!(lab_remove_listener(ctx, id), ffi_dispatch::RET_ERR);
+    assert_eq!(lab_remove_listener(ctx, id), ffi_dispatch::RET_CLOSED);
+    // SAFETY: the runtime's thread-local text, NUL-terminated, read before this
+    // thread's next refusal.
+    let why = unsafe { std::ffi::CStr::from_ptr(ffi_dispatch::rt::last_error()) };
+    assert!(why.to_str().unwrap().contains("destroyed"), "{why:?}");
 }
 
 /// A listener that is inside its callback for a while; remove from another thread must
@@ -186,7 +190,7 @@ unsafe extern "C" fn relay(_: c_int, _: *const c_char, _: usize, ud: *mut c_void
     );
     assert_ne!(lab_add_on_note_listener(ctx, RECORD, r.next.ud()), 0);
     // A call from the event thread never blocks and destroy is refused here.
-    assert_eq!(lab_destroy(ctx), ffi_dispatch::RET_ERR);
+    assert_eq!(lab_destroy(ctx), ffi_dispatch::RET_BUSY);
 }
 
 #[test]

@@ -11,7 +11,9 @@ use std::time::Duration;
 use ffi_dispatch::abi::{
     DIAG_NOT_RESPONDING, DIAG_RESPONDING, THREAD_EVENTS, THREAD_MONITOR, THREAD_WORKER,
 };
-use ffi_dispatch::{HostFn, Options, ThreadHooks, RET_ERR, RET_OK, RET_STALE_WARN};
+use ffi_dispatch::{
+    HostFn, Options, ThreadHooks, RET_BUSY, RET_CLOSED, RET_ERR, RET_OK, RET_STALE_WARN,
+};
 use support::lab::*;
 
 fn pings(entries: &[Entry]) -> usize {
@@ -214,7 +216,7 @@ fn a_queued_request_can_be_cancelled_a_started_one_cannot() {
     let s = settled_stats(ctx, |s| s.completed == 4);
     assert_eq!((s.cancelled, s.completed, s.accepted), (1, 4, 4));
     assert_eq!(lab_destroy(ctx), RET_OK);
-    assert_eq!(lab_cancel(ctx, ids[2]), RET_ERR, "destroyed");
+    assert_eq!(lab_cancel(ctx, ids[2]), RET_CLOSED, "destroyed");
     assert_eq!(b.snapshot().len(), 1);
 }
 
@@ -358,7 +360,7 @@ fn counters_follow_accepted_completed_refused_and_panics() {
     assert_eq!(short[0] as u32, 16, "struct_size kept");
     assert_eq!(lab_destroy(ctx), RET_OK);
     // SAFETY: as above.
-    assert_eq!(unsafe { lab_stats(ctx, &mut c) }, RET_ERR);
+    assert_eq!(unsafe { lab_stats(ctx, &mut c) }, RET_CLOSED);
 }
 
 #[test]
@@ -500,7 +502,7 @@ fn inside_a_deferred_answer_destroy_is_refused_and_a_call_never_blocks() {
     inside.done.wait_len(1);
     assert_eq!(
         inside.destroyed.load(SeqCst),
-        RET_ERR,
+        RET_BUSY,
         "destroy inside a callback"
     );
     assert_eq!(

@@ -13,7 +13,9 @@ use std::time::Duration;
 // contract, `rt`.
 use ffi_dispatch::rt::cbor::ArgMap;
 use ffi_dispatch::rt::{create, destroy, submit, Method, Request};
-use ffi_dispatch::{ffid_ctx, stats, CallError, Library, Options, RET_ERR, RET_OK};
+use ffi_dispatch::{
+    ffid_ctx, stats, CallError, Library, Options, RET_CLOSED, RET_ERR, RET_INVALID_CTX, RET_OK,
+};
 use support::lab::{Log, RECORD};
 
 /// Waits for the first callback into `log` and returns its status and message.
@@ -101,9 +103,9 @@ fn a_handle_of_another_library_is_refused() {
     assert_eq!(
         // SAFETY: valid pointers; the handle is only inspected.
         unsafe { echo::echo_shout(jctx, RECORD, stray.ud(), &args) },
-        RET_ERR
+        RET_INVALID_CTX
     );
-    assert_eq!(echo::echo_destroy(jctx), RET_ERR);
+    assert_eq!(echo::echo_destroy(jctx), RET_INVALID_CTX);
     let echo_created = Log::new();
     let cfg = echo::EchoConfig {
         prefix: c"e".as_ptr(),
@@ -119,8 +121,8 @@ fn a_handle_of_another_library_is_refused() {
         )
     };
     wait(&echo_created);
-    assert_eq!(note(ectx, &stray, "x"), RET_ERR);
-    assert_eq!(destroy::<Journal>(ectx), RET_ERR);
+    assert_eq!(note(ectx, &stray, "x"), RET_INVALID_CTX);
+    assert_eq!(destroy::<Journal>(ectx), RET_INVALID_CTX);
 
     // Both still work afterwards.
     let seen = Log::new();
@@ -293,7 +295,7 @@ fn destroy_racing_submitters_is_exactly_once() {
                             });
                         match ret {
                             RET_OK => accepted += 1,
-                            RET_ERR => return accepted, // destroyed (or being destroyed)
+                            RET_CLOSED => return accepted, // destroyed (or being destroyed)
                             other => panic!("unexpected status {other}"),
                         }
                     }

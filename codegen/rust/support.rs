@@ -5,9 +5,8 @@
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
-    /// `FFID_RET_ERR`: the method's error, or the runtime's refusal of the call (a handle
-    /// that is not live, an argument it refuses, a blocking call in completion mode),
-    /// with its text.
+    /// `FFID_RET_ERR`: the method's error, or the runtime's refusal of the call (an
+    /// argument it refuses, a blocking call in completion mode), with its text.
     Failed(String),
     /// `FFID_RET_TIMEOUT`: a blocking call's timeout passed. The call goes on; the
     /// runtime frees its late answer.
@@ -15,6 +14,13 @@ pub enum Error {
     /// `FFID_RET_BUSY`: refused: the ring is full and rejects, or a blocking call was made
     /// from inside a callback, where it could not wait.
     Busy(String),
+    /// `FFID_RET_CLOSED`: refused: the context is being destroyed or was destroyed.
+    Closed(String),
+    /// `FFID_RET_INVALID_CTX`: refused: not a context of this library.
+    InvalidContext(String),
+    /// `FFID_RET_TOO_LARGE`: refused: the arguments take more than
+    /// `FFID_MAX_REQUEST_BYTES`, or more memory than the library could have.
+    TooLarge(String),
     /// Another status code, with its text.
     Status {
         /// The code (`FFID_RET_*`).
@@ -36,6 +42,9 @@ impl Error {
         match self {
             Error::Timeout => raw::FFID_RET_TIMEOUT,
             Error::Busy(_) => raw::FFID_RET_BUSY,
+            Error::Closed(_) => raw::FFID_RET_CLOSED,
+            Error::InvalidContext(_) => raw::FFID_RET_INVALID_CTX,
+            Error::TooLarge(_) => raw::FFID_RET_TOO_LARGE,
             Error::Status { code, .. } => *code,
             _ => raw::FFID_RET_ERR,
         }
@@ -46,20 +55,11 @@ impl Error {
             raw::FFID_RET_ERR => Error::Failed(message),
             raw::FFID_RET_TIMEOUT => Error::Timeout,
             raw::FFID_RET_BUSY => Error::Busy(message),
+            raw::FFID_RET_CLOSED => Error::Closed(message),
+            raw::FFID_RET_INVALID_CTX => Error::InvalidContext(message),
+            raw::FFID_RET_TOO_LARGE => Error::TooLarge(message),
             code => Error::Status { code, message },
         }
-    }
-
-    /// A call the runtime refused without an answer (the asynchronous forms record no
-    /// reason): its code's name.
-    fn refused(code: c_int) -> Error {
-        let name = match code {
-            raw::FFID_RET_ERR => "ERR",
-            raw::FFID_RET_MISSING_CALLBACK => "MISSING_CALLBACK",
-            raw::FFID_RET_BUSY => "BUSY",
-            _ => "an unknown status",
-        };
-        Error::from_status(code, format!("the call was refused ({name})"))
     }
 
     fn no_answer() -> Error {
@@ -70,9 +70,13 @@ impl Error {
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Error::Failed(m) | Error::Busy(m) | Error::InvalidArgument(m) | Error::Load(m) => {
-                f.write_str(m)
-            }
+            Error::Failed(m)
+            | Error::Busy(m)
+            | Error::Closed(m)
+            | Error::InvalidContext(m)
+            | Error::TooLarge(m)
+            | Error::InvalidArgument(m)
+            | Error::Load(m) => f.write_str(m),
             Error::Timeout => f.write_str("the call timed out (it goes on; its answer is dropped)"),
             Error::Status { code, message } => write!(f, "status {code}: {message}"),
         }
@@ -99,10 +103,11 @@ impl Loaded {
 }
 
 impl Loaded {
-    /// The error of this thread's last failed create or blocking call, with `code`.
+    /// The error of this thread's last refusal, failed create or failed blocking call,
+    /// with `code`.
     fn last_error(&self, code: c_int) -> Error {
         // SAFETY: the export takes nothing and never returns NULL; the text is valid
-        // until this thread's next create or blocking call, and copied now.
+        // until this thread's next refusal, create or blocking call, and copied now.
         let message = unsafe { ffid_text((self.exports.last_error)()) };
         Error::from_status(code, message)
     }
@@ -367,12 +372,9 @@ impl<T> Future for Pending<T> {
 /// Makes a typed call: `ffid_submit(user_data)` passes the call's box to the export. A
 /// refused call frees the box at once (no reply ever comes); an accepted one frees it
 /// after its terminal reply.
-fn ffid_submit<T>(
-    free: unsafe extern "C" fn(*const c_void),
-    call: impl FnOnce(*mut c_void) -> c_int,
-) -> Pending<T> {
+fn ffid_submit<T>(loaded: &Loaded, call: impl FnOnce(*mut c_void) -> c_int) -> Pending<T> {
     let reply = Arc::new(Reply {
-        free,
+        free: loaded.exports.free,
         answer: Oneshot::new(),
     });
     let user_data = Arc::into_raw(Arc::clone(&reply)) as *mut c_void;
@@ -381,7 +383,7 @@ fn ffid_submit<T>(
         // SAFETY: refused: no reply comes, so the reference given to it is ours again,
         // taken back once.
         drop(unsafe { Arc::from_raw(user_data as *const Reply<T>) });
-        return Pending::refused(Error::refused(rc));
+        return Pending::refused(loaded.last_error(rc));
     }
     Pending { reply: Ok(reply) }
 }

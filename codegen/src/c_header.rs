@@ -421,7 +421,8 @@ fn context_section(o: &mut String, lib: &Library) {
     writeln!(
         o,
         "\n/* Synchronous: answers every accepted call, then frees the context. FFID_RET_OK, or\n \
-         * FFID_RET_ERR for a handle that is not live or a call from inside a callback. */"
+         * refused: FFID_RET_CLOSED for a context destroyed or being destroyed, FFID_RET_INVALID_CTX\n \
+         * for a handle that is not one of this library's, FFID_RET_BUSY inside a callback. */"
     )
     .unwrap();
     writeln!(o, "int {n}_destroy(ffid_ctx* ctx);").unwrap();
@@ -606,8 +607,8 @@ fn runtime_section(o: &mut String, lib: &Library) {
         o,
         "",
         "Copies the context's counters into *out (see ffid_context_stats in ffi_dispatch.h);\n\
-         set out->struct_size = sizeof(ffid_context_stats) first. FFID_RET_OK, or FFID_RET_ERR\n\
-         for a handle that is not live or a NULL out.",
+         set out->struct_size = sizeof(ffid_context_stats) first. FFID_RET_OK; FFID_RET_ERR for\n\
+         a NULL out; FFID_RET_CLOSED or FFID_RET_INVALID_CTX for a handle that is not live.",
     );
     writeln!(o, "int {n}_stats(ffid_ctx* ctx, ffid_context_stats* out);").unwrap();
     comment(
@@ -622,9 +623,10 @@ fn runtime_section(o: &mut String, lib: &Library) {
     comment(
         o,
         "",
-        "Why this thread's last create of this library returned NULL or its last blocking call\n\
-         failed, or \"\" when neither: ffid_last_error() of this library's runtime. Owned by\n\
-         the runtime; valid until this thread's next create or blocking call. Never NULL.",
+        "Why this thread's last call of this library was refused (any non-zero return), its\n\
+         last create returned NULL or its last blocking call failed (see LAST ERROR in\n\
+         ffi_dispatch.h): ffid_last_error() of this library's runtime. Owned by the runtime;\n\
+         stays until this thread's next refusal, create or blocking call. Never NULL.",
     );
     writeln!(o, "const char* {n}_last_error(void);").unwrap();
     comment(
@@ -640,8 +642,8 @@ fn runtime_section(o: &mut String, lib: &Library) {
         "",
         "Cancels a request the worker has not started: it is answered FFID_RET_ERR\n\
          \"cancelled\" (when the worker reaches it) and its method never runs; returns\n\
-         FFID_RET_OK. FFID_RET_ERR, changing nothing, when it has started or finished, the id\n\
-         is unknown, or the handle is not live.",
+         FFID_RET_OK. FFID_RET_ERR, changing nothing, when it has started or finished or the id\n\
+         is unknown; FFID_RET_CLOSED or FFID_RET_INVALID_CTX for a handle that is not live.",
     );
     writeln!(o, "int {n}_cancel(ffid_ctx* ctx, uint64_t request_id);").unwrap();
     comment(
@@ -649,7 +651,8 @@ fn runtime_section(o: &mut String, lib: &Library) {
         "",
         "Completion mode (ffid_options.completion = FFID_COMPLETION_QUEUE): runs up to max\n\
          queued callbacks on the calling thread and returns how many ran (0 if another\n\
-         thread is draining), or -1 for a handle that is not live or not in that mode.",
+         thread is draining), or -1 for a handle that is not live or not in that mode\n\
+         (<lib>_last_error() says which).",
     );
     writeln!(o, "int {n}_drain(ffid_ctx* ctx, uint32_t max);").unwrap();
     comment(

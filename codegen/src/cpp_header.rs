@@ -656,7 +656,7 @@ fn method(o: &mut String, cx: &Cx, f: &Function, member: bool) {
     // Future.
     writeln!(
         o,
-        "{ind}{stat}std::future<{res}> {}_async({}){cnst} {{\n{args_line}{ind}    return ffid::detail::call_future<{ret}>({submit}, {hook});\n{ind}}}",
+        "{ind}{stat}std::future<{res}> {}_async({}){cnst} {{\n{args_line}{ind}    return ffid::detail::call_future<{ret}>({submit}, {hook}, &{n}_last_error);\n{ind}}}",
         f.name,
         with(&[])
     )
@@ -679,6 +679,7 @@ fn method(o: &mut String, cx: &Cx, f: &Function, member: bool) {
 
 /// An inline export: answered on the calling thread, so a plain `Result<T>`.
 fn inline(o: &mut String, cx: &Cx, f: &Function) {
+    let n = &cx.lib.name;
     detail_args_builder(o, cx, f);
     let ret = cx.ty(&f.ret);
     comment(o, "", &f.doc);
@@ -690,7 +691,7 @@ fn inline(o: &mut String, cx: &Cx, f: &Function) {
     };
     writeln!(
         o,
-        "inline Result<{ret}> {}({}) {{\n{args_line}    return ffid::detail::call_inline<{ret}>([&](ffid_callback ffid_cb, void* ffid_ud) {{ return {}(ffid_cb, ffid_ud{a}); }});\n}}",
+        "inline Result<{ret}> {}({}) {{\n{args_line}    return ffid::detail::call_inline<{ret}>([&](ffid_callback ffid_cb, void* ffid_ud) {{ return {}(ffid_cb, ffid_ud{a}); }}, &{n}_last_error);\n}}",
         ident(&f.name),
         params(cx, &f.params).join(", "),
         f.export
@@ -752,11 +753,11 @@ fn context(o: &mut String, cx: &Cx) {
          \x20   Context& operator=(const Context&) = delete;\n\
          \x20   ~Context() {{ destroy(); }}\n\n\
          \x20   // Destroys the context now ({n}_destroy): answers every accepted call, then frees it.\n\
-         \x20   // FFID_RET_OK; FFID_RET_ERR when there is none (moved from, destroyed) or inside a\n\
-         \x20   // callback, where it cannot wait (the context is then kept, and leaks if this\n\
-         \x20   // Context is destroyed there).\n\
+         \x20   // FFID_RET_OK; FFID_RET_INVALID_CTX when there is none (moved from, destroyed);\n\
+         \x20   // FFID_RET_BUSY inside a callback, where it cannot wait (the context is then kept,\n\
+         \x20   // and leaks if this Context is destroyed there).\n\
          \x20   int destroy() noexcept {{\n\
-         \x20       if (ctx_ == nullptr) return FFID_RET_ERR;\n\
+         \x20       if (ctx_ == nullptr) return FFID_RET_INVALID_CTX;\n\
          \x20       int rc = {n}_destroy(ctx_);\n\
          \x20       if (rc == FFID_RET_OK) ctx_ = nullptr;\n\
          \x20       return rc;\n    }}\n\n\

@@ -1197,7 +1197,7 @@ fn queued(o: &mut String, cx: &Cx, f: &Function, ctx: bool) {
         o.push_str(&args_lines(f, "        ", "return Pending::refused(e)"));
         writeln!(
             o,
-            "        let ffid_loaded = &{loaded};\n{pin}        ffid_submit(ffid_loaded.exports.free, |ffid_ud| {{\n            // SAFETY: as the blocking form; the reply gets the box `submit` made.\n            unsafe {{ (ffid_loaded.exports.{field})({ctx_arg}{args_arg}Some(ffid_reply_{}), ffid_ud) }}\n        }})\n{ind}}}\n",
+            "        let ffid_loaded = &{loaded};\n{pin}        ffid_submit(ffid_loaded, |ffid_ud| {{\n            // SAFETY: as the blocking form; the reply gets the box `submit` made.\n            unsafe {{ (ffid_loaded.exports.{field})({ctx_arg}{args_arg}Some(ffid_reply_{}), ffid_ud) }}\n        }})\n{ind}}}\n",
             f.name
         )
         .unwrap();
@@ -1233,7 +1233,7 @@ fn inline(o: &mut String, cx: &Cx, f: &Function) {
     };
     writeln!(
         o,
-        "        let mut ffid_answer: Option<Result<{ret}, Error>> = None;\n        let ffid_ud = &mut ffid_answer as *mut Option<Result<{ret}, Error>> as *mut c_void;\n        // SAFETY: valid arguments; the callback comes before the export returns, while\n        // `ffid_answer` lives.\n        let ffid_rc = unsafe {{ (self.loaded.exports.{field})(Some(ffid_inline_{}), ffid_ud{args_arg}) }};\n        if ffid_rc != raw::FFID_RET_OK {{\n            return Err(Error::refused(ffid_rc));\n        }}\n        ffid_answer.unwrap_or_else(|| Err(Error::no_answer()))\n    }}\n",
+        "        let mut ffid_answer: Option<Result<{ret}, Error>> = None;\n        let ffid_ud = &mut ffid_answer as *mut Option<Result<{ret}, Error>> as *mut c_void;\n        // SAFETY: valid arguments; the callback comes before the export returns, while\n        // `ffid_answer` lives.\n        let ffid_rc = unsafe {{ (self.loaded.exports.{field})(Some(ffid_inline_{}), ffid_ud{args_arg}) }};\n        if ffid_rc != raw::FFID_RET_OK {{\n            return Err(self.loaded.last_error(ffid_rc));\n        }}\n        ffid_answer.unwrap_or_else(|| Err(Error::no_answer()))\n    }}\n",
         f.name
     )
     .unwrap();
@@ -1487,7 +1487,7 @@ fn helpers(o: &mut String, cx: &Cx) {
 const RAW_RUNTIME: &str = r#"
     /// Accepted / terminal success.
     pub const FFID_RET_OK: c_int = 0;
-    /// Refused / terminal failure; msg says why.
+    /// Refused for invalid arguments / terminal failure; msg says why.
     pub const FFID_RET_ERR: c_int = 1;
     /// Refused: the callback was NULL.
     pub const FFID_RET_MISSING_CALLBACK: c_int = 2;
@@ -1497,6 +1497,12 @@ const RAW_RUNTIME: &str = r#"
     pub const FFID_RET_BUSY: c_int = 4;
     /// A blocking call's timeout passed.
     pub const FFID_RET_TIMEOUT: c_int = 5;
+    /// Refused: the context is being destroyed or was destroyed.
+    pub const FFID_RET_CLOSED: c_int = 6;
+    /// Refused: not a context of this library.
+    pub const FFID_RET_INVALID_CTX: c_int = 7;
+    /// Refused: the arguments are over `FFID_MAX_REQUEST_BYTES`.
+    pub const FFID_RET_TOO_LARGE: c_int = 8;
     /// `ffid_options::backpressure`: a full ring makes the caller wait (default).
     pub const FFID_BACKPRESSURE_BLOCK: u32 = 0;
     /// `ffid_options::backpressure`: a full ring refuses with `FFID_RET_BUSY`.

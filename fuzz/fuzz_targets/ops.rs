@@ -3,7 +3,9 @@
 //! call it accepted was answered) and at the end.
 #![no_main]
 
-use ffi_dispatch::{abi::ffid_options, ffid_ctx, RET_BUSY, RET_ERR, RET_MISSING_CALLBACK, RET_OK};
+use ffi_dispatch::{
+    abi::ffid_options, ffid_ctx, RET_BUSY, RET_CLOSED, RET_ERR, RET_MISSING_CALLBACK, RET_OK,
+};
 use libfuzzer_sys::fuzz_target;
 
 #[path = "accounting.rs"]
@@ -166,10 +168,10 @@ fuzz_target!(|data: &[u8]| {
             4 if !dead.is_empty() => {
                 let ctx = dead[arg as usize % dead.len()];
                 let rc = counted_call(|| call(ctx, arg));
-                assert_eq!(rc, RET_ERR, "a destroyed handle is refused");
+                assert_eq!(rc, RET_CLOSED, "a destroyed handle is refused");
                 assert_eq!(
                     echo::echo_destroy(ctx),
-                    RET_ERR,
+                    RET_CLOSED,
                     "a second destroy is refused"
                 );
             }

@@ -148,10 +148,12 @@ impl CSlot {
     fn write(&self, v: &proc_macro2::TokenStream) -> proc_macro2::TokenStream {
         let ty = &self.ty_static;
         let fields = self.gather(v);
+        let name = self.name.to_string();
         quote::quote!(
             // SAFETY: the export's contract: the host's struct and what it points to are
             // valid for the duration of the call.
-            unsafe { <#ty as ::ffi_dispatch::rt::marshal::Native>::write(#fields, __w) }?;
+            unsafe { <#ty as ::ffi_dispatch::rt::marshal::Native>::write(#fields, __w) }
+                .map_err(|__r| __r.in_field(#name))?;
         )
     }
 

@@ -10,7 +10,8 @@ use std::ffi::{c_char, c_int, c_void, CStr};
 
 /// Accepted; or, in a callback, the terminal success answer.
 pub const RET_OK: c_int = 0;
-/// Refused (return value) or failed (terminal callback); `msg` says why.
+/// Refused for invalid arguments (return value; `<lib>_last_error` says which), or
+/// failed (terminal callback; `msg` says why).
 pub const RET_ERR: c_int = 1;
 /// Refused: the callback pointer was null.
 pub const RET_MISSING_CALLBACK: c_int = 2;
@@ -22,6 +23,15 @@ pub const RET_STALE_WARN: c_int = 3;
 pub const RET_BUSY: c_int = 4;
 /// A blocking call's deadline passed: the call goes on and its answer is dropped.
 pub const RET_TIMEOUT: c_int = 5;
+/// Refused: the context is being destroyed or was destroyed (or was inherited across
+/// fork).
+pub const RET_CLOSED: c_int = 6;
+/// Refused: not a handle of a context of this library (NULL, garbage, another
+/// library's).
+pub const RET_INVALID_CTX: c_int = 7;
+/// Refused: the arguments take more than `FFID_MAX_REQUEST_BYTES`, or more memory than
+/// could be had.
+pub const RET_TOO_LARGE: c_int = 8;
 
 /// The host's callback: `ret` is a status code, `msg`/`len` the answer (valid only for
 /// the duration of the call, `msg[len] == 0` always), `user_data` the host's pointer.
@@ -199,6 +209,9 @@ pub extern "C" fn ffid_status_name(code: c_int) -> *const c_char {
         RET_STALE_WARN => c"STALE_WARN",
         RET_BUSY => c"BUSY",
         RET_TIMEOUT => c"TIMEOUT",
+        RET_CLOSED => c"CLOSED",
+        RET_INVALID_CTX => c"INVALID_CTX",
+        RET_TOO_LARGE => c"TOO_LARGE",
         _ => c"UNKNOWN",
     };
     name.as_ptr()
@@ -253,29 +266,7 @@ pub struct ffid_context_stats {
     pub avoidable_wakes: u64,
 }
 
-/// Why a call was refused before it reached the ring: the status code the export
-/// returns. No callback follows a refusal.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Refusal {
-    /// Null callback.
-    MissingCallback,
-    /// Bad handle, destroyed or closing context, null or invalid arguments.
-    Err,
-    /// Ring full under `Reject`, or the caller is a worker thread.
-    Busy,
-}
-
-impl Refusal {
-    /// The status code an export returns for this refusal.
-    #[inline]
-    pub fn code(self) -> c_int {
-        match self {
-            Refusal::MissingCallback => RET_MISSING_CALLBACK,
-            Refusal::Err => RET_ERR,
-            Refusal::Busy => RET_BUSY,
-        }
-    }
-}
+pub use super::refusal::{Busy, Invalid, InvalidCtx, Refusal, TooLarge, MAX_REQUEST_BYTES};
 
 /// Borrows the host's args struct, refusing a null pointer.
 ///
@@ -285,7 +276,7 @@ impl Refusal {
 #[inline]
 pub unsafe fn args_ref<'a, T>(args: *const T) -> Result<&'a T, Refusal> {
     // SAFETY: null is handled by `as_ref`; otherwise the caller guarantees validity.
-    unsafe { args.as_ref() }.ok_or(Refusal::Err)
+    unsafe { args.as_ref() }.ok_or(Refusal::invalid(Invalid::NullArgs))
 }
 
 /// Reads a NUL-terminated UTF-8 string field, refusing null and invalid UTF-8.
@@ -295,11 +286,15 @@ pub unsafe fn args_ref<'a, T>(args: *const T) -> Result<&'a T, Refusal> {
 #[inline]
 pub unsafe fn str_field<'a>(s: *const c_char) -> Result<&'a str, Refusal> {
     if s.is_null() {
-        return Err(Refusal::Err);
+        return Err(Refusal::invalid(Invalid::Null));
     }
     // SAFETY: non-null and NUL-terminated by the caller's contract.
     let c = unsafe { CStr::from_ptr(s) };
-    c.to_str().map_err(|_| Refusal::Err)
+    c.to_str().map_err(|e| {
+        Refusal::invalid(Invalid::NotUtf8 {
+            at: e.valid_up_to(),
+        })
+    })
 }
 
 /// Reads a `(pointer, length)` byte field. A null pointer is accepted only with length 0.
@@ -311,8 +306,11 @@ pub unsafe fn bytes_field<'a>(p: *const u8, len: usize) -> Result<&'a [u8], Refu
     if len == 0 {
         return Ok(&[]);
     }
-    if p.is_null() || len > isize::MAX as usize {
-        return Err(Refusal::Err);
+    if p.is_null() {
+        return Err(Refusal::invalid(Invalid::Null));
+    }
+    if len > isize::MAX as usize {
+        return Err(Refusal::invalid(Invalid::Length));
     }
     // SAFETY: non-null, `len` bytes readable by the caller's contract, len <= isize::MAX.
     Ok(unsafe { std::slice::from_raw_parts(p, len) })

@@ -3,3 +3,4 @@
 
 pub mod abi;
 pub(crate) mod host;
+mod refusal;

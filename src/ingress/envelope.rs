@@ -14,7 +14,7 @@
 
 use std::ffi::{c_int, c_void};
 
-use crate::abi::{Callback, Refusal};
+use crate::abi::{Callback, Invalid, Refusal, TooLarge, MAX_REQUEST_BYTES};
 use crate::ffi::host::UserData;
 use crate::CallError;
 
@@ -92,18 +92,19 @@ pub(crate) mod pool {
         (len <= 1 << MAX_SHIFT).then(|| len.next_power_of_two().trailing_zeros().max(MIN_SHIFT))
     }
 
-    /// An empty buffer with room for `len` bytes.
-    pub(super) fn take(len: usize) -> Vec<u8> {
-        match class_of(len) {
-            Some(shift) => classes()[(shift - MIN_SHIFT) as usize]
-                .pop()
-                .map(|mut buf| {
-                    buf.clear();
-                    buf
-                })
-                .unwrap_or_else(|| Vec::with_capacity(1 << shift)),
-            None => Vec::with_capacity(len),
+    /// An empty buffer with room for `len` bytes; `None` when no memory can be had.
+    pub(super) fn take(len: usize) -> Option<Vec<u8>> {
+        let (pooled, room) = match class_of(len) {
+            Some(shift) => (classes()[(shift - MIN_SHIFT) as usize].pop(), 1 << shift),
+            None => (None, len),
+        };
+        if let Some(mut buf) = pooled {
+            buf.clear();
+            return Some(buf);
         }
+        let mut buf = Vec::new();
+        buf.try_reserve_exact(room).ok()?;
+        Some(buf)
     }
 
     /// Keeps a buffer for reuse if it is one of the pool's sizes and its class has room.
@@ -117,10 +118,36 @@ pub(crate) mod pool {
     }
 }
 
+/// Room for a request of `len` bytes (more than fit inline).
+fn request_buffer(len: usize) -> Result<Vec<u8>, Refusal> {
+    if len > MAX_REQUEST_BYTES {
+        return Err(Refusal::TooLarge(TooLarge::OverLimit { len }));
+    }
+    pool::take(len).ok_or(Refusal::TooLarge(TooLarge::NoMemory { len }))
+}
+
 impl Payload {
-    /// Copies `src`: inline when it fits, else into a pooled buffer.
+    /// Copies `src`: inline when it fits, else into a pooled buffer. For the runtime's
+    /// own copies (an answer, an event); a host's request goes through
+    /// [`Payload::copy_request`].
     #[inline]
     pub(crate) fn copy_from(src: &[u8]) -> Payload {
+        Payload::copy_into(src, pool::take(src.len()).unwrap_or_default())
+    }
+
+    /// Copies a host's request bytes, refusing what is over [`MAX_REQUEST_BYTES`] or
+    /// what no memory can hold.
+    #[inline]
+    pub(crate) fn copy_request(src: &[u8]) -> Result<Payload, Refusal> {
+        if src.len() <= INLINE_CAPACITY {
+            return Ok(Payload::copy_into(src, Vec::new()));
+        }
+        Ok(Payload::copy_into(src, request_buffer(src.len())?))
+    }
+
+    /// `src` inline when it fits, else appended to `buf` (grown if it has no room).
+    #[inline]
+    fn copy_into(src: &[u8], mut buf: Vec<u8>) -> Payload {
         if src.len() <= INLINE_CAPACITY {
             let mut bytes = [0u8; INLINE_CAPACITY];
             bytes[..src.len()].copy_from_slice(src);
@@ -129,7 +156,6 @@ impl Payload {
                 bytes,
             }
         } else {
-            let mut buf = pool::take(src.len());
             buf.extend_from_slice(src);
             Payload::Heap(buf)
         }
@@ -166,7 +192,7 @@ impl Payload {
                 bytes: [0u8; INLINE_CAPACITY],
             }
         } else {
-            Payload::Heap(pool::take(len))
+            Payload::Heap(request_buffer(len)?)
         };
         let out = match &mut payload {
             Payload::Inline { bytes, .. } => Target::Inline(&mut bytes[..len]),
@@ -175,7 +201,7 @@ impl Payload {
         let mut fill = FieldWriter { out, pos: 0 };
         write(&mut fill)?;
         if fill.pos != len || payload.as_slice().len() != len {
-            return Err(Refusal::Err);
+            return Err(Refusal::invalid(Invalid::ChangedDuringCall));
         }
         Ok(payload)
     }

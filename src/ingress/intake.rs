@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_queue::SegQueue;
 
-use crate::abi::Refusal;
+use crate::abi::{Busy, Refusal};
 use crate::ingress::envelope::Envelope;
 use crate::options::BackPressure;
 use crate::sync::counter::SharedCounter;
@@ -115,14 +115,17 @@ impl Intake {
             // A caller in completion mode must not wait for ring space while an answer
             // waits for the completion queue's drain, which may be this very thread's
             // next step (a single-threaded event loop).
-            if self.policy == BackPressure::Reject
-                || must_not_block()
-                || self.space.answers_stalled()
-            {
-                return Err(Refusal::Busy);
+            if self.policy == BackPressure::Reject {
+                return Err(Refusal::Busy(Busy::RingFull));
+            }
+            if must_not_block() {
+                return Err(Refusal::Busy(Busy::InsideCallback));
+            }
+            if self.space.answers_stalled() {
+                return Err(Refusal::Busy(Busy::AwaitingDrain));
             }
             if self.closed.load(Ordering::Acquire) {
-                return Err(Refusal::Err);
+                return Err(Refusal::Closed);
             }
             if backoff.is_completed() {
                 self.space.wait(|| {

@@ -47,12 +47,14 @@ impl Request {
     pub fn is_cbor(&self) -> bool {
         self.kind == envelope::Kind::Cbor
     }
-    /// A CBOR request: the buffer is copied as it is and decoded on the worker.
-    pub fn cbor(bytes: &[u8]) -> Request {
-        Request {
+    /// A CBOR request: the buffer is copied as it is and decoded on the worker. Refused
+    /// `TooLarge` over [`MAX_REQUEST_BYTES`](crate::abi::MAX_REQUEST_BYTES) or without
+    /// the memory for the copy.
+    pub fn cbor(bytes: &[u8]) -> Result<Request, Refusal> {
+        Ok(Request {
             kind: envelope::Kind::Cbor,
-            payload: envelope::Payload::copy_from(bytes),
-        }
+            payload: envelope::Payload::copy_request(bytes)?,
+        })
     }
     /// The arguments, for reading on the worker (a generated constructor does this with
     /// the copied constructor arguments).

@@ -6,7 +6,7 @@ use std::any::TypeId;
 use std::ffi::{c_int, c_void};
 use std::sync::Arc;
 
-use crate::abi::{ffid_ctx, Callback, Refusal, RET_ERR, RET_OK};
+use crate::abi::{ffid_ctx, Busy, Callback, Invalid, InvalidCtx, Refusal, RET_OK};
 use crate::events::ListenerView;
 use crate::ffi::host::UserData;
 use crate::ingress::envelope::Envelope;
@@ -17,6 +17,7 @@ use crate::lifecycle::stats::Stats;
 use crate::options::Options;
 use crate::threads::{must_not_block, ThreadRole};
 
+use super::last_error::{refuse, set_last_error};
 use super::{shut_down, Context, LAST_REQUEST_ID};
 
 /// Creates a context for library `L`: starts its threads; the worker runs
@@ -76,50 +77,6 @@ pub(crate) fn start<L: Library>(
         return Err(format!("could not start the context's threads: {e}"));
     }
     Ok(handle.cast())
-}
-
-/// The longest `ffid_last_error` text, in bytes (longer reasons are cut at a character
-/// boundary).
-const LAST_ERROR_MAX: usize = 511;
-
-thread_local! {
-    /// Why this thread's last create returned null or its last blocking call failed,
-    /// NUL-terminated (empty: it did not).
-    /// A plain array: a thread-local with a destructor would keep the library loaded for
-    /// as long as the host's thread lives.
-    static LAST_ERROR: std::cell::RefCell<[u8; LAST_ERROR_MAX + 1]> =
-        const { std::cell::RefCell::new([0; LAST_ERROR_MAX + 1]) };
-}
-
-/// Sets the calling thread's `ffid_last_error` (an interior NUL ends it early).
-pub(crate) fn set_last_error(msg: String) {
-    let mut end = msg.len().min(LAST_ERROR_MAX);
-    while !msg.is_char_boundary(end) {
-        end -= 1;
-    }
-    let text = &msg.as_bytes()[..end];
-    LAST_ERROR.with(|cell| {
-        if let Ok(mut buf) = cell.try_borrow_mut() {
-            buf[..end].copy_from_slice(text);
-            buf[end] = 0;
-        }
-    });
-}
-
-/// `const char* ffid_last_error(void)`: why the calling thread's last create returned
-/// NULL or its last blocking call failed, or "" when it did not. Valid until that
-/// thread's next create or blocking call; never NULL.
-#[no_mangle]
-pub extern "C" fn ffid_last_error() -> *const std::ffi::c_char {
-    last_error()
-}
-
-/// `ffid_last_error` for `<lib>_last_error`, which must reach this runtime's thread-local
-/// even when another ffi-dispatch library in the process also exports `ffid_last_error`
-/// (the dynamic linker may bind calls to that symbol to the other copy).
-pub fn last_error() -> *const std::ffi::c_char {
-    // The thread's own buffer: rewritten by this thread's next create or blocking call.
-    LAST_ERROR.with(|cell| cell.as_ptr().cast::<std::ffi::c_char>().cast_const())
 }
 
 /// Starts a new context's threads: the helpers first, so that if a thread cannot be
@@ -217,7 +174,7 @@ pub(crate) fn submit_as<L: Library>(
     answering: Answering,
 ) -> c_int {
     let Some(callback) = callback else {
-        return Refusal::MissingCallback.code();
+        return refuse(Refusal::MissingCallback);
     };
     debug_assert!(
         (method as usize) < L::METHODS.len(),
@@ -228,13 +185,18 @@ pub(crate) fn submit_as<L: Library>(
         Ok(r) => r,
         Err(refusal) => return refused::<L>(ctx, refusal),
     };
-    let Some(guard) = registry::acquire(ctx.cast()) else {
-        return RET_ERR;
+    let guard = match registry::acquire(ctx.cast()) {
+        Ok(guard) => guard,
+        Err(refusal) => return refuse(refusal),
     };
     let core = guard.context();
-    let waits = answering == Answering::OwnedForWaiter;
-    if core.library != TypeId::of::<L>() || (waits && core.outbox.queues_completions()) {
-        return RET_ERR;
+    if core.library != TypeId::of::<L>() {
+        return refuse(Refusal::InvalidCtx(InvalidCtx::OtherLibrary));
+    }
+    if answering == Answering::OwnedForWaiter && core.outbox.queues_completions() {
+        return refuse(Refusal::Unsupported(
+            "a blocking call on a context in completion mode: its answer would wait for a drain, maybe this thread's",
+        ));
     }
     let env = Envelope {
         callback,
@@ -253,7 +215,7 @@ pub(crate) fn submit_as<L: Library>(
         }
         Err(refusal) => {
             core.intake.refused.bump();
-            refusal.code()
+            refuse(refusal)
         }
     }
 }
@@ -261,12 +223,12 @@ pub(crate) fn submit_as<L: Library>(
 /// Counts a refusal of bad arguments against the context, if it is a live one of `L`.
 #[cold]
 fn refused<L: Library>(ctx: *mut ffid_ctx, refusal: Refusal) -> c_int {
-    if let Some(guard) = registry::acquire(ctx.cast()) {
+    if let Ok(guard) = registry::acquire(ctx.cast()) {
         if guard.context().library == TypeId::of::<L>() {
             guard.context().intake.refused.bump();
         }
     }
-    refusal.code()
+    refuse(refusal)
 }
 
 /// [`submit`] for a `_cbor` export: copies the request buffer (`req` may be null only
@@ -286,51 +248,68 @@ pub unsafe fn submit_cbor<L: Library>(
 ) -> c_int {
     submit::<L>(ctx, callback, user_data, method, || {
         // SAFETY: forwarded to the caller (`req` holds `len` bytes for the call).
-        Ok(Request::cbor(unsafe { crate::abi::bytes_field(req, len) }?))
+        Request::cbor(unsafe { crate::abi::bytes_field(req, len) }?)
     })
 }
 
 /// Borrows a live context of library `L` for the duration of `f`.
-fn with_core<L: Library, R>(ctx: *mut ffid_ctx, f: impl FnOnce(&Context) -> R) -> Option<R> {
+fn with_core<L: Library, R>(
+    ctx: *mut ffid_ctx,
+    f: impl FnOnce(&Context) -> R,
+) -> Result<R, Refusal> {
     let guard = registry::acquire(ctx.cast())?;
     let core = guard.context();
-    (core.library == TypeId::of::<L>()).then(|| f(core))
+    of_library::<L>(core)?;
+    Ok(f(core))
+}
+
+/// Refuses a context of another library than `L`.
+fn of_library<L: Library>(core: &Context) -> Result<(), Refusal> {
+    match core.library == TypeId::of::<L>() {
+        true => Ok(()),
+        false => Err(Refusal::InvalidCtx(InvalidCtx::OtherLibrary)),
+    }
 }
 
 /// Cancels request `id` (from [`last_request_id`](super::last_request_id)) of a context of `L` if the worker
 /// has not started it: it is then answered `ERR` `"cancelled"` without running, when
 /// the worker reaches it, and this returns `RET_OK`. Returns `RET_ERR`, changing
-/// nothing, when the request has started or finished, the id is unknown, or the handle
-/// is not live.
+/// nothing, when the request has started or finished or the id is unknown; the
+/// handle's refusal code when it is not live.
 /// How the worker and a canceller agree is explained at `Cancels`.
 pub fn cancel<L: Library>(ctx: *mut ffid_ctx, id: u64) -> c_int {
-    with_core::<L, _>(ctx, |core| {
+    let outcome = with_core::<L, _>(ctx, |core| {
         let Some(last_id) = core.intake.last_id() else {
-            return RET_ERR; // the ArrayQueue ring gives no ids
+            return Err("the ring kind gives no request ids (FFID_RING_ARRAY_QUEUE)");
         };
         let board = &core.board;
-        if id == 0 || id > last_id || id <= board.running.gate.started() {
-            return RET_ERR;
+        if id == 0 || id > last_id {
+            return Err("no request of that id");
         }
-        if board.cancels.cancel(id, &board.running.gate) {
-            RET_OK
-        } else {
-            RET_ERR
+        if id <= board.running.gate.started() || !board.cancels.cancel(id, &board.running.gate) {
+            return Err("the request has started or finished");
         }
-    })
-    .unwrap_or(RET_ERR)
+        Ok(())
+    });
+    match outcome {
+        Ok(Ok(())) => RET_OK,
+        Ok(Err(why)) => refuse(Refusal::Unsupported(why)),
+        Err(refusal) => refuse(refusal),
+    }
 }
 
 /// Destroys a context of library `L` (see the module docs for the order of events).
-/// Returns `RET_ERR` for a stale, invalid or foreign handle, for a second destroy, and
-/// when called on one of a context's threads (from inside a handler or callback).
+/// Refused `RET_CLOSED` for a context already being destroyed or destroyed,
+/// `RET_INVALID_CTX` for an invalid or foreign handle, and `RET_BUSY` when called on one
+/// of a context's threads (from inside a handler or callback: it would wait for itself).
 pub fn destroy<L: Library>(ctx: *mut ffid_ctx) -> c_int {
     if must_not_block() {
-        return RET_ERR;
+        return refuse(Refusal::Busy(Busy::InsideCallback));
     }
     let handle = ctx.cast();
-    let Some(core) = registry::close(handle, |core| core.library == TypeId::of::<L>()) else {
-        return RET_ERR;
+    let core = match registry::close(handle, of_library::<L>) {
+        Ok(core) => core,
+        Err(refusal) => return refuse(refusal),
     };
     core.intake.close();
     while !registry::drained(handle) {
@@ -341,47 +320,75 @@ pub fn destroy<L: Library>(ctx: *mut ffid_ctx) -> c_int {
     RET_OK
 }
 
+/// Why a context serves no completion-mode call.
+const NOT_COMPLETION_MODE: Refusal =
+    Refusal::Unsupported("the context is not in completion mode (FFID_COMPLETION_QUEUE)");
+
 /// Completion mode: runs up to `max` queued callbacks of a context of `L` on this
 /// thread and returns how many ran (0 when another thread is draining). `None` for a
-/// handle that is not live or a context not in completion mode.
+/// handle that is not live or a context not in completion mode (the calling thread's
+/// `last_error` says which).
 pub fn drain<L: Library>(ctx: *mut ffid_ctx, max: usize) -> Option<usize> {
     #[cfg(target_os = "linux")]
-    return with_core::<L, _>(ctx, |core| core.outbox.drain(max)).flatten();
+    let drained = with_core::<L, _>(ctx, |core| core.outbox.drain(max));
     #[cfg(not(target_os = "linux"))]
-    None
+    let drained = Ok(None);
+    or_last_error(drained, NOT_COMPLETION_MODE)
 }
 
 /// Completion mode: the eventfd that is readable while completions wait (poll it; then
-/// call [`drain`]). Owned by the context, closed by destroy. `None` otherwise.
+/// call [`drain`]). Owned by the context, closed by destroy. `None` otherwise (the
+/// calling thread's `last_error` says why).
 pub fn completion_fd<L: Library>(ctx: *mut ffid_ctx) -> Option<c_int> {
     #[cfg(target_os = "linux")]
-    return with_core::<L, _>(ctx, |core| core.outbox.completion_fd()).flatten();
+    let fd = with_core::<L, _>(ctx, |core| core.outbox.completion_fd());
     #[cfg(not(target_os = "linux"))]
-    None
+    let fd = Ok(None);
+    or_last_error(fd, NOT_COMPLETION_MODE)
 }
 
-/// Reads a live context's counters; `None` for a stale or invalid handle.
-pub fn stats(ctx: *mut ffid_ctx) -> Option<Stats> {
+/// The value, or `None` with the refusal (`absent` when the context had none) as the
+/// calling thread's `last_error`.
+fn or_last_error<T>(found: Result<Option<T>, Refusal>, absent: Refusal) -> Option<T> {
+    match found {
+        Ok(Some(value)) => Some(value),
+        Ok(None) => {
+            refuse(absent);
+            None
+        }
+        Err(refusal) => {
+            refuse(refusal);
+            None
+        }
+    }
+}
+
+/// Reads a live context's counters, or why the handle is not live.
+pub fn stats(ctx: *mut ffid_ctx) -> Result<Stats, Refusal> {
     let guard = registry::acquire(ctx.cast())?;
-    Some(guard.context().stats())
+    Ok(guard.context().stats())
 }
 
 /// Writes a context's counters into the host's struct (`ffid_context_stats`, `<lib>_stats`).
-/// `RET_ERR` for a stale handle, a null `out` or a `struct_size` smaller than 8.
+/// `RET_ERR` for a null `out` or a `struct_size` smaller than 8; the handle's refusal
+/// code when it is not live.
 ///
 /// # Safety
 /// `out` is null or points to writable memory of `out->struct_size` bytes.
 pub unsafe fn stats_into(ctx: *mut ffid_ctx, out: *mut crate::abi::ffid_context_stats) -> c_int {
     if out.is_null() {
-        return RET_ERR;
+        return refuse(Refusal::invalid(Invalid::Null).in_field("out"));
     }
     // SAFETY: non-null; `struct_size` is the first field of every layout.
     let size = unsafe { out.cast::<u32>().read_unaligned() } as usize;
     if size < 8 {
-        return RET_ERR;
+        return refuse(Refusal::Unsupported(
+            "out->struct_size is below 8: set it to sizeof(ffid_context_stats)",
+        ));
     }
-    let Some(s) = stats(ctx) else {
-        return RET_ERR;
+    let s = match stats(ctx) {
+        Ok(s) => s,
+        Err(refusal) => return refuse(refusal),
     };
     let n = size.min(std::mem::size_of_val(&s));
     // SAFETY: the host's struct holds `size >= n` writable bytes (the contract above);
@@ -443,18 +450,24 @@ pub(crate) fn add_listener_keeping<L: Library>(
     if !valid {
         return 0;
     }
-    with_core::<L, _>(ctx, |core| {
+    match with_core::<L, _>(ctx, |core| {
         core.events.add(event, view, callback, user_data, keep)
-    })
-    .unwrap_or(0)
+    }) {
+        Ok(id) => id,
+        Err(refusal) => {
+            refuse(refusal);
+            0
+        }
+    }
 }
 
 /// Removes a listener. `RET_OK` when it was registered; once this returns it is never
 /// called again (from a listener's own callback: after that callback returns).
 pub fn remove_listener<L: Library>(ctx: *mut ffid_ctx, id: u64) -> c_int {
     match with_core::<L, _>(ctx, |core| core.events.remove(id)) {
-        Some(true) => RET_OK,
-        _ => RET_ERR,
+        Ok(true) => RET_OK,
+        Ok(false) => refuse(Refusal::Unsupported("no listener of that id")),
+        Err(refusal) => refuse(refusal),
     }
 }
 
@@ -464,5 +477,9 @@ pub fn remove_listener<L: Library>(ctx: *mut ffid_ctx, id: u64) -> c_int {
 /// stays owned by the context and is closed when it is destroyed.
 #[cfg(target_os = "linux")]
 pub fn wake_fd(ctx: *mut ffid_ctx) -> Option<std::os::fd::RawFd> {
-    registry::acquire(ctx.cast())?.context().intake.wake_fd()
+    registry::acquire(ctx.cast())
+        .ok()?
+        .context()
+        .intake
+        .wake_fd()
 }

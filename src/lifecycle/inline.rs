@@ -6,6 +6,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
+use super::last_error::refuse;
 use crate::abi::{Callback, Refusal, RET_ERR, RET_OK};
 use crate::egress::reply::Reply;
 use crate::ffi::host::deliver;
@@ -67,14 +68,14 @@ pub fn call_inline<L: Library + Default>(
     request: impl FnOnce() -> Result<Request, Refusal>,
 ) -> c_int {
     let Some(callback) = callback else {
-        return Refusal::MissingCallback.code();
+        return refuse(Refusal::MissingCallback);
     };
     let request = match request() {
         Ok(r) => r,
-        Err(refusal) => return refusal.code(),
+        Err(refusal) => return refuse(refusal),
     };
     let Some(handler) = L::METHODS.get(method as usize) else {
-        return RET_ERR;
+        return refuse(Refusal::Unsupported("unknown method id"));
     };
     panics::keep_quiet();
     // A callback that makes another inline call finds the spare taken: that call answers

@@ -21,6 +21,7 @@
 
 mod host_calls;
 mod inline;
+mod last_error;
 #[cfg(all(test, loom))]
 mod loom_models;
 pub(crate) mod monitor;
@@ -31,15 +32,16 @@ mod sync_call;
 mod typed_call;
 mod unload;
 
-pub(crate) use host_calls::set_last_error;
 #[cfg(target_os = "linux")]
 pub use host_calls::wake_fd;
 pub use host_calls::{
-    add_listener, cancel, completion_fd, create, destroy, drain, last_error, remove_listener,
-    stats, stats_into, submit, submit_cbor,
+    add_listener, cancel, completion_fd, create, destroy, drain, remove_listener, stats,
+    stats_into, submit, submit_cbor,
 };
 pub use inline::call_inline;
 pub(crate) use inline::release as release_inline;
+pub use last_error::last_error;
+pub(crate) use last_error::set_last_error;
 pub use static_context::{static_context, StaticContext};
 pub use sync_call::call_sync;
 pub(crate) use sync_call::release as release_sync;

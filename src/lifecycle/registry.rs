@@ -21,6 +21,7 @@
 use std::ffi::c_void;
 use std::sync::{Arc, Mutex};
 
+use crate::abi::{InvalidCtx, Refusal};
 use crate::lifecycle::Context;
 use crate::sync::{AtomicU64, Ordering};
 use std::sync::atomic::AtomicPtr;
@@ -246,37 +247,44 @@ impl Drop for Guard {
     }
 }
 
-/// Enters a live, not-closing context. `None` for a null, garbage, stale or closing handle.
+/// Enters a live, not-closing context. Refused `InvalidCtx` for a null handle or one this
+/// registry never issued (another tag, a slot that does not exist), `Closed` for one of
+/// its slots whose context is closing or gone (another generation: a destroyed or
+/// fork-inherited handle; garbage passes the tag check 1 time in 2^15).
 #[inline]
-pub(crate) fn acquire(handle: *mut c_void) -> Option<Guard> {
-    let (index, generation) = decode(handle)?;
-    let slot = slot(index)?;
+pub(crate) fn acquire(handle: *mut c_void) -> Result<Guard, Refusal> {
+    let unknown = || {
+        Refusal::InvalidCtx(match handle.is_null() {
+            true => InvalidCtx::Null,
+            false => InvalidCtx::Unknown,
+        })
+    };
+    let (index, generation) = decode(handle).ok_or_else(unknown)?;
+    let slot = slot(index).ok_or_else(unknown)?;
     if !slot.state.enter(generation) {
-        return None;
+        return Err(Refusal::Closed);
     }
     let core = slot.core.load(Ordering::Relaxed);
-    Some(Guard { slot, core })
+    Ok(Guard { slot, core })
 }
 
 /// Marks a context closing (later `acquire`s fail) and returns it, if the handle is live,
 /// `accept` approves the context, and no other `close` won. Finish with [`remove`].
 pub(crate) fn close(
     handle: *mut c_void,
-    accept: impl FnOnce(&Context) -> bool,
-) -> Option<Arc<Context>> {
+    accept: impl FnOnce(&Context) -> Result<(), Refusal>,
+) -> Result<Arc<Context>, Refusal> {
     // Entering first keeps the context alive while `accept` looks at it.
     let guard = acquire(handle)?;
-    if !accept(guard.context()) {
-        return None;
-    }
+    accept(guard.context())?;
     if !guard.slot.state.close() {
-        return None;
+        return Err(Refusal::Closed);
     }
     // SAFETY: the slot holds one strong count (from `insert`) and our guard keeps it
     // alive; we add one count for the caller and hand it over in the returned Arc.
     unsafe {
         Arc::increment_strong_count(guard.core);
-        Some(Arc::from_raw(guard.core))
+        Ok(Arc::from_raw(guard.core))
     }
 }
 
@@ -427,10 +435,30 @@ mod tests {
 
     #[test]
     fn garbage_handles_decode_to_nothing_live() {
-        for bits in [0usize, 1, 0xdead_beef, usize::MAX, 0x7fff_ffff_0000_0001] {
-            assert!(acquire(bits as *mut c_void).is_none(), "{bits:#x}");
-            assert!(close(bits as *mut c_void, |_| true).is_none(), "{bits:#x}");
+        let foreign = encode(0, 1) as usize ^ (1 << INDEX_BITS);
+        for bits in [
+            0usize,
+            1,
+            0xdead_beef,
+            usize::MAX,
+            0x7fff_ffff_0000_0001,
+            foreign,
+        ] {
+            // Garbage that happens to carry this registry's tag names one of its slots:
+            // refused as closed (another generation), or unknown if the slot is not there.
+            let expected = match (bits, decode(bits as *mut c_void)) {
+                (0, _) => vec![Refusal::InvalidCtx(InvalidCtx::Null)],
+                (_, None) => vec![Refusal::InvalidCtx(InvalidCtx::Unknown)],
+                (_, Some(_)) => vec![Refusal::InvalidCtx(InvalidCtx::Unknown), Refusal::Closed],
+            };
+            let acquired = acquire(bits as *mut c_void).err().expect("refused");
+            assert!(expected.contains(&acquired), "{bits:#x}: {acquired:?}");
+            let closed = close(bits as *mut c_void, |_| Ok(()))
+                .err()
+                .expect("refused");
+            assert!(expected.contains(&closed), "{bits:#x}: {closed:?}");
         }
+        assert_eq!(decode(foreign as *mut c_void), None);
     }
 
     #[test]

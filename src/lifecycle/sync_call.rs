@@ -9,7 +9,7 @@ use std::ffi::{c_char, c_int, c_void};
 use std::ptr::NonNull;
 use std::time::Duration;
 
-use crate::abi::{ffid_ctx, Refusal, RET_BUSY, RET_OK, RET_STALE_WARN, RET_TIMEOUT};
+use crate::abi::{ffid_ctx, Busy, Refusal, RET_OK, RET_STALE_WARN, RET_TIMEOUT};
 use crate::egress::owned::Owned;
 use crate::ingress::request::Request;
 use crate::library::Library;
@@ -17,7 +17,8 @@ use crate::sync::answer_slot::AnswerSlot;
 use crate::sync::spares::Spares;
 use crate::threads::must_not_block;
 
-use super::host_calls::{set_last_error, submit_as, Answering};
+use super::host_calls::{submit_as, Answering};
+use super::last_error::{refuse, set_last_error};
 
 /// How long a blocking caller spins before it sleeps: a hot worker answers well
 /// within it; a parked one takes a futex wake, and the caller sleeps meanwhile.
@@ -103,10 +104,7 @@ pub fn call_sync<L: Library>(
     timeout_ms: u32,
 ) -> Result<Owned, c_int> {
     if must_not_block() {
-        set_last_error(
-            "a blocking call cannot wait inside a callback (or on the library's threads): it would wait for the thread it runs on".into(),
-        );
-        return Err(RET_BUSY);
+        return Err(refuse(Refusal::Busy(Busy::InsideCallback)));
     }
     let slot_ptr = take_slot();
     let user_data = slot_ptr.as_ptr().cast::<c_void>();
@@ -119,12 +117,9 @@ pub fn call_sync<L: Library>(
         Answering::OwnedForWaiter,
     );
     if rc != RET_OK {
-        // SAFETY: refused, so no callback will fill it: still ours, empty.
+        // SAFETY: refused, so no callback will fill it: still ours, empty. The
+        // refusal's text is the thread's last error already.
         unsafe { give_slot(slot_ptr) };
-        set_last_error(match rc {
-            RET_BUSY => "refused: the ring is full and the context rejects rather than waits".into(),
-            _ => "refused: a handle that is not live or of another library, invalid arguments (NULL, not UTF-8, an unknown enum value), or a context in completion mode".into(),
-        });
         return Err(rc);
     }
     let timeout = (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms.into()));

@@ -11,7 +11,7 @@
 use std::ffi::{c_char, c_int, c_void};
 use std::ptr::NonNull;
 
-use crate::abi::{ffid_ctx, Refusal, RET_ERR, RET_MISSING_CALLBACK, RET_OK, RET_STALE_WARN};
+use crate::abi::{ffid_ctx, Refusal, RET_ERR, RET_OK, RET_STALE_WARN};
 use crate::egress::owned::{Owned, SyncOut};
 use crate::egress::typed::{values, OutSlots};
 use crate::events::ListenerView;
@@ -20,6 +20,7 @@ use crate::library::Library;
 use crate::sync::spares::Spares;
 
 use super::host_calls::{add_listener_keeping, submit_as, Answering};
+use super::last_error::refuse;
 
 /// The host's typed function (type-erased; [`answered`] knows its type) and its
 /// `user_data`.
@@ -78,7 +79,7 @@ where
     T::Out: OutSlots,
 {
     let Some(reply) = reply else {
-        return RET_MISSING_CALLBACK;
+        return refuse(Refusal::MissingCallback);
     };
     let empty = Pair {
         f: std::ptr::null(),

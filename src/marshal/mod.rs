@@ -23,7 +23,7 @@ pub use arena::Arena;
 use std::ffi::{c_char, CStr};
 use std::mem::size_of;
 
-use crate::abi::Refusal;
+use crate::abi::{Invalid, Refusal};
 use crate::envelope::{FieldReader, FieldWriter};
 use crate::CallError;
 
@@ -198,12 +198,16 @@ impl<T> SingleField for *const T {}
 /// `p` is null or a NUL-terminated string, readable for the call.
 unsafe fn write_c_str(p: *const c_char, w: &mut FieldWriter<'_>) -> Result<(), Refusal> {
     if p.is_null() {
-        return Err(Refusal::Err);
+        return Err(Refusal::invalid(Invalid::Null));
     }
     // SAFETY: non-null and NUL-terminated by the caller's contract.
     let bytes = unsafe { CStr::from_ptr(p) }.to_bytes();
-    if w.is_measuring() && std::str::from_utf8(bytes).is_err() {
-        return Err(Refusal::Err);
+    if w.is_measuring() {
+        if let Err(e) = std::str::from_utf8(bytes) {
+            return Err(Refusal::invalid(Invalid::NotUtf8 {
+                at: e.valid_up_to(),
+            }));
+        }
     }
     w.bytes(bytes);
     Ok(())
@@ -357,8 +361,11 @@ unsafe fn write_array<T: Element>(
     n: usize,
     w: &mut FieldWriter<'_>,
 ) -> Result<(), Refusal> {
-    if n > 0 && (p.is_null() || n > isize::MAX as usize / size_of::<T::Fields>().max(1)) {
-        return Err(Refusal::Err);
+    if n > 0 && p.is_null() {
+        return Err(Refusal::invalid(Invalid::Null));
+    }
+    if n > isize::MAX as usize / size_of::<T::Fields>().max(1) {
+        return Err(Refusal::invalid(Invalid::Length));
     }
     w.scalar(n as u64);
     for i in 0..n {
@@ -454,7 +461,7 @@ pub fn enum_value(value: i32, known: &[i32]) -> Result<i32, Refusal> {
     if known.contains(&value) {
         Ok(value)
     } else {
-        Err(Refusal::Err)
+        Err(Refusal::invalid(Invalid::UnknownEnum { value }))
     }
 }
 

@@ -82,7 +82,7 @@ static void* produce(void* arg) {
         int ret = submit_scalar(p->ctx, &p->recs[i], p->base + i, &cw);
         if (ret == FFID_RET_OK) p->accepted++;
         else if (ret == FFID_RET_BUSY) p->busy++;
-        else if (ret == FFID_RET_ERR) { p->refused++; if (p->stop_on_refusal) break; }
+        else if (ret == FFID_RET_CLOSED) { p->refused++; if (p->stop_on_refusal) break; }
         else p->other++;
     }
     cbor_free(&cw);
@@ -217,7 +217,7 @@ static void test_destroy_releases_blocked_producers(void) {
         pthread_join(t[i], NULL); /* would hang if a blocked producer were never released */
         accepted += ps[i].accepted;
         CHECK(ps[i].busy == 0 && ps[i].other == 0);
-        CHECK(ps[i].refused == 1); /* each gave up with ERR once destroy began */
+        CHECK(ps[i].refused == 1); /* each gave up with CLOSED once destroy began */
     }
     CHECK(accepted >= 4 && accepted < T * PER);
     /* Records past a producer's refusal were never submitted: zero hits as well. */
@@ -320,7 +320,7 @@ static void* churn(void* arg) {
             strcmp(w.msg, "churn: X") != 0)
             (*failures)++;
         if (echo_destroy(ctx) != FFID_RET_OK) (*failures)++;
-        if (echo_shout(ctx, waiter_cb, &w, &s) != FFID_RET_ERR) (*failures)++; /* stale now */
+        if (echo_shout(ctx, waiter_cb, &w, &s) != FFID_RET_CLOSED) (*failures)++; /* stale now */
     }
     return NULL;
 }

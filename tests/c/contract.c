@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -37,6 +38,10 @@ static void test_status_names(void) {
     CHECK(strcmp(ffid_status_name(FFID_RET_MISSING_CALLBACK), "MISSING_CALLBACK") == 0);
     CHECK(strcmp(ffid_status_name(FFID_RET_STALE_WARN), "STALE_WARN") == 0);
     CHECK(strcmp(ffid_status_name(FFID_RET_BUSY), "BUSY") == 0);
+    CHECK(strcmp(ffid_status_name(FFID_RET_TIMEOUT), "TIMEOUT") == 0);
+    CHECK(strcmp(ffid_status_name(FFID_RET_CLOSED), "CLOSED") == 0);
+    CHECK(strcmp(ffid_status_name(FFID_RET_INVALID_CTX), "INVALID_CTX") == 0);
+    CHECK(strcmp(ffid_status_name(FFID_RET_TOO_LARGE), "TOO_LARGE") == 0);
     CHECK(strcmp(ffid_status_name(-7), "UNKNOWN") == 0);
     CHECK(ffid_catches_panics() == 1);
     ffid_options o;
@@ -206,6 +211,14 @@ static void test_cbor_errors_name_the_key(void) {
     CHECK(echo_destroy(ctx) == FFID_RET_OK);
 }
 
+/* A refusal: its code, and this thread's last_error naming why. */
+static int refused(int rc, int code, const char* why) {
+    if (rc == code && strstr(echo_last_error(), why) != NULL) return 1;
+    fprintf(stderr, "    refused %d (%s) \"%s\", expected %s and \"%s\"\n", rc, ffid_status_name(rc),
+            echo_last_error(), ffid_status_name(code), why);
+    return 0;
+}
+
 static atomic_int stray_callbacks;
 static void stray_cb(int ret, const char* msg, size_t len, void* ud) {
     (void)ret; (void)msg; (void)len; (void)ud;
@@ -233,34 +246,45 @@ static void test_refusals_never_call_back(void) {
     CHECK(echo_shout_cbor(ctx, NULL, NULL, req, 1) == FFID_RET_MISSING_CALLBACK);
     CHECK(echo_count_cbor(ctx, NULL, NULL, req, 1) == FFID_RET_MISSING_CALLBACK);
 
-    /* bad handles */
-    CHECK(echo_shout(NULL, stray_cb, NULL, &s) == FFID_RET_ERR);
-    CHECK(echo_shout(garbage, stray_cb, NULL, &s) == FFID_RET_ERR);
-    CHECK(echo_count((ffid_ctx*)(uintptr_t)UINTPTR_MAX, stray_cb, NULL) == FFID_RET_ERR);
-    CHECK(echo_shout_cbor(garbage, stray_cb, NULL, req, 1) == FFID_RET_ERR);
-    CHECK(echo_destroy(NULL) == FFID_RET_ERR);
-    CHECK(echo_destroy(garbage) == FFID_RET_ERR);
+    /* bad handles: garbage names no slot of this library (1 in 2^15 it would, and read
+     * as CLOSED) */
+    CHECK(refused(echo_shout(NULL, stray_cb, NULL, &s), FFID_RET_INVALID_CTX, "ctx is NULL"));
+    CHECK(refused(echo_shout(garbage, stray_cb, NULL, &s), FFID_RET_INVALID_CTX, "not a handle"));
+    CHECK(echo_count((ffid_ctx*)(uintptr_t)UINTPTR_MAX, stray_cb, NULL) == FFID_RET_INVALID_CTX);
+    CHECK(echo_shout_cbor(garbage, stray_cb, NULL, req, 1) == FFID_RET_INVALID_CTX);
+    CHECK(refused(echo_destroy(NULL), FFID_RET_INVALID_CTX, "ctx is NULL"));
+    CHECK(echo_destroy(garbage) == FFID_RET_INVALID_CTX);
 
-    /* bad arguments */
-    CHECK(echo_shout(ctx, stray_cb, NULL, NULL) == FFID_RET_ERR);
+    /* bad arguments, each named */
+    CHECK(refused(echo_shout(ctx, stray_cb, NULL, NULL), FFID_RET_ERR, "the args pointer is NULL"));
     CHECK(echo_scalar_check(ctx, stray_cb, NULL, NULL) == FFID_RET_ERR);
-    CHECK(echo_payload_check(ctx, stray_cb, NULL, &pnull) == FFID_RET_ERR);
+    CHECK(refused(echo_payload_check(ctx, stray_cb, NULL, &pnull), FFID_RET_ERR,
+                  "argument `data`: NULL where a value is required"));
     EchoPayloadCheckArgs huge = {NULL, SIZE_MAX};
     CHECK(echo_payload_check(ctx, stray_cb, NULL, &huge) == FFID_RET_ERR);
-    CHECK(echo_shout_cbor(ctx, stray_cb, NULL, NULL, 3) == FFID_RET_ERR);
-    CHECK(echo_shout_cbor(ctx, stray_cb, NULL, NULL, SIZE_MAX) == FFID_RET_ERR);
+    CHECK(refused(echo_shout_cbor(ctx, stray_cb, NULL, NULL, 3), FFID_RET_ERR, "NULL where a value"));
+    CHECK(refused(echo_shout_cbor(ctx, stray_cb, NULL, NULL, SIZE_MAX), FFID_RET_ERR, "NULL where a value"));
     EchoShoutArgs nulltext = {NULL};
-    CHECK(echo_shout(ctx, stray_cb, NULL, &nulltext) == FFID_RET_ERR);
-    EchoShoutArgs bad = {"\xc3\x28 not utf-8"};
-    CHECK(echo_shout(ctx, stray_cb, NULL, &bad) == FFID_RET_ERR);
+    CHECK(refused(echo_shout(ctx, stray_cb, NULL, &nulltext), FFID_RET_ERR,
+                  "argument `text`: NULL where a value is required"));
+    EchoShoutArgs bad = {"ok \xc3\x28 not utf-8"};
+    CHECK(refused(echo_shout(ctx, stray_cb, NULL, &bad), FFID_RET_ERR,
+                  "argument `text`: invalid UTF-8 at byte 3"));
     EchoFailArgs badf = {"\xff"};
-    CHECK(echo_fail(ctx, stray_cb, NULL, &badf) == FFID_RET_ERR);
+    CHECK(refused(echo_fail(ctx, stray_cb, NULL, &badf), FFID_RET_ERR,
+                  "argument `message`: invalid UTF-8 at byte 0"));
+    /* an accepted call leaves the last refusal's text in place (errno's rule) */
+    waiter ok;
+    waiter_reset(&ok);
+    CHECK(echo_count(ctx, waiter_cb, &ok) == FFID_RET_OK);
+    expect(&ok, FFID_RET_OK);
+    CHECK(strstr(echo_last_error(), "invalid UTF-8 at byte 0") != NULL);
 
     CHECK(echo_destroy(ctx) == FFID_RET_OK);
     /* stale handle, second destroy */
-    CHECK(echo_shout(ctx, stray_cb, NULL, &s) == FFID_RET_ERR);
-    CHECK(echo_count_cbor(ctx, stray_cb, NULL, NULL, 0) == FFID_RET_ERR);
-    CHECK(echo_destroy(ctx) == FFID_RET_ERR);
+    CHECK(refused(echo_shout(ctx, stray_cb, NULL, &s), FFID_RET_CLOSED, "destroyed"));
+    CHECK(echo_count_cbor(ctx, stray_cb, NULL, NULL, 0) == FFID_RET_CLOSED);
+    CHECK(refused(echo_destroy(ctx), FFID_RET_CLOSED, "destroyed"));
     sleep_ms(20);
     CHECK(atomic_load(&stray_callbacks) == 0);
 }
@@ -394,7 +418,7 @@ static void test_calls_from_inside_a_callback(void) {
     waiter_reset(&r.outer);
     CHECK(echo_count(r.ctx, reentrant_cb, &r) == FFID_RET_OK);
     expect(&r.outer, FFID_RET_OK);
-    CHECK(r.destroy_ret == FFID_RET_ERR); /* refused, not a deadlock */
+    CHECK(r.destroy_ret == FFID_RET_BUSY); /* refused, not a deadlock */
     CHECK(r.call_ret == FFID_RET_OK);
     expect(&r.inner, FFID_RET_OK);
     CHECK(strcmp(r.inner.msg, "re: INNER") == 0);
@@ -409,13 +433,40 @@ static void test_stale_handle_after_slot_reuse(void) {
     CHECK(fresh != old);
     waiter w;
     EchoShoutArgs s = {"x"};
-    CHECK(echo_shout(old, stray_cb, NULL, &s) == FFID_RET_ERR);
-    CHECK(echo_destroy(old) == FFID_RET_ERR);
+    CHECK(echo_shout(old, stray_cb, NULL, &s) == FFID_RET_CLOSED);
+    CHECK(echo_destroy(old) == FFID_RET_CLOSED);
     waiter_reset(&w);
     CHECK(echo_shout(fresh, waiter_cb, &w, &s) == FFID_RET_OK);
     expect(&w, FFID_RET_OK);
     CHECK(strcmp(w.msg, "new: X") == 0);
     CHECK(echo_destroy(fresh) == FFID_RET_OK);
+}
+
+/* Arguments over FFID_MAX_REQUEST_BYTES are refused before anything is copied: the
+ * buffer is reserved, never touched (its pages are never faulted in). */
+static void test_too_large_is_refused_before_the_copy(void) {
+    ffid_ctx* ctx = make("big");
+    size_t len = (size_t)FFID_MAX_REQUEST_BYTES + 1;
+    uint8_t* big = malloc(len);
+    CHECK(big != NULL);
+    if (big != NULL) {
+        EchoPayloadCheckArgs p = {big, len};
+        CHECK(refused(echo_payload_check(ctx, stray_cb, NULL, &p), FFID_RET_TOO_LARGE,
+                      "over FFID_MAX_REQUEST_BYTES"));
+        CHECK(refused(echo_shout_cbor(ctx, stray_cb, NULL, big, len), FFID_RET_TOO_LARGE,
+                      "1073741825 bytes"));
+        free(big);
+    }
+    /* and the context goes on */
+    waiter w;
+    waiter_reset(&w);
+    EchoShoutArgs s = {"after"};
+    CHECK(echo_shout(ctx, waiter_cb, &w, &s) == FFID_RET_OK);
+    expect(&w, FFID_RET_OK);
+    ffid_context_stats st = {.struct_size = sizeof st};
+    CHECK(echo_stats(ctx, &st) == FFID_RET_OK && st.refused == 2);
+    CHECK(echo_destroy(ctx) == FFID_RET_OK);
+    CHECK(atomic_load(&stray_callbacks) == 0);
 }
 
 int main(void) {
@@ -430,6 +481,7 @@ int main(void) {
         TEST_ENTRY(test_pipelined_after_create),
         TEST_ENTRY(test_calls_from_inside_a_callback),
         TEST_ENTRY(test_stale_handle_after_slot_reuse),
+        TEST_ENTRY(test_too_large_is_refused_before_the_copy),
     };
     return run_tests(tests, sizeof tests / sizeof tests[0]);
 }

@@ -178,8 +178,10 @@ static void test_remove_listener(void) {
     CHECK(rec_wait(&other, 6) == 0);
     CHECK(atomic_load(&r.count) == 3);
     CHECK(echo_remove_listener(ctx, keep) == FFID_RET_OK);
-    CHECK(echo_destroy(ctx) == FFID_RET_OK);
     CHECK(echo_remove_listener(ctx, keep) == FFID_RET_ERR);
+    CHECK(strcmp(echo_last_error(), "no listener of that id") == 0);
+    CHECK(echo_destroy(ctx) == FFID_RET_OK);
+    CHECK(echo_remove_listener(ctx, keep) == FFID_RET_CLOSED);
 }
 
 static void test_events_from_a_library_thread(void) {
@@ -333,8 +335,10 @@ static void test_cancel_a_queued_request(void) {
     ffid_context_stats st;
     stats_after(ctx, &st, 4);
     CHECK(st.cancelled == 1 && st.accepted == 4 && st.completed == 4 && st.queue_depth == 0);
-    CHECK(echo_destroy(ctx) == FFID_RET_OK);
     CHECK(echo_cancel(ctx, ids[2]) == FFID_RET_ERR);
+    CHECK(strcmp(echo_last_error(), "the request has started or finished") == 0);
+    CHECK(echo_destroy(ctx) == FFID_RET_OK);
+    CHECK(echo_cancel(ctx, ids[2]) == FFID_RET_CLOSED);
 }
 
 static void test_stats_refusals_and_bad_input(void) {
@@ -354,7 +358,7 @@ static void test_stats_refusals_and_bad_input(void) {
     ffid_context_stats tiny = {.struct_size = 4};
     CHECK(echo_stats(ctx, &tiny) == FFID_RET_ERR);
     CHECK(echo_destroy(ctx) == FFID_RET_OK);
-    CHECK(echo_stats(ctx, &st) == FFID_RET_ERR);
+    CHECK(echo_stats(ctx, &st) == FFID_RET_CLOSED);
 }
 
 /* ---- completion mode --------------------------------------------------------------- */

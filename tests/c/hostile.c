@@ -86,7 +86,7 @@ static void fill_behind_sleep(ffid_ctx* ctx, uint32_t ms, int cap, waiter* sleep
     }
 }
 
-/* 1. destroy from a deferred answer's callback (a library thread) returns ERR. */
+/* 1. destroy from a deferred answer's callback (a library thread) returns BUSY. */
 static void test_destroy_inside_deferred_callback_is_refused(void) {
     ffid_options o = options();
     ffid_ctx* ctx = make(&o);
@@ -95,7 +95,7 @@ static void test_destroy_inside_deferred_callback_is_refused(void) {
     EchoEchoLaterArgs later = {"x", 5};
     CHECK(echo_echo_later(ctx, actor_cb, &a, &later) == FFID_RET_OK);
     CHECK(wait_flag(&a.done) == 0);
-    CHECK(atomic_load(&a.acted_ret) == FFID_RET_ERR);
+    CHECK(atomic_load(&a.acted_ret) == FFID_RET_BUSY);
     CHECK(echo_destroy(ctx) == FFID_RET_OK);
 }
 
@@ -291,8 +291,8 @@ static void test_fork_child_refuses_inherited_contexts(void) {
         int ok = 1;
         waiter w;
         waiter_reset(&w);
-        ok &= echo_count(ctx, waiter_cb, &w) == FFID_RET_ERR;
-        ok &= echo_destroy(ctx) == FFID_RET_ERR;
+        ok &= echo_count(ctx, waiter_cb, &w) == FFID_RET_CLOSED;
+        ok &= echo_destroy(ctx) == FFID_RET_CLOSED;
         sleep_ms(20);
         ok &= atomic_load(&w.terminals) == 0;
         ffid_ctx* mine = make(&o);

@@ -555,38 +555,55 @@ static void test_bad_native_input_is_refused(void) {
     atomic_int stray = 0;
     const char* bad_utf8[] = {"ok", "\xc3\x28"};
     const char* tags[] = {"ok"};
-    KvPutArgs cases[] = {
-        {NULL, (const uint8_t*)"v", 1, KV_KIND_TEXT, NULL, 0, false, 0},      /* NULL key */
-        {"k", NULL, 3, KV_KIND_TEXT, NULL, 0, false, 0},                      /* NULL bytes, len 3 */
-        {"k", NULL, SIZE_MAX, KV_KIND_TEXT, NULL, 0, false, 0},               /* NULL, SIZE_MAX */
-        {"k", (const uint8_t*)"v", 1, 7, NULL, 0, false, 0},                  /* unknown enum */
-        {"k", (const uint8_t*)"v", 1, KV_KIND_TEXT, NULL, 2, false, 0},       /* NULL array */
-        {"k", (const uint8_t*)"v", 1, KV_KIND_TEXT, tags, SIZE_MAX, false, 0},/* huge array */
-        {"k", (const uint8_t*)"v", 1, KV_KIND_TEXT, bad_utf8, 2, false, 0},   /* bad UTF-8 */
-        {"\xff", (const uint8_t*)"v", 1, KV_KIND_TEXT, NULL, 0, false, 0},    /* bad UTF-8 */
+    struct {
+        KvPutArgs args;
+        int code;
+        const char* why; /* this thread's last_error after the refusal */
+    } cases[] = {
+        {{NULL, (const uint8_t*)"v", 1, KV_KIND_TEXT, NULL, 0, false, 0}, FFID_RET_ERR,
+         "argument `key`: NULL where a value is required"},
+        {{"k", NULL, 3, KV_KIND_TEXT, NULL, 0, false, 0}, FFID_RET_ERR,
+         "argument `value`: NULL where a value is required"},
+        {{"k", NULL, SIZE_MAX, KV_KIND_TEXT, NULL, 0, false, 0}, FFID_RET_ERR,
+         "argument `value`: NULL where a value is required"},
+        {{"k", (const uint8_t*)"v", 1, 7, NULL, 0, false, 0}, FFID_RET_ERR,
+         "argument `kind`: unknown enum value 7"},
+        {{"k", (const uint8_t*)"v", 1, KV_KIND_TEXT, NULL, 2, false, 0}, FFID_RET_ERR,
+         "argument `tags`: NULL where a value is required"},
+        {{"k", (const uint8_t*)"v", 1, KV_KIND_TEXT, tags, SIZE_MAX, false, 0}, FFID_RET_TOO_LARGE,
+         "argument `tags`: a length larger than any memory can hold"},
+        {{"k", (const uint8_t*)"v", 1, KV_KIND_TEXT, bad_utf8, 2, false, 0}, FFID_RET_ERR,
+         "argument `tags`: invalid UTF-8 at byte 0"},
+        {{"\xff", (const uint8_t*)"v", 1, KV_KIND_TEXT, NULL, 0, false, 0}, FFID_RET_ERR,
+         "argument `key`: invalid UTF-8 at byte 0"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        int rc = kv_put(ctx, stray_cb, &stray, &cases[i]);
-        CHECK(rc == FFID_RET_ERR);
-        if (rc != FFID_RET_ERR) fprintf(stderr, "    case %zu accepted\n", i);
+        int rc = kv_put(ctx, stray_cb, &stray, &cases[i].args);
+        int named = strcmp(kv_last_error(), cases[i].why) == 0;
+        CHECK(rc == cases[i].code && named);
+        if (rc != cases[i].code || !named)
+            fprintf(stderr, "    case %zu: %d \"%s\"\n", i, rc, kv_last_error());
     }
     CHECK(kv_put(ctx, stray_cb, &stray, NULL) == FFID_RET_ERR);
     KvKind bogus = 42;
     KvListArgs list = {NULL, &bogus, false, 0};
     CHECK(kv_list(ctx, stray_cb, &stray, &list) == FFID_RET_ERR);
+    CHECK(strcmp(kv_last_error(), "argument `kind`: unknown enum value 42") == 0);
     KvEntry e;
     memset(&e, 0, sizeof e);
     e.key = "k";
     e.kind = -1;
     KvPutManyArgs many = {&e, 1};
     CHECK(kv_put_many(ctx, stray_cb, &stray, &many) == FFID_RET_ERR);
+    /* the argument, and the record field inside it */
+    CHECK(strcmp(kv_last_error(), "argument `entries`, field `kind`: unknown enum value -1") == 0);
     KvGetArgs get = {"k"};
-    CHECK(kv_get(NULL, stray_cb, &stray, &get) == FFID_RET_ERR);
+    CHECK(kv_get(NULL, stray_cb, &stray, &get) == FFID_RET_INVALID_CTX);
     CHECK(kv_get(ctx, NULL, &stray, &get) == FFID_RET_MISSING_CALLBACK);
     CHECK(kv_get_cbor(ctx, stray_cb, &stray, NULL, 5) == FFID_RET_ERR);
     CHECK(kv_destroy(ctx) == FFID_RET_OK);
     CHECK(atomic_load(&stray) == 0);
-    CHECK(kv_get(ctx, stray_cb, &stray, &get) == FFID_RET_ERR); /* destroyed */
+    CHECK(kv_get(ctx, stray_cb, &stray, &get) == FFID_RET_CLOSED); /* destroyed */
 }
 
 /* Completion mode: answers wait for the host's drain, so a record's pointers must stay
@@ -721,14 +738,15 @@ static void test_foreign_handles_are_refused(void) {
     KvGetArgs get = {"k"};
     EchoShoutArgs shout = {"x"};
     uint8_t empty_map = 0xa0;
-    CHECK(kv_get(echo, stray_cb, &stray, &get) == FFID_RET_ERR);
-    CHECK(kv_name(echo, stray_cb, &stray) == FFID_RET_ERR);
-    CHECK(kv_keys_cbor(echo, stray_cb, &stray, &empty_map, 1) == FFID_RET_ERR);
-    CHECK(kv_destroy(echo) == FFID_RET_ERR);
-    CHECK(echo_shout(kv, stray_cb, &stray, &shout) == FFID_RET_ERR);
-    CHECK(echo_count(kv, stray_cb, &stray) == FFID_RET_ERR);
-    CHECK(echo_count_cbor(kv, stray_cb, &stray, &empty_map, 1) == FFID_RET_ERR);
-    CHECK(echo_destroy(kv) == FFID_RET_ERR);
+    CHECK(kv_get(echo, stray_cb, &stray, &get) == FFID_RET_INVALID_CTX);
+    CHECK(kv_name(echo, stray_cb, &stray) == FFID_RET_INVALID_CTX);
+    CHECK(kv_keys_cbor(echo, stray_cb, &stray, &empty_map, 1) == FFID_RET_INVALID_CTX);
+    CHECK(kv_destroy(echo) == FFID_RET_INVALID_CTX);
+    CHECK(strstr(kv_last_error(), "not a handle this library issued") != NULL);
+    CHECK(echo_shout(kv, stray_cb, &stray, &shout) == FFID_RET_INVALID_CTX);
+    CHECK(echo_count(kv, stray_cb, &stray) == FFID_RET_INVALID_CTX);
+    CHECK(echo_count_cbor(kv, stray_cb, &stray, &empty_map, 1) == FFID_RET_INVALID_CTX);
+    CHECK(echo_destroy(kv) == FFID_RET_INVALID_CTX);
     /* Both contexts are untouched. */
     probe p;
     probe_reset(&p, NULL, NULL);

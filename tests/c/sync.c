@@ -60,12 +60,13 @@ static void test_errors_and_refusals_say_why(void) {
     /* Refused: NULL args, a NULL or stale handle. */
     const char* text = (const char*)1;
     CHECK(echo_shout_sync(ctx, NULL, &text, TIMEOUT_MS) == FFID_RET_ERR);
-    CHECK(strstr(echo_last_error(), "refused") != NULL);
+    CHECK(strcmp(echo_last_error(), "the args pointer is NULL") == 0);
     CHECK(text == (const char*)1); /* untouched */
     EchoShoutArgs sh = {"x"};
-    CHECK(echo_shout_sync(NULL, &sh, &text, TIMEOUT_MS) == FFID_RET_ERR);
+    CHECK(echo_shout_sync(NULL, &sh, &text, TIMEOUT_MS) == FFID_RET_INVALID_CTX);
+    CHECK(strcmp(echo_last_error(), "ctx is NULL") == 0);
     CHECK(echo_destroy(ctx) == FFID_RET_OK);
-    CHECK(echo_shout_sync(ctx, &sh, &text, TIMEOUT_MS) == FFID_RET_ERR);
+    CHECK(echo_shout_sync(ctx, &sh, &text, TIMEOUT_MS) == FFID_RET_CLOSED);
     CHECK(text == (const char*)1);
 }
 

@@ -188,7 +188,7 @@ static void test_errors_and_refusals(void) {
     KvGetArgs bad = {NULL};
     CHECK(kv_get_async(ctx, &bad, on_entry, &r) == FFID_RET_ERR);
     CHECK(kv_destroy(ctx) == FFID_RET_OK);
-    CHECK(kv_get_async(ctx, &get, on_entry, &r) == FFID_RET_ERR);
+    CHECK(kv_get_async(ctx, &get, on_entry, &r) == FFID_RET_CLOSED);
     struct timespec t = {0, 20000000};
     nanosleep(&t, NULL);
     CHECK(atomic_load(&r.replies) == 0);

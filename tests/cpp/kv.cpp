@@ -170,11 +170,13 @@ void futures_and_callables() {
     // Refused (a moved-from context has no handle): freed at once, never called.
     kv::Context moved = std::move(store);
     check::Counts refused;
-    CHECK(store.get("f1", check::Tracked<Result<kv::Entry>>(&refused)) == FFID_RET_ERR);
+    CHECK(store.get("f1", check::Tracked<Result<kv::Entry>>(&refused)) == FFID_RET_INVALID_CTX);
+    CHECK(std::string(kv_last_error()) == "ctx is NULL");
     CHECK(refused.live == 0 && refused.calls == 0);
     auto never = store.get_async("f1");
     CHECK(never.wait_for(std::chrono::seconds(0)) == std::future_status::ready);
-    CHECK(never.get().error().code == FFID_RET_ERR);
+    auto why = never.get();
+    CHECK(why.error().code == FFID_RET_INVALID_CTX && why.error().message == "ctx is NULL");
     CHECK(!store.get("f1").ok());
     CHECK(moved.get("f1").ok());
 }
@@ -204,7 +206,7 @@ void contexts_move_and_destroy() {
     CHECK(a.native_handle() == b_handle && b.native_handle() == nullptr);
     CHECK(a.name().value() == "b");
     CHECK(a.destroy() == FFID_RET_OK);
-    CHECK(a.destroy() == FFID_RET_ERR);
+    CHECK(a.destroy() == FFID_RET_INVALID_CTX);
     CHECK(!a.name().ok());
 
     kv::Context c = make("c");

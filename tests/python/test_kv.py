@@ -175,7 +175,7 @@ def test_close_with_blocking_calls_in_flight_answers_each():
     for t in threads:
         t.join(timeout=30)
         assert not t.is_alive()
-    assert len(outcomes) == 4 and all(o in ("done", kv.RET_ERR) for o in outcomes)
+    assert len(outcomes) == 4 and all(o in ("done", kv.RET_CLOSED) for o in outcomes)
 
 
 def test_every_method_asyncio(run):

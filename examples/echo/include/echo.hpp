@@ -117,11 +117,11 @@ public:
     ~Context() { destroy(); }
 
     // Destroys the context now (echo_destroy): answers every accepted call, then frees it.
-    // FFID_RET_OK; FFID_RET_ERR when there is none (moved from, destroyed) or inside a
-    // callback, where it cannot wait (the context is then kept, and leaks if this
-    // Context is destroyed there).
+    // FFID_RET_OK; FFID_RET_INVALID_CTX when there is none (moved from, destroyed);
+    // FFID_RET_BUSY inside a callback, where it cannot wait (the context is then kept,
+    // and leaks if this Context is destroyed there).
     int destroy() noexcept {
-        if (ctx_ == nullptr) return FFID_RET_ERR;
+        if (ctx_ == nullptr) return FFID_RET_INVALID_CTX;
         int rc = echo_destroy(ctx_);
         if (rc == FFID_RET_OK) ctx_ = nullptr;
         return rc;
@@ -151,7 +151,7 @@ public:
     std::future<Result<std::string>> shout_async(const std::string& text) const {
         ffid::detail::Keep ffid_keep;
         const EchoShoutArgs ffid_a = shout_args(text, ffid_keep);
-        return ffid::detail::call_future<std::string>([&](ffid_callback ffid_cb, void* ffid_ud) { return echo_shout(ctx_, ffid_cb, ffid_ud, &ffid_a); }, progress_);
+        return ffid::detail::call_future<std::string>([&](ffid_callback ffid_cb, void* ffid_ud) { return echo_shout(ctx_, ffid_cb, ffid_ud, &ffid_a); }, progress_, &echo_last_error);
     }
     template <class F, class = std::enable_if_t<std::is_invocable_v<F&, Result<std::string>>>>
     [[nodiscard]] int shout(const std::string& text, F&& done) const {
@@ -179,7 +179,7 @@ public:
     std::future<Result<bool>> scalar_check_async(int64_t a, int64_t b, double x) const {
         ffid::detail::Keep ffid_keep;
         const EchoScalarCheckArgs ffid_a = scalar_check_args(a, b, x, ffid_keep);
-        return ffid::detail::call_future<bool>([&](ffid_callback ffid_cb, void* ffid_ud) { return echo_scalar_check(ctx_, ffid_cb, ffid_ud, &ffid_a); }, progress_);
+        return ffid::detail::call_future<bool>([&](ffid_callback ffid_cb, void* ffid_ud) { return echo_scalar_check(ctx_, ffid_cb, ffid_ud, &ffid_a); }, progress_, &echo_last_error);
     }
     template <class F, class = std::enable_if_t<std::is_invocable_v<F&, Result<bool>>>>
     [[nodiscard]] int scalar_check(int64_t a, int64_t b, double x, F&& done) const {
@@ -207,7 +207,7 @@ public:
     std::future<Result<bool>> payload_check_async(const std::vector<uint8_t>& data) const {
         ffid::detail::Keep ffid_keep;
         const EchoPayloadCheckArgs ffid_a = payload_check_args(data, ffid_keep);
-        return ffid::detail::call_future<bool>([&](ffid_callback ffid_cb, void* ffid_ud) { return echo_payload_check(ctx_, ffid_cb, ffid_ud, &ffid_a); }, progress_);
+        return ffid::detail::call_future<bool>([&](ffid_callback ffid_cb, void* ffid_ud) { return echo_payload_check(ctx_, ffid_cb, ffid_ud, &ffid_a); }, progress_, &echo_last_error);
     }
     template <class F, class = std::enable_if_t<std::is_invocable_v<F&, Result<bool>>>>
     [[nodiscard]] int payload_check(const std::vector<uint8_t>& data, F&& done) const {
@@ -230,7 +230,7 @@ public:
         return ffid_out;
     }
     std::future<Result<uint64_t>> count_async() const {
-        return ffid::detail::call_future<uint64_t>([&](ffid_callback ffid_cb, void* ffid_ud) { return echo_count(ctx_, ffid_cb, ffid_ud); }, progress_);
+        return ffid::detail::call_future<uint64_t>([&](ffid_callback ffid_cb, void* ffid_ud) { return echo_count(ctx_, ffid_cb, ffid_ud); }, progress_, &echo_last_error);
     }
     template <class F, class = std::enable_if_t<std::is_invocable_v<F&, Result<uint64_t>>>>
     [[nodiscard]] int count(F&& done) const {
@@ -252,7 +252,7 @@ public:
     std::future<Result<void>> sleep_async(uint32_t ms) const {
         ffid::detail::Keep ffid_keep;
         const EchoSleepArgs ffid_a = sleep_args(ms, ffid_keep);
-        return ffid::detail::call_future<void>([&](ffid_callback ffid_cb, void* ffid_ud) { return echo_sleep(ctx_, ffid_cb, ffid_ud, &ffid_a); }, progress_);
+        return ffid::detail::call_future<void>([&](ffid_callback ffid_cb, void* ffid_ud) { return echo_sleep(ctx_, ffid_cb, ffid_ud, &ffid_a); }, progress_, &echo_last_error);
     }
     template <class F, class = std::enable_if_t<std::is_invocable_v<F&, Result<void>>>>
     [[nodiscard]] int sleep(uint32_t ms, F&& done) const {
@@ -279,7 +279,7 @@ public:
     std::future<Result<void>> fail_async(const std::string& message) const {
         ffid::detail::Keep ffid_keep;
         const EchoFailArgs ffid_a = fail_args(message, ffid_keep);
-        return ffid::detail::call_future<void>([&](ffid_callback ffid_cb, void* ffid_ud) { return echo_fail(ctx_, ffid_cb, ffid_ud, &ffid_a); }, progress_);
+        return ffid::detail::call_future<void>([&](ffid_callback ffid_cb, void* ffid_ud) { return echo_fail(ctx_, ffid_cb, ffid_ud, &ffid_a); }, progress_, &echo_last_error);
     }
     template <class F, class = std::enable_if_t<std::is_invocable_v<F&, Result<void>>>>
     [[nodiscard]] int fail(const std::string& message, F&& done) const {
@@ -301,7 +301,7 @@ public:
         return {};
     }
     std::future<Result<void>> panic_async() const {
-        return ffid::detail::call_future<void>([&](ffid_callback ffid_cb, void* ffid_ud) { return echo_panic(ctx_, ffid_cb, ffid_ud); }, progress_);
+        return ffid::detail::call_future<void>([&](ffid_callback ffid_cb, void* ffid_ud) { return echo_panic(ctx_, ffid_cb, ffid_ud); }, progress_, &echo_last_error);
     }
     template <class F, class = std::enable_if_t<std::is_invocable_v<F&, Result<void>>>>
     [[nodiscard]] int panic(F&& done) const {
@@ -328,7 +328,7 @@ public:
     std::future<Result<uint32_t>> trigger_ping_async(uint32_t count, uint32_t payload_bytes, uint64_t stamp_ns, uint64_t seq_base) const {
         ffid::detail::Keep ffid_keep;
         const EchoTriggerPingArgs ffid_a = trigger_ping_args(count, payload_bytes, stamp_ns, seq_base, ffid_keep);
-        return ffid::detail::call_future<uint32_t>([&](ffid_callback ffid_cb, void* ffid_ud) { return echo_trigger_ping(ctx_, ffid_cb, ffid_ud, &ffid_a); }, progress_);
+        return ffid::detail::call_future<uint32_t>([&](ffid_callback ffid_cb, void* ffid_ud) { return echo_trigger_ping(ctx_, ffid_cb, ffid_ud, &ffid_a); }, progress_, &echo_last_error);
     }
     template <class F, class = std::enable_if_t<std::is_invocable_v<F&, Result<uint32_t>>>>
     [[nodiscard]] int trigger_ping(uint32_t count, uint32_t payload_bytes, uint64_t stamp_ns, uint64_t seq_base, F&& done) const {
@@ -356,7 +356,7 @@ public:
     std::future<Result<uint32_t>> ping_from_thread_async(uint32_t count) const {
         ffid::detail::Keep ffid_keep;
         const EchoPingFromThreadArgs ffid_a = ping_from_thread_args(count, ffid_keep);
-        return ffid::detail::call_future<uint32_t>([&](ffid_callback ffid_cb, void* ffid_ud) { return echo_ping_from_thread(ctx_, ffid_cb, ffid_ud, &ffid_a); }, progress_);
+        return ffid::detail::call_future<uint32_t>([&](ffid_callback ffid_cb, void* ffid_ud) { return echo_ping_from_thread(ctx_, ffid_cb, ffid_ud, &ffid_a); }, progress_, &echo_last_error);
     }
     template <class F, class = std::enable_if_t<std::is_invocable_v<F&, Result<uint32_t>>>>
     [[nodiscard]] int ping_from_thread(uint32_t count, F&& done) const {
@@ -386,7 +386,7 @@ public:
     std::future<Result<std::string>> echo_later_async(const std::string& text, uint32_t ms) const {
         ffid::detail::Keep ffid_keep;
         const EchoEchoLaterArgs ffid_a = echo_later_args(text, ms, ffid_keep);
-        return ffid::detail::call_future<std::string>([&](ffid_callback ffid_cb, void* ffid_ud) { return echo_echo_later(ctx_, ffid_cb, ffid_ud, &ffid_a); }, progress_);
+        return ffid::detail::call_future<std::string>([&](ffid_callback ffid_cb, void* ffid_ud) { return echo_echo_later(ctx_, ffid_cb, ffid_ud, &ffid_a); }, progress_, &echo_last_error);
     }
     template <class F, class = std::enable_if_t<std::is_invocable_v<F&, Result<std::string>>>>
     [[nodiscard]] int echo_later(const std::string& text, uint32_t ms, F&& done) const {
@@ -408,7 +408,7 @@ public:
         return {};
     }
     std::future<Result<void>> drop_reply_async() const {
-        return ffid::detail::call_future<void>([&](ffid_callback ffid_cb, void* ffid_ud) { return echo_drop_reply(ctx_, ffid_cb, ffid_ud); }, progress_);
+        return ffid::detail::call_future<void>([&](ffid_callback ffid_cb, void* ffid_ud) { return echo_drop_reply(ctx_, ffid_cb, ffid_ud); }, progress_, &echo_last_error);
     }
     template <class F, class = std::enable_if_t<std::is_invocable_v<F&, Result<void>>>>
     [[nodiscard]] int drop_reply(F&& done) const {
@@ -434,7 +434,7 @@ public:
     std::future<Result<std::string>> echo_after_async(const std::string& text, uint32_t ms) const {
         ffid::detail::Keep ffid_keep;
         const EchoEchoAfterArgs ffid_a = echo_after_args(text, ms, ffid_keep);
-        return ffid::detail::call_future<std::string>([&](ffid_callback ffid_cb, void* ffid_ud) { return echo_echo_after(ctx_, ffid_cb, ffid_ud, &ffid_a); }, progress_);
+        return ffid::detail::call_future<std::string>([&](ffid_callback ffid_cb, void* ffid_ud) { return echo_echo_after(ctx_, ffid_cb, ffid_ud, &ffid_a); }, progress_, &echo_last_error);
     }
     template <class F, class = std::enable_if_t<std::is_invocable_v<F&, Result<std::string>>>>
     [[nodiscard]] int echo_after(const std::string& text, uint32_t ms, F&& done) const {
@@ -463,7 +463,7 @@ public:
     std::future<Result<uint32_t>> yield_times_async(uint32_t n) const {
         ffid::detail::Keep ffid_keep;
         const EchoYieldTimesArgs ffid_a = yield_times_args(n, ffid_keep);
-        return ffid::detail::call_future<uint32_t>([&](ffid_callback ffid_cb, void* ffid_ud) { return echo_yield_times(ctx_, ffid_cb, ffid_ud, &ffid_a); }, progress_);
+        return ffid::detail::call_future<uint32_t>([&](ffid_callback ffid_cb, void* ffid_ud) { return echo_yield_times(ctx_, ffid_cb, ffid_ud, &ffid_a); }, progress_, &echo_last_error);
     }
     template <class F, class = std::enable_if_t<std::is_invocable_v<F&, Result<uint32_t>>>>
     [[nodiscard]] int yield_times(uint32_t n, F&& done) const {
@@ -567,13 +567,13 @@ inline EchoByteSumArgs byte_sum_args(const std::vector<uint8_t>& data, ffid::det
 inline Result<uint64_t> byte_sum(const std::vector<uint8_t>& data) {
     ffid::detail::Keep ffid_keep;
     const EchoByteSumArgs ffid_a = detail::byte_sum_args(data, ffid_keep);
-    return ffid::detail::call_inline<uint64_t>([&](ffid_callback ffid_cb, void* ffid_ud) { return echo_byte_sum(ffid_cb, ffid_ud, &ffid_a); });
+    return ffid::detail::call_inline<uint64_t>([&](ffid_callback ffid_cb, void* ffid_ud) { return echo_byte_sum(ffid_cb, ffid_ud, &ffid_a); }, &echo_last_error);
 }
 
 // Never OK: panics on the calling thread, answered FFID_RET_ERR "handler
 // panicked: ..." before the call returns.
 inline Result<bool> panic_inline() {
-    return ffid::detail::call_inline<bool>([&](ffid_callback ffid_cb, void* ffid_ud) { return echo_panic_inline(ffid_cb, ffid_ud); });
+    return ffid::detail::call_inline<bool>([&](ffid_callback ffid_cb, void* ffid_ud) { return echo_panic_inline(ffid_cb, ffid_ud); }, &echo_last_error);
 }
 
 } // namespace echo

@@ -361,16 +361,13 @@ T decode(const char* msg, size_t len) {
     }
 }
 
-/* Why a call was refused, from its return code. */
-inline Error refusal(int code) {
-    switch (code) {
-    case FFID_RET_BUSY:
-        return {code, "refused: the ring is full and the context rejects rather than waits, or the caller is inside a callback"};
-    case FFID_RET_MISSING_CALLBACK:
-        return {code, "refused: no callback"};
-    default:
-        return {code, "refused: a handle that is not live or of another library, or invalid arguments (NULL, not UTF-8, an unknown enum value)"};
-    }
+/* The library's <lib>_last_error: why this thread's last call was refused. */
+using LastError = const char* (*)();
+
+/* A refused call's error: its code, and the reason the library left in last_error
+ * (read at once, on the refusing thread). */
+inline Error refusal(int code, LastError last_error) {
+    return {code, last_error()};
 }
 
 template <class T>
@@ -419,7 +416,8 @@ int call(Submit&& submit, Done&& done, Progress&& progress) {
 /* An asynchronous call as a std::future: no thread per call, the answering thread sets
  * it. A refused call gives a ready future holding the refusal. */
 template <class T, class Submit>
-std::future<Result<T>> call_future(Submit&& submit, std::shared_ptr<const ProgressHook> hook) {
+std::future<Result<T>> call_future(Submit&& submit, std::shared_ptr<const ProgressHook> hook,
+                                   LastError last_error) {
     auto promise = std::make_unique<std::promise<Result<T>>>();
     std::future<Result<T>> future = promise->get_future();
     int rc = call<T>(
@@ -432,7 +430,7 @@ std::future<Result<T>> call_future(Submit&& submit, std::shared_ptr<const Progre
     // fresh one.
     if (rc != FFID_RET_OK) {
         std::promise<Result<T>> refused;
-        refused.set_value(refusal(rc));
+        refused.set_value(refusal(rc, last_error));
         return refused.get_future();
     }
     return future;
@@ -440,13 +438,14 @@ std::future<Result<T>> call_future(Submit&& submit, std::shared_ptr<const Progre
 
 /* An inline export (answered on the calling thread before it returns) as a Result. */
 template <class T, class Submit>
-Result<T> call_inline(Submit&& submit) {
+Result<T> call_inline(Submit&& submit, LastError last_error) {
     std::optional<Result<T>> out;
     auto done = [](int ret, const char* msg, size_t len, void* user_data) noexcept {
         static_cast<std::optional<Result<T>>*>(user_data)->emplace(answer<T>(ret, msg, len));
     };
     int rc = submit(+done, static_cast<void*>(&out));
-    if (rc != FFID_RET_OK || !out.has_value()) return refusal(rc);
+    if (rc != FFID_RET_OK) return refusal(rc, last_error);
+    if (!out.has_value()) return Error{FFID_RET_ERR, "the library answered no inline call"};
     return std::move(*out);
 }
 

@@ -63,6 +63,47 @@ fn calls_answers_and_errors() {
 
 #[test]
 #[cfg_attr(miri, ignore)]
+fn refusals_carry_their_code_and_the_runtime_s_reason() {
+    let lib = library();
+    let ctx = lib.create("r").unwrap();
+    // Over FFID_MAX_REQUEST_BYTES: refused before the copy (the zeroed pages are never
+    // touched), in every form.
+    let big = vec![0u8; (1 << 30) + 1];
+    let too_large = |e: &Result<bool, Error>| matches!(e, Err(Error::TooLarge(m)) if m.contains("over FFID_MAX_REQUEST_BYTES"));
+    assert!(too_large(&ctx.payload_check(&big, T)));
+    assert!(too_large(&ctx.payload_check_async(&big).wait()));
+    drop(big);
+    assert_eq!(
+        Error::TooLarge(String::new()).code(),
+        client::raw::FFID_RET_TOO_LARGE
+    );
+    // A destroyed handle through the raw exports: CLOSED, and no callback.
+    static CALLED: AtomicU64 = AtomicU64::new(0);
+    unsafe extern "C" fn never(
+        _: std::ffi::c_int,
+        _: *const std::ffi::c_char,
+        _: usize,
+        _: *mut std::ffi::c_void,
+    ) {
+        CALLED.fetch_add(1, Ordering::SeqCst);
+    }
+    let handle = ctx.handle();
+    let raw = lib.raw();
+    ctx.destroy().unwrap();
+    // SAFETY: a handle is never dereferenced; the export refuses it.
+    let rc = unsafe { (raw.count)(handle, Some(never), std::ptr::null_mut()) };
+    assert_eq!(rc, client::raw::FFID_RET_CLOSED);
+    // SAFETY: as above.
+    assert_eq!(
+        unsafe { (raw.destroy)(handle) },
+        client::raw::FFID_RET_CLOSED,
+        "a second destroy"
+    );
+    assert_eq!(CALLED.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+#[cfg_attr(miri, ignore)]
 fn a_timeout_leaves_the_call_running() {
     let lib = library();
     let ctx = lib.create("t").unwrap();

@@ -119,7 +119,8 @@ static inline ffid_ctx* kv_create_cbor_with_options(ffid_callback cb, void* user
 }
 
 /* Synchronous: answers every accepted call, then frees the context. FFID_RET_OK, or
- * FFID_RET_ERR for a handle that is not live or a call from inside a callback. */
+ * refused: FFID_RET_CLOSED for a context destroyed or being destroyed, FFID_RET_INVALID_CTX
+ * for a handle that is not one of this library's, FFID_RET_BUSY inside a callback. */
 int kv_destroy(ffid_ctx* ctx);
 
 /* ---- methods ---- */
@@ -493,8 +494,8 @@ int kv_check_key_cbor(ffid_callback cb, void* user_data, const uint8_t* req, siz
 
 /*
  * Copies the context's counters into *out (see ffid_context_stats in ffi_dispatch.h);
- * set out->struct_size = sizeof(ffid_context_stats) first. FFID_RET_OK, or FFID_RET_ERR
- * for a handle that is not live or a NULL out.
+ * set out->struct_size = sizeof(ffid_context_stats) first. FFID_RET_OK; FFID_RET_ERR for
+ * a NULL out; FFID_RET_CLOSED or FFID_RET_INVALID_CTX for a handle that is not live.
  */
 int kv_stats(ffid_ctx* ctx, ffid_context_stats* out);
 /*
@@ -503,9 +504,10 @@ int kv_stats(ffid_ctx* ctx, ffid_context_stats* out);
  */
 uint64_t kv_last_request_id(void);
 /*
- * Why this thread's last create of this library returned NULL or its last blocking call
- * failed, or "" when neither: ffid_last_error() of this library's runtime. Owned by
- * the runtime; valid until this thread's next create or blocking call. Never NULL.
+ * Why this thread's last call of this library was refused (any non-zero return), its
+ * last create returned NULL or its last blocking call failed (see LAST ERROR in
+ * ffi_dispatch.h): ffid_last_error() of this library's runtime. Owned by the runtime;
+ * stays until this thread's next refusal, create or blocking call. Never NULL.
  */
 const char* kv_last_error(void);
 /*
@@ -517,14 +519,15 @@ void kv_free(const void* answer);
 /*
  * Cancels a request the worker has not started: it is answered FFID_RET_ERR
  * "cancelled" (when the worker reaches it) and its method never runs; returns
- * FFID_RET_OK. FFID_RET_ERR, changing nothing, when it has started or finished, the id
- * is unknown, or the handle is not live.
+ * FFID_RET_OK. FFID_RET_ERR, changing nothing, when it has started or finished or the id
+ * is unknown; FFID_RET_CLOSED or FFID_RET_INVALID_CTX for a handle that is not live.
  */
 int kv_cancel(ffid_ctx* ctx, uint64_t request_id);
 /*
  * Completion mode (ffid_options.completion = FFID_COMPLETION_QUEUE): runs up to max
  * queued callbacks on the calling thread and returns how many ran (0 if another
- * thread is draining), or -1 for a handle that is not live or not in that mode.
+ * thread is draining), or -1 for a handle that is not live or not in that mode
+ * (<lib>_last_error() says which).
  */
 int kv_drain(ffid_ctx* ctx, uint32_t max);
 /*

@@ -179,11 +179,11 @@ public:
     ~Context() { destroy(); }
 
     // Destroys the context now (kv_destroy): answers every accepted call, then frees it.
-    // FFID_RET_OK; FFID_RET_ERR when there is none (moved from, destroyed) or inside a
-    // callback, where it cannot wait (the context is then kept, and leaks if this
-    // Context is destroyed there).
+    // FFID_RET_OK; FFID_RET_INVALID_CTX when there is none (moved from, destroyed);
+    // FFID_RET_BUSY inside a callback, where it cannot wait (the context is then kept,
+    // and leaks if this Context is destroyed there).
     int destroy() noexcept {
-        if (ctx_ == nullptr) return FFID_RET_ERR;
+        if (ctx_ == nullptr) return FFID_RET_INVALID_CTX;
         int rc = kv_destroy(ctx_);
         if (rc == FFID_RET_OK) ctx_ = nullptr;
         return rc;
@@ -214,7 +214,7 @@ public:
     std::future<Result<std::optional<kv::Entry>>> put_async(const std::string& key, const std::vector<uint8_t>& value, kv::Kind kind, const std::vector<std::string>& tags, const std::optional<uint64_t>& ttl_ms) const {
         ffid::detail::Keep ffid_keep;
         const KvPutArgs ffid_a = put_args(key, value, kind, tags, ttl_ms, ffid_keep);
-        return ffid::detail::call_future<std::optional<kv::Entry>>([&](ffid_callback ffid_cb, void* ffid_ud) { return kv_put(ctx_, ffid_cb, ffid_ud, &ffid_a); }, progress_);
+        return ffid::detail::call_future<std::optional<kv::Entry>>([&](ffid_callback ffid_cb, void* ffid_ud) { return kv_put(ctx_, ffid_cb, ffid_ud, &ffid_a); }, progress_, &kv_last_error);
     }
     template <class F, class = std::enable_if_t<std::is_invocable_v<F&, Result<std::optional<kv::Entry>>>>>
     [[nodiscard]] int put(const std::string& key, const std::vector<uint8_t>& value, kv::Kind kind, const std::vector<std::string>& tags, const std::optional<uint64_t>& ttl_ms, F&& done) const {
@@ -243,7 +243,7 @@ public:
     std::future<Result<uint32_t>> put_many_async(const std::vector<kv::Entry>& entries) const {
         ffid::detail::Keep ffid_keep;
         const KvPutManyArgs ffid_a = put_many_args(entries, ffid_keep);
-        return ffid::detail::call_future<uint32_t>([&](ffid_callback ffid_cb, void* ffid_ud) { return kv_put_many(ctx_, ffid_cb, ffid_ud, &ffid_a); }, progress_);
+        return ffid::detail::call_future<uint32_t>([&](ffid_callback ffid_cb, void* ffid_ud) { return kv_put_many(ctx_, ffid_cb, ffid_ud, &ffid_a); }, progress_, &kv_last_error);
     }
     template <class F, class = std::enable_if_t<std::is_invocable_v<F&, Result<uint32_t>>>>
     [[nodiscard]] int put_many(const std::vector<kv::Entry>& entries, F&& done) const {
@@ -273,7 +273,7 @@ public:
     std::future<Result<kv::Entry>> get_async(const std::string& key) const {
         ffid::detail::Keep ffid_keep;
         const KvGetArgs ffid_a = get_args(key, ffid_keep);
-        return ffid::detail::call_future<kv::Entry>([&](ffid_callback ffid_cb, void* ffid_ud) { return kv_get(ctx_, ffid_cb, ffid_ud, &ffid_a); }, progress_);
+        return ffid::detail::call_future<kv::Entry>([&](ffid_callback ffid_cb, void* ffid_ud) { return kv_get(ctx_, ffid_cb, ffid_ud, &ffid_a); }, progress_, &kv_last_error);
     }
     template <class F, class = std::enable_if_t<std::is_invocable_v<F&, Result<kv::Entry>>>>
     [[nodiscard]] int get(const std::string& key, F&& done) const {
@@ -302,7 +302,7 @@ public:
     std::future<Result<std::optional<kv::Entry>>> find_async(const std::string& key) const {
         ffid::detail::Keep ffid_keep;
         const KvFindArgs ffid_a = find_args(key, ffid_keep);
-        return ffid::detail::call_future<std::optional<kv::Entry>>([&](ffid_callback ffid_cb, void* ffid_ud) { return kv_find(ctx_, ffid_cb, ffid_ud, &ffid_a); }, progress_);
+        return ffid::detail::call_future<std::optional<kv::Entry>>([&](ffid_callback ffid_cb, void* ffid_ud) { return kv_find(ctx_, ffid_cb, ffid_ud, &ffid_a); }, progress_, &kv_last_error);
     }
     template <class F, class = std::enable_if_t<std::is_invocable_v<F&, Result<std::optional<kv::Entry>>>>>
     [[nodiscard]] int find(const std::string& key, F&& done) const {
@@ -329,7 +329,7 @@ public:
     std::future<Result<bool>> delete_async(const std::string& key) const {
         ffid::detail::Keep ffid_keep;
         const KvDeleteArgs ffid_a = delete_args(key, ffid_keep);
-        return ffid::detail::call_future<bool>([&](ffid_callback ffid_cb, void* ffid_ud) { return kv_delete(ctx_, ffid_cb, ffid_ud, &ffid_a); }, progress_);
+        return ffid::detail::call_future<bool>([&](ffid_callback ffid_cb, void* ffid_ud) { return kv_delete(ctx_, ffid_cb, ffid_ud, &ffid_a); }, progress_, &kv_last_error);
     }
     template <class F, class = std::enable_if_t<std::is_invocable_v<F&, Result<bool>>>>
     [[nodiscard]] int delete_(const std::string& key, F&& done) const {
@@ -359,7 +359,7 @@ public:
     std::future<Result<std::vector<kv::Entry>>> list_async(const std::optional<std::string>& prefix, const std::optional<kv::Kind>& kind, const std::optional<uint32_t>& limit) const {
         ffid::detail::Keep ffid_keep;
         const KvListArgs ffid_a = list_args(prefix, kind, limit, ffid_keep);
-        return ffid::detail::call_future<std::vector<kv::Entry>>([&](ffid_callback ffid_cb, void* ffid_ud) { return kv_list(ctx_, ffid_cb, ffid_ud, &ffid_a); }, progress_);
+        return ffid::detail::call_future<std::vector<kv::Entry>>([&](ffid_callback ffid_cb, void* ffid_ud) { return kv_list(ctx_, ffid_cb, ffid_ud, &ffid_a); }, progress_, &kv_last_error);
     }
     template <class F, class = std::enable_if_t<std::is_invocable_v<F&, Result<std::vector<kv::Entry>>>>>
     [[nodiscard]] int list(const std::optional<std::string>& prefix, const std::optional<kv::Kind>& kind, const std::optional<uint32_t>& limit, F&& done) const {
@@ -385,7 +385,7 @@ public:
         return ffid_value;
     }
     std::future<Result<std::vector<std::string>>> keys_async() const {
-        return ffid::detail::call_future<std::vector<std::string>>([&](ffid_callback ffid_cb, void* ffid_ud) { return kv_keys(ctx_, ffid_cb, ffid_ud); }, progress_);
+        return ffid::detail::call_future<std::vector<std::string>>([&](ffid_callback ffid_cb, void* ffid_ud) { return kv_keys(ctx_, ffid_cb, ffid_ud); }, progress_, &kv_last_error);
     }
     template <class F, class = std::enable_if_t<std::is_invocable_v<F&, Result<std::vector<std::string>>>>>
     [[nodiscard]] int keys(F&& done) const {
@@ -409,7 +409,7 @@ public:
     std::future<Result<int64_t>> incr_async(const std::string& key, int64_t by) const {
         ffid::detail::Keep ffid_keep;
         const KvIncrArgs ffid_a = incr_args(key, by, ffid_keep);
-        return ffid::detail::call_future<int64_t>([&](ffid_callback ffid_cb, void* ffid_ud) { return kv_incr(ctx_, ffid_cb, ffid_ud, &ffid_a); }, progress_);
+        return ffid::detail::call_future<int64_t>([&](ffid_callback ffid_cb, void* ffid_ud) { return kv_incr(ctx_, ffid_cb, ffid_ud, &ffid_a); }, progress_, &kv_last_error);
     }
     template <class F, class = std::enable_if_t<std::is_invocable_v<F&, Result<int64_t>>>>
     [[nodiscard]] int incr(const std::string& key, int64_t by, F&& done) const {
@@ -436,7 +436,7 @@ public:
     std::future<Result<void>> annotate_async(const std::string& key, const std::optional<std::string>& note) const {
         ffid::detail::Keep ffid_keep;
         const KvAnnotateArgs ffid_a = annotate_args(key, note, ffid_keep);
-        return ffid::detail::call_future<void>([&](ffid_callback ffid_cb, void* ffid_ud) { return kv_annotate(ctx_, ffid_cb, ffid_ud, &ffid_a); }, progress_);
+        return ffid::detail::call_future<void>([&](ffid_callback ffid_cb, void* ffid_ud) { return kv_annotate(ctx_, ffid_cb, ffid_ud, &ffid_a); }, progress_, &kv_last_error);
     }
     template <class F, class = std::enable_if_t<std::is_invocable_v<F&, Result<void>>>>
     [[nodiscard]] int annotate(const std::string& key, const std::optional<std::string>& note, F&& done) const {
@@ -461,7 +461,7 @@ public:
         return ffid_value;
     }
     std::future<Result<kv::Usage>> usage_async() const {
-        return ffid::detail::call_future<kv::Usage>([&](ffid_callback ffid_cb, void* ffid_ud) { return kv_usage(ctx_, ffid_cb, ffid_ud); }, progress_);
+        return ffid::detail::call_future<kv::Usage>([&](ffid_callback ffid_cb, void* ffid_ud) { return kv_usage(ctx_, ffid_cb, ffid_ud); }, progress_, &kv_last_error);
     }
     template <class F, class = std::enable_if_t<std::is_invocable_v<F&, Result<kv::Usage>>>>
     [[nodiscard]] int usage(F&& done) const {
@@ -482,7 +482,7 @@ public:
         return ffid_value;
     }
     std::future<Result<std::string>> name_async() const {
-        return ffid::detail::call_future<std::string>([&](ffid_callback ffid_cb, void* ffid_ud) { return kv_name(ctx_, ffid_cb, ffid_ud); }, progress_);
+        return ffid::detail::call_future<std::string>([&](ffid_callback ffid_cb, void* ffid_ud) { return kv_name(ctx_, ffid_cb, ffid_ud); }, progress_, &kv_last_error);
     }
     template <class F, class = std::enable_if_t<std::is_invocable_v<F&, Result<std::string>>>>
     [[nodiscard]] int name(F&& done) const {
@@ -564,7 +564,7 @@ inline Result<std::string> version(uint32_t timeout_ms = 0) {
     return ffid_value;
 }
 inline std::future<Result<std::string>> version_async() {
-    return ffid::detail::call_future<std::string>([&](ffid_callback ffid_cb, void* ffid_ud) { return kv_version(ffid_cb, ffid_ud); }, nullptr);
+    return ffid::detail::call_future<std::string>([&](ffid_callback ffid_cb, void* ffid_ud) { return kv_version(ffid_cb, ffid_ud); }, nullptr, &kv_last_error);
 }
 template <class F, class = std::enable_if_t<std::is_invocable_v<F&, Result<std::string>>>>
 [[nodiscard]] inline int version(F&& done) {
@@ -588,7 +588,7 @@ inline KvCheckKeyArgs check_key_args(const std::string& key, ffid::detail::Keep&
 inline Result<void> check_key(const std::string& key) {
     ffid::detail::Keep ffid_keep;
     const KvCheckKeyArgs ffid_a = detail::check_key_args(key, ffid_keep);
-    return ffid::detail::call_inline<void>([&](ffid_callback ffid_cb, void* ffid_ud) { return kv_check_key(ffid_cb, ffid_ud, &ffid_a); });
+    return ffid::detail::call_inline<void>([&](ffid_callback ffid_cb, void* ffid_ud) { return kv_check_key(ffid_cb, ffid_ud, &ffid_a); }, &kv_last_error);
 }
 
 } // namespace kv

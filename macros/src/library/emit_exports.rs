@@ -73,7 +73,10 @@ pub(super) fn ctor_exports(lib: &Lib, ctor: &Func, cfg: &syn::Ident) -> TokenStr
     let keys = ctor.params.iter().map(|p| p.slot.name.to_string());
     let checks = ctor.params.iter().enumerate().map(|(i, p)| {
         let ty = &p.ty_expr;
-        quote!(__m.arg::<#ty>(#i).map_err(|_| ::ffi_dispatch::rt::Refusal::Err)?;)
+        let name = p.slot.name.to_string();
+        quote!(__m.arg::<#ty>(#i).map_err(|_| {
+            ::ffi_dispatch::rt::Refusal::invalid(::ffi_dispatch::rt::abi::Invalid::Cbor).in_field(#name)
+        })?;)
     });
     let doc_create = format!(
         "`{n}_create` and `{n}_create_with_options` of `{n}.h` call this with the header's \
@@ -137,10 +140,10 @@ pub(super) fn ctor_exports(lib: &Lib, ctor: &Func, cfg: &syn::Ident) -> TokenStr
                 let __req = unsafe { ::ffi_dispatch::rt::abi::bytes_field(req, len) }?;
                 // Decoded here as well as on the worker, so that malformed arguments
                 // refuse the create (NULL, no callback) instead of failing it later.
-                let __m = ::ffi_dispatch::rt::cbor::ArgMap::parse(__req, [#(#keys),*]).map_err(|_| ::ffi_dispatch::rt::Refusal::Err)?;
+                let __m = ::ffi_dispatch::rt::cbor::ArgMap::parse(__req, [#(#keys),*]).map_err(|_| ::ffi_dispatch::rt::Refusal::invalid(::ffi_dispatch::rt::abi::Invalid::Cbor))?;
                 let _ = &__m;
                 #(#checks)*
-                ::core::result::Result::Ok(::ffi_dispatch::rt::Request::cbor(__req))
+                ::ffi_dispatch::rt::Request::cbor(__req)
             })
         }
 
@@ -215,9 +218,9 @@ pub(super) fn call_exports(
             ) -> ::core::ffi::c_int {
                 ::ffi_dispatch::rt::call_inline::<#table>(cb, user_data, #id, || {
                     // SAFETY: `req` holds `len` bytes for the call (the header's contract).
-                    ::core::result::Result::Ok(::ffi_dispatch::rt::Request::cbor(unsafe {
+                    ::ffi_dispatch::rt::Request::cbor(unsafe {
                         ::ffi_dispatch::rt::abi::bytes_field(req, len)
-                    }?))
+                    }?)
                 })
             }
         };

@@ -56,8 +56,21 @@ RET_MISSING_CALLBACK = 2  # FFID_RET_MISSING_CALLBACK
 RET_STALE_WARN = 3  # FFID_RET_STALE_WARN: a progress ping, never terminal
 RET_BUSY = 4  # FFID_RET_BUSY
 RET_TIMEOUT = 5  # FFID_RET_TIMEOUT
+RET_CLOSED = 6  # FFID_RET_CLOSED: the context is destroyed or being destroyed
+RET_INVALID_CTX = 7  # FFID_RET_INVALID_CTX: not a context of this library
+RET_TOO_LARGE = 8  # FFID_RET_TOO_LARGE: arguments over FFID_MAX_REQUEST_BYTES
 
-_STATUS = {0: "OK", 1: "ERR", 2: "MISSING_CALLBACK", 3: "STALE_WARN", 4: "BUSY", 5: "TIMEOUT"}
+_STATUS = {
+    0: "OK",
+    1: "ERR",
+    2: "MISSING_CALLBACK",
+    3: "STALE_WARN",
+    4: "BUSY",
+    5: "TIMEOUT",
+    6: "CLOSED",
+    7: "INVALID_CTX",
+    8: "TOO_LARGE",
+}
 
 
 class _Options(ctypes.Structure):
@@ -210,10 +223,10 @@ def _fail(rc):
 
 
 def _refused(rc):
-    """The error of an asynchronous or inline call the library refused (no answer will
-    come). The runtime records a reason only for create and blocking calls, so the
-    status names it."""
-    return _Error(rc, f"the call was refused ({_STATUS.get(rc, 'UNKNOWN')})")
+    """The error of a call the library refused (no answer will come), with the reason
+    the runtime left in this thread's last_error."""
+    text = _A.last_error().decode("utf-8", "replace")
+    return _Error(rc, f"refused ({_STATUS.get(rc, 'UNKNOWN')}): {text}")
 
 
 def _ms(timeout):
@@ -432,7 +445,7 @@ class _Base:
     """What Context and AsyncContext share: the handle, listeners, stats, close."""
 
     _ctx = None  # the handle (an int); None once closed
-    _cv = _NULL  # the same as the c_void_p the call forms take
+    _cv = _NULL  # the handle as the call forms take it; kept by close (calls: CLOSED)
 
     def _start(self, submit, fut, options, completion):
         """Creates the context: the create callback settles fut with the constructor's
@@ -467,14 +480,16 @@ class _Base:
         s.struct_size = ctypes.sizeof(_Stats)
         rc = getattr(_A, f"{_LIB}_stats")(self._ctx, ctypes.byref(s))
         if rc != RET_OK:
-            raise _Error(rc, "no stats: the context is closed")
+            raise _refused(rc)
         return {name: getattr(s, name) for name, _ in _Stats._fields_[2:]}
 
     def _listen(self, add, listener, on_close=None):
         ctx = self._ctx
         listener_id = add(ctx, listener, None) if ctx is not None else 0
         if listener_id == 0:
-            raise _Error(RET_ERR, "the listener was refused: the context is closed")
+            if ctx is None:
+                raise _Error(RET_CLOSED, "the listener was refused: the context is closed")
+            raise _refused(RET_ERR)
         with self._lock:
             self._listeners[listener_id] = listener  # alive while C may call it
         return Subscription(self, listener_id, on_close)
@@ -494,16 +509,18 @@ class _Base:
         if self._ctx is None:
             return
         with self._lock:
-            ctx, self._ctx, cv, self._cv = self._ctx, None, self._cv, _NULL
+            # _cv keeps the handle: a call racing or following close is refused
+            # CLOSED by the runtime (a destroyed handle stays refused).
+            ctx, self._ctx = self._ctx, None
         if ctx is None:
             return
         rc = getattr(_A, f"{_LIB}_destroy")(ctx)
         if rc != RET_OK:
             # Inside a callback the context cannot be waited for: keep it usable, and
             # its listeners alive even if this object goes (its __del__ came here).
-            self._ctx, self._cv = ctx, cv
+            self._ctx = ctx
             _IMMORTAL.append((self._listeners, self._retired))
-            raise _Error(rc, "destroy was refused: called inside a callback of this library")
+            raise _refused(rc)
         self._listeners.clear()  # destroy returned: no listener is called again
         self._retired.clear()
 

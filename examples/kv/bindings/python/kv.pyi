@@ -10,6 +10,9 @@ RET_MISSING_CALLBACK: int
 RET_STALE_WARN: int
 RET_BUSY: int
 RET_TIMEOUT: int
+RET_CLOSED: int
+RET_INVALID_CTX: int
+RET_TOO_LARGE: int
 OPTION_NAMES: Tuple[str, ...]
 
 def load(path: Optional[str] = ...) -> str: ...

@@ -49,7 +49,7 @@ pub mod raw {
 
     /// Accepted / terminal success.
     pub const FFID_RET_OK: c_int = 0;
-    /// Refused / terminal failure; msg says why.
+    /// Refused for invalid arguments / terminal failure; msg says why.
     pub const FFID_RET_ERR: c_int = 1;
     /// Refused: the callback was NULL.
     pub const FFID_RET_MISSING_CALLBACK: c_int = 2;
@@ -59,6 +59,12 @@ pub mod raw {
     pub const FFID_RET_BUSY: c_int = 4;
     /// A blocking call's timeout passed.
     pub const FFID_RET_TIMEOUT: c_int = 5;
+    /// Refused: the context is being destroyed or was destroyed.
+    pub const FFID_RET_CLOSED: c_int = 6;
+    /// Refused: not a context of this library.
+    pub const FFID_RET_INVALID_CTX: c_int = 7;
+    /// Refused: the arguments are over `FFID_MAX_REQUEST_BYTES`.
+    pub const FFID_RET_TOO_LARGE: c_int = 8;
     /// `ffid_options::backpressure`: a full ring makes the caller wait (default).
     pub const FFID_BACKPRESSURE_BLOCK: u32 = 0;
     /// `ffid_options::backpressure`: a full ring refuses with `FFID_RET_BUSY`.
@@ -855,7 +861,7 @@ impl Library {
     pub fn version_async(&self) -> Pending<String> {
         let ffid_loaded = &self.loaded;
         ffid_loaded.keep_loaded();
-        ffid_submit(ffid_loaded.exports.free, |ffid_ud| {
+        ffid_submit(ffid_loaded, |ffid_ud| {
             // SAFETY: as the blocking form; the reply gets the box `submit` made.
             unsafe { (ffid_loaded.exports.version_async)(Some(ffid_reply_version), ffid_ud) }
         })
@@ -875,7 +881,7 @@ impl Library {
         // `ffid_answer` lives.
         let ffid_rc = unsafe { (self.loaded.exports.check_key)(Some(ffid_inline_check_key), ffid_ud, &ffid_args) };
         if ffid_rc != raw::FFID_RET_OK {
-            return Err(Error::refused(ffid_rc));
+            return Err(self.loaded.last_error(ffid_rc));
         }
         ffid_answer.unwrap_or_else(|| Err(Error::no_answer()))
     }
@@ -917,7 +923,7 @@ impl Context {
             Err(e) => return Pending::refused(e),
         };
         let ffid_loaded = &self.lib.loaded;
-        ffid_submit(ffid_loaded.exports.free, |ffid_ud| {
+        ffid_submit(ffid_loaded, |ffid_ud| {
             // SAFETY: as the blocking form; the reply gets the box `submit` made.
             unsafe { (ffid_loaded.exports.put_async)(self.ctx, &ffid_args, Some(ffid_reply_put), ffid_ud) }
         })
@@ -954,7 +960,7 @@ impl Context {
             Err(e) => return Pending::refused(e),
         };
         let ffid_loaded = &self.lib.loaded;
-        ffid_submit(ffid_loaded.exports.free, |ffid_ud| {
+        ffid_submit(ffid_loaded, |ffid_ud| {
             // SAFETY: as the blocking form; the reply gets the box `submit` made.
             unsafe { (ffid_loaded.exports.put_many_async)(self.ctx, &ffid_args, Some(ffid_reply_put_many), ffid_ud) }
         })
@@ -994,7 +1000,7 @@ impl Context {
             Err(e) => return Pending::refused(e),
         };
         let ffid_loaded = &self.lib.loaded;
-        ffid_submit(ffid_loaded.exports.free, |ffid_ud| {
+        ffid_submit(ffid_loaded, |ffid_ud| {
             // SAFETY: as the blocking form; the reply gets the box `submit` made.
             unsafe { (ffid_loaded.exports.get_async)(self.ctx, &ffid_args, Some(ffid_reply_get), ffid_ud) }
         })
@@ -1034,7 +1040,7 @@ impl Context {
             Err(e) => return Pending::refused(e),
         };
         let ffid_loaded = &self.lib.loaded;
-        ffid_submit(ffid_loaded.exports.free, |ffid_ud| {
+        ffid_submit(ffid_loaded, |ffid_ud| {
             // SAFETY: as the blocking form; the reply gets the box `submit` made.
             unsafe { (ffid_loaded.exports.find_async)(self.ctx, &ffid_args, Some(ffid_reply_find), ffid_ud) }
         })
@@ -1069,7 +1075,7 @@ impl Context {
             Err(e) => return Pending::refused(e),
         };
         let ffid_loaded = &self.lib.loaded;
-        ffid_submit(ffid_loaded.exports.free, |ffid_ud| {
+        ffid_submit(ffid_loaded, |ffid_ud| {
             // SAFETY: as the blocking form; the reply gets the box `submit` made.
             unsafe { (ffid_loaded.exports.delete_async)(self.ctx, &ffid_args, Some(ffid_reply_delete), ffid_ud) }
         })
@@ -1110,7 +1116,7 @@ impl Context {
             Err(e) => return Pending::refused(e),
         };
         let ffid_loaded = &self.lib.loaded;
-        ffid_submit(ffid_loaded.exports.free, |ffid_ud| {
+        ffid_submit(ffid_loaded, |ffid_ud| {
             // SAFETY: as the blocking form; the reply gets the box `submit` made.
             unsafe { (ffid_loaded.exports.list_async)(self.ctx, &ffid_args, Some(ffid_reply_list), ffid_ud) }
         })
@@ -1144,7 +1150,7 @@ impl Context {
     /// Asynchronous: the answer comes as a future (a refusal at once).
     pub fn keys_async(&self) -> Pending<Vec<String>> {
         let ffid_loaded = &self.lib.loaded;
-        ffid_submit(ffid_loaded.exports.free, |ffid_ud| {
+        ffid_submit(ffid_loaded, |ffid_ud| {
             // SAFETY: as the blocking form; the reply gets the box `submit` made.
             unsafe { (ffid_loaded.exports.keys_async)(self.ctx, Some(ffid_reply_keys), ffid_ud) }
         })
@@ -1179,7 +1185,7 @@ impl Context {
             Err(e) => return Pending::refused(e),
         };
         let ffid_loaded = &self.lib.loaded;
-        ffid_submit(ffid_loaded.exports.free, |ffid_ud| {
+        ffid_submit(ffid_loaded, |ffid_ud| {
             // SAFETY: as the blocking form; the reply gets the box `submit` made.
             unsafe { (ffid_loaded.exports.incr_async)(self.ctx, &ffid_args, Some(ffid_reply_incr), ffid_ud) }
         })
@@ -1213,7 +1219,7 @@ impl Context {
             Err(e) => return Pending::refused(e),
         };
         let ffid_loaded = &self.lib.loaded;
-        ffid_submit(ffid_loaded.exports.free, |ffid_ud| {
+        ffid_submit(ffid_loaded, |ffid_ud| {
             // SAFETY: as the blocking form; the reply gets the box `submit` made.
             unsafe { (ffid_loaded.exports.annotate_async)(self.ctx, &ffid_args, Some(ffid_reply_annotate), ffid_ud) }
         })
@@ -1246,7 +1252,7 @@ impl Context {
     /// Asynchronous: the answer comes as a future (a refusal at once).
     pub fn usage_async(&self) -> Pending<Usage> {
         let ffid_loaded = &self.lib.loaded;
-        ffid_submit(ffid_loaded.exports.free, |ffid_ud| {
+        ffid_submit(ffid_loaded, |ffid_ud| {
             // SAFETY: as the blocking form; the reply gets the box `submit` made.
             unsafe { (ffid_loaded.exports.usage_async)(self.ctx, Some(ffid_reply_usage), ffid_ud) }
         })
@@ -1279,7 +1285,7 @@ impl Context {
     /// Asynchronous: the answer comes as a future (a refusal at once).
     pub fn name_async(&self) -> Pending<String> {
         let ffid_loaded = &self.lib.loaded;
-        ffid_submit(ffid_loaded.exports.free, |ffid_ud| {
+        ffid_submit(ffid_loaded, |ffid_ud| {
             // SAFETY: as the blocking form; the reply gets the box `submit` made.
             unsafe { (ffid_loaded.exports.name_async)(self.ctx, Some(ffid_reply_name), ffid_ud) }
         })
@@ -1618,9 +1624,8 @@ unsafe extern "C" fn ffid_inline_check_key(ret: c_int, msg: *const c_char, len: 
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
-    /// `FFID_RET_ERR`: the method's error, or the runtime's refusal of the call (a handle
-    /// that is not live, an argument it refuses, a blocking call in completion mode),
-    /// with its text.
+    /// `FFID_RET_ERR`: the method's error, or the runtime's refusal of the call (an
+    /// argument it refuses, a blocking call in completion mode), with its text.
     Failed(String),
     /// `FFID_RET_TIMEOUT`: a blocking call's timeout passed. The call goes on; the
     /// runtime frees its late answer.
@@ -1628,6 +1633,13 @@ pub enum Error {
     /// `FFID_RET_BUSY`: refused: the ring is full and rejects, or a blocking call was made
     /// from inside a callback, where it could not wait.
     Busy(String),
+    /// `FFID_RET_CLOSED`: refused: the context is being destroyed or was destroyed.
+    Closed(String),
+    /// `FFID_RET_INVALID_CTX`: refused: not a context of this library.
+    InvalidContext(String),
+    /// `FFID_RET_TOO_LARGE`: refused: the arguments take more than
+    /// `FFID_MAX_REQUEST_BYTES`, or more memory than the library could have.
+    TooLarge(String),
     /// Another status code, with its text.
     Status {
         /// The code (`FFID_RET_*`).
@@ -1649,6 +1661,9 @@ impl Error {
         match self {
             Error::Timeout => raw::FFID_RET_TIMEOUT,
             Error::Busy(_) => raw::FFID_RET_BUSY,
+            Error::Closed(_) => raw::FFID_RET_CLOSED,
+            Error::InvalidContext(_) => raw::FFID_RET_INVALID_CTX,
+            Error::TooLarge(_) => raw::FFID_RET_TOO_LARGE,
             Error::Status { code, .. } => *code,
             _ => raw::FFID_RET_ERR,
         }
@@ -1659,20 +1674,11 @@ impl Error {
             raw::FFID_RET_ERR => Error::Failed(message),
             raw::FFID_RET_TIMEOUT => Error::Timeout,
             raw::FFID_RET_BUSY => Error::Busy(message),
+            raw::FFID_RET_CLOSED => Error::Closed(message),
+            raw::FFID_RET_INVALID_CTX => Error::InvalidContext(message),
+            raw::FFID_RET_TOO_LARGE => Error::TooLarge(message),
             code => Error::Status { code, message },
         }
-    }
-
-    /// A call the runtime refused without an answer (the asynchronous forms record no
-    /// reason): its code's name.
-    fn refused(code: c_int) -> Error {
-        let name = match code {
-            raw::FFID_RET_ERR => "ERR",
-            raw::FFID_RET_MISSING_CALLBACK => "MISSING_CALLBACK",
-            raw::FFID_RET_BUSY => "BUSY",
-            _ => "an unknown status",
-        };
-        Error::from_status(code, format!("the call was refused ({name})"))
     }
 
     fn no_answer() -> Error {
@@ -1683,9 +1689,13 @@ impl Error {
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Error::Failed(m) | Error::Busy(m) | Error::InvalidArgument(m) | Error::Load(m) => {
-                f.write_str(m)
-            }
+            Error::Failed(m)
+            | Error::Busy(m)
+            | Error::Closed(m)
+            | Error::InvalidContext(m)
+            | Error::TooLarge(m)
+            | Error::InvalidArgument(m)
+            | Error::Load(m) => f.write_str(m),
             Error::Timeout => f.write_str("the call timed out (it goes on; its answer is dropped)"),
             Error::Status { code, message } => write!(f, "status {code}: {message}"),
         }
@@ -1712,10 +1722,11 @@ impl Loaded {
 }
 
 impl Loaded {
-    /// The error of this thread's last failed create or blocking call, with `code`.
+    /// The error of this thread's last refusal, failed create or failed blocking call,
+    /// with `code`.
     fn last_error(&self, code: c_int) -> Error {
         // SAFETY: the export takes nothing and never returns NULL; the text is valid
-        // until this thread's next create or blocking call, and copied now.
+        // until this thread's next refusal, create or blocking call, and copied now.
         let message = unsafe { ffid_text((self.exports.last_error)()) };
         Error::from_status(code, message)
     }
@@ -1980,12 +1991,9 @@ impl<T> Future for Pending<T> {
 /// Makes a typed call: `ffid_submit(user_data)` passes the call's box to the export. A
 /// refused call frees the box at once (no reply ever comes); an accepted one frees it
 /// after its terminal reply.
-fn ffid_submit<T>(
-    free: unsafe extern "C" fn(*const c_void),
-    call: impl FnOnce(*mut c_void) -> c_int,
-) -> Pending<T> {
+fn ffid_submit<T>(loaded: &Loaded, call: impl FnOnce(*mut c_void) -> c_int) -> Pending<T> {
     let reply = Arc::new(Reply {
-        free,
+        free: loaded.exports.free,
         answer: Oneshot::new(),
     });
     let user_data = Arc::into_raw(Arc::clone(&reply)) as *mut c_void;
@@ -1994,7 +2002,7 @@ fn ffid_submit<T>(
         // SAFETY: refused: no reply comes, so the reference given to it is ours again,
         // taken back once.
         drop(unsafe { Arc::from_raw(user_data as *const Reply<T>) });
-        return Pending::refused(Error::refused(rc));
+        return Pending::refused(loaded.last_error(rc));
     }
     Pending { reply: Ok(reply) }
 }
