@@ -168,8 +168,8 @@ pub mod rt {
     pub use crate::library::{ffid_catches_panics, CborHandler, Library, Method, NativeHandler};
     pub use crate::lifecycle::{
         add_listener, add_typed_listener, call_inline, call_sync, call_typed, cancel,
-        completion_fd, create, destroy, drain, last_error, last_request_id, remove_listener,
-        static_context, stats_into, submit, submit_cbor, StaticContext,
+        completion_fd, create, destroy, drain, last_error, last_request_id, poll, poll_fd,
+        remove_listener, static_context, stats_into, submit, submit_cbor, StaticContext,
     };
     pub use crate::marshal::{self, cbor};
     pub use crate::options::Options;

@@ -180,6 +180,14 @@ fn c_reload() {
     assert!(out.contains(" passed, 0 failed"));
 }
 
+/// echo and kv from one epoll loop through `<lib>_poll`: entries, the host's own
+/// descriptor, one poller at a time, destroy waking a blocked poller.
+#[test]
+fn c_poll() {
+    let out = run(&compile("tests/c/poll.c", "poll", &["kv", "echo"]), &[]);
+    assert!(out.contains(" passed, 0 failed"));
+}
+
 #[test]
 fn c_kv() {
     let out = run(&compile("tests/c/kv.c", "kv", &["kv", "echo"]), &[]);

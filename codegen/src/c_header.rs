@@ -665,6 +665,30 @@ fn runtime_section(o: &mut String, lib: &Library) {
     comment(
         o,
         "",
+        "Completion mode, for an event loop: hands up to max queued answers and pings to the\n\
+         host as entries (see POLL in ffi_dispatch.h): entries[0].struct_size =\n\
+         sizeof(ffid_entry) first; each entry's payload is lent until this context's next\n\
+         poll. Waits up to timeout_ms (negative: no limit; never inside a callback) when\n\
+         there is nothing yet. Returns how many entries it wrote (0: the timeout passed),\n\
+         or a refusal as a negative status: -FFID_RET_BUSY when another thread polls or\n\
+         drains; <lib>_last_error() says why.",
+    );
+    writeln!(
+        o,
+        "int {n}_poll(ffid_ctx* ctx, ffid_entry* entries, uint32_t max, int32_t timeout_ms);"
+    )
+    .unwrap();
+    comment(
+        o,
+        "",
+        "Completion mode: a fresh duplicate of the context's eventfd (close-on-exec), readable\n\
+         while entries wait: the caller owns it and closes it (any time; destroy does not).\n\
+         Poll it, never read it. A negative status when refused.",
+    );
+    writeln!(o, "int {n}_poll_fd(ffid_ctx* ctx);").unwrap();
+    comment(
+        o,
+        "",
         &format!(
             "The interface hash of the library as built (what create compares with\n\
              {}).",

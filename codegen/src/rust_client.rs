@@ -678,7 +678,7 @@ fn exports(cx: &Cx, lib: &Library) -> Vec<(String, String, String, String)> {
         }
     }
     let n = &lib.name;
-    let fixed: [(&str, Vec<&str>, &str, &str); 8] = [
+    let fixed: [(&str, Vec<&str>, &str, &str); 10] = [
         (
             "stats",
             vec!["*mut ffid_ctx", "*mut ffid_context_stats"],
@@ -695,7 +695,7 @@ fn exports(cx: &Cx, lib: &Library) -> Vec<(String, String, String, String)> {
             "last_error",
             vec![],
             "*const c_char",
-            "Why this thread's last create or blocking call failed.",
+            "Why this thread's last call was refused, or its create or blocking call failed.",
         ),
         (
             "free",
@@ -720,6 +720,18 @@ fn exports(cx: &Cx, lib: &Library) -> Vec<(String, String, String, String)> {
             vec!["*mut ffid_ctx"],
             "c_int",
             "Completion mode: the eventfd readable while callbacks are queued.",
+        ),
+        (
+            "poll",
+            vec!["*mut ffid_ctx", "*mut ffid_entry", "u32", "i32"],
+            "c_int",
+            "Completion mode: queued answers and pings as entries, lent until the next poll.",
+        ),
+        (
+            "poll_fd",
+            vec!["*mut ffid_ctx"],
+            "c_int",
+            "Completion mode: a fresh duplicate of the eventfd, the caller's to close.",
         ),
         (
             "interface_hash",
@@ -1642,6 +1654,37 @@ const RAW_RUNTIME: &str = r#"
         /// Sleeps a request ended within 1 ms.
         pub avoidable_wakes: u64,
     }
+
+    /// `ffid_entry::kind`: a call's terminal answer.
+    pub const FFID_ENTRY_ANSWER: u32 = 1;
+    /// `ffid_entry::kind`: a progress ping.
+    pub const FFID_ENTRY_PING: u32 = 2;
+    /// `ffid_entry::kind`: destroy began; the last entry.
+    pub const FFID_ENTRY_CLOSED: u32 = 3;
+
+    /// One entry of `<lib>_poll` (see POLL in `ffi_dispatch.h`).
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug)]
+    pub struct ffid_entry {
+        /// The first entry's: `sizeof(ffid_entry)`, set by the host; each: bytes written.
+        pub struct_size: u32,
+        /// `FFID_ENTRY_*`.
+        pub kind: u32,
+        /// The call's id; 0 for the create's outcome.
+        pub request_id: u64,
+        /// `FFID_RET_*` of the answer, `FFID_RET_STALE_WARN` for a ping.
+        pub status: c_int,
+        /// Zero.
+        pub reserved: u32,
+        /// The callback the call was made with (poll never calls it).
+        pub cb: ffid_callback,
+        /// The call's `user_data`.
+        pub user_data: *mut c_void,
+        /// `len` bytes and a NUL, lent until the context's next poll.
+        pub payload: *const u8,
+        /// Bytes at `payload`, the NUL not counted.
+        pub len: usize,
+    }
 "#;
 
 #[cfg(test)]
@@ -1681,9 +1724,9 @@ mod tests {
     #[test]
     fn the_runtime_mirrors_match_ffi_dispatch_h() {
         let header = include_str!("../../include/ffi_dispatch.h");
-        for name in ["ffid_options", "ffid_context_stats"] {
+        for name in ["ffid_options", "ffid_context_stats", "ffid_entry"] {
             let c = c_struct_fields(header, name);
-            assert!(c.len() > 10, "{name}: {c:?}");
+            assert!(c.len() > 5, "{name}: {c:?}");
             assert_eq!(rust_struct_fields(name), c, "{name}");
         }
     }

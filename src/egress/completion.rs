@@ -27,18 +27,20 @@
 //!   does not fit waits in an unbounded overflow, so none of the threads destroy joins
 //!   can be stuck on a host that is not draining; destroy then runs it all.
 
-use std::ffi::{c_int, c_void};
+use std::ffi::c_int;
 use std::os::fd::RawFd;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_queue::SegQueue;
 use crossbeam_utils::Backoff;
 
-use crate::abi::Callback;
+use crate::abi::{
+    ffid_entry, ENTRY_ANSWER, ENTRY_CLOSED, ENTRY_PING, RET_CLOSED, RET_ERR, RET_STALE_WARN,
+};
 use crate::egress::owned::{Handover, Owned};
-use crate::envelope::Payload;
-use crate::ffi::host::{deliver, UserData};
+use crate::envelope::{Payload, Recipient};
+use crate::ffi::host::deliver;
 use crate::sync::ring::{Ring, TagRing};
 use crate::sync::wake::{EventFd, SpaceWait};
 use crate::sync::{AtomicBool, Ordering};
@@ -72,6 +74,36 @@ mod loom_models {
                 space.wait(|| ring.is_full() && !space.answers_stalled());
             }
             answerer.join().unwrap();
+        });
+    }
+
+    /// Destroy sets `closed`, then signals the fd (`CompletionQueue::wake_poller`); a
+    /// poller resets the fd, then reads `closed` (`CompletionQueue::poll`), and waits on
+    /// the fd only if it read `false`. Either it sees destroy, or the fd stays signalled
+    /// and its wait returns at once: destroy, waiting for the poller to leave, never
+    /// waits for a poller that waits for nothing. (Read `closed` before the reset and the
+    /// reset can eat destroy's signal: this model fails.)
+    #[test]
+    fn destroy_never_leaves_a_poller_waiting() {
+        crate::sync::model("destroy's wake vs a poller about to wait", || {
+            let closed = Arc::new(crate::sync::AtomicBool::new(false));
+            let fd = Arc::new(AtomicU64::new(0));
+            let destroyer = {
+                let (closed, fd) = (closed.clone(), fd.clone());
+                thread::spawn(move || {
+                    closed.store(true, Ordering::SeqCst);
+                    fd.fetch_add(1, Ordering::Release);
+                })
+            };
+            fd.swap(0, Ordering::Acquire);
+            let saw_closed = closed.load(Ordering::SeqCst);
+            destroyer.join().unwrap();
+            if !saw_closed {
+                assert!(
+                    fd.load(Ordering::Acquire) > 0,
+                    "the poller waits; destroy waits for it"
+                );
+            }
         });
     }
 
@@ -116,8 +148,7 @@ mod loom_models {
 }
 
 struct Completion {
-    callback: Callback,
-    user_data: UserData,
+    to: Recipient,
     ret: c_int,
     /// The message with its NUL terminator.
     msg: Payload,
@@ -126,42 +157,51 @@ struct Completion {
     handover: bool,
 }
 
+/// What a completion's message is once a handover is resolved.
+enum Message<'c> {
+    /// The bytes (with their NUL) as queued, or a flat answer's after its tag.
+    Bytes(&'c [u8]),
+    /// A laid-out answer's block, taken over: its bytes live as long as it.
+    Block(Owned),
+    /// A handover that held no answer (never: the worker made it).
+    Missing,
+}
+
 impl Completion {
-    /// Calls the host's callback; a handed-over answer is freed after it returns.
-    fn deliver(self) {
+    /// The message, a handed-over block taken over (once: call this once).
+    fn message(&self) -> Message<'_> {
         let msg = self.msg.as_slice();
         if !self.handover {
-            return deliver(self.callback, self.user_data.0, self.ret, msg);
+            return Message::Bytes(msg);
         }
         // A flat answer's bytes (and NUL) follow its tag, copied into this completion
         // already: nothing to take over.
         if msg.first() == Some(&Handover::FLAT) {
-            return deliver(self.callback, self.user_data.0, self.ret, &msg[1..]);
+            return Message::Bytes(&msg[1..]);
         }
         // A laid-out answer's block: the tag's message without its NUL is what
         // `Owned::adopt` reads.
         let handed = &msg[..msg.len() - 1];
         // SAFETY: a queued native answer's handover (`Outbox::answer_reply`), taken over
-        // here, once.
+        // here, once (the caller's promise).
         match unsafe { Owned::adopt(handed) } {
-            Some(answer) => {
-                deliver(
-                    self.callback,
-                    self.user_data.0,
-                    self.ret,
-                    answer.bytes_nul(),
-                );
-                drop(answer);
-            }
-            None => deliver(
-                self.callback,
-                self.user_data.0,
-                crate::abi::RET_ERR,
-                b"the runtime handed over no answer\0",
-            ),
+            Some(answer) => Message::Block(answer),
+            None => Message::Missing,
+        }
+    }
+
+    /// Calls the callback; a handed-over answer is freed after it returns.
+    fn deliver(self) {
+        let (callback, user_data) = (self.to.callback, self.to.user_data.0);
+        match self.message() {
+            Message::Bytes(msg) => deliver(callback, user_data, self.ret, msg),
+            Message::Block(answer) => deliver(callback, user_data, self.ret, answer.bytes_nul()),
+            Message::Missing => deliver(callback, user_data, RET_ERR, NO_ANSWER),
         }
     }
 }
+
+const NO_ANSWER: &[u8] = b"the runtime handed over no answer\0";
 
 /// Whether the host has been told (through the fd) that completions wait.
 pub(crate) struct Signal(AtomicBool);
@@ -186,8 +226,9 @@ pub(crate) struct CompletionQueue {
     /// Non-blocking: a drain finding it unsignalled goes on at once.
     fd: EventFd,
     signalled: Signal,
-    /// One drainer at a time (the ring has a single consumer).
-    draining: std::sync::Mutex<()>,
+    /// One drainer or poller at a time (the ring has a single consumer), and what the
+    /// last poll lent the host.
+    draining: std::sync::Mutex<Lent>,
     /// Where producers waiting for room in a full ring are counted (and the callers
     /// blocked on the request ring, which must not wait behind them, are woken).
     space: Arc<SpaceWait>,
@@ -203,7 +244,7 @@ impl CompletionQueue {
             ring: TagRing::try_new(capacity).ok_or(std::io::ErrorKind::OutOfMemory)?,
             fd: EventFd::new(true)?,
             signalled: Signal::new(),
-            draining: std::sync::Mutex::new(()),
+            draining: std::sync::Mutex::new(Lent::default()),
             space,
             unbounded: AtomicBool::new(false),
             overflow: SegQueue::new(),
@@ -223,28 +264,14 @@ impl CompletionQueue {
     /// ring it waits for the host to drain, counted as a stall (which wakes callers
     /// blocked on the request ring, so that they give up with `BUSY` rather than wait
     /// for this producer).
-    pub(crate) fn push(
-        &self,
-        callback: Callback,
-        user_data: *mut c_void,
-        ret: c_int,
-        msg_nul: &[u8],
-    ) {
-        self.push_as(callback, user_data, ret, msg_nul, false)
+    pub(crate) fn push(&self, to: Recipient, ret: c_int, msg_nul: &[u8]) {
+        self.push_as(to, ret, msg_nul, false)
     }
 
     /// [`CompletionQueue::push`] of a message that may hand over an owned answer.
-    pub(crate) fn push_as(
-        &self,
-        callback: Callback,
-        user_data: *mut c_void,
-        ret: c_int,
-        msg_nul: &[u8],
-        handover: bool,
-    ) {
+    pub(crate) fn push_as(&self, to: Recipient, ret: c_int, msg_nul: &[u8], handover: bool) {
         let mut c = Completion {
-            callback,
-            user_data: UserData(user_data),
+            to,
             ret,
             msg: Payload::copy_from(msg_nul),
             handover,
@@ -288,20 +315,33 @@ impl CompletionQueue {
         }
     }
 
+    /// Destroy began: a poller waiting on the fd wakes (and finds the context closing).
+    pub(crate) fn wake_poller(&self) {
+        self.fd.signal();
+    }
+
+    /// The consumer's side, if no other thread (or a callback of this one) holds it.
+    fn try_consume(&self) -> Option<std::sync::MutexGuard<'_, Lent>> {
+        match self.draining.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
     /// Runs up to `max` queued callbacks on this thread; returns how many ran. Another
     /// thread draining at the same time (or a drained callback draining again) gets 0.
     pub(crate) fn drain(&self, max: usize) -> usize {
-        let _one_drainer = match self.draining.try_lock() {
-            Ok(guard) => guard,
-            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return 0,
-        };
-        self.drain_locked(max)
+        match self.try_consume() {
+            Some(_one_drainer) => self.drain_locked(max),
+            None => 0,
+        }
     }
 
     /// Destroy: runs everything left, waiting for a concurrent drainer to finish.
     pub(crate) fn drain_all(&self) {
-        let _one_drainer = crate::sync::lock(&self.draining);
+        let mut lent = crate::sync::lock(&self.draining);
+        lent.clear();
         self.drain_locked(usize::MAX);
     }
 
@@ -311,8 +351,7 @@ impl CompletionQueue {
         let ran = crate::threads::calling_host(|| {
             let mut ran = 0;
             while ran < max {
-                // SAFETY: the `draining` lock makes this thread the ring's only consumer.
-                let Some(c) = (unsafe { self.ring.pop() }).or_else(|| self.overflow.pop()) else {
+                let Some(c) = self.pop() else {
                     break;
                 };
                 c.deliver();
@@ -320,9 +359,162 @@ impl CompletionQueue {
             }
             ran
         });
-        if ran == max && !(self.ring.is_empty() && self.overflow.is_empty()) {
-            self.signal(); // more than `max` waited: stay readable
-        }
+        self.stay_readable_if_more(ran == max);
         ran
+    }
+
+    /// The next completion. Call only holding `draining`.
+    fn pop(&self) -> Option<Completion> {
+        // SAFETY: the `draining` lock makes this thread the ring's only consumer.
+        (unsafe { self.ring.pop() }).or_else(|| self.overflow.pop())
+    }
+
+    /// After a drain or poll that stopped at its limit: signal again if more waits.
+    fn stay_readable_if_more(&self, stopped_at_limit: bool) {
+        if stopped_at_limit && !(self.ring.is_empty() && self.overflow.is_empty()) {
+            self.signal();
+        }
+    }
+
+    /// `<lib>_poll`: hands up to `max` of the host's answers and pings to `emit` as
+    /// entries, running the runtime's own callbacks (typed replies) on the way, and
+    /// waits on the fd until `deadline` when there is nothing yet. The previous poll's
+    /// entries are released first (they were lent until this call). Returns the number
+    /// of entries emitted, or `None` when another thread is draining or polling; with
+    /// `max == 0` it returns at once. `closing` ends the wait with an [`ENTRY_CLOSED`]
+    /// entry once destroy began.
+    pub(crate) fn poll(
+        &self,
+        max: usize,
+        deadline: Option<Instant>,
+        closing: impl Fn() -> bool,
+        mut emit: impl FnMut(ffid_entry),
+    ) -> Option<usize> {
+        let mut lent = self.try_consume()?;
+        lent.clear();
+        if max == 0 {
+            return Some(0); // it only released the last batch
+        }
+        loop {
+            self.fd.take();
+            self.signalled.clear();
+            let mut ran = 0;
+            crate::threads::calling_host(|| {
+                while lent.completions.len() < max {
+                    let Some(c) = self.pop() else { break };
+                    if c.to.is_hosts() {
+                        lent.completions.push(c);
+                    } else {
+                        c.deliver(); // a typed reply: the runtime's adapter calls the host
+                        ran += 1;
+                    }
+                }
+            });
+            let got = lent.completions.len();
+            self.stay_readable_if_more(got == max);
+            let closed = closing();
+            if got > 0 || ran > 0 || closed || !wait_readable(self.fd.raw(), deadline) {
+                lent.lend(&mut emit);
+                if closed && got < max {
+                    emit(ffid_entry::closed());
+                    return Some(got + 1);
+                }
+                return Some(got);
+            }
+        }
+    }
+}
+
+/// Waits until `fd` is readable or `deadline` passes (`None`: no limit); false when it
+/// passed.
+fn wait_readable(fd: RawFd, deadline: Option<Instant>) -> bool {
+    loop {
+        let timeout_ms = match deadline {
+            None => -1,
+            Some(d) => match d.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => left.as_millis().clamp(1, i32::MAX as u128) as i32,
+                _ => return false,
+            },
+        };
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the call's duration.
+        let n = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        if n > 0 {
+            return true;
+        }
+        // 0: timed out (the loop sees the deadline passed); EINTR: again.
+    }
+}
+
+/// What the last poll lent the host: its completions (their messages) and the
+/// handed-over answers taken from them, until the next poll.
+#[derive(Default)]
+struct Lent {
+    completions: Vec<Completion>,
+    answers: Vec<Owned>,
+}
+
+impl Lent {
+    /// The host is done with them (its next poll, or destroy).
+    fn clear(&mut self) {
+        self.completions.clear();
+        self.answers.clear();
+    }
+
+    /// Emits one entry per completion, pointing into what `self` keeps.
+    fn lend(&mut self, emit: &mut impl FnMut(ffid_entry)) {
+        self.answers.reserve(self.completions.len());
+        for c in &self.completions {
+            let (status, msg) = match c.message() {
+                Message::Bytes(msg) => (c.ret, msg.as_ptr_range()),
+                Message::Block(answer) => {
+                    let range = answer.bytes_nul().as_ptr_range();
+                    self.answers.push(answer); // the block stays where it is
+                    (c.ret, range)
+                }
+                Message::Missing => (RET_ERR, NO_ANSWER.as_ptr_range()),
+            };
+            emit(ffid_entry::of(c, status, msg));
+        }
+    }
+}
+
+impl ffid_entry {
+    /// The entry of completion `c`: `msg` is its message with the NUL.
+    fn of(c: &Completion, status: c_int, msg: std::ops::Range<*const u8>) -> ffid_entry {
+        let len = (msg.end as usize - msg.start as usize).saturating_sub(1);
+        ffid_entry {
+            struct_size: std::mem::size_of::<ffid_entry>() as u32,
+            kind: match c.ret {
+                RET_STALE_WARN => ENTRY_PING,
+                _ => ENTRY_ANSWER,
+            },
+            request_id: c.to.id,
+            status,
+            reserved: 0,
+            cb: Some(c.to.callback),
+            user_data: c.to.user_data.0,
+            payload: msg.start,
+            len,
+        }
+    }
+
+    /// The last entry a poll gives once the context is being destroyed.
+    fn closed() -> ffid_entry {
+        ffid_entry {
+            struct_size: std::mem::size_of::<ffid_entry>() as u32,
+            kind: ENTRY_CLOSED,
+            request_id: 0,
+            status: RET_CLOSED,
+            reserved: 0,
+            cb: None,
+            user_data: std::ptr::null_mut(),
+            payload: c"".as_ptr().cast(),
+            len: 0,
+        }
     }
 }

@@ -8,7 +8,7 @@
 //! destroy pins this, not the request ring.
 
 use std::any::Any;
-use std::ffi::{c_int, c_void};
+use std::ffi::c_int;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,7 @@ use crate::abi::{Callback, DIAG_PANIC, RET_ERR, RET_OK};
 use crate::egress::owned::Handover;
 use crate::egress::pending::{Pending, TokenState};
 use crate::ffi::host::deliver;
-use crate::ingress::envelope::Kind;
+use crate::ingress::envelope::{Kind, Recipient};
 use crate::sync::counter::SharedCounter;
 use crate::threads::{calling_host, panics};
 use crate::HostFn;
@@ -75,18 +75,12 @@ impl Outbox {
     /// Delivers a terminal callback or a progress ping: now, or into the completion
     /// queue. `msg_nul` ends with the NUL terminator.
     #[inline]
-    pub(crate) fn answer(
-        &self,
-        callback: Callback,
-        user_data: *mut c_void,
-        ret: c_int,
-        msg_nul: &[u8],
-    ) {
+    pub(crate) fn answer(&self, to: Recipient, ret: c_int, msg_nul: &[u8]) {
         #[cfg(target_os = "linux")]
         if let Some(q) = &self.completions {
-            return q.push(callback, user_data, ret, msg_nul);
+            return q.push(to, ret, msg_nul);
         }
-        deliver(callback, user_data, ret, msg_nul);
+        deliver(to.callback, to.user_data.0, ret, msg_nul);
     }
 
     /// [`Outbox::answer`] for what a [`Reply`] started for a request of `kind` made. In
@@ -96,26 +90,18 @@ impl Outbox {
     ///
     /// [`Reply`]: crate::egress::reply::Reply
     #[inline]
-    pub(crate) fn answer_reply(
-        &self,
-        callback: Callback,
-        user_data: *mut c_void,
-        ret: c_int,
-        msg_nul: &[u8],
-        kind: Kind,
-    ) {
+    pub(crate) fn answer_reply(&self, to: Recipient, ret: c_int, msg_nul: &[u8]) {
         #[cfg(target_os = "linux")]
         if let Some(q) = &self.completions {
             // The same test as `Reply::start_answer`'s, with the same outbox.
-            let handover = ret == RET_OK && kind == Kind::Native;
+            let handover = ret == RET_OK && to.kind == Kind::Native;
             debug_assert!(
                 !handover || matches!(msg_nul.first(), Some(&(Handover::BLOCK | Handover::FLAT))),
                 "a queued native answer that is no handover"
             );
-            return q.push_as(callback, user_data, ret, msg_nul, handover);
+            return q.push_as(to, ret, msg_nul, handover);
         }
-        let _ = kind;
-        deliver(callback, user_data, ret, msg_nul);
+        deliver(to.callback, to.user_data.0, ret, msg_nul);
     }
 
     /// A deferred reply's answer, on whichever thread completes it (marked as inside a
@@ -123,9 +109,7 @@ impl Outbox {
     /// the worker counts its answers.
     pub(crate) fn answer_deferred(&self, token: &TokenState, ret: c_int, msg_nul: &[u8]) {
         self.deferred_answered.bump();
-        calling_host(|| {
-            self.answer_reply(token.callback, token.user_data.0, ret, msg_nul, token.kind)
-        });
+        calling_host(|| self.answer_reply(token.recipient(), ret, msg_nul));
     }
 
     /// Destroy: waits up to `timeout` for the outstanding deferred replies, then answers
@@ -199,5 +183,25 @@ impl Outbox {
     /// `<lib>_completion_fd`: `None` when the context is not in completion mode.
     pub(crate) fn completion_fd(&self) -> Option<std::os::fd::RawFd> {
         self.completions.as_ref().map(|q| q.fd())
+    }
+
+    /// `<lib>_poll` (see `CompletionQueue::poll`): `None` when the context is not in
+    /// completion mode; `Some(None)` when another thread drains or polls.
+    pub(crate) fn poll(
+        &self,
+        max: usize,
+        deadline: Option<std::time::Instant>,
+        closing: impl Fn() -> bool,
+        emit: impl FnMut(crate::abi::ffid_entry),
+    ) -> Option<Option<usize>> {
+        let q = self.completions.as_ref()?;
+        Some(q.poll(max, deadline, closing, emit))
+    }
+
+    /// Destroy began: a poller waiting for completions wakes to see it.
+    pub(crate) fn wake_poller(&self) {
+        if let Some(q) = &self.completions {
+            q.wake_poller();
+        }
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::abi::Callback;
 use crate::egress::gate::PingGate;
-use crate::envelope::Kind;
+use crate::envelope::{Kind, Recipient};
 use crate::ffi::host::UserData;
 use crate::sync::{lock, AtomicU64, Ordering};
 
@@ -26,6 +26,16 @@ pub(crate) struct TokenState {
 }
 
 impl TokenState {
+    /// Where the request's answer and pings go.
+    pub(crate) fn recipient(&self) -> Recipient {
+        Recipient {
+            callback: self.callback,
+            user_data: self.user_data,
+            id: self.id,
+            kind: self.kind,
+        }
+    }
+
     /// A request's token, its gate begun (the monitor may ping it at once).
     pub(crate) fn new(id: u64, callback: Callback, user_data: *mut c_void, kind: Kind) -> Self {
         let state = TokenState {

@@ -8,30 +8,10 @@
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 
-/// Accepted; or, in a callback, the terminal success answer.
-pub const RET_OK: c_int = 0;
-/// Refused for invalid arguments (return value; `<lib>_last_error` says which), or
-/// failed (terminal callback; `msg` says why).
-pub const RET_ERR: c_int = 1;
-/// Refused: the callback pointer was null.
-pub const RET_MISSING_CALLBACK: c_int = 2;
-/// Non-terminal progress ping: the request has run longer than the context's
-/// `stale_ping_ms`; `msg` is the elapsed milliseconds as decimal text.
-pub const RET_STALE_WARN: c_int = 3;
-/// Refused: the ring is full and the context's policy is `Reject`, or the caller must
-/// not wait (inside a callback, or in completion mode while the completion queue is full).
-pub const RET_BUSY: c_int = 4;
-/// A blocking call's deadline passed: the call goes on and its answer is dropped.
-pub const RET_TIMEOUT: c_int = 5;
-/// Refused: the context is being destroyed or was destroyed (or was inherited across
-/// fork).
-pub const RET_CLOSED: c_int = 6;
-/// Refused: not a handle of a context of this library (NULL, garbage, another
-/// library's).
-pub const RET_INVALID_CTX: c_int = 7;
-/// Refused: the arguments take more than `FFID_MAX_REQUEST_BYTES`, or more memory than
-/// could be had.
-pub const RET_TOO_LARGE: c_int = 8;
+pub use super::status::{
+    RET_BUSY, RET_CLOSED, RET_ERR, RET_INVALID_CTX, RET_MISSING_CALLBACK, RET_OK, RET_STALE_WARN,
+    RET_TIMEOUT, RET_TOO_LARGE,
+};
 
 /// The host's callback: `ret` is a status code, `msg`/`len` the answer (valid only for
 /// the duration of the call, `msg[len] == 0` always), `user_data` the host's pointer.
@@ -264,6 +244,42 @@ pub struct ffid_context_stats {
     /// Times the worker slept and a request woke it within 1 ms: wakes that a spin of
     /// that length would have saved (what parking costs).
     pub avoidable_wakes: u64,
+}
+
+/// `ffid_entry::kind`: a call's terminal answer (`status` `RET_OK` or `RET_ERR`).
+pub const ENTRY_ANSWER: u32 = 1;
+/// `ffid_entry::kind`: a progress ping (`status` `RET_STALE_WARN`, the payload the
+/// elapsed milliseconds as decimal text).
+pub const ENTRY_PING: u32 = 2;
+/// `ffid_entry::kind`: the context is being destroyed (`status` `RET_CLOSED`): the last
+/// entry of the last poll; what was not polled by then, destroy delivers to `cb`.
+pub const ENTRY_CLOSED: u32 = 3;
+
+/// One entry of `<lib>_poll`. `repr(C)`, mirrored by `ffid_entry` in the header; only
+/// ever appended to (`struct_size` says which layout the host has).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ffid_entry {
+    /// The size of the layout the runtime wrote.
+    pub struct_size: u32,
+    /// `ENTRY_*`.
+    pub kind: u32,
+    /// The request's id (`<lib>_last_request_id`); 0 for a create's outcome.
+    pub request_id: u64,
+    /// `RET_*`: the answer's status, `RET_STALE_WARN` for a ping.
+    pub status: c_int,
+    /// Zero.
+    pub reserved: u32,
+    /// The `cb` the call was made with: poll never calls it (destroy does, for what was
+    /// not polled).
+    pub cb: Option<Callback>,
+    /// The call's `user_data`.
+    pub user_data: *mut c_void,
+    /// The answer or ping text, `len` bytes and a NUL; lent until the next poll.
+    pub payload: *const u8,
+    /// Bytes at `payload`, the NUL not counted.
+    pub len: usize,
 }
 
 pub use super::refusal::{Busy, Invalid, InvalidCtx, Refusal, TooLarge, MAX_REQUEST_BYTES};

@@ -4,3 +4,4 @@
 pub mod abi;
 pub(crate) mod host;
 mod refusal;
+mod status;

@@ -6,7 +6,7 @@
 use std::ffi::c_int;
 use std::fmt;
 
-use super::abi::{
+use super::status::{
     RET_BUSY, RET_CLOSED, RET_ERR, RET_INVALID_CTX, RET_MISSING_CALLBACK, RET_TOO_LARGE,
 };
 
@@ -58,6 +58,9 @@ pub enum Busy {
     InsideCallback,
     /// Completion mode: the ring is full while an answer waits for the host's drain.
     AwaitingDrain,
+    /// Another thread is polling or draining the context (or this is one of its drained
+    /// callbacks): one consumer at a time.
+    AnotherConsumer,
 }
 
 /// What makes a handle not one of ours (`RET_INVALID_CTX`).
@@ -166,6 +169,9 @@ impl fmt::Display for Refusal {
             ),
             Refusal::Busy(Busy::AwaitingDrain) => f.write_str(
                 "the ring is full while an answer waits for the host's drain (completion mode): drain, then call again",
+            ),
+            Refusal::Busy(Busy::AnotherConsumer) => f.write_str(
+                "another thread is polling or draining this context (one at a time), or this is inside a drained callback",
             ),
             Refusal::Closed => f.write_str(
                 "the context is being destroyed or was destroyed (or was inherited across fork)",

@@ -217,12 +217,43 @@ impl Payload {
 
 /// Which view of a method the request uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 pub(crate) enum Kind {
     Native,
     Cbor,
     /// The native view, its `RET_OK` answer made an owned block that the callback takes
     /// over (`egress/owned.rs`): a blocking call's.
     Owned,
+}
+
+impl Kind {
+    /// The kind `kind as u8` was.
+    pub(crate) fn from_bits(bits: u8) -> Kind {
+        match bits {
+            0 => Kind::Native,
+            1 => Kind::Cbor,
+            _ => Kind::Owned,
+        }
+    }
+}
+
+/// Who an answer or a ping goes to: the request's callback and `user_data`, its id (0 for
+/// a create's outcome, and with the `ArrayQueue` ring) and the view it was made in (an
+/// `Owned` request's callback is the runtime's own: a typed or blocking call's).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Recipient {
+    pub(crate) callback: Callback,
+    pub(crate) user_data: UserData,
+    pub(crate) id: u64,
+    pub(crate) kind: Kind,
+}
+
+impl Recipient {
+    /// Whether the callback is the host's own (not a typed reply's or a blocking call's
+    /// adapter).
+    pub(crate) fn is_hosts(&self) -> bool {
+        self.kind != Kind::Owned
+    }
 }
 
 /// One accepted request. `repr(C)` keeps the header first, so the ring slot's first
@@ -244,6 +275,17 @@ const _: () = assert!(std::mem::size_of::<Envelope>() + 8 <= 128);
 const TASK_WAKE: u16 = u16::MAX;
 
 impl Envelope {
+    /// Where request `id`'s answer and pings go.
+    #[inline]
+    pub(crate) fn recipient(&self, id: u64) -> Recipient {
+        Recipient {
+            callback: self.callback,
+            user_data: self.user_data,
+            id,
+            kind: self.kind,
+        }
+    }
+
     /// A marker asking the worker to poll async task `key` again (see
     /// `worker/tasks.rs`): it takes its turn in ring order, behind the requests queued
     /// before it. Its callback is never called.

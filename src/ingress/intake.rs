@@ -170,6 +170,11 @@ impl Intake {
         self.space.notify();
     }
 
+    /// Whether destroy began (step 2).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
     /// Destroy step 4, once no producer is left: the worker drains the ring and exits.
     pub(crate) fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);

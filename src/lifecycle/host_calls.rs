@@ -5,8 +5,9 @@
 use std::any::TypeId;
 use std::ffi::{c_int, c_void};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use crate::abi::{ffid_ctx, Busy, Callback, Invalid, InvalidCtx, Refusal, RET_OK};
+use crate::abi::{ffid_ctx, ffid_entry, Busy, Callback, Invalid, InvalidCtx, Refusal, RET_OK};
 use crate::events::ListenerView;
 use crate::ffi::host::UserData;
 use crate::ingress::envelope::Envelope;
@@ -312,6 +313,10 @@ pub fn destroy<L: Library>(ctx: *mut ffid_ctx) -> c_int {
         Err(refusal) => return refuse(refusal),
     };
     core.intake.close();
+    // A poller waiting for completions holds the handle: it wakes, sees the context
+    // closing and leaves.
+    #[cfg(target_os = "linux")]
+    core.outbox.wake_poller();
     while !registry::drained(handle) {
         std::thread::yield_now();
     }
@@ -345,6 +350,114 @@ pub fn completion_fd<L: Library>(ctx: *mut ffid_ctx) -> Option<c_int> {
     #[cfg(not(target_os = "linux"))]
     let fd = Ok(None);
     or_last_error(fd, NOT_COMPLETION_MODE)
+}
+
+/// `int <lib>_poll(ffid_ctx*, ffid_entry* entries, uint32_t max, int32_t timeout_ms)`:
+/// completion mode's answers and pings as entries (see `CompletionQueue::poll`). Returns
+/// how many entries it wrote, or a refusal as a negative status (`-RET_BUSY` when
+/// another thread polls or drains), its reason in the thread's `last_error`. Waits up to
+/// `timeout_ms` (negative: no limit) for something to come; never inside a callback.
+///
+/// # Safety
+/// `entries` is null only when `max == 0`; otherwise it points to `max` writable
+/// entries of `entries->struct_size` bytes each (the host sets it in the first), which
+/// the host does not touch during the call.
+pub unsafe fn poll<L: Library>(
+    ctx: *mut ffid_ctx,
+    entries: *mut ffid_entry,
+    max: u32,
+    timeout_ms: i32,
+) -> c_int {
+    let stride = match max {
+        0 => 0,
+        _ if entries.is_null() => {
+            return -refuse(Refusal::invalid(Invalid::Null).in_field("entries"));
+        }
+        // SAFETY: non-null, and the first entry's `struct_size` is the host's to set.
+        _ => (unsafe { entries.cast::<u32>().read_unaligned() }) as usize,
+    };
+    if max > 0 && stride < ENTRY_MIN_SIZE {
+        return -refuse(Refusal::Unsupported(
+            "entries->struct_size is below 16: set it to sizeof(ffid_entry)",
+        ));
+    }
+    let max = max.min(i32::MAX as u32) as usize;
+    // Inside a callback a call never waits.
+    let deadline = match timeout_ms {
+        _ if must_not_block() => Some(Instant::now()),
+        ..0 => None,
+        ms => Some(Instant::now() + Duration::from_millis(ms as u64)),
+    };
+    let mut written = 0;
+    let polled = with_core::<L, _>(ctx, |core| {
+        poll_outbox(core, max, deadline, |mut entry| {
+            let n = stride.min(std::mem::size_of::<ffid_entry>());
+            entry.struct_size = n as u32;
+            // SAFETY: entry `written < max` of the host's array holds `stride >= n`
+            // writable bytes (the contract above); the source is a local of `n` bytes.
+            unsafe {
+                let at = entries.cast::<u8>().add(written * stride);
+                std::ptr::copy_nonoverlapping((&entry as *const ffid_entry).cast::<u8>(), at, n);
+            }
+            written += 1;
+        })
+    });
+    match polled {
+        Ok(Some(Some(n))) => n as c_int,
+        Ok(Some(None)) => -refuse(Refusal::Busy(Busy::AnotherConsumer)),
+        Ok(None) => -refuse(NOT_COMPLETION_MODE),
+        Err(refusal) => -refuse(refusal),
+    }
+}
+
+/// [`Outbox::poll`](crate::egress::outbox::Outbox::poll), ended by destroy.
+#[cfg(target_os = "linux")]
+fn poll_outbox(
+    core: &Context,
+    max: usize,
+    deadline: Option<Instant>,
+    emit: impl FnMut(ffid_entry),
+) -> Option<Option<usize>> {
+    core.outbox
+        .poll(max, deadline, || core.intake.is_closed(), emit)
+}
+
+/// Completion mode needs eventfd: there is nothing to poll.
+#[cfg(not(target_os = "linux"))]
+fn poll_outbox(
+    _: &Context,
+    _: usize,
+    _: Option<Instant>,
+    _: impl FnMut(ffid_entry),
+) -> Option<Option<usize>> {
+    None
+}
+
+/// The smallest entry stride `poll` accepts: `struct_size`, `kind` and `request_id`.
+const ENTRY_MIN_SIZE: usize = 16;
+
+/// `int <lib>_poll_fd(ffid_ctx*)`: a fresh duplicate of completion mode's eventfd,
+/// readable while entries (or completions) wait. The host owns it and closes it; it
+/// only polls it (reading it would eat the signal). A negative status when refused.
+pub fn poll_fd<L: Library>(ctx: *mut ffid_ctx) -> c_int {
+    #[cfg(target_os = "linux")]
+    let fd = with_core::<L, _>(ctx, |core| {
+        core.outbox.completion_fd().map(|fd| {
+            // SAFETY: F_DUPFD_CLOEXEC on a descriptor the context owns and keeps open
+            // while this call holds the context.
+            unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) }
+        })
+    });
+    #[cfg(not(target_os = "linux"))]
+    let fd = with_core::<L, _>(ctx, |_| None::<c_int>);
+    match fd {
+        Ok(Some(fd)) if fd >= 0 => fd,
+        Ok(Some(_)) => -refuse(Refusal::Unsupported(
+            "could not duplicate the descriptor (out of file descriptors)",
+        )),
+        Ok(None) => -refuse(NOT_COMPLETION_MODE),
+        Err(refusal) => -refuse(refusal),
+    }
 }
 
 /// The value, or `None` with the refusal (`absent` when the context had none) as the

@@ -35,8 +35,8 @@ mod unload;
 #[cfg(target_os = "linux")]
 pub use host_calls::wake_fd;
 pub use host_calls::{
-    add_listener, cancel, completion_fd, create, destroy, drain, remove_listener, stats,
-    stats_into, submit, submit_cbor,
+    add_listener, cancel, completion_fd, create, destroy, drain, poll, poll_fd, remove_listener,
+    stats, stats_into, submit, submit_cbor,
 };
 pub use inline::call_inline;
 pub(crate) use inline::release as release_inline;

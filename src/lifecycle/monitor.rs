@@ -9,7 +9,7 @@
 //! worker: a request is timed from the first tick that saw it running, so the reported
 //! elapsed time is low by less than one tick, and the worker reads no clock per request.
 
-use std::ffi::{c_int, c_void};
+use std::ffi::c_int;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +18,7 @@ use crate::abi::{
     Callback, DIAG_LISTENER_STUCK, DIAG_NOT_RESPONDING, DIAG_RESPONDING, RET_STALE_WARN,
 };
 use crate::egress::gate::PingGate;
+use crate::envelope::Recipient;
 use crate::lifecycle::Context;
 
 use crate::HostFn;
@@ -29,19 +30,18 @@ fn ping(
     core: &Context,
     gate: &PingGate,
     id: u64,
-    target: impl FnOnce() -> (Callback, *mut c_void),
+    target: impl FnOnce() -> Recipient,
     elapsed: Duration,
 ) -> bool {
     if !gate.try_ping(id) {
         return false;
     }
-    let (callback, user_data) = target();
+    let to = target();
     let mut text = [0u8; 24];
     let mut w = &mut text[..];
     let _ = write!(w, "{}\0", elapsed.as_millis());
     let len = 24 - w.len();
-    core.outbox
-        .answer(callback, user_data, RET_STALE_WARN, &text[..len]);
+    core.outbox.answer(to, RET_STALE_WARN, &text[..len]);
     gate.end_ping(id);
     core.outbox.stale_pings.bump();
     true
@@ -131,7 +131,7 @@ pub(crate) fn run(core: Arc<Context>, settings: Settings, tick: Duration) {
                         &core,
                         &core.board.running.gate,
                         id,
-                        || core.board.running.target(),
+                        || core.board.running.target(id),
                         elapsed,
                     )
                 {
@@ -163,7 +163,7 @@ pub(crate) fn run(core: Arc<Context>, settings: Settings, tick: Duration) {
         // Deferred replies not answered yet.
         if settings.stale_ping.is_some() {
             for (token, elapsed) in core.outbox.pending.due(now, interval) {
-                let target = || (token.callback, token.user_data.0);
+                let target = || token.recipient();
                 ping(&core, &token.gate, token.id, target, elapsed);
             }
         }

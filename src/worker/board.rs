@@ -8,7 +8,8 @@ use crossbeam_utils::CachePadded;
 
 use crate::abi::Callback;
 use crate::egress::gate::PingGate;
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, Kind, Recipient};
+use crate::ffi::host::UserData;
 use crate::sync::counter::OwnedCounter;
 use crate::sync::{fence, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
@@ -49,6 +50,7 @@ pub(crate) struct Running {
     /// their provenance on the way to the monitor.
     callback: AtomicPtr<c_void>,
     user_data: AtomicPtr<c_void>,
+    /// `method | kind << 16`.
     method: AtomicU32,
 }
 
@@ -69,21 +71,29 @@ impl Running {
         self.callback
             .store(env.callback as *mut c_void, Ordering::Relaxed);
         self.user_data.store(env.user_data.0, Ordering::Relaxed);
-        self.method.store(env.method as u32, Ordering::Relaxed);
+        let kind = env.kind as u32;
+        self.method
+            .store(env.method as u32 | kind << 16, Ordering::Relaxed);
     }
 
-    /// The running request's callback and `user_data`. Call only while holding its gate.
-    pub(crate) fn target(&self) -> (Callback, *mut c_void) {
+    /// Where request `id`'s pings go, if it is the running one. Call only while holding
+    /// its gate.
+    pub(crate) fn target(&self, id: u64) -> Recipient {
         let cb = self.callback.load(Ordering::Relaxed);
         // SAFETY: `set` stored a valid `Callback` (as a pointer, with its provenance)
         // before `begin` published it, and the gate held by the caller keeps the worker
         // from storing another.
-        let cb: Callback = unsafe { std::mem::transmute::<*mut c_void, Callback>(cb) };
-        (cb, self.user_data.load(Ordering::Relaxed))
+        let callback: Callback = unsafe { std::mem::transmute::<*mut c_void, Callback>(cb) };
+        Recipient {
+            callback,
+            user_data: UserData(self.user_data.load(Ordering::Relaxed)),
+            id,
+            kind: Kind::from_bits((self.method.load(Ordering::Relaxed) >> 16) as u8),
+        }
     }
 
     pub(crate) fn method(&self) -> u16 {
-        self.method.load(Ordering::Relaxed) as u16
+        self.method.load(Ordering::Relaxed) as u16 // the low half
     }
 }
 

@@ -20,7 +20,7 @@ use crate::egress::reply::Reply;
 use crate::error::CallError;
 use crate::events::EventHub;
 use crate::ffi::host::UserData;
-use crate::ingress::envelope::{Envelope, FieldReader, Kind};
+use crate::ingress::envelope::{Envelope, FieldReader, Kind, Recipient};
 use crate::ingress::intake::Inbox;
 use crate::library::{LibRef, Library};
 use crate::threads::panics;
@@ -86,6 +86,13 @@ pub(crate) fn run<L: Library>(
     } else {
         Kind::Native
     };
+    // The create's outcome is request 0's answer.
+    let created = Recipient {
+        callback,
+        user_data,
+        id: 0,
+        kind: answer_kind,
+    };
     let constructed = match catch_unwind(AssertUnwindSafe(|| L::construct(config))) {
         Ok(result) => result,
         Err(panic) => {
@@ -104,12 +111,12 @@ pub(crate) fn run<L: Library>(
         Ok(_) => {
             reply.start_answer(answer_kind, outbox.queues_completions());
             let msg = reply.ok_bytes();
-            outbox.answer_reply(callback, user_data.0, RET_OK, msg, answer_kind);
+            outbox.answer_reply(created, RET_OK, msg);
             if outbox.poison_replies {
                 reply.poison();
             }
         }
-        Err(e) => outbox.answer(callback, user_data.0, RET_ERR, reply.err_bytes(e.message())),
+        Err(e) => outbox.answer(created, RET_ERR, reply.err_bytes(e.message())),
     }
 
     let counters = &board.counters;
@@ -250,7 +257,7 @@ fn handle<L: Library>(
             if claimed {
                 // Counted first: a host that has its answer sees it in `completed`.
                 board.counters.answered.bump();
-                outbox.answer_reply(env.callback, env.user_data.0, ret, msg, env.kind);
+                outbox.answer_reply(env.recipient(id), ret, msg);
                 if outbox.poison_replies {
                     reply.poison();
                 }

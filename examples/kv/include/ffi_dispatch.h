@@ -189,6 +189,33 @@
  *   accepted call and runs whatever is left on its own thread before returning (and is
  *   refused inside a drained callback). Listeners still run on the event thread.
  *
+ * POLL
+ *   A context in completion mode can also be consumed as entries, for an event loop
+ *   that dispatches by itself: <lib>_poll(ctx, entries, max, timeout_ms) moves up to
+ *   max queued answers and pings into the host's ffid_entry array and returns how many
+ *   (set entries[0].struct_size = sizeof(ffid_entry) first: the runtime writes no more
+ *   than that of each entry, so a host built with an older header keeps working). Each
+ *   entry says its kind (FFID_ENTRY_*), the request id (<lib>_last_request_id; 0 for the
+ *   create's outcome), the status, the call's cb and user_data, and the payload: the
+ *   answer (as the callback would get it) or the ping's text, len bytes and a NUL. Poll
+ *   never calls cb: the entry is the terminal answer (a host may call e.cb itself).
+ *   Typed replies (<lib>_<m>_async) are the runtime's own callbacks: poll runs them on
+ *   the polling thread (inside a callback) and gives no entry for them.
+ *   Lifetime: an entry's payload is lent until the next poll on that context (or its
+ *   destroy); nothing needs freeing (a poll with max = 0 only releases the last batch). One consumer at a time: a poll while another thread
+ *   polls or drains returns -FFID_RET_BUSY. When nothing waits, poll blocks on the
+ *   completion eventfd up to timeout_ms (0: not at all; negative: no limit; inside a
+ *   callback it never blocks) and returns 0 if nothing came. Refusals are negative
+ *   statuses (-FFID_RET_CLOSED, -FFID_RET_INVALID_CTX, ...; <lib>_last_error() says why).
+ *   <lib>_poll_fd(ctx) returns a fresh duplicate (close-on-exec) of the eventfd, owned by
+ *   the host: poll/epoll it and call <lib>_poll when readable; close it whenever (the
+ *   library never writes to a descriptor the host closed); never read from it (that
+ *   would eat the signal). Destroy wakes a poller blocked in <lib>_poll: its batch ends
+ *   with one FFID_ENTRY_CLOSED entry (status FFID_RET_CLOSED) and later polls are
+ *   refused; answers not polled by then are delivered by destroy to their cb, on the
+ *   destroying thread, so every accepted call still gets exactly one terminal answer.
+ *   <lib>_drain and <lib>_poll consume the same queue: use one of them.
+ *
  * DIAGNOSTICS
  *   ffid_options.diagnostic, if set, is called on the monitor thread with ret = a
  *   FFID_DIAG_* code and msg a human-readable text: FFID_DIAG_NOT_RESPONDING once when
@@ -403,6 +430,24 @@ typedef struct ffid_context_stats {
     uint64_t avoidable_wakes;  /* sleeps a request ended within 1 ms: wakes a spin that long
                                   would have saved (what parking costs) */
 } ffid_context_stats;
+
+/* Kinds of ffid_entry (more may be added: skip kinds you do not know) */
+#define FFID_ENTRY_ANSWER 1 /* a call's terminal answer: status FFID_RET_OK or FFID_RET_ERR */
+#define FFID_ENTRY_PING 2   /* a progress ping: status FFID_RET_STALE_WARN, payload = elapsed ms */
+#define FFID_ENTRY_CLOSED 3 /* destroy began: the last entry; status FFID_RET_CLOSED */
+
+/* One entry of <lib>_poll (see POLL). Only ever appended to. */
+typedef struct ffid_entry {
+    uint32_t struct_size;   /* entries[0]: set by the host; each entry: the bytes written */
+    uint32_t kind;          /* FFID_ENTRY_* */
+    uint64_t request_id;    /* the call's id (<lib>_last_request_id); 0: the create's outcome */
+    int32_t status;         /* FFID_RET_*: the answer's status, FFID_RET_STALE_WARN for a ping */
+    uint32_t reserved;      /* 0 */
+    ffid_callback cb;       /* the cb the call was made with (never called by poll); NULL if CLOSED */
+    void* user_data;        /* the call's user_data */
+    const uint8_t* payload; /* len bytes and a NUL, lent until this context's next poll */
+    size_t len;             /* bytes at payload, the NUL not counted */
+} ffid_entry;
 
 /* Copies the counters of ctx into *out. FFID_RET_OK; FFID_RET_ERR for NULL out or
  * out->struct_size < 8; FFID_RET_CLOSED or FFID_RET_INVALID_CTX for a handle that is not

@@ -536,6 +536,22 @@ int kv_drain(ffid_ctx* ctx, uint32_t max);
  */
 int kv_completion_fd(ffid_ctx* ctx);
 /*
+ * Completion mode, for an event loop: hands up to max queued answers and pings to the
+ * host as entries (see POLL in ffi_dispatch.h): entries[0].struct_size =
+ * sizeof(ffid_entry) first; each entry's payload is lent until this context's next
+ * poll. Waits up to timeout_ms (negative: no limit; never inside a callback) when
+ * there is nothing yet. Returns how many entries it wrote (0: the timeout passed),
+ * or a refusal as a negative status: -FFID_RET_BUSY when another thread polls or
+ * drains; <lib>_last_error() says why.
+ */
+int kv_poll(ffid_ctx* ctx, ffid_entry* entries, uint32_t max, int32_t timeout_ms);
+/*
+ * Completion mode: a fresh duplicate of the context's eventfd (close-on-exec), readable
+ * while entries wait: the caller owns it and closes it (any time; destroy does not).
+ * Poll it, never read it. A negative status when refused.
+ */
+int kv_poll_fd(ffid_ctx* ctx);
+/*
  * The interface hash of the library as built (what create compares with
  * KV_INTERFACE_HASH).
  */

@@ -499,6 +499,8 @@ pub(super) fn completion_exports(lib: &Lib) -> TokenStream {
     let n = &lib.name;
     let drain = format_ident!("{n}_drain");
     let fd = format_ident!("{n}_completion_fd");
+    let poll = format_ident!("{n}_poll");
+    let poll_fd = format_ident!("{n}_poll_fd");
     quote! {
         #[doc = "Completion mode: runs up to `max` queued callbacks on this thread; returns how many, or -1."]
         #[unsafe(no_mangle)]
@@ -513,6 +515,24 @@ pub(super) fn completion_exports(lib: &Lib) -> TokenStream {
         #[unsafe(no_mangle)]
         pub extern "C" fn #fd(ctx: *mut ::ffi_dispatch::rt::ffid_ctx) -> ::core::ffi::c_int {
             ::ffi_dispatch::rt::completion_fd::<#self_ty>(ctx).unwrap_or(-1)
+        }
+
+        #[doc = "Completion mode: answers and pings as entries; how many, or a negative status.\n\n# Safety\n`entries` holds `max` writable entries of `entries->struct_size` bytes (see `ffi_dispatch.h`)."]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn #poll(
+            ctx: *mut ::ffi_dispatch::rt::ffid_ctx,
+            entries: *mut ::ffi_dispatch::rt::abi::ffid_entry,
+            max: u32,
+            timeout_ms: i32,
+        ) -> ::core::ffi::c_int {
+            // SAFETY: forwarded (the header's contract).
+            unsafe { ::ffi_dispatch::rt::poll::<#self_ty>(ctx, entries, max, timeout_ms) }
+        }
+
+        #[doc = "Completion mode: a fresh duplicate of the eventfd, the caller's to close; or a negative status."]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn #poll_fd(ctx: *mut ::ffi_dispatch::rt::ffid_ctx) -> ::core::ffi::c_int {
+            ::ffi_dispatch::rt::poll_fd::<#self_ty>(ctx)
         }
     }
 }

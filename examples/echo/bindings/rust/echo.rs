@@ -216,6 +216,37 @@ pub mod raw {
         pub avoidable_wakes: u64,
     }
 
+    /// `ffid_entry::kind`: a call's terminal answer.
+    pub const FFID_ENTRY_ANSWER: u32 = 1;
+    /// `ffid_entry::kind`: a progress ping.
+    pub const FFID_ENTRY_PING: u32 = 2;
+    /// `ffid_entry::kind`: destroy began; the last entry.
+    pub const FFID_ENTRY_CLOSED: u32 = 3;
+
+    /// One entry of `<lib>_poll` (see POLL in `ffi_dispatch.h`).
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug)]
+    pub struct ffid_entry {
+        /// The first entry's: `sizeof(ffid_entry)`, set by the host; each: bytes written.
+        pub struct_size: u32,
+        /// `FFID_ENTRY_*`.
+        pub kind: u32,
+        /// The call's id; 0 for the create's outcome.
+        pub request_id: u64,
+        /// `FFID_RET_*` of the answer, `FFID_RET_STALE_WARN` for a ping.
+        pub status: c_int,
+        /// Zero.
+        pub reserved: u32,
+        /// The callback the call was made with (poll never calls it).
+        pub cb: ffid_callback,
+        /// The call's `user_data`.
+        pub user_data: *mut c_void,
+        /// `len` bytes and a NUL, lent until the context's next poll.
+        pub payload: *const u8,
+        /// Bytes at `payload`, the NUL not counted.
+        pub len: usize,
+    }
+
     /// The nim-ffi perf harness's event: sequence number, the host's timestamp, a payload.
     #[repr(C)]
     #[derive(Clone, Copy, Debug)]
@@ -511,7 +542,7 @@ pub mod raw {
         pub stats: unsafe extern "C" fn(*mut ffid_ctx, *mut ffid_context_stats) -> c_int,
         /// `echo_last_request_id`: The id of this thread's last accepted call.
         pub last_request_id: unsafe extern "C" fn() -> u64,
-        /// `echo_last_error`: Why this thread's last create or blocking call failed.
+        /// `echo_last_error`: Why this thread's last call was refused, or its create or blocking call failed.
         pub last_error: unsafe extern "C" fn() -> *const c_char,
         /// `echo_free`: Frees an owned answer (of a blocking call, a typed reply or listener).
         pub free: unsafe extern "C" fn(*const c_void),
@@ -521,6 +552,10 @@ pub mod raw {
         pub drain: unsafe extern "C" fn(*mut ffid_ctx, u32) -> c_int,
         /// `echo_completion_fd`: Completion mode: the eventfd readable while callbacks are queued.
         pub completion_fd: unsafe extern "C" fn(*mut ffid_ctx) -> c_int,
+        /// `echo_poll`: Completion mode: queued answers and pings as entries, lent until the next poll.
+        pub poll: unsafe extern "C" fn(*mut ffid_ctx, *mut ffid_entry, u32, i32) -> c_int,
+        /// `echo_poll_fd`: Completion mode: a fresh duplicate of the eventfd, the caller's to close.
+        pub poll_fd: unsafe extern "C" fn(*mut ffid_ctx) -> c_int,
         /// `echo_interface_hash`: The interface hash of the library as built.
         pub interface_hash: unsafe extern "C" fn() -> u64,
         /// `ffid_options_init`: Fills an `ffid_options` with the defaults (this library's runtime's).
@@ -612,6 +647,8 @@ pub mod raw {
                     cancel: super::ffid_export(file, b"echo_cancel\0")?,
                     drain: super::ffid_export(file, b"echo_drain\0")?,
                     completion_fd: super::ffid_export(file, b"echo_completion_fd\0")?,
+                    poll: super::ffid_export(file, b"echo_poll\0")?,
+                    poll_fd: super::ffid_export(file, b"echo_poll_fd\0")?,
                     interface_hash: super::ffid_export(file, b"echo_interface_hash\0")?,
                     options_init: super::ffid_export(file, b"ffid_options_init\0")?,
                     add_on_perf_ping_listener: super::ffid_export(file, b"echo_add_on_perf_ping_listener\0")?,
