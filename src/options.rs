@@ -122,6 +122,9 @@ pub struct Options {
     /// so that a pointer kept past the callback reads visible garbage (not the next
     /// answer). Default: on in debug builds of the library.
     pub poison_replies: bool,
+    /// Completion mode: what else comes through `<lib>_poll` as entries
+    /// (`abi::POLL_EVENTS`, `abi::POLL_DIAGNOSTICS`). Default none.
+    pub poll_kinds: u32,
 }
 
 impl Default for Options {
@@ -144,6 +147,7 @@ impl Default for Options {
             diagnostic: None,
             thread_hooks: None,
             poison_replies: cfg!(debug_assertions),
+            poll_kinds: 0,
         }
     }
 }
@@ -162,12 +166,20 @@ pub const MAX_RING_CAPACITY: usize = abi::MAX_RING_CAPACITY as usize;
 
 impl Options {
     /// Whether a create accepts these options: both ring capacities in
-    /// `1..=MAX_RING_CAPACITY`, and a spin cap (if given) in `(0, 1]`.
+    /// `1..=MAX_RING_CAPACITY`, a spin cap (if given) in `(0, 1]`, and poll kinds (if
+    /// any) known and in completion mode.
     pub fn is_valid(&self) -> bool {
         let ring = 1..=MAX_RING_CAPACITY;
         ring.contains(&self.ring_capacity)
             && ring.contains(&self.event_ring_capacity)
             && self.idle_spin_cap.is_none_or(|c| c > 0.0 && c <= 1.0)
+            && self.poll_kinds & !(abi::POLL_EVENTS | abi::POLL_DIAGNOSTICS) == 0
+            && (self.poll_kinds == 0 || self.completion == CompletionMode::Queue)
+    }
+
+    /// Whether `<lib>_poll` hands out this kind (`abi::POLL_*`).
+    pub fn polls(&self, kind: u32) -> bool {
+        self.poll_kinds & kind != 0
     }
 
     /// The spin cap `Balanced` plans with: the option, or half a core.
@@ -229,17 +241,14 @@ impl Options {
             } else {
                 abi::POISON_OFF
             },
-            reserved2: 0,
+            poll_kinds: self.poll_kinds,
         }
     }
 
     /// Reads host options; `None` for a wrong `struct_size`, a non-zero `reserved` or
     /// out-of-range values.
     pub fn from_c(o: &abi::ffid_options) -> Option<Options> {
-        if o.struct_size as usize != std::mem::size_of::<abi::ffid_options>()
-            || o.reserved != 0
-            || o.reserved2 != 0
-        {
+        if o.struct_size as usize != std::mem::size_of::<abi::ffid_options>() || o.reserved != 0 {
             return None;
         }
         let options = Options {
@@ -303,6 +312,7 @@ impl Options {
                 abi::POISON_OFF => false,
                 _ => return None,
             },
+            poll_kinds: o.poll_kinds,
         };
         options.is_valid().then_some(options)
     }
@@ -397,6 +407,7 @@ mod tests {
                 user_data: 6 as *mut c_void,
             }),
             poison_replies: !cfg!(debug_assertions),
+            poll_kinds: abi::POLL_EVENTS | abi::POLL_DIAGNOSTICS,
         };
         // Function pointers have no meaningful `==`; their Debug form is their address.
         let back = Options::from_c(&o.to_c()).map(|b| format!("{b:?}"));
@@ -416,9 +427,13 @@ mod tests {
         let mut bad = Options::default().to_c();
         bad.poison_replies = 3;
         assert!(Options::from_c(&bad).is_none());
-        let mut bad = Options::default().to_c();
-        bad.reserved2 = 1;
+        // Poll kinds: only the known bits, and only in completion mode.
+        let mut bad = o.to_c();
+        bad.poll_kinds = 4;
         assert!(Options::from_c(&bad).is_none());
+        let mut bad = Options::default().to_c();
+        bad.poll_kinds = abi::POLL_EVENTS;
+        assert!(Options::from_c(&bad).is_none(), "not in completion mode");
         // A host built against the third header (no poison field) gets the default.
         let mut v3 = o.to_c();
         v3.struct_size = abi::OPTIONS_V3_SIZE as u32;

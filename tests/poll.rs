@@ -213,3 +213,85 @@ fn one_loop_serves_echo_and_kv_through_poll() {
         "nothing was left for destroy"
     );
 }
+
+#[test]
+#[cfg_attr(miri, ignore)] // eventfd
+fn events_come_as_entries_when_asked() {
+    let mut o = completion_options();
+    o.poll_kinds = ffi_dispatch::abi::POLL_EVENTS;
+    let cfg = EchoConfig {
+        prefix: c"ev".as_ptr(),
+    };
+    // SAFETY: valid config, options and callback.
+    let ctx = unsafe {
+        echo_create_checked(
+            echo_interface_hash(),
+            Some(never),
+            std::ptr::null_mut(),
+            &cfg,
+            &o,
+        )
+    };
+    assert!(!ctx.is_null());
+    let args = EchoTriggerPingArgs {
+        count: 3,
+        payload_bytes: 0,
+        stamp_ns: 9,
+        seq_base: 40,
+    };
+    // SAFETY: valid args and callback.
+    let rc = unsafe { echo_trigger_ping(ctx, Some(never), std::ptr::null_mut(), &args) };
+    assert_eq!(rc, RET_OK);
+    let mut seqs = Vec::new();
+    let mut answered = false;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !answered && Instant::now() < deadline {
+        let mut entries = [std::mem::MaybeUninit::<ffid_entry>::uninit(); 4];
+        let first = entries.as_mut_ptr().cast::<ffid_entry>();
+        // SAFETY: four writable entries; the first's struct_size set first.
+        let got = unsafe {
+            first
+                .cast::<u32>()
+                .write(std::mem::size_of::<ffid_entry>() as u32);
+            echo_poll(ctx, first, 4, 100)
+        };
+        assert!(got >= 0);
+        for e in &entries[..got as usize] {
+            // SAFETY: written in full.
+            let e = unsafe { e.assume_init() };
+            // SAFETY: lent until the next poll.
+            let bytes = unsafe { std::slice::from_raw_parts(e.payload, e.len) };
+            match e.kind {
+                ffi_dispatch::abi::ENTRY_EVENT => {
+                    // {"event": name, "payload": {"seq_no": ..., ...}}
+                    let mut d = minicbor::Decoder::new(bytes);
+                    assert_eq!(d.map().unwrap(), Some(2));
+                    assert_eq!(d.str().unwrap(), "event");
+                    assert_eq!(d.str().unwrap(), "on_perf_ping");
+                    assert_eq!(d.str().unwrap(), "payload");
+                    let fields = d.map().unwrap().unwrap();
+                    for _ in 0..fields {
+                        if d.str().unwrap() == "seq_no" {
+                            seqs.push(d.u64().unwrap());
+                        } else {
+                            d.skip().unwrap();
+                        }
+                    }
+                }
+                ENTRY_ANSWER if e.request_id != 0 => {
+                    assert_eq!(e.status, RET_OK);
+                    answered = true;
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(answered);
+    assert_eq!(
+        seqs,
+        [40, 41, 42],
+        "every event, in order, before the answer"
+    );
+    assert_eq!(echo_destroy(ctx), RET_OK);
+    assert_eq!(CALLED.load(Ordering::SeqCst), 0);
+}

@@ -1607,8 +1607,8 @@ const RAW_RUNTIME: &str = r#"
         pub idle_spin_cap_permille: u32,
         /// `FFID_POISON_*`.
         pub poison_replies: u32,
-        /// Must be 0.
-        pub reserved2: u32,
+        /// `FFID_POLL_*` bits: what else `<lib>_poll` hands out (completion mode).
+        pub poll_kinds: u32,
     }
 
     /// A context's counters (see `ffid_context_stats` in `ffi_dispatch.h`).
@@ -1661,6 +1661,14 @@ const RAW_RUNTIME: &str = r#"
     pub const FFID_ENTRY_PING: u32 = 2;
     /// `ffid_entry::kind`: destroy began; the last entry.
     pub const FFID_ENTRY_CLOSED: u32 = 3;
+    /// `ffid_entry::kind`: an event (`FFID_POLL_EVENTS`).
+    pub const FFID_ENTRY_EVENT: u32 = 4;
+    /// `ffid_entry::kind`: a diagnostic report (`FFID_POLL_DIAGNOSTICS`).
+    pub const FFID_ENTRY_DIAGNOSTIC: u32 = 5;
+    /// `ffid_options::poll_kinds`: events come through `<lib>_poll`, not listeners.
+    pub const FFID_POLL_EVENTS: u32 = 1;
+    /// `ffid_options::poll_kinds`: diagnostics come through `<lib>_poll`.
+    pub const FFID_POLL_DIAGNOSTICS: u32 = 2;
 
     /// One entry of `<lib>_poll` (see POLL in `ffi_dispatch.h`).
     #[repr(C)]

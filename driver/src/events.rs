@@ -7,6 +7,9 @@ use std::time::Instant;
 
 use hdrhistogram::Histogram;
 
+use crate::ffi::echo::raw::{
+    ffid_entry as Entry, FFID_ENTRY_ANSWER as ENTRY_ANSWER, FFID_ENTRY_EVENT as ENTRY_EVENT,
+};
 use crate::ffi::{fail_hard, Api, Ctx, PerfPing, TriggerPingArgs};
 use crate::lanes::wait_spinning;
 use crate::report::{histogram, Row};
@@ -187,9 +190,114 @@ pub(crate) fn run_events(
     }
 }
 
+// ---- the poll event lane -------------------------------------------------------------
+
+/// The payload of an event entry, `{"event": "on_perf_ping", "payload": <ping>}`.
+fn decode_envelope(b: &[u8]) -> Option<&[u8]> {
+    let mut d = minicbor::Decoder::new(b);
+    if d.map().ok()? != Some(2) || d.str().ok()? != "event" || d.str().ok()? != "on_perf_ping" {
+        return None;
+    }
+    (d.str().ok()? == "payload").then(|| &b[d.position()..])
+}
+
+/// The event lane through `<lib>_poll` (`FFID_POLL_EVENTS`): one host thread triggers
+/// an `on_perf_ping` and polls the context, spinning (timeout 0), until the event's entry
+/// comes; latency is stamp to entry. No event thread and no listener: the worker queues
+/// the event where the host polls. `ctx` is in completion mode with events polled.
+pub(crate) fn run_poll_events(api: &Api, ctx: Ctx, events: u64, payload: usize) -> Row {
+    let sink = EventSink {
+        base: Instant::now(),
+        payload,
+        latest: vec![AtomicU64::new(u64::MAX)],
+        hist: std::sync::Mutex::new(histogram()),
+        wrong: AtomicU64::new(0),
+    };
+    let ud = &sink as *const EventSink as *mut c_void;
+    let mut entries = [std::mem::MaybeUninit::<Entry>::uninit(); 8];
+    let start = Instant::now();
+    for seq_base in 0..events {
+        let args = TriggerPingArgs {
+            count: 1,
+            payload_bytes: payload as u32,
+            stamp_ns: now_ns(sink.base),
+            seq_base,
+        };
+        // SAFETY: valid args; the answer comes as an entry (poll never calls the cb).
+        if unsafe { (api.trigger_ping)(ctx, Some(trigger_done), ud, &args) } != 0 {
+            fail_hard("trigger_ping was refused");
+        }
+        let (mut event, mut answer) = (false, false);
+        while !(event && answer) {
+            let first = entries.as_mut_ptr().cast::<Entry>();
+            // SAFETY: eight writable entries; the first's struct_size set first.
+            let n = unsafe {
+                first
+                    .cast::<u32>()
+                    .write(std::mem::size_of::<Entry>() as u32);
+                (api.poll)(ctx, first, entries.len() as u32, 0)
+            };
+            if n < 0 {
+                fail_hard(&format!("poll was refused ({n})"));
+            }
+            for e in &entries[..n as usize] {
+                // SAFETY: `n` entries were written in full.
+                let e = unsafe { e.assume_init() };
+                // SAFETY: the payload holds `len` bytes until the next poll.
+                let bytes = unsafe { std::slice::from_raw_parts(e.payload, e.len) };
+                match e.kind {
+                    ENTRY_EVENT => match decode_envelope(bytes).and_then(decode_ping) {
+                        Some((seq_no, stamp_ns, data)) => {
+                            sink.deliver(seq_no, stamp_ns, data);
+                            event = true;
+                        }
+                        None => {
+                            sink.wrong.fetch_add(1, Ordering::Relaxed);
+                        }
+                    },
+                    ENTRY_ANSWER => {
+                        // SAFETY: the answer's bytes, as its callback would get them.
+                        unsafe { trigger_done(e.status, e.payload.cast(), e.len, ud) };
+                        answer = true;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let hist = sink.hist.lock().unwrap().clone();
+    Row {
+        setup: format!("event {payload} B"),
+        mode: "cbor",
+        lane: "poll ev",
+        threads: 1,
+        calls_per_s: events as f64 / elapsed,
+        hist: Some(hist),
+        wrong: sink.wrong.load(Ordering::Relaxed),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::decode_ping;
+    use super::{decode_envelope, decode_ping};
+
+    #[test]
+    fn an_event_entry_unwraps_to_its_ping() {
+        // {"event": "on_perf_ping", "payload": {"seq_no": 1, "stamp_ns": 2, "data": h''}}
+        let mut b = vec![0xa2, 0x65, b'e', b'v', b'e', b'n', b't', 0x6c];
+        b.extend_from_slice(b"on_perf_ping");
+        b.extend_from_slice(&[0x67, b'p', b'a', b'y', b'l', b'o', b'a', b'd', 0xa3]);
+        b.extend_from_slice(&[0x66, b's', b'e', b'q', b'_', b'n', b'o', 0x01]);
+        b.extend_from_slice(&[0x68, b's', b't', b'a', b'm', b'p', b'_', b'n', b's', 0x02]);
+        b.extend_from_slice(&[0x64, b'd', b'a', b't', b'a', 0x40]);
+        assert_eq!(
+            decode_envelope(&b).and_then(decode_ping),
+            Some((1, 2, &[][..]))
+        );
+        b[8] = b'x'; // another event's name
+        assert_eq!(decode_envelope(&b), None);
+    }
 
     #[test]
     fn a_ping_decodes_in_any_key_order() {

@@ -289,6 +289,24 @@ pub(crate) fn make_context(lib: &echo::Library, knobs: &Knobs) -> echo::Context 
     }
 }
 
+/// A fresh context whose answers and events come through `<lib>_poll` (completion mode,
+/// `FFID_POLL_EVENTS`), with the knobs' options.
+pub(crate) fn make_poll_context(lib: &echo::Library, knobs: &Knobs) -> echo::Context {
+    let mut opts = lib.options();
+    opts.completion = echo::raw::FFID_COMPLETION_QUEUE;
+    opts.poll_kinds = echo::raw::FFID_POLL_EVENTS;
+    if let Some(s) = knobs.spin_ns {
+        opts.spin_ns = s;
+    }
+    if let Some(p) = knobs.idle {
+        opts.idle_policy = p;
+    }
+    match lib.create_with_options("driver", Some(&opts)) {
+        Ok(ctx) => ctx,
+        Err(e) => fail_hard(&format!("creating a polled echo context failed: {e}")),
+    }
+}
+
 /// One host thread's blocking caller: its completion slot and request builder.
 pub(crate) struct SyncCaller {
     slot: Box<Slot>,

@@ -58,11 +58,11 @@ mod report;
 mod scale;
 
 use anchors::{nim_ffi, nim_ffi_events};
-use events::run_events;
+use events::{run_events, run_poll_events};
 use ffi::{fail_hard, load};
 use floors::{floor, futex_floor, p50_ns, relay_floor};
 use knobs::{knobs, Setup};
-use lanes::{make_context, run_async, run_blocking, run_sync};
+use lanes::{make_context, make_poll_context, run_async, run_blocking, run_sync};
 use periodic::{calls_for, print_periodic, run_periodic};
 use report::print_row;
 
@@ -163,6 +163,15 @@ fn main() {
                 print_row(&row, relay_p50, nim);
             }
         }
+        // Through the host's poll: no event thread; its p50/fl is against the floor.
+        let context = make_poll_context(&lib, &knobs);
+        let ctx = context.handle();
+        let events = (knobs.calls / 4).max(100);
+        run_poll_events(api, ctx, (events / 10).max(100), 512);
+        let row = run_poll_events(api, ctx, events, 512);
+        destroy(context);
+        wrong += row.wrong;
+        print_row(&row, floor_p50, None);
     }
     if knobs.lanes.iter().any(|l| l == "periodic") {
         for (name, policy) in &knobs.periodic_policies {

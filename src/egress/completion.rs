@@ -36,7 +36,8 @@ use crossbeam_queue::SegQueue;
 use crossbeam_utils::Backoff;
 
 use crate::abi::{
-    ffid_entry, ENTRY_ANSWER, ENTRY_CLOSED, ENTRY_PING, RET_CLOSED, RET_ERR, RET_STALE_WARN,
+    ffid_entry, ENTRY_ANSWER, ENTRY_CLOSED, ENTRY_DIAGNOSTIC, ENTRY_EVENT, ENTRY_PING, RET_CLOSED,
+    RET_ERR, RET_STALE_WARN,
 };
 use crate::egress::owned::{Handover, Owned};
 use crate::envelope::{Payload, Recipient};
@@ -147,8 +148,19 @@ mod loom_models {
     }
 }
 
+/// Whose a completion is.
+#[derive(Clone, Copy)]
+enum Origin {
+    /// A call's answer or ping, for its callback.
+    Call(Recipient),
+    /// Event `index` of the library (`POLL_EVENTS`): only a poll hands it out.
+    Event(u16),
+    /// A `DIAG_*` report (`POLL_DIAGNOSTICS`, `ret` its code): only a poll hands it out.
+    Diagnostic,
+}
+
 struct Completion {
-    to: Recipient,
+    origin: Origin,
     ret: c_int,
     /// The message with its NUL terminator.
     msg: Payload,
@@ -190,9 +202,19 @@ impl Completion {
         }
     }
 
-    /// Calls the callback; a handed-over answer is freed after it returns.
+    /// A callback the runtime must call itself, even in a poll (a typed reply's).
+    fn is_runtimes(&self) -> bool {
+        matches!(self.origin, Origin::Call(to) if !to.is_hosts())
+    }
+
+    /// Calls the callback; a handed-over answer is freed after it returns. An event or
+    /// a report, which only a poll hands out, is dropped (a drain of a context that
+    /// polls them).
     fn deliver(self) {
-        let (callback, user_data) = (self.to.callback, self.to.user_data.0);
+        let Origin::Call(to) = self.origin else {
+            return;
+        };
+        let (callback, user_data) = (to.callback, to.user_data.0);
         match self.message() {
             Message::Bytes(msg) => deliver(callback, user_data, self.ret, msg),
             Message::Block(answer) => deliver(callback, user_data, self.ret, answer.bytes_nul()),
@@ -270,12 +292,42 @@ impl CompletionQueue {
 
     /// [`CompletionQueue::push`] of a message that may hand over an owned answer.
     pub(crate) fn push_as(&self, to: Recipient, ret: c_int, msg_nul: &[u8], handover: bool) {
-        let mut c = Completion {
-            to,
+        let c = Completion {
+            origin: Origin::Call(to),
             ret,
             msg: Payload::copy_from(msg_nul),
             handover,
         };
+        self.push_completion(c, true);
+    }
+
+    /// Queues event `index` (`msg_nul`: its `{"event", "payload"}` CBOR and a NUL) for
+    /// the host's poll. On a full ring it waits as an answer does if `wait`, else drops
+    /// it; returns whether it was queued.
+    pub(crate) fn push_event(&self, index: u16, msg_nul: &[u8], wait: bool) -> bool {
+        let c = Completion {
+            origin: Origin::Event(index),
+            ret: crate::abi::RET_OK,
+            msg: Payload::copy_from(msg_nul),
+            handover: false,
+        };
+        self.push_completion(c, wait)
+    }
+
+    /// Queues a `DIAG_*` report for the host's poll, waiting for room as an answer does.
+    pub(crate) fn push_diagnostic(&self, code: c_int, msg_nul: &[u8]) {
+        let c = Completion {
+            origin: Origin::Diagnostic,
+            ret: code,
+            msg: Payload::copy_from(msg_nul),
+            handover: false,
+        };
+        self.push_completion(c, true);
+    }
+
+    /// Queues `c`, waiting for room if `wait` (see `push`); false when it did not fit
+    /// and must not wait.
+    fn push_completion(&self, mut c: Completion, wait: bool) -> bool {
         let mut stalled = false;
         let backoff = Backoff::new();
         loop {
@@ -290,6 +342,10 @@ impl CompletionQueue {
             if unbounded {
                 self.overflow.push(c);
                 break;
+            }
+            if !wait {
+                self.signal(); // what is queued: the host is behind
+                return false;
             }
             if !stalled {
                 stalled = true;
@@ -307,6 +363,7 @@ impl CompletionQueue {
             self.space.stall_end();
         }
         self.signal();
+        true
     }
 
     fn signal(&self) {
@@ -402,11 +459,11 @@ impl CompletionQueue {
             crate::threads::calling_host(|| {
                 while lent.completions.len() < max {
                     let Some(c) = self.pop() else { break };
-                    if c.to.is_hosts() {
-                        lent.completions.push(c);
-                    } else {
+                    if c.is_runtimes() {
                         c.deliver(); // a typed reply: the runtime's adapter calls the host
                         ran += 1;
+                    } else {
+                        lent.completions.push(c);
                     }
                 }
             });
@@ -487,17 +544,25 @@ impl ffid_entry {
     /// The entry of completion `c`: `msg` is its message with the NUL.
     fn of(c: &Completion, status: c_int, msg: std::ops::Range<*const u8>) -> ffid_entry {
         let len = (msg.end as usize - msg.start as usize).saturating_sub(1);
+        let (kind, request_id, cb, user_data) = match c.origin {
+            Origin::Call(to) => {
+                let kind = match c.ret {
+                    RET_STALE_WARN => ENTRY_PING,
+                    _ => ENTRY_ANSWER,
+                };
+                (kind, to.id, Some(to.callback), to.user_data.0)
+            }
+            Origin::Event(index) => (ENTRY_EVENT, index as u64, None, std::ptr::null_mut()),
+            Origin::Diagnostic => (ENTRY_DIAGNOSTIC, 0, None, std::ptr::null_mut()),
+        };
         ffid_entry {
             struct_size: std::mem::size_of::<ffid_entry>() as u32,
-            kind: match c.ret {
-                RET_STALE_WARN => ENTRY_PING,
-                _ => ENTRY_ANSWER,
-            },
-            request_id: c.to.id,
+            kind,
+            request_id,
             status,
             reserved: 0,
-            cb: Some(c.to.callback),
-            user_data: c.to.user_data.0,
+            cb,
+            user_data,
             payload: msg.start,
             len,
         }

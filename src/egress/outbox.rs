@@ -12,7 +12,7 @@ use std::ffi::c_int;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::abi::{Callback, DIAG_PANIC, RET_ERR, RET_OK};
+use crate::abi::{Callback, DIAG_PANIC, POLL_DIAGNOSTICS, RET_ERR, RET_OK};
 use crate::egress::owned::Handover;
 use crate::egress::pending::{Pending, TokenState};
 use crate::ffi::host::deliver;
@@ -36,6 +36,8 @@ pub(crate) struct Outbox {
     /// `Options::poison_replies`: borrowed answers are overwritten once their callback
     /// has returned (`Reply::poison`).
     pub(crate) poison_replies: bool,
+    /// `Options::poll_kinds`: what else the host's poll hands out (events, reports).
+    poll_kinds: u32,
 }
 
 /// Completion mode's queue, where the platform has it.
@@ -51,9 +53,11 @@ impl Outbox {
         completions: Completions,
         diagnostic: Option<HostFn<Callback>>,
         poison_replies: bool,
+        poll_kinds: u32,
     ) -> Self {
         Outbox {
             poison_replies,
+            poll_kinds,
             #[cfg(target_os = "linux")]
             completions,
             pending: Pending::default(),
@@ -140,7 +144,9 @@ impl Outbox {
     /// The `DIAG_PANIC` text for a caught panic (with its NUL), if a host listens; for
     /// [`Outbox::send_panic_report`] once the request's gate is closed.
     pub(crate) fn panic_report(&self, what: &str, panic: &(dyn Any + Send)) -> Option<String> {
-        self.diagnostic?;
+        if !self.diagnoses() {
+            return None;
+        }
         let mut msg = format!("{what} panicked: {}", panics::message(panic));
         if let Some(at) = panics::take_location() {
             msg.push_str(" (at ");
@@ -152,9 +158,45 @@ impl Outbox {
     }
 
     pub(crate) fn send_panic_report(&self, report: String) {
-        if let Some(d) = self.diagnostic {
-            deliver(d.f, d.user_data, DIAG_PANIC, report.as_bytes());
+        self.diagnose(DIAG_PANIC, report.as_bytes());
+    }
+
+    /// Whether anyone hears `DIAG_*` reports: the diagnostic callback, or the host's
+    /// poll (`POLL_DIAGNOSTICS`).
+    pub(crate) fn diagnoses(&self) -> bool {
+        self.diagnostic.is_some() || self.polls(POLL_DIAGNOSTICS)
+    }
+
+    /// Reports `DIAG_*` `code` (`msg_nul` its text and a NUL): as an entry of the host's
+    /// poll, or to the diagnostic callback on this thread, or to nobody.
+    pub(crate) fn diagnose(&self, code: c_int, msg_nul: &[u8]) {
+        #[cfg(target_os = "linux")]
+        if let Some(q) = self
+            .completions
+            .as_ref()
+            .filter(|_| self.polls(POLL_DIAGNOSTICS))
+        {
+            return q.push_diagnostic(code, msg_nul);
         }
+        if let Some(d) = self.diagnostic {
+            deliver(d.f, d.user_data, code, msg_nul);
+        }
+    }
+
+    /// Whether the host's poll hands out `kind` (`POLL_*`).
+    pub(crate) fn polls(&self, kind: u32) -> bool {
+        self.poll_kinds & kind != 0
+    }
+
+    /// `POLL_EVENTS`: queues event `index` (its `{"event", "payload"}` CBOR and a NUL)
+    /// for the host's poll, waiting for room if `wait`; false when it was dropped.
+    pub(crate) fn queue_event(&self, index: u16, msg_nul: &[u8], wait: bool) -> bool {
+        #[cfg(target_os = "linux")]
+        if let Some(q) = &self.completions {
+            return q.push_event(index, msg_nul, wait);
+        }
+        let _ = (index, msg_nul, wait);
+        false
     }
 }
 

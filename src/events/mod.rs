@@ -42,6 +42,7 @@ use crossbeam_utils::CachePadded;
 use minicbor::Encoder;
 
 use crate::abi::{Callback, RET_OK};
+use crate::egress::outbox::Outbox;
 use crate::egress::reply::{Answer, Reply};
 use crate::ffi::host::{deliver, UserData};
 use crate::ingress::envelope::{Kind, Payload};
@@ -171,6 +172,11 @@ pub(crate) struct EventHub {
     fresh: AtomicBool,
     /// Numbers the listener calls (see `current_call`).
     call_seq: OwnedCounter,
+    /// `POLL_EVENTS`: events go to the host's poll through this outbox, not to the ring
+    /// and its listeners.
+    to_poll: Option<Arc<Outbox>>,
+    /// Events queued for the host's poll.
+    polled: SharedCounter,
 }
 
 impl EventHub {
@@ -178,6 +184,7 @@ impl EventHub {
         capacity: usize,
         policy: EventPolicy,
         spin: Duration,
+        to_poll: Option<Arc<Outbox>>,
     ) -> Option<EventHub> {
         Some(EventHub {
             ring: TagRing::try_new(capacity)?,
@@ -199,6 +206,8 @@ impl EventHub {
             dropped: SharedCounter::default(),
             fresh: AtomicBool::new(false),
             call_seq: OwnedCounter::default(),
+            to_poll,
+            polled: SharedCounter::default(),
         })
     }
 
@@ -215,7 +224,7 @@ impl EventHub {
 
     /// (emitted, dropped, delivered) for the stats.
     pub(crate) fn counts(&self) -> (u64, u64, u64) {
-        let emitted = self.popped.get() + self.ring.len() as u64;
+        let emitted = self.popped.get() + self.ring.len() as u64 + self.polled.get();
         (emitted, self.dropped.get(), self.delivered.get())
     }
 
@@ -230,6 +239,9 @@ impl EventHub {
     fn emit(&self, event: u16, write: impl FnOnce(&mut Vec<u8>) -> bool) -> Result<(), EmitError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(EmitError::Closed);
+        }
+        if let Some(outbox) = &self.to_poll {
+            return self.emit_to_poll(outbox, event, write);
         }
         if self.live.load(Ordering::Relaxed) == 0 {
             return Ok(()); // nobody listens: nothing to deliver
@@ -264,6 +276,38 @@ impl EventHub {
             self.space
                 .wait(|| self.ring.is_full() && !self.closed.load(Ordering::Relaxed));
         }
+    }
+
+    /// `POLL_EVENTS`: queues the event, as its `{"event", "payload"}` CBOR, for the
+    /// host's poll. A full completion queue drops it under `DropNewest` and makes the
+    /// emitter wait for the host's poll under `Block`.
+    #[cold]
+    fn emit_to_poll(
+        &self,
+        outbox: &Outbox,
+        event: u16,
+        write: impl FnOnce(&mut Vec<u8>) -> bool,
+    ) -> Result<(), EmitError> {
+        let name = self.descs[event as usize].name;
+        SCRATCH.with(|s| {
+            let mut buf = s.borrow_mut();
+            buf.clear();
+            let head = Encoder::new(&mut *buf)
+                .map(2)
+                .and_then(|e| e.str("event")?.str(name)?.str("payload"))
+                .is_ok();
+            if !head || !write(&mut buf) {
+                return Err(EmitError::Encode);
+            }
+            buf.push(0);
+            if outbox.queue_event(event, &buf, self.policy == EventPolicy::Block) {
+                self.polled.bump();
+                Ok(())
+            } else {
+                self.dropped.bump();
+                Err(EmitError::Dropped)
+            }
+        })
     }
 
     /// Adds a listener; returns its id (never 0).

@@ -159,8 +159,9 @@ pub struct ffid_options {
     /// [`POISON_OFF`]: whether a borrowed answer's bytes are overwritten once its
     /// callback returns.
     pub poison_replies: u32,
-    /// Must be 0.
-    pub reserved2: u32,
+    /// `POLL_*` bits: what else comes through `<lib>_poll` as entries (completion mode
+    /// only; 0 before this field had a name, and by default).
+    pub poll_kinds: u32,
 }
 
 const _: () = assert!(std::mem::offset_of!(ffid_options, stale_ping_ms) == OPTIONS_V1_SIZE);
@@ -251,6 +252,18 @@ pub const ENTRY_ANSWER: u32 = 1;
 /// `ffid_entry::kind`: a progress ping (`status` `RET_STALE_WARN`, the payload the
 /// elapsed milliseconds as decimal text).
 pub const ENTRY_PING: u32 = 2;
+/// `ffid_options::poll_kinds`: events come through `<lib>_poll` as [`ENTRY_EVENT`]
+/// entries instead of reaching listeners.
+pub const POLL_EVENTS: u32 = 1;
+/// `ffid_options::poll_kinds`: `DIAG_*` reports come through `<lib>_poll` as
+/// [`ENTRY_DIAGNOSTIC`] entries instead of the diagnostic callback.
+pub const POLL_DIAGNOSTICS: u32 = 2;
+/// `ffid_entry::kind`: an event (`request_id` its index in the library's events,
+/// the payload the CBOR map `{"event": name, "payload": ...}`).
+pub const ENTRY_EVENT: u32 = 4;
+/// `ffid_entry::kind`: a diagnostic report (`status` its `DIAG_*` code, the payload its
+/// text).
+pub const ENTRY_DIAGNOSTIC: u32 = 5;
 /// `ffid_entry::kind`: the context is being destroyed (`status` `RET_CLOSED`): the last
 /// entry of the last poll; what was not polled by then, destroy delivers to `cb`.
 pub const ENTRY_CLOSED: u32 = 3;

@@ -100,7 +100,7 @@ fn start_threads<L: Library>(
         stale_ping: options.stale_ping,
         not_responding: options.not_responding,
         listener_stuck: options.listener_stuck,
-        diagnostic: options.diagnostic,
+        diagnoses: options.diagnostic.is_some() || options.polls(crate::abi::POLL_DIAGNOSTICS),
     };
     if let Some(tick) = monitor.tick() {
         keep(core.spawn(

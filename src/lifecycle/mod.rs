@@ -187,23 +187,24 @@ impl Context {
             RingKind::Tagged => Ingress::Tag(TagRing::try_new(options.ring_capacity)?),
             RingKind::ArrayQueue => Ingress::Array(ArrayRing::try_new(options.ring_capacity)?),
         };
+        let outbox = Arc::new(Outbox::new(
+            completions(options, space.clone())?,
+            options.diagnostic,
+            options.poison_replies,
+            options.poll_kinds,
+        ));
+        let events_to_poll = options
+            .polls(crate::abi::POLL_EVENTS)
+            .then(|| outbox.clone());
         Some(Context {
-            intake: Intake::new(
-                ring,
-                WorkerWake::new(backend),
-                space.clone(),
-                options.backpressure,
-            ),
+            intake: Intake::new(ring, WorkerWake::new(backend), space, options.backpressure),
             board: Board::default(),
-            outbox: Arc::new(Outbox::new(
-                completions(options, space)?,
-                options.diagnostic,
-                options.poison_replies,
-            )),
+            outbox,
             events: Arc::new(EventHub::new::<L>(
                 options.event_ring_capacity,
                 options.event_policy,
                 options.spin,
+                events_to_poll,
             )?),
             library: TypeId::of::<L>(),
             method_names: method_name::<L>,

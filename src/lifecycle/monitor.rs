@@ -14,14 +14,10 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::abi::{
-    Callback, DIAG_LISTENER_STUCK, DIAG_NOT_RESPONDING, DIAG_RESPONDING, RET_STALE_WARN,
-};
+use crate::abi::{DIAG_LISTENER_STUCK, DIAG_NOT_RESPONDING, DIAG_RESPONDING, RET_STALE_WARN};
 use crate::egress::gate::PingGate;
 use crate::envelope::Recipient;
 use crate::lifecycle::Context;
-
-use crate::HostFn;
 
 /// Sends one progress ping (the elapsed milliseconds as decimal text) to request `id`
 /// if its gate still lets it: not answered, not being answered. `target` is read while
@@ -53,14 +49,15 @@ pub(crate) struct Settings {
     pub(crate) stale_ping: Option<Duration>,
     pub(crate) not_responding: Option<Duration>,
     pub(crate) listener_stuck: Option<Duration>,
-    pub(crate) diagnostic: Option<HostFn<Callback>>,
+    /// Someone hears `DIAG_*` reports: a diagnostic callback, or the host's poll.
+    pub(crate) diagnoses: bool,
 }
 
 impl Settings {
     /// How often the monitor looks: an eighth of the shortest interval it serves, from
     /// 1 ms to 250 ms. `None` when it has nothing to do (no thread is started).
     pub(crate) fn tick(&self) -> Option<Duration> {
-        let diag = |d: Option<Duration>| d.filter(|_| self.diagnostic.is_some());
+        let diag = |d: Option<Duration>| d.filter(|_| self.diagnoses);
         [
             self.stale_ping,
             diag(self.not_responding),
@@ -71,15 +68,14 @@ impl Settings {
         .min()
         .map(|d| (d / 8).clamp(Duration::from_millis(1), Duration::from_millis(250)))
     }
+}
 
-    fn report(&self, code: c_int, text: &str) {
-        if let Some(d) = self.diagnostic {
-            let mut msg = Vec::with_capacity(text.len() + 1);
-            msg.extend_from_slice(text.as_bytes());
-            msg.push(0);
-            crate::ffi::host::deliver(d.f, d.user_data, code, &msg);
-        }
-    }
+/// Reports `DIAG_*` `code` to whoever hears them (see `Outbox::diagnose`).
+fn report(core: &Context, code: c_int, text: &str) {
+    let mut msg = Vec::with_capacity(text.len() + 1);
+    msg.extend_from_slice(text.as_bytes());
+    msg.push(0);
+    core.outbox.diagnose(code, &msg);
 }
 
 /// The monitor's view of one thing that may run long: which id it saw and since when.
@@ -123,7 +119,7 @@ pub(crate) fn run(core: Arc<Context>, settings: Settings, tick: Duration) {
                 let (elapsed, new) = worker.observe(id, now, interval);
                 if new && !worker_responding {
                     worker_responding = true;
-                    settings.report(DIAG_RESPONDING, "worker is responding again");
+                    report(&core, DIAG_RESPONDING, "worker is responding again");
                 }
                 if settings.stale_ping.is_some()
                     && elapsed >= worker.next_ping
@@ -141,7 +137,8 @@ pub(crate) fn run(core: Arc<Context>, settings: Settings, tick: Duration) {
                     if worker_responding && elapsed >= limit {
                         worker_responding = false;
                         let method = core.method_name(core.board.running.method());
-                        settings.report(
+                        report(
+                            &core,
                             DIAG_NOT_RESPONDING,
                             &format!(
                                 "worker has been inside `{method}` for {} ms",
@@ -155,7 +152,7 @@ pub(crate) fn run(core: Arc<Context>, settings: Settings, tick: Duration) {
                 worker = Watch::default();
                 if !worker_responding {
                     worker_responding = true;
-                    settings.report(DIAG_RESPONDING, "worker is responding again");
+                    report(&core, DIAG_RESPONDING, "worker is responding again");
                 }
             }
         }
@@ -175,7 +172,8 @@ pub(crate) fn run(core: Arc<Context>, settings: Settings, tick: Duration) {
                     let (elapsed, _) = listener.observe(call, now, Duration::MAX);
                     if !listener.reported && elapsed >= limit {
                         listener.reported = true;
-                        settings.report(
+                        report(
+                            &core,
                             DIAG_LISTENER_STUCK,
                             &format!(
                                 "listener {listener_id} has been running for {} ms",

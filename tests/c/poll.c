@@ -281,12 +281,83 @@ static void test_destroy_delivers_what_was_not_polled(void) {
     CHECK(atomic_load(&late_calls) == 6); /* the create outcome and the five answers */
 }
 
+/* ---- events and reports as entries (ffid_options.poll_kinds) ------------------------- */
+
+static void test_events_and_reports_come_as_entries(void) {
+    ffid_options o = completion_options(0);
+    o.poll_kinds = FFID_POLL_EVENTS | FFID_POLL_DIAGNOSTICS;
+    o.not_responding_ms = 20;
+    EchoConfig cfg = {"ev"};
+    atomic_store(&cb_calls, 0);
+    ffid_ctx* ctx = echo_create_with_options(never_cb, NULL, &cfg, &o);
+    CHECK(ctx != NULL);
+    /* a listener is never called: the events go to the poll */
+    CHECK(echo_add_event_listener(ctx, never_cb, NULL) != 0);
+    seen trig = {0}, slept = {0}, panicked = {0};
+    EchoTriggerPingArgs t = {5, 2, 7, 100};
+    CHECK(echo_trigger_ping(ctx, never_cb, &trig, &t) == FFID_RET_OK);
+    EchoSleepArgs sl = {100};
+    CHECK(echo_sleep(ctx, never_cb, &slept, &sl) == FFID_RET_OK);
+    CHECK(echo_panic(ctx, never_cb, &panicked) == FFID_RET_OK);
+
+    int events = 0, in_order = 1, answered_after_events = 0, not_responding = 0, responding = 0,
+        panic_report = 0;
+    uint64_t deadline = now_ns() + TIMEOUT_MS * 1000000ull;
+    while (!(trig.answers && slept.answers && panicked.answers && responding && panic_report) &&
+           now_ns() < deadline) {
+        ffid_entry e[8];
+        e[0].struct_size = sizeof(ffid_entry);
+        int n = echo_poll(ctx, e, 8, 100);
+        CHECK(n >= 0);
+        for (int i = 0; i < n; i++) {
+            if (e[i].kind == FFID_ENTRY_EVENT) {
+                /* {"event": "on_perf_ping", "payload": {... "seq_no": 100 + k ...}} */
+                static const uint8_t head[] = "\xa2\x65" "event" "\x6c" "on_perf_ping" "\x67" "payload";
+                uint8_t seq[] = {0x66, 's', 'e', 'q', '_', 'n', 'o', 0x18, (uint8_t)(100 + events)};
+                CHECK(e[i].request_id == 0 && e[i].status == FFID_RET_OK && e[i].cb == NULL);
+                in_order &= e[i].len > sizeof head - 1 && memcmp(e[i].payload, head, sizeof head - 1) == 0 &&
+                            memmem(e[i].payload, e[i].len, seq, sizeof seq) != NULL;
+                events++;
+            } else if (e[i].kind == FFID_ENTRY_DIAGNOSTIC) {
+                const char* text = (const char*)e[i].payload;
+                if (e[i].status == FFID_DIAG_NOT_RESPONDING && strstr(text, "inside `sleep`")) not_responding++;
+                if (e[i].status == FFID_DIAG_RESPONDING && not_responding) responding++;
+                if (e[i].status == FFID_DIAG_PANIC && strstr(text, "echo was asked to panic")) panic_report++;
+            } else if (e[i].kind == FFID_ENTRY_ANSWER && e[i].user_data != NULL) {
+                seen* s = (seen*)e[i].user_data;
+                if (s == &trig) answered_after_events = events == 5;
+                take(s, &e[i]);
+            }
+        }
+    }
+    CHECK(events == 5 && in_order && answered_after_events);
+    CHECK(trig.answers == 1 && trig.status == FFID_RET_OK);
+    CHECK(not_responding == 1 && responding >= 1 && panic_report == 1);
+    if (!(not_responding == 1 && responding >= 1 && panic_report == 1))
+        fprintf(stderr, "    reports: not responding %d, responding %d, panic %d\n", not_responding, responding, panic_report);
+    CHECK(slept.answers == 1 && panicked.answers == 1 && panicked.status == FFID_RET_ERR);
+    ffid_context_stats st = {.struct_size = sizeof st};
+    CHECK(echo_stats(ctx, &st) == FFID_RET_OK && st.events_emitted == 5 && st.events_delivered == 0);
+    CHECK(echo_destroy(ctx) == FFID_RET_OK);
+    CHECK(atomic_load(&cb_calls) == 0);
+
+    /* poll kinds need completion mode, and only the known bits */
+    ffid_options bad = completion_options(0);
+    bad.poll_kinds = 4;
+    CHECK(echo_create_with_options(never_cb, NULL, &cfg, &bad) == NULL);
+    bad = completion_options(0);
+    bad.completion = FFID_COMPLETION_CALLBACK;
+    bad.poll_kinds = FFID_POLL_EVENTS;
+    CHECK(echo_create_with_options(never_cb, NULL, &cfg, &bad) == NULL);
+}
+
 int main(void) {
     alarm(120); /* a hang is a failure, not a stuck suite */
     static const test_case tests[] = {
         TEST_ENTRY(test_one_epoll_loop_serves_echo_and_kv),
         TEST_ENTRY(test_one_poller_at_a_time_on_the_host_s_descriptor),
         TEST_ENTRY(test_destroy_delivers_what_was_not_polled),
+        TEST_ENTRY(test_events_and_reports_come_as_entries),
     };
     return run_tests(tests, sizeof tests / sizeof tests[0]);
 }

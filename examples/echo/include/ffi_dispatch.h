@@ -215,6 +215,16 @@
  *   refused; answers not polled by then are delivered by destroy to their cb, on the
  *   destroying thread, so every accepted call still gets exactly one terminal answer.
  *   <lib>_drain and <lib>_poll consume the same queue: use one of them.
+ *   ffid_options.poll_kinds (completion mode only; anything else makes create return
+ *   NULL) sends more through the same queue. FFID_POLL_EVENTS: every event the library
+ *   emits becomes an FFID_ENTRY_EVENT entry (request_id = the event's index in the
+ *   library's event list, in declaration order; payload = the CBOR map {"event": name,
+ *   "payload": <the event's CBOR>}) and no listener is called; when the queue is full an
+ *   event is dropped and counted (FFID_EVENTS_DROP_NEWEST) or the emitter waits for a
+ *   poll (FFID_EVENTS_BLOCK). FFID_POLL_DIAGNOSTICS: every FFID_DIAG_* report becomes
+ *   an FFID_ENTRY_DIAGNOSTIC entry (status = the code, payload = the text) instead of a
+ *   call of ffid_options.diagnostic. Events and reports not polled before destroy are
+ *   dropped; a drain drops them too.
  *
  * DIAGNOSTICS
  *   ffid_options.diagnostic, if set, is called on the monitor thread with ret = a
@@ -403,7 +413,7 @@ typedef struct ffid_options {
     uint32_t idle_spin_cap_permille; /* BALANCED: the most idle spinning may cost, 1..1000
                                         thousandths of a core; 0 = 500 */
     uint32_t poison_replies;         /* FFID_POISON_*; default FFID_POISON_DEFAULT */
-    uint32_t reserved2;              /* must be 0 */
+    uint32_t poll_kinds;             /* FFID_POLL_* bits (completion mode only); default 0 */
 } ffid_options;
 
 /* A context's counters. Set struct_size = sizeof(ffid_context_stats) before the call;
@@ -435,6 +445,14 @@ typedef struct ffid_context_stats {
 #define FFID_ENTRY_ANSWER 1 /* a call's terminal answer: status FFID_RET_OK or FFID_RET_ERR */
 #define FFID_ENTRY_PING 2   /* a progress ping: status FFID_RET_STALE_WARN, payload = elapsed ms */
 #define FFID_ENTRY_CLOSED 3 /* destroy began: the last entry; status FFID_RET_CLOSED */
+#define FFID_ENTRY_EVENT 4  /* an event (FFID_POLL_EVENTS): request_id = its index in the
+                               library's events, payload = CBOR {"event": name, "payload": ...} */
+#define FFID_ENTRY_DIAGNOSTIC 5 /* a report (FFID_POLL_DIAGNOSTICS): status = FFID_DIAG_*,
+                                   payload = its text */
+
+/* Bits of ffid_options.poll_kinds: what else <lib>_poll hands out (see POLL) */
+#define FFID_POLL_EVENTS 1      /* events, instead of reaching listeners */
+#define FFID_POLL_DIAGNOSTICS 2 /* FFID_DIAG_* reports, instead of the diagnostic callback */
 
 /* One entry of <lib>_poll (see POLL). Only ever appended to. */
 typedef struct ffid_entry {

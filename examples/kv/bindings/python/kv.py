@@ -99,7 +99,7 @@ class _Options(ctypes.Structure):
         ("idle_policy", ctypes.c_uint32),
         ("idle_spin_cap_permille", ctypes.c_uint32),
         ("poison_replies", ctypes.c_uint32),
-        ("reserved2", ctypes.c_uint32),
+        ("poll_kinds", ctypes.c_uint32),
     ]
 
 
