@@ -44,7 +44,7 @@ use crate::envelope::{Payload, Recipient};
 use crate::ffi::host::deliver;
 use crate::sync::ring::{Ring, TagRing};
 use crate::sync::wake::{EventFd, SpaceWait};
-use crate::sync::{AtomicBool, Ordering};
+use crate::sync::{fence, AtomicBool, Ordering};
 
 /// The signal protocol with the tagged ring, model-checked with loom: no completion is
 /// left in the ring with the fd unsignalled (the host would never drain it). And the
@@ -75,6 +75,42 @@ mod loom_models {
                 space.wait(|| ring.is_full() && !space.answers_stalled());
             }
             answerer.join().unwrap();
+        });
+    }
+
+    /// A poller that found nothing announces its wait (`poller_waits`), fences and
+    /// checks the ring again before it waits on the fd; a producer pushes, fences and
+    /// signals if a poller waits (`CompletionQueue::notify`). The poller never waits on
+    /// an unsignalled fd with a completion queued. (Without either fence, or with the
+    /// check before the announcement, this model fails.)
+    #[test]
+    fn a_waiting_poller_is_never_left_with_work() {
+        crate::sync::model("a poller's announced wait vs a push", || {
+            let ring = Arc::new(TagRing::<u32>::new(4));
+            let waits = Arc::new(crate::sync::AtomicBool::new(false));
+            let signal = Arc::new(Signal::new());
+            let fd = Arc::new(AtomicU64::new(0));
+            let producer = {
+                let (ring, waits, signal, fd) =
+                    (ring.clone(), waits.clone(), signal.clone(), fd.clone());
+                thread::spawn(move || {
+                    ring.push(1).unwrap();
+                    crate::sync::fence(Ordering::SeqCst);
+                    if waits.load(Ordering::Relaxed) && signal.raise() {
+                        fd.fetch_add(1, Ordering::Release);
+                    }
+                })
+            };
+            waits.store(true, Ordering::SeqCst);
+            crate::sync::fence(Ordering::SeqCst);
+            let sees_work = !ring.is_empty();
+            producer.join().unwrap();
+            if !sees_work {
+                assert!(
+                    fd.load(Ordering::Acquire) > 0,
+                    "the poller waits with work queued"
+                );
+            }
         });
     }
 
@@ -240,6 +276,10 @@ impl Signal {
     pub(crate) fn clear(&self) {
         self.0.swap(false, Ordering::AcqRel);
     }
+    /// Whether a producer raised it since the last `clear` (and so wrote the fd).
+    pub(crate) fn is_raised(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
 }
 
 /// A context's completion ring and its eventfd.
@@ -254,6 +294,12 @@ pub(crate) struct CompletionQueue {
     /// Where producers waiting for room in a full ring are counted (and the callers
     /// blocked on the request ring, which must not wait behind them, are woken).
     space: Arc<SpaceWait>,
+    /// The host holds the fd (`completion_fd`, `poll_fd`): every push signals it.
+    /// Until then only a poller waiting inside `poll` needs the signal (`poller_waits`),
+    /// so a host that polls without waiting costs no syscall per completion.
+    watched: AtomicBool,
+    /// A poller announced it is about to wait on the fd (see `poll`).
+    poller_waits: AtomicBool,
     /// Set by destroy: a full ring no longer makes producers wait.
     unbounded: AtomicBool,
     /// What did not fit once `unbounded` was set; drained after the ring.
@@ -266,6 +312,8 @@ impl CompletionQueue {
             ring: TagRing::try_new(capacity).ok_or(std::io::ErrorKind::OutOfMemory)?,
             fd: EventFd::new(true)?,
             signalled: Signal::new(),
+            watched: AtomicBool::new(false),
+            poller_waits: AtomicBool::new(false),
             draining: std::sync::Mutex::new(Lent::default()),
             space,
             unbounded: AtomicBool::new(false),
@@ -273,8 +321,21 @@ impl CompletionQueue {
         })
     }
 
-    pub(crate) fn fd(&self) -> RawFd {
+    /// The fd, for the host to wait on: from now on every push signals it. A push
+    /// that skipped its signal before is seen here (the store-fence-load pair with
+    /// `notify`'s push-fence-load), and signalled for.
+    pub(crate) fn watched_fd(&self) -> RawFd {
+        if !self.watched.swap(true, Ordering::SeqCst) {
+            fence(Ordering::SeqCst);
+            if !self.is_empty() {
+                self.signal();
+            }
+        }
         self.fd.raw()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ring.is_empty() && self.overflow.is_empty()
     }
 
     /// Destroy: from now on a full ring no longer makes anyone wait.
@@ -362,8 +423,28 @@ impl CompletionQueue {
         if stalled {
             self.space.stall_end();
         }
-        self.signal();
+        self.notify();
         true
+    }
+
+    /// After a push: signals the fd if anyone may wait on it, the host (which holds it)
+    /// or a poller that announced its wait. The fence orders the push before the loads,
+    /// against the announcer's store-fence-check of the ring (`poll`, `watched_fd`).
+    fn notify(&self) {
+        fence(Ordering::SeqCst);
+        if self.watched.load(Ordering::Relaxed) || self.poller_waits.load(Ordering::Relaxed) {
+            self.signal();
+        }
+    }
+
+    /// A consumer, before it pops: resets the fd and the flag if a signal may be in it
+    /// (`take` then `clear`: see `Signal`). Unwatched and unsignalled, nothing was
+    /// written: no syscall.
+    fn reset_signal(&self) {
+        if self.watched.load(Ordering::Relaxed) || self.signalled.is_raised() {
+            self.fd.take(); // 0 when it was not signalled, which is fine
+            self.signalled.clear();
+        }
     }
 
     fn signal(&self) {
@@ -403,8 +484,7 @@ impl CompletionQueue {
     }
 
     fn drain_locked(&self, max: usize) -> usize {
-        self.fd.take(); // 0 when it was not signalled, which is fine
-        self.signalled.clear();
+        self.reset_signal();
         let ran = crate::threads::calling_host(|| {
             let mut ran = 0;
             while ran < max {
@@ -426,9 +506,10 @@ impl CompletionQueue {
         (unsafe { self.ring.pop() }).or_else(|| self.overflow.pop())
     }
 
-    /// After a drain or poll that stopped at its limit: signal again if more waits.
+    /// After a drain or poll that stopped at its limit: signal again if more waits
+    /// (for a host that waits on the fd).
     fn stay_readable_if_more(&self, stopped_at_limit: bool) {
-        if stopped_at_limit && !(self.ring.is_empty() && self.overflow.is_empty()) {
+        if stopped_at_limit && !self.is_empty() && self.watched.load(Ordering::Relaxed) {
             self.signal();
         }
     }
@@ -453,8 +534,7 @@ impl CompletionQueue {
             return Some(0); // it only released the last batch
         }
         loop {
-            self.fd.take();
-            self.signalled.clear();
+            self.reset_signal();
             let mut ran = 0;
             crate::threads::calling_host(|| {
                 while lent.completions.len() < max {
@@ -470,7 +550,7 @@ impl CompletionQueue {
             let got = lent.completions.len();
             self.stay_readable_if_more(got == max);
             let closed = closing();
-            if got > 0 || ran > 0 || closed || !wait_readable(self.fd.raw(), deadline) {
+            if got > 0 || ran > 0 || closed || !self.wait(deadline, &closing) {
                 lent.lend(&mut emit);
                 if closed && got < max {
                     emit(ffid_entry::closed());
@@ -479,6 +559,21 @@ impl CompletionQueue {
                 return Some(got);
             }
         }
+    }
+
+    /// The poller, finding nothing: announces its wait, checks again, and waits on the
+    /// fd until a push (or destroy) signals it or `deadline` passes; false when it
+    /// passed. The announcement is the store-fence-load pair against `notify`'s: either
+    /// the producer sees `poller_waits` and signals, or this check sees its push.
+    fn wait(&self, deadline: Option<Instant>, closing: &impl Fn() -> bool) -> bool {
+        if deadline.is_some_and(|d| d <= Instant::now()) {
+            return false;
+        }
+        self.poller_waits.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        let woken = !self.is_empty() || closing() || wait_readable(self.fd.raw(), deadline);
+        self.poller_waits.store(false, Ordering::Relaxed);
+        woken
     }
 }
 

@@ -224,7 +224,7 @@ impl Outbox {
 
     /// `<lib>_completion_fd`: `None` when the context is not in completion mode.
     pub(crate) fn completion_fd(&self) -> Option<std::os::fd::RawFd> {
-        self.completions.as_ref().map(|q| q.fd())
+        self.completions.as_ref().map(|q| q.watched_fd())
     }
 
     /// `<lib>_poll` (see `CompletionQueue::poll`): `None` when the context is not in
