@@ -38,21 +38,61 @@ fn text_request(key: &str, value: &str) -> Vec<u8> {
     v
 }
 
+/// Which library's exports take a context.
+#[derive(Clone, Copy)]
+enum Lib {
+    Echo,
+    Kv,
+}
+
+/// One `<lib>_poll` of up to 8 entries: each entry with its payload copied (it is lent
+/// until the next poll), or the refusal's negative status.
+fn poll_once(
+    lib: Lib,
+    ctx: *mut ffid_ctx,
+    timeout_ms: i32,
+) -> Result<Vec<(ffid_entry, Vec<u8>)>, c_int> {
+    let mut entries = [std::mem::MaybeUninit::<ffid_entry>::uninit(); 8];
+    let first = entries.as_mut_ptr().cast::<ffid_entry>();
+    // SAFETY: eight writable entries, the first's struct_size set first.
+    let got = unsafe {
+        first
+            .cast::<u32>()
+            .write(std::mem::size_of::<ffid_entry>() as u32);
+        match lib {
+            Lib::Echo => echo_poll(ctx, first, 8, timeout_ms),
+            Lib::Kv => kv_poll(ctx, first, 8, timeout_ms),
+        }
+    };
+    if got < 0 {
+        return Err(got);
+    }
+    Ok(entries[..got as usize]
+        .iter()
+        .map(|e| {
+            // SAFETY: `got` entries were written in full.
+            let e = unsafe { e.assume_init() };
+            // SAFETY: the payload holds `len` bytes until the next poll.
+            let bytes = unsafe { std::slice::from_raw_parts(e.payload, e.len) }.to_vec();
+            (e, bytes)
+        })
+        .collect())
+}
+
 /// One loop over both contexts until `want` answers came; returns them by (library,
 /// request id): status and the answer's bytes, copied before the next poll.
 fn serve(
-    contexts: [(*mut ffid_ctx, bool); 2],
+    contexts: [(*mut ffid_ctx, Lib); 2],
     want: usize,
 ) -> HashMap<(usize, u64), (c_int, Vec<u8>)> {
     // SAFETY: plain epoll calls on descriptors this function owns and closes.
     let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
     assert!(ep >= 0);
     let mut fds = Vec::new();
-    for (i, &(ctx, is_kv)) in contexts.iter().enumerate() {
-        let fd = if is_kv {
-            kv_poll_fd(ctx)
-        } else {
-            echo_poll_fd(ctx)
+    for (i, &(ctx, lib)) in contexts.iter().enumerate() {
+        let fd = match lib {
+            Lib::Echo => echo_poll_fd(ctx),
+            Lib::Kv => kv_poll_fd(ctx),
         };
         assert!(fd >= 0, "poll_fd: {fd}");
         let mut ev = libc::epoll_event {
@@ -72,30 +112,10 @@ fn serve(
         let n = unsafe { libc::epoll_wait(ep, ready.as_mut_ptr(), 2, 100) };
         for ev in &ready[..n.max(0) as usize] {
             let which = ev.u64 as usize;
-            let (ctx, is_kv) = contexts[which];
-            let mut entries = [std::mem::MaybeUninit::<ffid_entry>::uninit(); 8];
-            let first = entries.as_mut_ptr().cast::<ffid_entry>();
-            // SAFETY: the first entry's struct_size is the host's to set.
-            unsafe {
-                first
-                    .cast::<u32>()
-                    .write(std::mem::size_of::<ffid_entry>() as u32)
-            };
-            // SAFETY: eight writable entries of that size.
-            let got = unsafe {
-                if is_kv {
-                    kv_poll(ctx, first, 8, 0)
-                } else {
-                    echo_poll(ctx, first, 8, 0)
-                }
-            };
-            assert!(got >= 0, "poll refused: {got}");
-            for e in &entries[..got as usize] {
-                // SAFETY: `got` entries were written in full.
-                let e = unsafe { e.assume_init() };
+            let (ctx, lib) = contexts[which];
+            let entries = poll_once(lib, ctx, 0).expect("a live context's poll");
+            for (e, bytes) in entries {
                 assert_eq!(e.kind, ENTRY_ANSWER);
-                // SAFETY: the payload holds `len` bytes until the next poll.
-                let bytes = unsafe { std::slice::from_raw_parts(e.payload, e.len) }.to_vec();
                 let old = answers.insert((which, e.request_id), (e.status, bytes));
                 assert!(old.is_none(), "a second answer to request {}", e.request_id);
             }
@@ -171,14 +191,15 @@ fn one_loop_serves_echo_and_kv_through_poll() {
     };
     assert_eq!(rc, RET_OK);
     let fail_id = echo_last_request_id();
-    let name = [0xa0u8]; // the empty map: `name` takes no arguments
-                         // SAFETY: as above.
+    // The empty map: `name` takes no arguments.
+    let name = [0xa0u8];
+    // SAFETY: as above.
     let rc = unsafe { kv_name_cbor(k, Some(never), std::ptr::null_mut(), name.as_ptr(), 1) };
     assert_eq!(rc, RET_OK);
     let name_id = kv_last_request_id();
 
     // Two create outcomes (request 0 of each), three shouts, a failure, kv's name.
-    let answers = serve([(e, false), (k, true)], 7);
+    let answers = serve([(e, Lib::Echo), (k, Lib::Kv)], 7);
     assert_eq!(answers.len(), 7);
     assert_eq!(answers[&(0, 0)].0, RET_OK, "echo created");
     assert_eq!(answers[&(1, 0)].0, RET_OK, "kv created");
@@ -197,16 +218,11 @@ fn one_loop_serves_echo_and_kv_through_poll() {
 
     assert_eq!(echo_destroy(e), RET_OK);
     assert_eq!(kv_destroy(k), RET_OK);
-    let mut entry = std::mem::MaybeUninit::<ffid_entry>::uninit();
-    // SAFETY: one writable entry; its struct_size set first.
-    let rc = unsafe {
-        entry
-            .as_mut_ptr()
-            .cast::<u32>()
-            .write(std::mem::size_of::<ffid_entry>() as u32);
-        echo_poll(e, entry.as_mut_ptr(), 1, 0)
-    };
-    assert_eq!(rc, -RET_CLOSED, "a destroyed context is refused");
+    assert_eq!(
+        poll_once(Lib::Echo, e, 0).err(),
+        Some(-RET_CLOSED),
+        "a destroyed context is refused"
+    );
     assert_eq!(
         CALLED.load(Ordering::SeqCst),
         0,
@@ -246,25 +262,11 @@ fn events_come_as_entries_when_asked() {
     let mut answered = false;
     let deadline = Instant::now() + Duration::from_secs(10);
     while !answered && Instant::now() < deadline {
-        let mut entries = [std::mem::MaybeUninit::<ffid_entry>::uninit(); 4];
-        let first = entries.as_mut_ptr().cast::<ffid_entry>();
-        // SAFETY: four writable entries; the first's struct_size set first.
-        let got = unsafe {
-            first
-                .cast::<u32>()
-                .write(std::mem::size_of::<ffid_entry>() as u32);
-            echo_poll(ctx, first, 4, 100)
-        };
-        assert!(got >= 0);
-        for e in &entries[..got as usize] {
-            // SAFETY: written in full.
-            let e = unsafe { e.assume_init() };
-            // SAFETY: lent until the next poll.
-            let bytes = unsafe { std::slice::from_raw_parts(e.payload, e.len) };
+        for (e, bytes) in poll_once(Lib::Echo, ctx, 100).expect("a live context's poll") {
             match e.kind {
                 ffi_dispatch::abi::ENTRY_EVENT => {
                     // {"event": name, "payload": {"seq_no": ..., ...}}
-                    let mut d = minicbor::Decoder::new(bytes);
+                    let mut d = minicbor::Decoder::new(&bytes);
                     assert_eq!(d.map().unwrap(), Some(2));
                     assert_eq!(d.str().unwrap(), "event");
                     assert_eq!(d.str().unwrap(), "on_perf_ping");

@@ -665,8 +665,9 @@ fn runtime_section(o: &mut String, lib: &Library) {
     comment(
         o,
         "",
-        "Completion mode, for an event loop: hands up to max queued answers and pings to the\n\
-         host as entries (see POLL in ffi_dispatch.h): entries[0].struct_size =\n\
+        "Completion mode, for an event loop: hands up to max queued answers and pings (and\n\
+         events and diagnostics, as ffid_options.poll_kinds asks) to the host as entries\n\
+         (see POLL in ffi_dispatch.h): entries[0].struct_size =\n\
          sizeof(ffid_entry) first; each entry's payload is lent until this context's next\n\
          poll. Waits up to timeout_ms (negative: no limit; never inside a callback) when\n\
          there is nothing yet. Returns how many entries it wrote (0: the timeout passed),\n\

@@ -266,6 +266,24 @@ fn payload_request(data: &[u8]) -> Vec<u8> {
 /// A fresh context of `lib` with the knobs' options (created by the generated client,
 /// which waits for the constructor).
 pub(crate) fn make_context(lib: &echo::Library, knobs: &Knobs) -> echo::Context {
+    create(lib, knobs, |_| {})
+}
+
+/// A fresh context whose answers and events come through `<lib>_poll` (completion mode,
+/// `FFID_POLL_EVENTS`), with the knobs' options.
+pub(crate) fn make_poll_context(lib: &echo::Library, knobs: &Knobs) -> echo::Context {
+    create(lib, knobs, |opts| {
+        opts.completion = echo::raw::FFID_COMPLETION_QUEUE;
+        opts.poll_kinds = echo::raw::FFID_POLL_EVENTS;
+    })
+}
+
+/// A context with the knobs' options, then `mode`'s.
+fn create(
+    lib: &echo::Library,
+    knobs: &Knobs,
+    mode: impl FnOnce(&mut echo::raw::ffid_options),
+) -> echo::Context {
     let mut opts = lib.options();
     assert_eq!(
         opts.struct_size as usize,
@@ -283,27 +301,10 @@ pub(crate) fn make_context(lib: &echo::Library, knobs: &Knobs) -> echo::Context 
     if let Some(p) = knobs.idle {
         opts.idle_policy = p;
     }
+    mode(&mut opts);
     match lib.create_with_options("driver", Some(&opts)) {
         Ok(ctx) => ctx,
         Err(e) => fail_hard(&format!("creating an echo context failed: {e}")),
-    }
-}
-
-/// A fresh context whose answers and events come through `<lib>_poll` (completion mode,
-/// `FFID_POLL_EVENTS`), with the knobs' options.
-pub(crate) fn make_poll_context(lib: &echo::Library, knobs: &Knobs) -> echo::Context {
-    let mut opts = lib.options();
-    opts.completion = echo::raw::FFID_COMPLETION_QUEUE;
-    opts.poll_kinds = echo::raw::FFID_POLL_EVENTS;
-    if let Some(s) = knobs.spin_ns {
-        opts.spin_ns = s;
-    }
-    if let Some(p) = knobs.idle {
-        opts.idle_policy = p;
-    }
-    match lib.create_with_options("driver", Some(&opts)) {
-        Ok(ctx) => ctx,
-        Err(e) => fail_hard(&format!("creating a polled echo context failed: {e}")),
     }
 }
 

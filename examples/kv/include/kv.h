@@ -536,8 +536,9 @@ int kv_drain(ffid_ctx* ctx, uint32_t max);
  */
 int kv_completion_fd(ffid_ctx* ctx);
 /*
- * Completion mode, for an event loop: hands up to max queued answers and pings to the
- * host as entries (see POLL in ffi_dispatch.h): entries[0].struct_size =
+ * Completion mode, for an event loop: hands up to max queued answers and pings (and
+ * events and diagnostics, as ffid_options.poll_kinds asks) to the host as entries
+ * (see POLL in ffi_dispatch.h): entries[0].struct_size =
  * sizeof(ffid_entry) first; each entry's payload is lent until this context's next
  * poll. Waits up to timeout_ms (negative: no limit; never inside a callback) when
  * there is nothing yet. Returns how many entries it wrote (0: the timeout passed),
