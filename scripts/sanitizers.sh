@@ -34,13 +34,13 @@ sanitize() { # sanitize <address|thread> <test args...>
 
 asan() {
     ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:${ASAN_OPTIONS:-}" \
-        sanitize address --lib --test runtime --test macros --test alloc --test events --test long_work --test async_handlers --test blocking
+        sanitize address --lib --test runtime --test macros --test alloc --test events --test long_work --test async_handlers --test blocking --test poll
 }
 
 tsan() {
     # The loom-free protocols use fences, which TSan understands since LLVM 13.
     export TSAN_OPTIONS="halt_on_error=1:${TSAN_OPTIONS:-}"
-    sanitize thread --lib --test runtime --test macros --test events --test long_work --test async_handlers --test blocking
+    sanitize thread --lib --test runtime --test macros --test events --test long_work --test async_handlers --test blocking --test poll
     # The soak, bounded in time; same flags and target dir, so only its own binary builds.
     FFID_SOAK_SECS="${FFID_TSAN_SOAK_SECS:-5}" \
         sanitize thread --test soak -- --ignored --nocapture
@@ -61,6 +61,7 @@ valgrind_hosts() {
     cc "${flags[@]}" tests/c/interface.c -L"$lib" -lecho -Wl,-rpath,"$lib" -lpthread -o "$out/interface"
     cc "${flags[@]}" tests/c/sync.c -L"$lib" -lkv -lecho -Wl,-rpath,"$lib" -lpthread -o "$out/sync"
     cc "${flags[@]}" tests/c/typed.c -L"$lib" -lkv -lecho -Wl,-rpath,"$lib" -lpthread -o "$out/typed"
+    cc "${flags[@]}" tests/c/poll.c -L"$lib" -lkv -lecho -Wl,-rpath,"$lib" -lpthread -o "$out/poll"
     cc "${flags[@]}" tests/c/reload.c -ldl -lpthread -o "$out/reload"
     # Leaks that count: definite and indirect. "Possibly lost" is reported but allowed for
     # the threads of the static-method context (kv_version: worker, event thread,
@@ -79,6 +80,8 @@ valgrind_hosts() {
     SYNC_CALLS=100 "${vg[@]}" "$out/sync" | tail -n 1
     # Every typed answer and event the host's to free, once.
     "${vg[@]}" "$out/typed" | tail -n 1
+    # Entries read while lent (until the next poll), and freed after it.
+    "${vg[@]}" "$out/poll" | tail -n 1
     # Load, use and unload the library 24 times: a block it leaves behind at unload is
     # "definitely lost" here (the program's own heap check is coarser).
     "${vg[@]}" "$out/reload" "$lib/libecho.so" | tail -n 1
