@@ -9,6 +9,9 @@
 //!                                            call each live listener, in the order added
 //! ```
 //!
+//! With `POLL_EVENTS` (completion mode) an event skips all of this: the emitter encodes
+//! it as `{"event", "payload"}` CBOR into the completion queue, for the host's poll.
+//!
 //! The event ring is a `TagRing` with its own `WorkerWake`, so a slow listener
 //! stalls only the event thread, never the worker. Listeners are kept in a table under
 //! a mutex that the event thread never holds while calling out: it works from a
@@ -281,7 +284,6 @@ impl EventHub {
     /// `POLL_EVENTS`: queues the event, as its `{"event", "payload"}` CBOR, for the
     /// host's poll. A full completion queue drops it under `DropNewest` and makes the
     /// emitter wait for the host's poll under `Block`.
-    #[cold]
     fn emit_to_poll(
         &self,
         outbox: &Outbox,
