@@ -115,8 +115,9 @@ mod loom_models {
     }
 
     /// Destroy sets `closed`, then signals the fd (`CompletionQueue::wake_poller`); a
-    /// poller resets the fd, then reads `closed` (`CompletionQueue::poll`), and waits on
-    /// the fd only if it read `false`. Either it sees destroy, or the fd stays signalled
+    /// poller reads `closed` after it last reset the fd (`reset_signal`, at the top of
+    /// each round of `CompletionQueue::poll`), and waits on the fd only if it read
+    /// `false`. Either it sees destroy, or the fd stays signalled
     /// and its wait returns at once: destroy, waiting for the poller to leave, never
     /// waits for a poller that waits for nothing. (Read `closed` before the reset and the
     /// reset can eat destroy's signal: this model fails.)
