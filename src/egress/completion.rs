@@ -43,7 +43,7 @@ use crate::egress::owned::{Handover, Owned};
 use crate::envelope::{Payload, Recipient};
 use crate::ffi::host::deliver;
 use crate::sync::ring::{Ring, TagRing};
-use crate::sync::wake::{EventFd, SpaceWait};
+use crate::sync::wake::{EventFd, SpaceWait, Wait};
 use crate::sync::{fence, AtomicBool, Ordering};
 
 /// The signal protocol with the tagged ring, model-checked with loom: no completion is
@@ -517,7 +517,7 @@ impl CompletionQueue {
 
     /// `<lib>_poll`: hands up to `max` of the host's answers and pings to `emit` as
     /// entries, running the runtime's own callbacks (typed replies) on the way, and
-    /// waits on the fd until `deadline` when there is nothing yet. The previous poll's
+    /// waits on the fd as `wait` allows when there is nothing yet. The previous poll's
     /// entries are released first (they were lent until this call). Returns the number
     /// of entries emitted, or `None` when another thread is draining or polling; with
     /// `max == 0` it returns at once. `closing` ends the wait with an [`ENTRY_CLOSED`]
@@ -525,7 +525,7 @@ impl CompletionQueue {
     pub(crate) fn poll(
         &self,
         max: usize,
-        deadline: Option<Instant>,
+        wait: Wait,
         closing: impl Fn() -> bool,
         mut emit: impl FnMut(ffid_entry),
     ) -> Option<usize> {
@@ -551,7 +551,7 @@ impl CompletionQueue {
             let got = lent.completions.len();
             self.stay_readable_if_more(got == max);
             let closed = closing();
-            if got > 0 || ran > 0 || closed || !self.wait(deadline, &closing) {
+            if got > 0 || ran > 0 || closed || !self.wait(wait, &closing) {
                 lent.lend(&mut emit);
                 if closed && got < max {
                     emit(ffid_entry::closed());
@@ -566,10 +566,13 @@ impl CompletionQueue {
     /// fd until a push (or destroy) signals it or `deadline` passes; false when it
     /// passed. The announcement is the store-fence-load pair against `notify`'s: either
     /// the producer sees `poller_waits` and signals, or this check sees its push.
-    fn wait(&self, deadline: Option<Instant>, closing: &impl Fn() -> bool) -> bool {
-        if deadline.is_some_and(|d| d <= Instant::now()) {
-            return false;
-        }
+    fn wait(&self, wait: Wait, closing: &impl Fn() -> bool) -> bool {
+        let deadline = match wait {
+            Wait::Not => return false,
+            Wait::Until(d) if d <= Instant::now() => return false,
+            Wait::Until(d) => Some(d),
+            Wait::Forever => None,
+        };
         self.poller_waits.store(true, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         let woken = !self.is_empty() || closing() || wait_readable(self.fd.raw(), deadline);

@@ -232,12 +232,12 @@ impl Outbox {
     pub(crate) fn poll(
         &self,
         max: usize,
-        deadline: Option<std::time::Instant>,
+        wait: crate::sync::wake::Wait,
         closing: impl Fn() -> bool,
         emit: impl FnMut(crate::abi::ffid_entry),
     ) -> Option<Option<usize>> {
         let q = self.completions.as_ref()?;
-        Some(q.poll(max, deadline, closing, emit))
+        Some(q.poll(max, wait, closing, emit))
     }
 
     /// Destroy began: a poller waiting for completions wakes to see it.

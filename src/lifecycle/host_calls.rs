@@ -20,6 +20,7 @@ use crate::threads::{must_not_block, ThreadRole};
 
 use super::last_error::{refuse, set_last_error};
 use super::{shut_down, Context, LAST_REQUEST_ID};
+use crate::sync::wake::Wait;
 
 /// Creates a context for library `L`: starts its threads; the worker runs
 /// `L::construct` on `config()` and reports the outcome through `callback`. Returns
@@ -382,15 +383,16 @@ pub unsafe fn poll<L: Library>(
         ));
     }
     let max = max.min(i32::MAX as u32) as usize;
-    // Inside a callback a call never waits.
-    let deadline = match timeout_ms {
-        _ if must_not_block() => Some(Instant::now()),
-        ..0 => None,
-        ms => Some(Instant::now() + Duration::from_millis(ms as u64)),
+    // Inside a callback a call never waits. A poll that does not wait reads no clock.
+    let wait = match timeout_ms {
+        _ if must_not_block() => Wait::Not,
+        0 => Wait::Not,
+        ..0 => Wait::Forever,
+        ms => Wait::Until(Instant::now() + Duration::from_millis(ms as u64)),
     };
     let mut written = 0;
     let polled = with_core::<L, _>(ctx, |core| {
-        poll_outbox(core, max, deadline, |mut entry| {
+        poll_outbox(core, max, wait, |mut entry| {
             let n = stride.min(std::mem::size_of::<ffid_entry>());
             entry.struct_size = n as u32;
             // SAFETY: entry `written < max` of the host's array holds `stride >= n`
@@ -415,21 +417,16 @@ pub unsafe fn poll<L: Library>(
 fn poll_outbox(
     core: &Context,
     max: usize,
-    deadline: Option<Instant>,
+    wait: Wait,
     emit: impl FnMut(ffid_entry),
 ) -> Option<Option<usize>> {
     core.outbox
-        .poll(max, deadline, || core.intake.is_closed(), emit)
+        .poll(max, wait, || core.intake.is_closed(), emit)
 }
 
 /// Completion mode needs eventfd: there is nothing to poll.
 #[cfg(not(target_os = "linux"))]
-fn poll_outbox(
-    _: &Context,
-    _: usize,
-    _: Option<Instant>,
-    _: impl FnMut(ffid_entry),
-) -> Option<Option<usize>> {
+fn poll_outbox(_: &Context, _: usize, _: Wait, _: impl FnMut(ffid_entry)) -> Option<Option<usize>> {
     None
 }
 

@@ -456,6 +456,17 @@ impl SpaceWait {
     }
 }
 
+/// How long a consumer may wait for something to come (a poll's timeout).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Wait {
+    /// Not at all (a timeout of 0, or inside a callback): no clock is read.
+    Not,
+    /// Until then.
+    Until(Instant),
+    /// As long as it takes (a negative timeout).
+    Forever,
+}
+
 /// Model checks of both protocols with the tagged ring (`scripts/loom.sh`). A lost
 /// wakeup shows up as loom reporting a deadlock; a lost request as a failed assert.
 #[cfg(all(test, loom))]
