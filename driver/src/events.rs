@@ -33,7 +33,12 @@ struct EventSink {
 
 impl EventSink {
     fn deliver(&self, seq_no: u64, stamp_ns: u64, data: &[u8]) {
-        let latency = now_ns(self.base).saturating_sub(stamp_ns);
+        self.deliver_at(now_ns(self.base), seq_no, stamp_ns, data);
+    }
+
+    /// [`EventSink::deliver`] of an event that reached the host at `arrived_ns`.
+    fn deliver_at(&self, arrived_ns: u64, seq_no: u64, stamp_ns: u64, data: &[u8]) {
+        let latency = arrived_ns.saturating_sub(stamp_ns);
         self.hist
             .lock()
             .unwrap()
@@ -203,7 +208,7 @@ fn decode_envelope(b: &[u8]) -> Option<&[u8]> {
 
 /// The event lane through `<lib>_poll` (`FFID_POLL_EVENTS`): one host thread triggers
 /// an `on_perf_ping` and polls the context, spinning (timeout 0), until the event's entry
-/// comes; latency is stamp to entry. No event thread and no listener: the worker queues
+/// comes; latency is stamp to entry (read as `poll` returns it, before it is decoded). No event thread and no listener: the worker queues
 /// the event where the host polls. `ctx` is in completion mode with events polled.
 pub(crate) fn run_poll_events(api: &Api, ctx: Ctx, events: u64, payload: usize) -> Row {
     let sink = EventSink {
@@ -240,6 +245,11 @@ pub(crate) fn run_poll_events(api: &Api, ctx: Ctx, events: u64, payload: usize) 
             if n < 0 {
                 fail_hard(&format!("poll was refused ({n})"));
             }
+            if n == 0 {
+                continue;
+            }
+            // The entries are in the host's hands now: decoding them is the host's time.
+            let arrived_ns = now_ns(sink.base);
             for e in &entries[..n as usize] {
                 // SAFETY: `n` entries were written in full.
                 let e = unsafe { e.assume_init() };
@@ -248,7 +258,7 @@ pub(crate) fn run_poll_events(api: &Api, ctx: Ctx, events: u64, payload: usize) 
                 match e.kind {
                     ENTRY_EVENT => match decode_envelope(bytes).and_then(decode_ping) {
                         Some((seq_no, stamp_ns, data)) => {
-                            sink.deliver(seq_no, stamp_ns, data);
+                            sink.deliver_at(arrived_ns, seq_no, stamp_ns, data);
                             event = true;
                         }
                         None => {
