@@ -32,6 +32,36 @@ struct EventSink {
 }
 
 impl EventSink {
+    /// A sink for `threads` triggering threads' events of `payload` bytes.
+    fn new(threads: usize, payload: usize) -> Self {
+        EventSink {
+            base: Instant::now(),
+            payload,
+            latest: (0..threads).map(|_| AtomicU64::new(u64::MAX)).collect(),
+            hist: std::sync::Mutex::new(histogram()),
+            wrong: AtomicU64::new(0),
+        }
+    }
+
+    /// The lane's row: `events` delivered in `elapsed` seconds, as this sink saw them.
+    fn row(
+        &self,
+        (mode, lane): (&'static str, &'static str),
+        threads: usize,
+        events: u64,
+        elapsed: f64,
+    ) -> Row {
+        Row {
+            setup: format!("event {} B", self.payload),
+            mode,
+            lane,
+            threads,
+            calls_per_s: events as f64 / elapsed,
+            hist: Some(self.hist.lock().unwrap().clone()),
+            wrong: self.wrong.load(Ordering::Relaxed),
+        }
+    }
+
     fn deliver(&self, seq_no: u64, stamp_ns: u64, data: &[u8]) {
         self.deliver_at(now_ns(self.base), seq_no, stamp_ns, data);
     }
@@ -127,13 +157,7 @@ pub(crate) fn run_events(
     events: u64,
     payload: usize,
 ) -> Row {
-    let sink = EventSink {
-        base: Instant::now(),
-        payload,
-        latest: (0..threads).map(|_| AtomicU64::new(u64::MAX)).collect(),
-        hist: std::sync::Mutex::new(histogram()),
-        wrong: AtomicU64::new(0),
-    };
+    let sink = EventSink::new(threads, payload);
     let ud = &sink as *const EventSink as *mut c_void;
     // SAFETY: a live context; `sink` outlives the listener (removed below).
     let listener = unsafe {
@@ -183,16 +207,8 @@ pub(crate) fn run_events(
     if unsafe { (api.remove_listener)(ctx, listener) } != 0 {
         fail_hard("removing the listener failed");
     }
-    let hist = sink.hist.lock().unwrap().clone();
-    Row {
-        setup: format!("event {payload} B"),
-        mode: if cbor { "cbor" } else { "native" },
-        lane: "event",
-        threads,
-        calls_per_s: (events * threads as u64) as f64 / elapsed,
-        hist: Some(hist),
-        wrong: sink.wrong.load(Ordering::Relaxed),
-    }
+    let mode = if cbor { "cbor" } else { "native" };
+    sink.row((mode, "event"), threads, events * threads as u64, elapsed)
 }
 
 // ---- the poll event lane -------------------------------------------------------------
@@ -211,13 +227,7 @@ fn decode_envelope(b: &[u8]) -> Option<&[u8]> {
 /// comes; latency is stamp to entry (read as `poll` returns it, before it is decoded). No event thread and no listener: the worker queues
 /// the event where the host polls. `ctx` is in completion mode with events polled.
 pub(crate) fn run_poll_events(api: &Api, ctx: Ctx, events: u64, payload: usize) -> Row {
-    let sink = EventSink {
-        base: Instant::now(),
-        payload,
-        latest: vec![AtomicU64::new(u64::MAX)],
-        hist: std::sync::Mutex::new(histogram()),
-        wrong: AtomicU64::new(0),
-    };
+    let sink = EventSink::new(1, payload);
     let ud = &sink as *const EventSink as *mut c_void;
     let mut entries = [std::mem::MaybeUninit::<Entry>::uninit(); 8];
     let start = Instant::now();
@@ -275,17 +285,12 @@ pub(crate) fn run_poll_events(api: &Api, ctx: Ctx, events: u64, payload: usize) 
             }
         }
     }
-    let elapsed = start.elapsed().as_secs_f64();
-    let hist = sink.hist.lock().unwrap().clone();
-    Row {
-        setup: format!("event {payload} B"),
-        mode: "cbor",
-        lane: "poll ev",
-        threads: 1,
-        calls_per_s: events as f64 / elapsed,
-        hist: Some(hist),
-        wrong: sink.wrong.load(Ordering::Relaxed),
-    }
+    sink.row(
+        ("cbor", "poll ev"),
+        1,
+        events,
+        start.elapsed().as_secs_f64(),
+    )
 }
 
 #[cfg(test)]

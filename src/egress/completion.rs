@@ -354,42 +354,43 @@ impl CompletionQueue {
 
     /// [`CompletionQueue::push`] of a message that may hand over an owned answer.
     pub(crate) fn push_as(&self, to: Recipient, ret: c_int, msg_nul: &[u8], handover: bool) {
-        let c = Completion {
-            origin: Origin::Call(to),
-            ret,
-            msg: Payload::copy_from(msg_nul),
-            handover,
-        };
-        self.push_completion(c, true);
+        self.queue(Origin::Call(to), ret, msg_nul, handover, true);
     }
 
     /// Queues event `index` (`msg_nul`: its `{"event", "payload"}` CBOR and a NUL) for
     /// the host's poll. On a full ring it waits as an answer does if `wait`, else drops
     /// it; returns whether it was queued.
     pub(crate) fn push_event(&self, index: u16, msg_nul: &[u8], wait: bool) -> bool {
-        let c = Completion {
-            origin: Origin::Event(index),
-            ret: crate::abi::RET_OK,
-            msg: Payload::copy_from(msg_nul),
-            handover: false,
-        };
-        self.push_completion(c, wait)
+        self.queue(
+            Origin::Event(index),
+            crate::abi::RET_OK,
+            msg_nul,
+            false,
+            wait,
+        )
     }
 
     /// Queues a `DIAG_*` report for the host's poll, waiting for room as an answer does.
     pub(crate) fn push_diagnostic(&self, code: c_int, msg_nul: &[u8]) {
-        let c = Completion {
-            origin: Origin::Diagnostic,
-            ret: code,
-            msg: Payload::copy_from(msg_nul),
-            handover: false,
-        };
-        self.push_completion(c, true);
+        self.queue(Origin::Diagnostic, code, msg_nul, false, true);
     }
 
-    /// Queues `c`, waiting for room if `wait` (see `push`); false when it did not fit
-    /// and must not wait.
-    fn push_completion(&self, mut c: Completion, wait: bool) -> bool {
+    /// Queues a copy of `msg_nul` from `origin`, waiting for room if `wait` (see
+    /// `push`); false when it did not fit and must not wait.
+    fn queue(
+        &self,
+        origin: Origin,
+        ret: c_int,
+        msg_nul: &[u8],
+        handover: bool,
+        wait: bool,
+    ) -> bool {
+        let mut c = Completion {
+            origin,
+            ret,
+            msg: Payload::copy_from(msg_nul),
+            handover,
+        };
         let mut stalled = false;
         let backoff = Backoff::new();
         loop {

@@ -339,7 +339,7 @@ pub fn drain<L: Library>(ctx: *mut ffid_ctx, max: usize) -> Option<usize> {
     let drained = with_core::<L, _>(ctx, |core| core.outbox.drain(max));
     #[cfg(not(target_os = "linux"))]
     let drained = Ok(None);
-    or_last_error(drained, NOT_COMPLETION_MODE)
+    refused_unless(drained, NOT_COMPLETION_MODE).ok()
 }
 
 /// Completion mode: the eventfd that is readable while completions wait (poll it; then
@@ -350,7 +350,7 @@ pub fn completion_fd<L: Library>(ctx: *mut ffid_ctx) -> Option<c_int> {
     let fd = with_core::<L, _>(ctx, |core| core.outbox.completion_fd());
     #[cfg(not(target_os = "linux"))]
     let fd = Ok(None);
-    or_last_error(fd, NOT_COMPLETION_MODE)
+    refused_unless(fd, NOT_COMPLETION_MODE).ok()
 }
 
 /// `int <lib>_poll(ffid_ctx*, ffid_entry* entries, uint32_t max, int32_t timeout_ms)`:
@@ -404,11 +404,10 @@ pub unsafe fn poll<L: Library>(
             written += 1;
         })
     });
-    match polled {
-        Ok(Some(Some(n))) => n as c_int,
-        Ok(Some(None)) => -refuse(Refusal::Busy(Busy::AnotherConsumer)),
-        Ok(None) => -refuse(NOT_COMPLETION_MODE),
-        Err(refusal) => -refuse(refusal),
+    match refused_unless(polled, NOT_COMPLETION_MODE) {
+        Ok(Some(n)) => n as c_int,
+        Ok(None) => -refuse(Refusal::Busy(Busy::AnotherConsumer)),
+        Err(code) => -code,
     }
 }
 
@@ -447,29 +446,23 @@ pub fn poll_fd<L: Library>(ctx: *mut ffid_ctx) -> c_int {
     });
     #[cfg(not(target_os = "linux"))]
     let fd = with_core::<L, _>(ctx, |_| None::<c_int>);
-    match fd {
-        Ok(Some(fd)) if fd >= 0 => fd,
-        Ok(Some(_)) => -refuse(Refusal::Unsupported(
+    match refused_unless(fd, NOT_COMPLETION_MODE) {
+        Ok(fd) if fd >= 0 => fd,
+        Ok(_) => -refuse(Refusal::Unsupported(
             "could not duplicate the descriptor (out of file descriptors)",
         )),
-        Ok(None) => -refuse(NOT_COMPLETION_MODE),
-        Err(refusal) => -refuse(refusal),
+        Err(code) => -code,
     }
 }
 
-/// The value, or `None` with the refusal (`absent` when the context had none) as the
-/// calling thread's `last_error`.
-fn or_last_error<T>(found: Result<Option<T>, Refusal>, absent: Refusal) -> Option<T> {
+/// What a live context gave, or the refusal's code, its reason the calling thread's
+/// `last_error`: the handle's refusal, or `absent` when the context had nothing to give
+/// (not in completion mode, say).
+fn refused_unless<T>(found: Result<Option<T>, Refusal>, absent: Refusal) -> Result<T, c_int> {
     match found {
-        Ok(Some(value)) => Some(value),
-        Ok(None) => {
-            refuse(absent);
-            None
-        }
-        Err(refusal) => {
-            refuse(refusal);
-            None
-        }
+        Ok(Some(value)) => Ok(value),
+        Ok(None) => Err(refuse(absent)),
+        Err(refusal) => Err(refuse(refusal)),
     }
 }
 
